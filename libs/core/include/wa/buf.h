@@ -1,0 +1,42 @@
+/*
+ * wa/buf.h: growable byte buffers with a hard maximum.
+ *
+ * Every buffer fed from the network is created with a maximum; appending past it fails with
+ * WA_ETOOBIG and leaves the buffer unchanged. The data is always NUL-terminated (the NUL is not
+ * counted in len) so text can be handed to C string functions.
+ */
+#ifndef WA_BUF_H
+#define WA_BUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+#include "wa/err.h"
+
+struct wa_buf {
+    char *data; /* owned; NULL until the first append */
+    size_t len;
+    size_t cap;
+    size_t max; /* 0 means SIZE_MAX / 2 */
+};
+
+/* Initialises caller's storage. No allocation happens until the first append. */
+void wa_buf_init(struct wa_buf *b, size_t max);
+/* Frees the data; b may be reused after wa_buf_init. Accepts NULL. */
+void wa_buf_cleanup(struct wa_buf *b);
+/* Keeps the allocation, sets len to 0. */
+void wa_buf_reset(struct wa_buf *b);
+
+enum wa_err wa_buf_reserve(struct wa_buf *b, size_t extra);
+enum wa_err wa_buf_append(struct wa_buf *b, const void *data, size_t len);
+enum wa_err wa_buf_append_str(struct wa_buf *b, const char *s);
+enum wa_err wa_buf_printf(struct wa_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+enum wa_err wa_buf_vprintf(struct wa_buf *b, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+/* Appends s (len bytes) as a JSON string literal with quotes, escaping as RFC 8259 requires.
+ * Invalid UTF-8 bytes are replaced by U+FFFD so the output is always valid JSON. */
+enum wa_err wa_buf_append_json_string(struct wa_buf *b, const char *s, size_t len);
+/* Takes the data out: returns it (caller frees with free()) and re-initialises b. */
+char *wa_buf_steal(struct wa_buf *b);
+
+#endif

@@ -1,0 +1,44 @@
+/* clock.c: clocks and timestamp formatting. Thread-safe. */
+#include "wa/clock.h"
+
+#include <stdio.h>
+#include <time.h>
+
+uint64_t
+wa_clock_mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t
+wa_clock_mono_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+uint64_t
+wa_clock_wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void
+wa_clock_rfc3339(uint64_t wall_ms, char out[WA_RFC3339_LEN])
+{
+    time_t secs = (time_t)(wall_ms / 1000u);
+    struct tm tm;
+
+    gmtime_r(&secs, &tm);
+    snprintf(out, WA_RFC3339_LEN, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+             (unsigned)(wall_ms % 1000u));
+}

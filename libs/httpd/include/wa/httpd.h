@@ -1,0 +1,90 @@
+/*
+ * wa/httpd.h: HTTP server on the wa_loop (libmicrohttpd in external epoll mode).
+ *
+ * Routes are (method, path) pairs; a path ending in "*" matches that prefix. Each route has a
+ * body limit: a larger Content-Length, or a body that grows past it, is answered 413 before the
+ * handler runs. Unknown paths get 404, a known path with another method 405, all with JSON
+ * error bodies: {"error":{"code":"<code>","message":"...","request_id":"..."}}.
+ *
+ * Handlers run on the loop thread once the whole body is read. A handler answers with exactly
+ * one wa_http_reply*() call, either before returning or later (then the connection is suspended
+ * until the reply; that is how a handler waits for Kafka acks without blocking the loop).
+ * struct wa_http_req is owned by the server: borrowed by the handler until its reply, and freed
+ * when the response is complete. Every request gets an id (X-Request-Id if the client sent a
+ * sane one, else a ULID) echoed in the X-Request-Id response header.
+ */
+#ifndef WA_HTTPD_H
+#define WA_HTTPD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "wa/buf.h"
+#include "wa/err.h"
+#include "wa/loop.h"
+#include "wa/metrics.h"
+
+struct wa_httpd;
+struct wa_http_req;
+
+struct wa_httpd_config {
+    const char *listen;         /* "host:port"; port 0 picks a free one (see wa_httpd_port) */
+    size_t max_body;            /* default body limit for routes that give 0; default 1 MiB */
+    unsigned max_connections;   /* default 1024 */
+    unsigned conn_timeout_s;    /* idle/slow connection timeout; default 10 */
+    size_t conn_memory;         /* per-connection read buffer (bounds headers); default 32 KiB */
+    struct wa_metrics *metrics; /* optional: requests by route and status, latency */
+    const char *service;        /* for logs and the Server header; borrowed */
+};
+
+typedef void (*wa_http_handler_fn)(struct wa_http_req *req, void *arg);
+
+/* Returns a new server in *out, not yet listening. free with wa_httpd_free(). */
+enum wa_err wa_httpd_new(struct wa_loop *loop, const struct wa_httpd_config *cfg,
+                         struct wa_httpd **out, struct wa_error *error);
+/* Adds a route (strings copied). max_body 0 = the server default. Before wa_httpd_start. */
+enum wa_err wa_httpd_route(struct wa_httpd *h, const char *method, const char *path,
+                           size_t max_body, wa_http_handler_fn fn, void *arg);
+/* Binds and starts serving on the loop. */
+enum wa_err wa_httpd_start(struct wa_httpd *h, struct wa_error *error);
+/* The bound port (useful with port 0). */
+int wa_httpd_port(const struct wa_httpd *h);
+/* Stops accepting new connections; requests in progress continue. */
+void wa_httpd_quiesce(struct wa_httpd *h);
+/* Number of requests accepted whose response is not complete yet. */
+size_t wa_httpd_inflight(const struct wa_httpd *h);
+/* Closes everything and frees. Suspended requests are answered 503 first. Accepts NULL. */
+void wa_httpd_free(struct wa_httpd *h);
+
+/* Built-in probes: GET /healthz (always 200 while the loop runs), GET /readyz (200 or 503 with
+ * the JSON detail from ready_fn), GET /metrics (Prometheus text of metrics). */
+typedef bool (*wa_ready_fn)(void *arg, struct wa_buf *detail_json);
+enum wa_err wa_httpd_serve_probes(struct wa_httpd *h, wa_ready_fn ready, void *ready_arg,
+                                  struct wa_metrics *metrics);
+
+/* ---- request accessors: borrowed until the reply ---- */
+const char *wa_http_req_method(const struct wa_http_req *req);
+const char *wa_http_req_path(const struct wa_http_req *req);
+/* Header value (case-insensitive name) or NULL. */
+const char *wa_http_req_header(const struct wa_http_req *req, const char *name);
+/* Query argument (decoded) or NULL. */
+const char *wa_http_req_query(const struct wa_http_req *req, const char *name);
+/* The raw body bytes (NUL-terminated for convenience; len excludes the NUL). */
+const char *wa_http_req_body(const struct wa_http_req *req, size_t *len);
+const char *wa_http_req_id(const struct wa_http_req *req);
+/* Per-request user pointer, e.g. the state of a pending asynchronous reply. */
+void wa_http_req_set_data(struct wa_http_req *req, void *data);
+void *wa_http_req_data(const struct wa_http_req *req);
+
+/* ---- replies: exactly one per request, on the loop thread ---- */
+/* Adds a response header (copied); call before the reply. */
+void wa_http_reply_header(struct wa_http_req *req, const char *name, const char *value);
+/* Copies body. */
+void wa_http_reply(struct wa_http_req *req, int status, const char *content_type, const void *body,
+                   size_t len);
+void wa_http_reply_json(struct wa_http_req *req, int status, const char *json);
+/* {"error":{"code":code,"message":<formatted>,"request_id":...}} with the given status. */
+void wa_http_reply_error(struct wa_http_req *req, int status, const char *code, const char *fmt,
+                         ...) __attribute__((format(printf, 4, 5)));
+
+#endif
