@@ -1,0 +1,307 @@
+/*
+ * service.c: the life of a daemon: arguments, configuration, logging, loop, HTTP probes,
+ * signals, start, drain, stop. See wa/service.h for the contract.
+ *
+ * Order at start: config -> log -> loop -> metrics -> httpd (routes only) -> def->start ->
+ * httpd listening -> "ready" log line -> loop runs. Order at stop: SIGTERM -> httpd quiesce ->
+ * def->drain -> (wa_service_drained or timeout) -> loop stops -> def->stop -> shared
+ * dependencies -> httpd -> pool -> metrics -> loop.
+ */
+#include "wa/service.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <signal.h>
+
+#include "service_internal.h"
+#include "wa/clock.h"
+#include "wa/log.h"
+
+#define MAX_PROBES WA_ARRAY_LEN(((struct wa_service *)0)->probes)
+
+static void
+usage(const struct wa_service_def *def, FILE *out)
+{
+    fprintf(out,
+            "%s %s: %s\n\n"
+            "Usage: %s [--help] [--version] [--check-config] [--print-config]\n\n"
+            "  --help          this text\n"
+            "  --version       print the version and exit\n"
+            "  --check-config  validate the configuration and exit (0 valid, 2 invalid)\n"
+            "  --print-config  print the effective configuration as JSON (secrets redacted)\n\n"
+            "Configuration comes from the environment; every secret may instead be read from\n"
+            "the file named by <NAME>_FILE. Logs are JSON lines on stdout. HTTP: GET /healthz,\n"
+            "GET /readyz, GET /metrics on WA_LISTEN. SIGTERM stops gracefully, SIGHUP reloads.\n\n",
+            def->name, WA_VERSION, def->summary, def->name);
+    wa_cfg_help(def->spec, def->nspec, out);
+}
+
+struct wa_loop *
+wa_service_loop(struct wa_service *svc)
+{
+    return svc->loop;
+}
+
+struct wa_metrics *
+wa_service_metrics(struct wa_service *svc)
+{
+    return svc->metrics;
+}
+
+struct wa_httpd *
+wa_service_httpd(struct wa_service *svc)
+{
+    return svc->httpd;
+}
+
+const struct wa_common_config *
+wa_service_common(struct wa_service *svc)
+{
+    return svc->common;
+}
+
+const char *
+wa_service_name(struct wa_service *svc)
+{
+    return svc->def->name;
+}
+
+const char *
+wa_service_instance(struct wa_service *svc)
+{
+    return svc->instance;
+}
+
+bool
+wa_service_stopping(struct wa_service *svc)
+{
+    return svc->stopping;
+}
+
+struct wa_pool *
+wa_service_pool(struct wa_service *svc)
+{
+    if (svc->pool == NULL &&
+        wa_pool_new(svc->loop, (unsigned)svc->common->workers, &svc->pool) != WA_OK) {
+        svc->pool = NULL;
+    }
+    return svc->pool;
+}
+
+enum wa_err
+wa_service_probe(struct wa_service *svc, const char *name, wa_service_ready_fn fn, void *arg)
+{
+    struct probe *p;
+
+    if (svc->nprobes == MAX_PROBES) {
+        return WA_ELIMIT;
+    }
+    p = &svc->probes[svc->nprobes++];
+    snprintf(p->name, sizeof(p->name), "%s", name);
+    p->fn = fn;
+    p->arg = arg;
+    return WA_OK;
+}
+
+/* /readyz: every probe must answer; the detail names each check. Not ready while stopping. */
+static bool
+on_ready(void *arg, struct wa_buf *detail)
+{
+    struct wa_service *svc = arg;
+    bool all = !svc->stopping;
+    size_t i;
+
+    wa_buf_append_str(detail, "{\"service\":");
+    wa_buf_append_json_string(detail, svc->def->name, strlen(svc->def->name));
+    wa_buf_append_str(detail, ",\"checks\":{");
+    for (i = 0; i < svc->nprobes; i++) {
+        bool up = svc->probes[i].fn(svc->probes[i].arg);
+        all = all && up;
+        wa_buf_printf(detail, "%s\"%s\":\"%s\"", i ? "," : "", svc->probes[i].name,
+                      up ? "up" : "down");
+    }
+    wa_buf_printf(detail, "},\"status\":\"%s\"}", all ? "ready" : (svc->stopping ? "stopping" : "not_ready"));
+    return all;
+}
+
+static void
+on_drain_timeout(struct wa_timer *t, void *arg)
+{
+    struct wa_service *svc = arg;
+
+    (void)t;
+    wa_log_warn(NULL, "shutdown timeout reached with work in flight; stopping anyway");
+    wa_loop_stop(svc->loop);
+}
+
+void
+wa_service_drained(struct wa_service *svc)
+{
+    wa_loop_stop(svc->loop);
+}
+
+static void
+on_term(int signo, void *arg)
+{
+    struct wa_service *svc = arg;
+
+    if (svc->stopping) {
+        wa_log_warn(NULL, "second signal %d: stopping now", signo);
+        wa_loop_stop(svc->loop);
+        return;
+    }
+    svc->stopping = true;
+    wa_log_info(NULL, "signal %d: draining (at most %lld ms)", signo,
+                (long long)svc->common->shutdown_timeout_ms);
+    wa_httpd_quiesce(svc->httpd);
+    svc->drain_timer = wa_timer_new(svc->loop, on_drain_timeout, svc);
+    if (svc->drain_timer != NULL) {
+        wa_timer_start(svc->drain_timer, (uint64_t)svc->common->shutdown_timeout_ms, 0);
+    }
+    if (svc->def->drain != NULL) {
+        svc->def->drain(svc, svc->state);
+    } else {
+        wa_service_drained(svc);
+    }
+}
+
+static void
+on_hup(int signo, void *arg)
+{
+    struct wa_service *svc = arg;
+
+    (void)signo;
+    if (svc->def->reload != NULL) {
+        wa_log_info(NULL, "SIGHUP: reloading");
+        svc->def->reload(svc, svc->state);
+    } else {
+        wa_log_info(NULL, "SIGHUP: nothing to reload");
+    }
+}
+
+static int
+run(struct wa_service *svc)
+{
+    struct wa_httpd_config hc = {0};
+    struct wa_error error = {0};
+    int rc = 1;
+
+    if (wa_loop_new(&svc->loop) != WA_OK || wa_metrics_new(&svc->metrics) != WA_OK) {
+        wa_log_error(NULL, "cannot create the event loop or metrics registry");
+        goto out;
+    }
+    hc.listen = svc->common->listen;
+    hc.metrics = svc->metrics;
+    hc.service = svc->def->name;
+    if (wa_httpd_new(svc->loop, &hc, &svc->httpd, &error) != WA_OK ||
+        wa_httpd_serve_probes(svc->httpd, on_ready, svc, svc->metrics) != WA_OK) {
+        wa_log_error(NULL, "http server: %s", error.message);
+        goto out;
+    }
+    wa_loop_signal(svc->loop, SIGTERM, on_term, svc);
+    wa_loop_signal(svc->loop, SIGINT, on_term, svc);
+    wa_loop_signal(svc->loop, SIGHUP, on_hup, svc);
+    if (svc->def->start(svc, svc->cfg, &svc->state, &error) != WA_OK) {
+        wa_log_error(NULL, "start failed: %s", error.message);
+        svc->started = true; /* stop hook frees what start made */
+        goto out;
+    }
+    svc->started = true;
+    if (wa_httpd_start(svc->httpd, &error) != WA_OK) {
+        wa_log_error(NULL, "cannot listen on %s: %s", svc->common->listen, error.message);
+        goto out;
+    }
+    wa_log_info(NULL, "%s %s ready on %s (pid %d)", svc->def->name, WA_VERSION,
+                svc->common->listen, (int)getpid());
+    if (wa_loop_run(svc->loop) != WA_OK) {
+        wa_log_error(NULL, "event loop failed");
+        goto out;
+    }
+    rc = 0;
+out:
+    if (svc->started && svc->def->stop != NULL) {
+        svc->def->stop(svc, svc->state);
+    }
+    wa_service_deps_free(svc);
+    wa_timer_free(svc->drain_timer);
+    wa_httpd_free(svc->httpd);
+    wa_pool_free(svc->pool);
+    wa_metrics_free(svc->metrics);
+    wa_loop_free(svc->loop);
+    wa_service_deps_global_cleanup(svc);
+    wa_log_info(NULL, "%s stopped (exit %d)", svc->def->name, rc);
+    return rc;
+}
+
+int
+wa_service_main(int argc, char **argv, const struct wa_service_def *def)
+{
+    struct wa_service svc = {0};
+    struct wa_error error = {0};
+    enum wa_log_level level;
+    bool check = false, print = false;
+    char host[64];
+    int i, rc = 2;
+
+    for (i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(def, stdout);
+            return 0;
+        } else if (strcmp(argv[i], "--version") == 0) {
+            printf("%s %s\n", def->name, WA_VERSION);
+            return 0;
+        } else if (strcmp(argv[i], "--check-config") == 0) {
+            check = true;
+        } else if (strcmp(argv[i], "--print-config") == 0) {
+            print = true;
+        } else {
+            fprintf(stderr, "%s: unknown argument '%s' (try --help)\n", def->name, argv[i]);
+            return 2;
+        }
+    }
+    svc.def = def;
+    svc.cfg = calloc(1, def->cfg_size);
+    if (svc.cfg == NULL) {
+        return 1;
+    }
+    svc.common = (const struct wa_common_config *)(const void *)((char *)svc.cfg +
+                                                                  def->common_offset);
+    if (wa_cfg_load(def->spec, def->nspec, svc.cfg, wa_cfg_getenv, NULL, &error) != WA_OK) {
+        fprintf(stderr, "%s: configuration error: %s\n", def->name, error.message);
+        goto out;
+    }
+    if (wa_log_level_parse(svc.common->log_level, &level) != WA_OK) {
+        fprintf(stderr, "%s: configuration error: WA_LOG_LEVEL: unknown level \"%s\"\n",
+                def->name, svc.common->log_level);
+        goto out;
+    }
+    if (wa_parse_hostport(svc.common->listen, host, sizeof(host), &i) != WA_OK) {
+        fprintf(stderr, "%s: configuration error: WA_LISTEN: expected host:port, got \"%s\"\n",
+                def->name, svc.common->listen);
+        goto out;
+    }
+    if (print) {
+        wa_cfg_print(def->spec, def->nspec, svc.cfg, stdout);
+    }
+    if (check || print) {
+        if (check) {
+            printf("%s: configuration is valid\n", def->name);
+        }
+        rc = 0;
+        goto out;
+    }
+    if (gethostname(host, sizeof(host)) != 0) {
+        snprintf(host, sizeof(host), "localhost");
+    }
+    host[sizeof(host) - 1] = '\0';
+    snprintf(svc.instance, sizeof(svc.instance), "%s/%s", def->name, host);
+    wa_log_init(def->name, level);
+    wa_log_info(NULL, "%s %s starting", def->name, WA_VERSION);
+    rc = run(&svc);
+out:
+    wa_cfg_cleanup(def->spec, def->nspec, svc.cfg);
+    free(svc.cfg);
+    return rc;
+}

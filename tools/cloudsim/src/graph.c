@@ -1,0 +1,339 @@
+/*
+ * graph.c: the Graph API surface (stage 1 of a send): POST /{ver}/{phone_number_id}/messages,
+ * POST /{ver}/{phone_number_id}/media, GET/DELETE /{ver}/{id} (media or number).
+ *
+ * A send goes: auth (401 code 190) -> number (400 code 100 subcode 33) -> faults (faults.c) ->
+ * JSON -> validation (libs/whatsapp: 100, 131008, 131009, 131051) -> throughput (130429) ->
+ * pair limit (131056) -> template registry (132001, 132015, 132016, 132000) -> 24 h window
+ * (131047, async by default) -> user flags (131026, 131050, async) -> accepted: a wamid, the
+ * history record, the status lifecycle handed to webhooks.c, and Meta's success body.
+ *
+ * Per-request work is bounded: one parse, hash lookups, one record, a few heap pushes.
+ * Threading: loop thread only; handlers borrow the request until their reply.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cloudsim.h"
+#include "wa/clock.h"
+#include "wa/log.h"
+
+#define SEGS_MAX 4
+
+/* Splits "/v21.0/123/messages" into segments (copied into storage). Returns their number. */
+static size_t
+split_path(const char *path, char *storage, size_t size, char **segs)
+{
+    size_t n = 0, len = strlen(path);
+
+    if (len + 1 > size) {
+        return 0;
+    }
+    memcpy(storage, path, len + 1);
+    for (char *p = storage; *p != '\0' && n < SEGS_MAX;) {
+        char *end;
+
+        while (*p == '/') {
+            p++;
+        }
+        if (*p == '\0') {
+            break;
+        }
+        end = strchr(p, '/');
+        segs[n++] = p;
+        if (end == NULL) {
+            break;
+        }
+        *end = '\0';
+        p = end + 1;
+    }
+    return n;
+}
+
+void
+cs_reply_graph_error(struct cs_sim *sim, struct wa_http_req *req, int64_t code, int64_t subcode,
+                     const char *details)
+{
+    struct wa_buf b;
+    char trace[32];
+    int status = wa_whatsapp_error_http_status(code);
+
+    if (code == 130429 || code == 131056 || code == 4 || code == 80007) {
+        status = (int)sim->cfg->throttle_status;
+    }
+    cs_sim_count_rejected(sim, code);
+    snprintf(trace, sizeof(trace), "A%.4s%012" PRIx64 "sim", sim->salt, ++sim->seq);
+    wa_buf_init(&b, 0);
+    if (wa_whatsapp_error_graph_json(&b, code, subcode, details, trace) != WA_OK) {
+        wa_buf_cleanup(&b);
+        wa_http_reply_error(req, 500, "internal", "out of memory");
+        return;
+    }
+    if (code == 190 || code == 0) {
+        wa_http_reply_header(req, "WWW-Authenticate",
+                             "OAuth \"Facebook Platform\" \"invalid_token\" \"Invalid OAuth "
+                             "access token\"");
+    }
+    wa_http_reply(req, status, "application/json; charset=UTF-8", b.data, b.len);
+    wa_buf_cleanup(&b);
+}
+
+static void
+reply_unknown_object(struct cs_sim *sim, struct wa_http_req *req, const char *method,
+                     const char *id)
+{
+    char details[256];
+
+    snprintf(details, sizeof(details),
+             "Unsupported %s request. Object with ID '%.64s' does not exist, cannot be loaded due "
+             "to missing permissions, or does not support this operation. Please read the Graph "
+             "API documentation at https://developers.facebook.com/docs/graph-api",
+             method, id);
+    cs_reply_graph_error(sim, req, 100, 33, details);
+}
+
+static const char *
+pricing_category(const struct cs_template *tpl, char *buf, size_t n)
+{
+    size_t i = 0;
+
+    if (tpl == NULL) {
+        return "service";
+    }
+    for (; tpl->category[i] != '\0' && i + 1 < n; i++) {
+        char c = tpl->category[i];
+
+        buf[i] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+    }
+    buf[i] = '\0';
+    return buf;
+}
+
+static void
+reply_accepted(struct wa_http_req *req, const struct wa_whatsapp_send *send, const char *wamid,
+               const struct cs_template *tpl)
+{
+    struct wa_buf b;
+    enum wa_err err;
+    const char *input = send->to != NULL ? send->to : send->recipient;
+
+    wa_buf_init(&b, 0);
+    err = wa_buf_append_str(&b, "{\"messaging_product\":\"whatsapp\",\"contacts\":[{\"input\":");
+    if (err == WA_OK) {
+        err = wa_buf_append_json_string(&b, input, strlen(input));
+    }
+    if (err == WA_OK && send->to != NULL) {
+        err = wa_buf_printf(&b, ",\"wa_id\":\"%s\"", send->wa_id);
+    } else if (err == WA_OK) {
+        err = wa_buf_append_str(&b, ",\"user_id\":");
+        if (err == WA_OK) {
+            err = wa_buf_append_json_string(&b, input, strlen(input));
+        }
+    }
+    if (err == WA_OK) {
+        err = wa_buf_printf(&b, "}],\"messages\":[{\"id\":\"%s\"%s}]}", wamid,
+                            tpl != NULL && tpl->paced
+                                ? ",\"message_status\":\"held_for_quality_assessment\""
+                                : "");
+    }
+    if (err != WA_OK) {
+        wa_buf_cleanup(&b);
+        wa_http_reply_error(req, 500, "internal", "out of memory");
+        return;
+    }
+    wa_http_reply(req, 200, "application/json; charset=UTF-8", b.data, b.len);
+    wa_buf_cleanup(&b);
+}
+
+static void
+send_message(struct cs_sim *sim, struct wa_http_req *req, size_t number)
+{
+    const struct cs_config *cfg = sim->cfg;
+    struct wa_whatsapp_send send;
+    struct wa_whatsapp_send_error verr;
+    const struct cs_template *tpl = NULL;
+    struct cs_record *rec;
+    json_t *body = NULL;
+    const char *raw;
+    size_t len;
+    char wamid[CS_WAMID_MAX], details[512], catbuf[24];
+    const char *user;
+    int64_t code, failed = 0;
+    uint64_t now = wa_loop_now(sim->loop), wall;
+
+    raw = wa_http_req_body(req, &len);
+    if (wa_json_parse(raw, len, 0, &body, NULL) != WA_OK) {
+        cs_reply_graph_error(sim, req, 100, 0, "The request body is not valid JSON.");
+        return;
+    }
+    if (wa_whatsapp_send_parse(body, &send, &verr) != WA_OK) {
+        cs_reply_graph_error(sim, req, verr.code, verr.subcode, verr.details);
+        goto out;
+    }
+    if (send.type == WA_WHATSAPP_MSG_READ) {
+        sim->stats.by_type[WA_WHATSAPP_MSG_READ]++;
+        wa_http_reply(req, 200, "application/json; charset=UTF-8", "{\"success\":true}", 16);
+        goto out;
+    }
+    user = send.to != NULL ? send.wa_id : send.recipient;
+    if (cfg->limits && cfg->mps > 0 && !cs_policy_throughput(sim, number, now)) {
+        cs_reply_graph_error(sim, req, 130429, 2494055, NULL);
+        goto out;
+    }
+    if (cfg->limits && cfg->pair_burst > 0 && !cs_policy_pair(sim, number, user, now)) {
+        cs_reply_graph_error(sim, req, 131056, 2494063, NULL);
+        goto out;
+    }
+    if (send.type == WA_WHATSAPP_MSG_TEMPLATE) {
+        code = cs_templates_check(&sim->templates, &send, &tpl, details, sizeof(details));
+        if (code != 0) {
+            cs_reply_graph_error(sim, req, code, 0, details);
+            goto out;
+        }
+    }
+    wall = wa_clock_wall_ms();
+    if (cfg->limits && cfg->window_enforce && send.type != WA_WHATSAPP_MSG_TEMPLATE &&
+        !cs_policy_window_open(sim, number, user, wall)) {
+        if (cfg->window_sync) {
+            cs_reply_graph_error(sim, req, 131047, 2494010, NULL);
+            goto out;
+        }
+        failed = 131047;
+    }
+    if (failed == 0 && (cs_policy_flags(sim, user) & CS_USER_UNDELIVERABLE) != 0) {
+        failed = 131026;
+    }
+    if (failed == 0 && tpl != NULL && strcmp(tpl->category, "MARKETING") == 0 &&
+        (cs_policy_flags(sim, user) & CS_USER_NO_MARKETING) != 0) {
+        failed = 131050;
+    }
+    if (failed == 0 && send.media_id != NULL && !cs_media_exists(sim->media, send.media_id)) {
+        failed = 131053;
+    }
+    cs_sim_wamid(sim, send.to != NULL ? send.wa_id : "0", wamid);
+    sim->stats.accepted++;
+    sim->stats.by_type[send.type]++;
+    rec = cs_sim_record(sim, wamid, &send, raw, len, number);
+    if (rec != NULL && sim->webhooks != NULL) {
+        cs_webhooks_message(sim->webhooks, rec, pricing_category(tpl, catbuf, sizeof(catbuf)),
+                            failed, send.type == WA_WHATSAPP_MSG_REACTION);
+    } else if (rec != NULL && failed != 0) {
+        rec->status = CS_ST_FAILED;
+        rec->error_code = failed;
+    }
+    if (failed != 0) {
+        sim->stats.async_failed++;
+    }
+    reply_accepted(req, &send, wamid, tpl);
+out:
+    json_decref(body);
+}
+
+/* After auth and faults: route by the edge. */
+static void
+post_continue(struct cs_sim *sim, struct wa_http_req *req)
+{
+    char storage[512], *segs[SEGS_MAX];
+    size_t n = split_path(wa_http_req_path(req), storage, sizeof(storage), segs);
+    long number = n >= 2 ? cs_sim_number(sim, segs[1]) : -1;
+
+    if (number < 0 || n != 3) {
+        reply_unknown_object(sim, req, "post", n >= 2 ? segs[1] : "");
+        return;
+    }
+    if (strcmp(segs[2], "messages") == 0) {
+        send_message(sim, req, (size_t)number);
+    } else if (strcmp(segs[2], "media") == 0) {
+        cs_media_upload(sim, req, (size_t)number);
+    } else {
+        reply_unknown_object(sim, req, "post", segs[1]);
+    }
+}
+
+void
+on_graph_post(struct wa_http_req *req, void *arg)
+{
+    struct cs_sim *sim = arg;
+    char storage[512], *segs[SEGS_MAX];
+    size_t n = split_path(wa_http_req_path(req), storage, sizeof(storage), segs);
+    long number = n >= 2 ? cs_sim_number(sim, segs[1]) : -1;
+    enum cs_fault_scope scope = n == 3 && strcmp(segs[2], "media") == 0 ? CS_FAULT_MEDIA
+                                                                         : CS_FAULT_MESSAGES;
+
+    sim->stats.requests++;
+    if (!cs_sim_auth(sim, wa_http_req_header(req, "Authorization"), number)) {
+        cs_reply_graph_error(sim, req, 190, 0, NULL);
+        return;
+    }
+    if (cs_faults_apply(sim->faults, req, scope, post_continue)) {
+        return;
+    }
+    post_continue(sim, req);
+}
+
+static void
+reply_number(struct cs_sim *sim, struct wa_http_req *req, size_t number)
+{
+    struct wa_buf b;
+
+    wa_buf_init(&b, 0);
+    if (wa_buf_printf(&b,
+                      "{\"verified_name\":\"wabridge sandbox\",\"display_phone_number\":\"+%s\","
+                      "\"quality_rating\":\"GREEN\",\"throughput\":{\"level\":\"STANDARD\"},"
+                      "\"whatsapp_business_manager_messaging_limit\":\"TIER_UNLIMITED\","
+                      "\"id\":\"%s\"}",
+                      sim->numbers[number].display, sim->numbers[number].id) != WA_OK) {
+        wa_buf_cleanup(&b);
+        wa_http_reply_error(req, 500, "internal", "out of memory");
+        return;
+    }
+    wa_http_reply(req, 200, "application/json; charset=UTF-8", b.data, b.len);
+    wa_buf_cleanup(&b);
+}
+
+static void
+get_continue(struct cs_sim *sim, struct wa_http_req *req)
+{
+    char storage[512], *segs[SEGS_MAX];
+    size_t n = split_path(wa_http_req_path(req), storage, sizeof(storage), segs);
+    long number;
+
+    if (n != 2) {
+        reply_unknown_object(sim, req, "get", n >= 2 ? segs[1] : "");
+        return;
+    }
+    number = cs_sim_number(sim, segs[1]);
+    if (number >= 0) {
+        reply_number(sim, req, (size_t)number);
+        return;
+    }
+    if (strcmp(wa_http_req_method(req), "DELETE") == 0) {
+        cs_media_delete(sim, req, segs[1]);
+    } else {
+        cs_media_get(sim, req, segs[1]);
+    }
+}
+
+void
+on_graph_get(struct wa_http_req *req, void *arg)
+{
+    struct cs_sim *sim = arg;
+
+    sim->stats.requests++;
+    if (!cs_sim_auth(sim, wa_http_req_header(req, "Authorization"), -1)) {
+        cs_reply_graph_error(sim, req, 190, 0, NULL);
+        return;
+    }
+    if (cs_faults_apply(sim->faults, req, CS_FAULT_MEDIA, get_continue)) {
+        return;
+    }
+    get_continue(sim, req);
+}
+
+void
+on_graph_delete(struct wa_http_req *req, void *arg)
+{
+    on_graph_get(req, arg);
+}
