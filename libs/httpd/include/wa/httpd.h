@@ -75,6 +75,13 @@ const char *wa_http_req_id(const struct wa_http_req *req);
 /* Per-request user pointer, e.g. the state of a pending asynchronous reply. */
 void wa_http_req_set_data(struct wa_http_req *req, void *data);
 void *wa_http_req_data(const struct wa_http_req *req);
+/*
+ * Called on the loop thread when the server gives up on a request whose handler still owes its
+ * reply (only in wa_httpd_free(), which answers it 503): data is the request's user pointer.
+ * The owner of the pending reply must forget req here; req is invalid once fn returns.
+ */
+typedef void (*wa_http_abort_fn)(struct wa_http_req *req, void *data);
+void wa_http_req_set_abort(struct wa_http_req *req, wa_http_abort_fn fn);
 
 /* ---- replies: exactly one per request, on the loop thread ---- */
 /* Adds a response header (copied); call before the reply. */

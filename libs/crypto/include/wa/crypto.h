@@ -1,0 +1,53 @@
+/*
+ * wa/crypto.h: hashing, HMAC, constant-time comparison, hex and Meta webhook signatures.
+ *
+ * Backed by OpenSSL (libcrypto); no OpenSSL type appears here. Everything is stateless and
+ * thread-safe. Outputs go to caller's storage; nothing is allocated for the caller.
+ * Random bytes and ids live in wa/id.h (core).
+ */
+#ifndef WA_CRYPTO_H
+#define WA_CRYPTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "wa/err.h"
+
+#define WA_SHA256_LEN 32
+/* "sha256=" + 64 hex digits + NUL */
+#define WA_HUB_SIGNATURE_LEN 72
+
+/* Writes SHA-256(data) into out. */
+void wa_sha256(const void *data, size_t len, unsigned char out[32]);
+/* Writes HMAC-SHA256(key, data) into out (RFC 2104; keys longer than 64 bytes are hashed). */
+void wa_hmac_sha256(const void *key, size_t keylen, const void *data, size_t len,
+                    unsigned char out[32]);
+/* Compares len bytes in time that depends only on len. Returns true when equal. */
+bool wa_crypto_equal(const void *a, const void *b, size_t len);
+
+/* Writes 2*len lowercase hex digits and a NUL into out (size 2*len+1). Returns 2*len. */
+size_t wa_hex_encode(const unsigned char *in, size_t len, char *out);
+/*
+ * Decodes the NUL-terminated hex string (upper or lower case) into out (size outlen).
+ * Returns the number of bytes decoded, or -1 for an odd length, a non-hex character, or more
+ * than outlen bytes of output. out may be partly written on failure.
+ */
+ssize_t wa_hex_decode(const char *hex, unsigned char *out, size_t outlen);
+
+/*
+ * Checks an X-Hub-Signature-256 header value ("sha256=<64 hex digits>") against
+ * HMAC-SHA256(secret, body) for each of the nsecrets secrets (several during secret rotation).
+ * Each comparison takes constant time and every secret is tried, so timing reveals neither
+ * the digest nor which secret matched. NULL or empty secrets are skipped (never match).
+ * Returns WA_OK on a match, WA_EAUTH when the header is missing, malformed or matches no
+ * secret, WA_ECONFIG when no usable secret was given. Borrows all arguments.
+ */
+enum wa_err wa_hub_signature_verify(const char *header_value, const void *body, size_t len,
+                                    const char *const *secrets, size_t nsecrets,
+                                    struct wa_error *error);
+/* Writes "sha256=<64 lowercase hex digits>" for HMAC-SHA256(secret, body) and a NUL into out. */
+void wa_hub_signature_make(const char *secret, const void *body, size_t len,
+                           char out[WA_HUB_SIGNATURE_LEN]);
+
+#endif

@@ -1,0 +1,82 @@
+/*
+ * wa/json.h: typed, bounded access to JSON documents (a thin layer over jansson).
+ *
+ * Deliberate deviation from "only libs/ include third-party headers": this header includes
+ * <jansson.h>, so services may hold and walk json_t values directly. Wrapping every jansson
+ * call would add code without adding safety; what this module adds is the part that is easy
+ * to get wrong: a nesting limit checked before jansson sees the input, getters that check type
+ * and size and say which field was wrong, and one compact UTF-8 dump format.
+ *
+ * Ownership: json_t values follow jansson's reference counting. wa_json_parse() returns a new
+ * reference (release with json_decref()). Getters return borrowed pointers, valid while the
+ * containing document holds its reference. Strings returned are borrowed from their json_t.
+ *
+ * Errors of the getters: WA_ENOTFOUND (field missing, or obj is not an object), WA_EPARSE
+ * (wrong type, embedded NUL, integer out of bounds), WA_ETOOBIG (string or array too long).
+ * The message names the field. Threading: a json_t may be read from one thread at a time.
+ */
+#ifndef WA_JSON_H
+#define WA_JSON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "wa/buf.h"
+#include "wa/err.h"
+
+/* Nesting limit used when wa_json_parse() is given max_depth == 0. */
+#define WA_JSON_DEPTH_DEFAULT 32
+
+/*
+ * Parses len bytes of data (need not be NUL-terminated) holding one JSON object or array.
+ * Input nested deeper than max_depth (0 selects WA_JSON_DEPTH_DEFAULT) is rejected with
+ * WA_ELIMIT by a scan that runs before jansson. Invalid JSON, invalid UTF-8, "\u0000" inside
+ * strings and numbers jansson cannot represent (integers past int64, reals past double) are
+ * WA_EPARSE. Duplicate keys are accepted; the last one wins (Meta may send duplicates).
+ * On success *out is a new reference; free with json_decref(). On error *out is NULL.
+ */
+enum wa_err wa_json_parse(const char *data, size_t len, size_t max_depth, json_t **out,
+                          struct wa_error *error);
+
+/* Returns the nesting depth of data ({} and [] count one each; brackets inside strings do not)
+ * and stops counting once it exceeds limit. Exposed for tests and for callers that want to
+ * pre-screen input without parsing it. */
+size_t wa_json_depth(const char *data, size_t len, size_t limit);
+
+/* Returns obj[key] if it is a string without embedded NUL, else NULL. Borrowed. */
+const char *wa_json_str(const json_t *obj, const char *key);
+
+/* Sets *out to obj[key], a string of at most max_len bytes without embedded NUL. Borrowed. */
+enum wa_err wa_json_get_str(const json_t *obj, const char *key, size_t max_len, const char **out,
+                            struct wa_error *error);
+/* Sets *out to obj[key], an integer (not a real) within [min, max]. */
+enum wa_err wa_json_get_int64(const json_t *obj, const char *key, int64_t min, int64_t max,
+                              int64_t *out, struct wa_error *error);
+/* Sets *out to obj[key], which must be true or false. */
+enum wa_err wa_json_get_bool(const json_t *obj, const char *key, bool *out, struct wa_error *error);
+/* Sets *out to obj[key], which must be an object. Borrowed. */
+enum wa_err wa_json_get_object(const json_t *obj, const char *key, json_t **out,
+                               struct wa_error *error);
+/* Sets *out to obj[key], an array of at most max_items elements. Borrowed. */
+enum wa_err wa_json_get_array(const json_t *obj, const char *key, size_t max_items, json_t **out,
+                              struct wa_error *error);
+
+/*
+ * Follows a dotted path such as "entry.0.changes.0.value" from root: a segment selects an
+ * object member by name, or an array element when it is a decimal index. Keys containing '.'
+ * cannot be addressed. Returns the value or NULL when any step is missing. Borrowed.
+ */
+json_t *wa_json_path(const json_t *root, const char *path);
+/* wa_json_path() that also requires a string without embedded NUL. Borrowed. */
+const char *wa_json_path_str(const json_t *root, const char *path);
+
+/* Returns a new compact UTF-8 serialisation of v (any JSON value); free with free().
+ * NULL when out of memory. */
+char *wa_json_dump(const json_t *v);
+/* Appends the compact serialisation of v to out. On WA_ETOOBIG or WA_ENOMEM out is unchanged. */
+enum wa_err wa_json_dump_buf(const json_t *v, struct wa_buf *out);
+
+#endif

@@ -1,0 +1,521 @@
+/*
+ * kv_redis.c: wa::kv against real Redis.
+ *
+ * Most tests use the shared test Redis (WA_REDIS_URL) with keys under a unique prefix. Tests
+ * that pause or kill Redis start a private redis-server (WA_REDIS_SERVER, default
+ * "redis-server" from PATH) on a free loopback port, so they never disturb other tests.
+ */
+#include "wa_test.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "wa/clock.h"
+#include "wa/kv.h"
+
+/* ---- helpers ---- */
+
+static char prefix[64];
+static pid_t private_pid = -1;
+
+static void
+key(char *out, size_t size, const char *name)
+{
+    snprintf(out, size, "%skv.%s", prefix, name);
+}
+
+static struct wa_kv *
+connect_url(struct wa_loop *loop, const char *url, uint32_t timeout_ms)
+{
+    struct wa_kv_config cfg = {.url = url, .command_timeout_ms = timeout_ms};
+    struct wa_kv *kv = NULL;
+    struct wa_error error = {0};
+
+    if (wa_kv_new(loop, &cfg, &kv, &error) != WA_OK) {
+        fail_msg("wa_kv_new(%s): %s", url, error.message);
+    }
+    return kv;
+}
+
+static bool
+ready(void *arg)
+{
+    return wa_kv_ready(arg);
+}
+
+static bool
+not_ready(void *arg)
+{
+    return !wa_kv_ready(arg);
+}
+
+static struct wa_kv *
+shared_client(struct wa_loop *loop)
+{
+    struct wa_kv *kv = connect_url(loop, wa_test_env("WA_REDIS_URL"), 1000);
+
+    assert_true(wa_test_run_until(loop, ready, kv, 5000));
+    return kv;
+}
+
+struct result {
+    int n;
+    enum wa_err err;
+    bool claimed;
+    long long integer;
+    char text[128];
+    enum wa_kv_reply_type type;
+};
+
+static bool
+answered(void *arg)
+{
+    return ((struct result *)arg)->n > 0;
+}
+
+static void
+on_claim(void *arg, enum wa_err err, bool claimed)
+{
+    struct result *r = arg;
+
+    r->n++;
+    r->err = err;
+    r->claimed = claimed;
+}
+
+static void
+on_reply(void *arg, enum wa_err err, const struct wa_kv_reply *reply)
+{
+    struct result *r = arg;
+    const char *s;
+
+    r->n++;
+    r->err = err;
+    r->type = wa_kv_reply_type(reply);
+    r->integer = wa_kv_reply_int(reply);
+    if ((s = wa_kv_reply_str(reply, NULL)) != NULL) {
+        snprintf(r->text, sizeof(r->text), "%s", s);
+    }
+}
+
+static void
+on_get(void *arg, enum wa_err err, const char *value, size_t len)
+{
+    struct result *r = arg;
+
+    r->n++;
+    r->err = err;
+    if (value != NULL) {
+        snprintf(r->text, sizeof(r->text), "%.*s", (int)len, value);
+    }
+}
+
+static void
+on_done(void *arg, enum wa_err err)
+{
+    struct result *r = arg;
+
+    r->n++;
+    r->err = err;
+}
+
+static void
+on_int(void *arg, enum wa_err err, long long value)
+{
+    struct result *r = arg;
+
+    r->n++;
+    r->err = err;
+    r->integer = value;
+}
+
+/* Claims key and waits for the answer. */
+static struct result
+claim(struct wa_loop *loop, struct wa_kv *kv, const char *k, uint64_t ttl_ms)
+{
+    struct result r = {0};
+
+    assert_int_equal(wa_kv_claim(kv, k, "owner", ttl_ms, on_claim, &r), WA_OK);
+    assert_true(wa_test_run_until(loop, answered, &r, 3000));
+    assert_int_equal(r.n, 1);
+    return r;
+}
+
+static struct result
+command(struct wa_loop *loop, struct wa_kv *kv, int argc, const char **argv)
+{
+    struct result r = {0};
+
+    assert_int_equal(wa_kv_command_argv(kv, argc, argv, NULL, on_reply, &r), WA_OK);
+    assert_true(wa_test_run_until(loop, answered, &r, 3000));
+    return r;
+}
+
+static int
+free_port(void)
+{
+    struct sockaddr_in sa = {0};
+    socklen_t len = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+    assert_true(fd >= 0);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    port = ntohs(sa.sin_port);
+    close(fd);
+    return port;
+}
+
+static void
+private_start(int port)
+{
+    char p[16];
+    const char *bin = wa_test_env_or("WA_REDIS_SERVER", "redis-server");
+    pid_t pid;
+
+    snprintf(p, sizeof(p), "%d", port);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        sigset_t all;
+        int devnull = open("/dev/null", O_WRONLY);
+
+        /* the loop blocked these in the parent; the server must see SIGTERM */
+        sigfillset(&all);
+        sigprocmask(SIG_UNBLOCK, &all, NULL);
+        if (devnull >= 0) {
+            dup2(devnull, STDOUT_FILENO);
+        }
+        execlp(bin, bin, "--port", p, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+               "--daemonize", "no", (char *)NULL);
+        _exit(127);
+    }
+    private_pid = pid;
+}
+
+static void
+private_stop(void)
+{
+    if (private_pid > 0) {
+        kill(private_pid, SIGKILL);
+        waitpid(private_pid, NULL, 0);
+        private_pid = -1;
+    }
+}
+
+static int
+teardown(void **state)
+{
+    (void)state;
+    private_stop();
+    return 0;
+}
+
+/* ---- tests ---- */
+
+static void
+claim__second_claim__is_rejected(void **state)
+{
+    struct wa_loop *loop = NULL;
+    struct wa_kv *kv;
+    char k[128];
+    struct result r;
+
+    (void)state;
+    assert_int_equal(wa_loop_new(&loop), WA_OK);
+    kv = shared_client(loop);
+    key(k, sizeof(k), "claim");
+    r = claim(loop, kv, k, 60000);
+    assert_int_equal(r.err, WA_OK);
+    assert_true(r.claimed);
+    r = claim(loop, kv, k, 60000);
+    assert_int_equal(r.err, WA_OK);
+    assert_false(r.claimed);
+    wa_kv_free(kv);
+    wa_loop_free(loop);
+}
+
+struct reclaim {
+    struct wa_loop *loop;
+    struct wa_kv *kv;
+    const char *key;
+};
+
+static bool
+reclaimed(void *arg)
+{
+    struct reclaim *rc = arg;
+    struct result r = claim(rc->loop, rc->kv, rc->key, 200);
+
+    assert_int_equal(r.err, WA_OK);
+    return r.claimed;
+}
+
+static void
+claim__ttl_expired__can_be_claimed_again(void **state)
+{
+    struct wa_loop *loop = NULL;
+    struct wa_kv *kv;
+    char k[128];
+    struct result r;
+    struct reclaim rc;
+    int attempts = 0;
+    bool ok = false;
+
+    (void)state;
+    assert_int_equal(wa_loop_new(&loop), WA_OK);
+    kv = shared_client(loop);
+    key(k, sizeof(k), "ttl");
+    r = claim(loop, kv, k, 200);
+    assert_true(r.claimed);
+    /* at once, the claim holds */
+    r = claim(loop, kv, k, 200);
+    assert_false(r.claimed);
+    /* poll: it must become claimable again, and not before its TTL could have run out */
+    rc = (struct reclaim){loop, kv, k};
+    while (!ok && attempts++ < 100) {
+        wa_test_run_for(loop, 20);
+        ok = reclaimed(&rc);
+    }
+    assert_true(ok);
+    wa_kv_free(kv);
+    wa_loop_free(loop);
+}
+
+static void
+claim__two_clients_race__exactly_one_wins(void **state)
+{
+    struct wa_loop *loop = NULL;
+    struct wa_kv *a, *b;
+    char k[128];
+    struct result ra = {0}, rb = {0};
+    int round;
+
+    (void)state;
+    assert_int_equal(wa_loop_new(&loop), WA_OK);
+    a = shared_client(loop);
+    b = shared_client(loop);
+    for (round = 0; round < 20; round++) {
+        char name[32];
+
+        snprintf(name, sizeof(name), "race.%d", round);
+        key(k, sizeof(k), name);
+        memset(&ra, 0, sizeof(ra));
+        memset(&rb, 0, sizeof(rb));
+        /* both sent in the same loop iteration, on two connections */
+        assert_int_equal(wa_kv_claim(a, k, "a", 60000, on_claim, &ra), WA_OK);
+        assert_int_equal(wa_kv_claim(b, k, "b", 60000, on_claim, &rb), WA_OK);
+        assert_true(wa_test_run_until(loop, answered, &ra, 3000));
+        assert_true(wa_test_run_until(loop, answered, &rb, 3000));
+        assert_int_equal(ra.err, WA_OK);
+        assert_int_equal(rb.err, WA_OK);
+        assert_true(ra.claimed != rb.claimed);
+    }
+    wa_kv_free(a);
+    wa_kv_free(b);
+    wa_loop_free(loop);
+}
+
+static void
+get_set_del__round_trip__values_and_counts(void **state)
+{
+    struct wa_loop *loop = NULL;
+    struct wa_kv *kv;
+    char k[128];
+    struct result r = {0};
+
+    (void)state;
+    assert_int_equal(wa_loop_new(&loop), WA_OK);
+    kv = shared_client(loop);
+    key(k, sizeof(k), "getset");
+    assert_int_equal(wa_kv_get(kv, k, on_get, &r), WA_OK);
+    assert_true(wa_test_run_until(loop, answered, &r, 3000));
+    assert_int_equal(r.err, WA_ENOTFOUND);
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(wa_kv_set_px(kv, k, "hello", 60000, on_done, &r), WA_OK);
+    assert_true(wa_test_run_until(loop, answered, &r, 3000));
+    assert_int_equal(r.err, WA_OK);
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(wa_kv_get(kv, k, on_get, &r), WA_OK);
+    assert_true(wa_test_run_until(loop, answered, &r, 3000));
+    assert_int_equal(r.err, WA_OK);
+    assert_string_equal(r.text, "hello");
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(wa_kv_del(kv, k, on_int, &r), WA_OK);
+    assert_true(wa_test_run_until(loop, answered, &r, 3000));
+    assert_int_equal(r.err, WA_OK);
+    assert_int_equal(r.integer, 1);
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(wa_kv_del(kv, k, on_int, &r), WA_OK);
+    assert_true(wa_test_run_until(loop, answered, &r, 3000));
+    assert_int_equal(r.integer, 0);
+    {
+        const char *bad[] = {"NOSUCHCOMMAND"};
+        r = command(loop, kv, 1, bad);
+        assert_int_equal(r.err, WA_EIO);
+        assert_int_equal(r.type, WA_KV_REPLY_ERROR);
+        assert_non_null(strstr(r.text, "unknown command"));
+    }
+    wa_kv_free(kv);
+    wa_loop_free(loop);
+}
+
+static void
+eval__new_script__falls_back_to_eval_then_is_cached(void **state)
+{
+    struct wa_loop *loop = NULL;
+    struct wa_kv *kv;
+    char k[128], script[256], sha[WA_KV_SHA1_HEX_LEN];
+    const char *keys[1], *args[1] = {"5"};
+    struct result r = {0};
+    int i;
+
+    (void)state;
+    assert_int_equal(wa_loop_new(&loop), WA_OK);
+    kv = shared_client(loop);
+    key(k, sizeof(k), "counter");
+    keys[0] = k;
+    /* a script Redis has never seen (the prefix is unique) */
+    snprintf(script, sizeof(script),
+             "-- %s\nreturn redis.call('INCRBY', KEYS[1], ARGV[1]) + redis.call('PEXPIRE', "
+             "KEYS[1], 60000) - 1",
+             prefix);
+    wa_kv_script_sha1(script, sha);
+    {
+        const char *exists[] = {"SCRIPT", "EXISTS", sha};
+        r = command(loop, kv, 3, exists);
+        assert_int_equal(r.err, WA_OK);
+        assert_int_equal(r.type, WA_KV_REPLY_ARRAY);
+    }
+    for (i = 1; i <= 3; i++) {
+        memset(&r, 0, sizeof(r));
+        assert_int_equal(wa_kv_eval(kv, script, 1, keys, 1, args, on_reply, &r), WA_OK);
+        assert_true(wa_test_run_until(loop, answered, &r, 3000));
+        assert_int_equal(r.n, 1);
+        assert_int_equal(r.err, WA_OK);
+        assert_int_equal(r.type, WA_KV_REPLY_INT);
+        assert_int_equal(r.integer, 5 * i);
+    }
+    /* our SHA-1 names the script exactly as Redis does (EVAL loaded it) */
+    {
+        const char *load[] = {"SCRIPT", "LOAD", script};
+        r = command(loop, kv, 3, load);
+        assert_int_equal(r.err, WA_OK);
+        assert_string_equal(r.text, sha);
+    }
+    wa_kv_free(kv);
+    wa_loop_free(loop);
+}
+
+static void
+command__server_paused__times_out_once_then_recovers(void **state)
+{
+    struct wa_loop *loop = NULL;
+    struct wa_kv *ctl, *kv;
+    char url[64];
+    const char *pause[] = {"CLIENT", "PAUSE", "1500"};
+    const char *ping[] = {"PING"};
+    struct result r = {0}, r2 = {0};
+    int port = free_port(), i;
+
+    (void)state;
+    assert_int_equal(wa_loop_new(&loop), WA_OK);
+    private_start(port);
+    snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0", port);
+    ctl = connect_url(loop, url, 1000);
+    kv = connect_url(loop, url, 300);
+    assert_true(wa_test_run_until(loop, ready, ctl, 10000));
+    assert_true(wa_test_run_until(loop, ready, kv, 10000));
+    r = command(loop, ctl, 3, pause);
+    assert_int_equal(r.err, WA_OK);
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(wa_kv_command_argv(kv, 1, ping, NULL, on_reply, &r), WA_OK);
+    assert_true(wa_test_run_until(loop, answered, &r, 3000));
+    assert_int_equal(r.err, WA_ETIMEDOUT);
+    /* once the pause ends, commands work again; replies come in order on the connection, so
+     * by then the late PONG of the first one has arrived, and was dropped: still one call */
+    for (i = 0; i < 20; i++) {
+        r2 = command(loop, kv, 1, ping);
+        if (r2.err == WA_OK) {
+            break;
+        }
+        assert_int_equal(r2.err, WA_ETIMEDOUT);
+    }
+    assert_int_equal(r2.err, WA_OK);
+    assert_string_equal(r2.text, "PONG");
+    assert_int_equal(r.n, 1);
+    assert_true(wa_test_run_until(loop, ready, kv, 5000));
+    wa_kv_free(ctl);
+    wa_kv_free(kv);
+    private_stop();
+    wa_loop_free(loop);
+}
+
+static void
+ready__redis_restarted__false_then_true_without_new_client(void **state)
+{
+    struct wa_loop *loop = NULL;
+    struct wa_kv *kv;
+    char url[64];
+    const char *ping[] = {"PING"};
+    struct result r = {0};
+    enum wa_err err;
+    int port = free_port();
+    uint64_t t0;
+
+    (void)state;
+    assert_int_equal(wa_loop_new(&loop), WA_OK);
+    private_start(port);
+    snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0", port);
+    kv = connect_url(loop, url, 1000);
+    assert_true(wa_test_run_until(loop, ready, kv, 10000));
+
+    private_stop();
+    assert_true(wa_test_run_until(loop, not_ready, kv, 5000));
+    /* commands fail fast: refused at once, or (mid reconnect) called back with EUNAVAIL
+     * well before the 1000 ms command timeout */
+    t0 = wa_clock_mono_ms();
+    err = wa_kv_command_argv(kv, 1, ping, NULL, on_reply, &r);
+    if (err == WA_OK) {
+        assert_true(wa_test_run_until(loop, answered, &r, 3000));
+        err = r.err;
+    }
+    assert_int_equal(err, WA_EUNAVAIL);
+    assert_true(wa_clock_mono_ms() - t0 < 500);
+
+    private_start(port);
+    assert_true(wa_test_run_until(loop, ready, kv, 10000));
+    r = command(loop, kv, 1, ping);
+    assert_int_equal(r.err, WA_OK);
+    wa_kv_free(kv);
+    private_stop();
+    wa_loop_free(loop);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(claim__second_claim__is_rejected),
+        cmocka_unit_test(claim__ttl_expired__can_be_claimed_again),
+        cmocka_unit_test(claim__two_clients_race__exactly_one_wins),
+        cmocka_unit_test(get_set_del__round_trip__values_and_counts),
+        cmocka_unit_test(eval__new_script__falls_back_to_eval_then_is_cached),
+        cmocka_unit_test_teardown(command__server_paused__times_out_once_then_recovers, teardown),
+        cmocka_unit_test_teardown(ready__redis_restarted__false_then_true_without_new_client,
+                                  teardown),
+    };
+
+    wa_test_unique_prefix(prefix, sizeof(prefix));
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
