@@ -1,0 +1,298 @@
+# shellcheck shell=bash
+# Common helpers for deploy/local/*.sh. Source it, do not run it.
+#
+# Environment read here (every one optional):
+#   WA_INFRA_PROFILE   default | test   (the --ports option of each script sets it too)
+#   WA_INFRA_DIR       data + logs root (default <repo>/var/run, or <repo>/var/test for the test profile)
+#   WA_CACHE_DIR       downloads and builds shared by every clone (default $HOME/.cache/wabridge)
+#   KAFKA_PORT, KAFKA_CONTROLLER_PORT, REDIS_PORT, MONGO_PORT   override the profile's ports
+#   WA_TOPIC_PREFIX    topic prefix (default "wa.")
+
+if [[ -n "${WA_LIB_SOURCED:-}" ]]; then
+  return 0
+fi
+WA_LIB_SOURCED=1
+
+WA_LOCAL_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+WA_REPO_ROOT=$(cd "$WA_LOCAL_DIR/../.." && pwd)
+: "${HOME:=/root}"
+WA_CACHE_DIR=${WA_CACHE_DIR:-$HOME/.cache/wabridge}
+WA_HOST=127.0.0.1
+
+# ------------------------------------------------------------------ logging
+
+wa_log() {
+  printf '[infra] %s\n' "$*" >&2
+}
+
+wa_warn() {
+  printf '[infra] WARNING: %s\n' "$*" >&2
+}
+
+# wa_die MESSAGE [LOGFILE...]: print the error (and the tail of each LOGFILE, naming it) and
+# exit 1. A LOGFILE argument may also be a ':'-separated list.
+wa_die() {
+  local msg=$1 arg logfile logs=() parts=()
+  shift
+  for arg in "$@"; do
+    IFS=: read -ra parts <<<"$arg"
+    logs+=("${parts[@]}")
+  done
+  printf '[infra] ERROR: %s\n' "$msg" >&2
+  for logfile in "${logs[@]}"; do
+    if [[ -s "$logfile" ]]; then
+      printf '[infra] ---- last 30 lines of %s ----\n' "$logfile" >&2
+      tail -n 30 "$logfile" | sed 's/^/[infra] | /' >&2
+      printf '[infra] ---- (full log: %s) ----\n' "$logfile" >&2
+    else
+      printf '[infra] (log %s is empty or missing)\n' "$logfile" >&2
+    fi
+  done
+  exit 1
+}
+
+wa_require_cmd() {
+  local cmd=$1 hint=${2:-run deploy/local/deps.sh}
+  command -v "$cmd" >/dev/null 2>&1 || wa_die "'$cmd' not found in PATH ($hint)"
+}
+
+# ------------------------------------------------------------------ profile and parameters
+
+# wa_parse_args "$@": takes --ports PROFILE / --ports=PROFILE out of the arguments, the rest
+# lands in the WA_ARGS array. Usage errors name the calling script.
+wa_parse_args() {
+  WA_ARGS=()
+  while (($#)); do
+    case "$1" in
+      --ports)
+        (($# >= 2)) || wa_die "$(basename "$0"): --ports needs a value (test or default)"
+        WA_INFRA_PROFILE=$2
+        shift 2
+        ;;
+      --ports=*)
+        WA_INFRA_PROFILE=${1#--ports=}
+        shift
+        ;;
+      *)
+        WA_ARGS+=("$1")
+        shift
+        ;;
+    esac
+  done
+  export WA_INFRA_PROFILE
+}
+
+wa_check_port() {
+  local name=$1 value=$2
+  if ! [[ "$value" =~ ^[0-9]+$ ]] || ((value < 1 || value > 65535)); then
+    wa_die "$name='$value' is not a TCP port number (unset it or give a number 1-65535)"
+  fi
+}
+
+# wa_apply_profile: fills in ports and directories from WA_INFRA_PROFILE; values already
+# present in the environment win. Exports everything so child scripts agree.
+wa_apply_profile() {
+  local kafka controller redis mongo dir
+  case "${WA_INFRA_PROFILE:=default}" in
+    test)
+      kafka=19092 controller=19093 redis=16379 mongo=17017 dir=$WA_REPO_ROOT/var/test
+      ;;
+    default | run)
+      WA_INFRA_PROFILE=default
+      kafka=9092 controller=9093 redis=6379 mongo=27017 dir=$WA_REPO_ROOT/var/run
+      ;;
+    *)
+      wa_die "unknown profile '$WA_INFRA_PROFILE' (--ports / WA_INFRA_PROFILE takes: test, default)"
+      ;;
+  esac
+  KAFKA_PORT=${KAFKA_PORT:-$kafka}
+  KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-$controller}
+  REDIS_PORT=${REDIS_PORT:-$redis}
+  MONGO_PORT=${MONGO_PORT:-$mongo}
+  WA_INFRA_DIR=${WA_INFRA_DIR:-$dir}
+  WA_TOPIC_PREFIX=${WA_TOPIC_PREFIX-wa.}
+  wa_check_port KAFKA_PORT "$KAFKA_PORT"
+  wa_check_port KAFKA_CONTROLLER_PORT "$KAFKA_CONTROLLER_PORT"
+  wa_check_port REDIS_PORT "$REDIS_PORT"
+  wa_check_port MONGO_PORT "$MONGO_PORT"
+  if [[ "$KAFKA_PORT" == "$KAFKA_CONTROLLER_PORT" ]]; then
+    wa_die "KAFKA_PORT and KAFKA_CONTROLLER_PORT are both $KAFKA_PORT"
+  fi
+  mkdir -p "$WA_INFRA_DIR" || wa_die "cannot create WA_INFRA_DIR=$WA_INFRA_DIR"
+  WA_INFRA_DIR=$(cd "$WA_INFRA_DIR" && pwd)
+  WA_LOG_DIR=$WA_INFRA_DIR/logs
+  mkdir -p "$WA_LOG_DIR" "$WA_CACHE_DIR"
+  export WA_INFRA_PROFILE KAFKA_PORT KAFKA_CONTROLLER_PORT REDIS_PORT MONGO_PORT
+  export WA_INFRA_DIR WA_LOG_DIR WA_TOPIC_PREFIX WA_CACHE_DIR
+}
+
+# ------------------------------------------------------------------ locks
+
+# wa_lock FILE TIMEOUT WHAT: holds an exclusive flock on FILE until the calling script exits,
+# so two concurrent runs (two terminals, parallel test jobs) do not race each other.
+wa_lock() {
+  local file=$1 timeout=$2 what=$3 fd
+  mkdir -p "$(dirname "$file")"
+  exec {fd}>>"$file"
+  WA_LOCK_FDS+=("$fd")
+  if ! flock -w "$timeout" "$fd"; then
+    wa_die "timed out after ${timeout}s waiting for the lock $file ($what is busy in another process)"
+  fi
+}
+
+WA_LOCK_FDS=()
+
+# wa_close_locks: run in a subshell right before exec'ing a daemon, so the daemon does not
+# inherit (and hold forever) the lock descriptors of the script that started it.
+wa_close_locks() {
+  local fd
+  for fd in "${WA_LOCK_FDS[@]}"; do
+    exec {fd}>&-
+  done
+}
+
+# ------------------------------------------------------------------ processes and ports
+
+wa_port_open() {
+  local host=$1 port=$2
+  (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null
+}
+
+# wa_port_owner PORT: a human readable hint about who listens on PORT (empty if unknown).
+wa_port_owner() {
+  local port=$1
+  if command -v ss >/dev/null 2>&1; then
+    ss -Hltnp "sport = :$port" 2>/dev/null | awk '{print $4, $6}' | head -n 3 | tr '\n' ' '
+  fi
+}
+
+# wa_pid_running PIDFILE PATTERN: prints the pid and returns 0 when PIDFILE names a live
+# process whose command line contains PATTERN (guards against a recycled pid).
+wa_pid_running() {
+  local pidfile=$1 pattern=$2 pid cmdline
+  [[ -s "$pidfile" ]] || return 1
+  pid=$(tr -cd '0-9' <"$pidfile")
+  [[ -n "$pid" ]] || return 1
+  [[ -r "/proc/$pid/cmdline" ]] || return 1
+  cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+  [[ "$cmdline" == *"$pattern"* ]] || return 1
+  printf '%s\n' "$pid"
+}
+
+# wa_alive PID: true while PID exists and is not a zombie (a zombie has exited already; in a
+# container whose init does not reap, it would otherwise look alive forever).
+wa_alive() {
+  local pid=$1 stat
+  kill -0 "$pid" 2>/dev/null || return 1
+  stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [[ "${stat:0:1}" != Z ]]
+}
+
+# wa_spawn PIDFILE LOGFILE CMD...: starts CMD detached (own session, stdin from /dev/null,
+# stdout+stderr appended to LOGFILE) and records its pid in PIDFILE.
+wa_spawn() {
+  local pidfile=$1 logfile=$2
+  shift 2
+  rm -f "$pidfile"
+  # the inner shell writes its own pid, then execs CMD, so the pid is CMD's whether or not
+  # setsid had to fork
+  (
+    wa_close_locks
+    # shellcheck disable=SC2016 # $$ and $@ belong to the inner shell
+    exec setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@"
+  ) </dev/null >>"$logfile" 2>&1 &
+  local i
+  for ((i = 0; i < 50; i++)); do
+    [[ -s "$pidfile" ]] && return 0
+    sleep 0.1
+  done
+  wa_die "could not start $1 (no pid written to $pidfile)" "$logfile"
+}
+
+# wa_wait_ready NAME TIMEOUT PIDFILE PATTERN LOGFILE CMD...: polls CMD until it succeeds.
+# Fails with the log's tail if the process dies or TIMEOUT seconds pass.
+wa_wait_ready() {
+  local name=$1 timeout=$2 pidfile=$3 pattern=$4 logfile=$5
+  shift 5
+  local deadline=$((SECONDS + timeout))
+  while true; do
+    if "$@" >/dev/null 2>&1; then
+      return 0
+    fi
+    if ! wa_pid_running "$pidfile" "$pattern" >/dev/null; then
+      # one more try: a daemonizing server may have replaced its pidfile in the meantime
+      sleep 0.2
+      "$@" >/dev/null 2>&1 && return 0
+      wa_die "$name exited during startup" "$logfile"
+    fi
+    if ((SECONDS >= deadline)); then
+      wa_die "$name not ready after ${timeout}s (check: $*)" "$logfile"
+    fi
+    sleep 0.2
+  done
+}
+
+# wa_ensure_port_free NAME PORT: dies if something that is not ours listens on PORT.
+wa_ensure_port_free() {
+  local name=$1 port=$2 owner
+  if wa_port_open "$WA_HOST" "$port"; then
+    owner=$(wa_port_owner "$port")
+    wa_die "cannot start $name: $WA_HOST:$port is already in use by another process${owner:+ ($owner)}; stop it, or pick other ports (--ports test, or KAFKA_PORT / REDIS_PORT / MONGO_PORT)"
+  fi
+}
+
+# wa_stop NAME PIDFILE PATTERN TIMEOUT: SIGTERM, wait up to TIMEOUT seconds, then SIGKILL.
+wa_stop() {
+  local name=$1 pidfile=$2 pattern=$3 timeout=$4 pid deadline
+  if ! pid=$(wa_pid_running "$pidfile" "$pattern"); then
+    rm -f "$pidfile"
+    wa_log "$name: not running"
+    return 0
+  fi
+  wa_log "$name: stopping pid $pid"
+  kill -TERM "$pid" 2>/dev/null || true
+  deadline=$((SECONDS + timeout))
+  while wa_alive "$pid"; do
+    if ((SECONDS >= deadline)); then
+      wa_warn "$name: pid $pid still alive after ${timeout}s, sending SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+      local i
+      for ((i = 0; i < 50; i++)); do
+        wa_alive "$pid" || break
+        sleep 0.1
+      done
+      if wa_alive "$pid"; then
+        wa_die "$name: pid $pid survived SIGKILL"
+      fi
+      break
+    fi
+    sleep 0.2
+  done
+  rm -f "$pidfile"
+  wa_log "$name: stopped"
+}
+
+# wa_status NAME PIDFILE PATTERN ADDR: prints "NAME running ..." / "NAME stopped";
+# returns 0 when running, 3 when stopped (LSB status convention).
+wa_status() {
+  local name=$1 pidfile=$2 pattern=$3 addr=$4 pid
+  if pid=$(wa_pid_running "$pidfile" "$pattern"); then
+    printf '%-6s running  pid %-7s %s\n' "$name" "$pid" "$addr"
+    return 0
+  fi
+  printf '%-6s stopped  %s\n' "$name" "$addr"
+  return 3
+}
+
+# wa_usage_exit SCRIPT: the shared usage text of kafka.sh, redis.sh and mongo.sh.
+wa_usage_exit() {
+  printf 'usage: %s install|start|stop|status [--ports test|default]\n' "$1" >&2
+  exit 2
+}
+
+# wa_python: python3, needed by the wire-protocol probes.
+wa_python() {
+  command -v python3 >/dev/null 2>&1 || wa_die "python3 not found in PATH (run deploy/local/deps.sh)"
+  python3 "$WA_LOCAL_DIR/wireproto.py" "$@"
+}
