@@ -1,0 +1,323 @@
+/*
+ * daemons_test.c: the operability contract of every daemon, through its binary.
+ *
+ * For each of the six daemons and wa-cloudsim: --version, --help, --check-config (valid and
+ * invalid), --print-config redaction; then the daemon started against the real test
+ * infrastructure: /healthz, /readyz 200, /metrics, a JSON 404, and SIGTERM -> exit 0 within
+ * 5 s. Finally, readiness follows Redis: a private redis-server is stopped (/readyz 503 within
+ * 5 s) and restarted (/readyz 200 again) without restarting the daemon.
+ */
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "wa/buf.h"
+#include "wa/clock.h"
+#include "wa_test.h"
+
+static const char *const daemons[] = {"wa-gateway",   "wa-ingest", "wa-router",  "wa-notify",
+                                      "wa-analytics", "wa-users",  "wa-cloudsim"};
+
+static int
+free_port(void)
+{
+    struct sockaddr_in a = {0};
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+    assert_true(fd >= 0);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+static void
+bin_path(const char *name, char *out, size_t size)
+{
+    snprintf(out, size, "%s/%s", wa_test_env("WA_BIN_DIR"), name);
+}
+
+/* Starts argv[0] with extra "NAME=value" settings; stdout/stderr to logfile (or /dev/null). */
+static pid_t
+spawn(const char *const *argv, const char *const *env, const char *logfile)
+{
+    pid_t pid = fork();
+
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd = open(logfile != NULL ? logfile : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        size_t i;
+
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        for (i = 0; env != NULL && env[i] != NULL; i++) {
+            putenv((char *)env[i]);
+        }
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* Waits for pid at most timeout_ms; returns its exit status, or -1 on timeout (then kills it). */
+static int
+wait_exit(pid_t pid, uint64_t timeout_ms)
+{
+    uint64_t deadline = wa_clock_mono_ms() + timeout_ms;
+    int status;
+
+    while (wa_clock_mono_ms() < deadline) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid) {
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        }
+        usleep(20000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    return -1;
+}
+
+/* Runs a command to completion, capturing stdout into out; returns the exit status. */
+static int
+run_capture(const char *const *argv, const char *const *env, struct wa_buf *out)
+{
+    char path[] = "/tmp/wa-daemons-test-XXXXXX";
+    int fd = mkstemp(path), rc;
+    size_t len = 0;
+    char *text;
+
+    assert_true(fd >= 0);
+    close(fd);
+    rc = wait_exit(spawn(argv, env, path), 10000);
+    text = wa_test_read_file(path, &len);
+    unlink(path);
+    assert_non_null(text);
+    wa_buf_append(out, text, len);
+    free(text);
+    return rc;
+}
+
+static size_t
+on_body(char *p, size_t size, size_t n, void *arg)
+{
+    wa_buf_append(arg, p, size * n);
+    return size * n;
+}
+
+/* GET http://127.0.0.1:port/path; returns the status (0 if no answer), body into out. */
+static long
+http_get(int port, const char *path, struct wa_buf *out)
+{
+    CURL *c = curl_easy_init();
+    char url[256];
+    long status = 0;
+
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 2000L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+    if (out != NULL) {
+        wa_buf_reset(out);
+    }
+    if (curl_easy_perform(c) == CURLE_OK) {
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    }
+    curl_easy_cleanup(c);
+    return status;
+}
+
+/* Polls path until it answers want (true) or timeout_ms passes (false). */
+static bool
+poll_status(int port, const char *path, long want, uint64_t timeout_ms)
+{
+    uint64_t deadline = wa_clock_mono_ms() + timeout_ms;
+    struct wa_buf b;
+    bool ok = false;
+
+    wa_buf_init(&b, 1 << 20);
+    while (!ok && wa_clock_mono_ms() < deadline) {
+        ok = http_get(port, path, &b) == want;
+        if (!ok) {
+            usleep(100000);
+        }
+    }
+    wa_buf_cleanup(&b);
+    return ok;
+}
+
+struct env {
+    char listen[64], brokers[256], redis[256], mongo[256], prefix[64], spool[128];
+    const char *list[8];
+};
+
+static void
+env_init(struct env *e, int port, const char *redis_url)
+{
+    char p[40];
+
+    wa_test_unique_prefix(p, sizeof(p));
+    snprintf(e->listen, sizeof(e->listen), "WA_LISTEN=127.0.0.1:%d", port);
+    snprintf(e->brokers, sizeof(e->brokers), "WA_KAFKA_BROKERS=%s",
+             wa_test_env("WA_KAFKA_BROKERS"));
+    snprintf(e->redis, sizeof(e->redis), "WA_REDIS_URL=%s",
+             redis_url != NULL ? redis_url : wa_test_env("WA_REDIS_URL"));
+    snprintf(e->mongo, sizeof(e->mongo), "WA_MONGO_URI=%s", wa_test_env("WA_MONGO_URI"));
+    snprintf(e->prefix, sizeof(e->prefix), "WA_TOPIC_PREFIX=%s", p);
+    snprintf(e->spool, sizeof(e->spool), "WA_SPOOL_DIR=/tmp/wa-daemons-test-spool-%d", port);
+    e->list[0] = e->listen;
+    e->list[1] = e->brokers;
+    e->list[2] = e->redis;
+    e->list[3] = e->mongo;
+    e->list[4] = e->prefix;
+    e->list[5] = e->spool;
+    e->list[6] = NULL;
+}
+
+static void
+cli__every_daemon__answers_version_help_and_config_checks(void **state)
+{
+    struct wa_buf out;
+    char path[512];
+    size_t i;
+
+    (void)state;
+    wa_buf_init(&out, 1 << 20);
+    for (i = 0; i < WA_ARRAY_LEN(daemons); i++) {
+        const char *version[] = {path, "--version", NULL};
+        const char *help[] = {path, "--help", NULL};
+        const char *check[] = {path, "--check-config", NULL};
+        const char *print[] = {path, "--print-config", NULL};
+        const char *bad[] = {"WA_LISTEN=nonsense", NULL};
+        const char *secret[] = {"WA_REDIS_URL=redis://:hunter2@127.0.0.1:6379/0", NULL};
+
+        bin_path(daemons[i], path, sizeof(path));
+        wa_buf_reset(&out);
+        assert_int_equal(run_capture(version, NULL, &out), 0);
+        assert_non_null(strstr(out.data, daemons[i]));
+        wa_buf_reset(&out);
+        assert_int_equal(run_capture(help, NULL, &out), 0);
+        assert_non_null(strstr(out.data, "WA_LISTEN"));
+        wa_buf_reset(&out);
+        assert_int_equal(run_capture(check, NULL, &out), 0);
+        wa_buf_reset(&out);
+        assert_int_equal(run_capture(check, bad, &out), 2);
+        wa_buf_reset(&out);
+        assert_int_equal(run_capture(print, secret, &out), 0);
+        assert_null(strstr(out.data, "hunter2"));
+        assert_non_null(strstr(out.data, "<redacted>"));
+    }
+    wa_buf_cleanup(&out);
+}
+
+static void
+lifecycle__every_daemon__serves_probes_and_stops_on_sigterm(void **state)
+{
+    struct wa_buf body;
+    char path[512], log[256];
+    size_t i;
+
+    (void)state;
+    wa_buf_init(&body, 1 << 22);
+    for (i = 0; i < WA_ARRAY_LEN(daemons); i++) {
+        int port = free_port();
+        struct env e;
+        const char *argv[] = {path, NULL};
+        pid_t pid;
+        uint64_t t0;
+
+        env_init(&e, port, NULL);
+        bin_path(daemons[i], path, sizeof(path));
+        snprintf(log, sizeof(log), "/tmp/wa-daemons-test-%s.log", daemons[i]);
+        pid = spawn(argv, e.list, log);
+        if (!poll_status(port, "/readyz", 200, 30000)) {
+            http_get(port, "/readyz", &body);
+            kill(pid, SIGKILL);
+            wait_exit(pid, 5000);
+            fail_msg("%s: /readyz not 200 within 30 s (last body: %s; log %s)", daemons[i],
+                     body.data != NULL ? body.data : "none", log);
+        }
+        assert_int_equal(http_get(port, "/healthz", &body), 200);
+        assert_int_equal(http_get(port, "/metrics", &body), 200);
+        assert_non_null(strstr(body.data, "# TYPE"));
+        assert_int_equal(http_get(port, "/no/such/path", &body), 404);
+        assert_non_null(strstr(body.data, "\"error\""));
+        t0 = wa_clock_mono_ms();
+        kill(pid, SIGTERM);
+        assert_int_equal(wait_exit(pid, 5000), 0);
+        assert_true(wa_clock_mono_ms() - t0 < 5000);
+    }
+    wa_buf_cleanup(&body);
+}
+
+static pid_t
+start_redis(int port)
+{
+    char portarg[16];
+    const char *argv[] = {
+        "/usr/bin/redis-server", "--port", portarg, "--bind", "127.0.0.1", "--save", "",
+        "--appendonly",          "no",     NULL};
+
+    snprintf(portarg, sizeof(portarg), "%d", port);
+    return spawn(argv, NULL, NULL);
+}
+
+static void
+readiness__redis_stops_and_returns__readyz_follows_without_restart(void **state)
+{
+    int rport = free_port(), port = free_port();
+    char url[64], path[512];
+    const char *argv[] = {path, NULL};
+    struct env e;
+    pid_t redis, pid;
+
+    (void)state;
+    snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0", rport);
+    redis = start_redis(rport);
+    env_init(&e, port, url);
+    bin_path("wa-router", path, sizeof(path));
+    pid = spawn(argv, e.list, "/tmp/wa-daemons-test-readiness.log");
+    assert_true(poll_status(port, "/readyz", 200, 30000));
+
+    kill(redis, SIGKILL);
+    wait_exit(redis, 5000);
+    assert_true(poll_status(port, "/readyz", 503, 5000));
+
+    redis = start_redis(rport);
+    assert_true(poll_status(port, "/readyz", 200, 15000));
+
+    kill(pid, SIGTERM);
+    assert_int_equal(wait_exit(pid, 5000), 0);
+    kill(redis, SIGTERM);
+    wait_exit(redis, 5000);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(cli__every_daemon__answers_version_help_and_config_checks),
+        cmocka_unit_test(lifecycle__every_daemon__serves_probes_and_stops_on_sigterm),
+        cmocka_unit_test(readiness__redis_stops_and_returns__readyz_follows_without_restart),
+    };
+
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
