@@ -1,0 +1,164 @@
+/*
+ * admin.c: creating topics at startup and in tests (blocking by design).
+ *
+ * Uses a short-lived producer handle: CreateTopics through the admin API (a topic that already
+ * exists is success), then metadata requests until every topic has partitions with leaders,
+ * so a consumer subscribing right after sees them. Never call this on a running loop.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "kafka_int.h"
+#include "wa/clock.h"
+#include "wa/log.h"
+
+#define METADATA_STEP_MS 500
+
+static enum wa_err
+create(rd_kafka_t *rk, const char *const *names, size_t n, int partitions, int timeout_ms,
+       struct wa_error *error)
+{
+    rd_kafka_NewTopic_t **topics = NULL;
+    rd_kafka_AdminOptions_t *options = NULL;
+    rd_kafka_queue_t *queue = NULL;
+    rd_kafka_event_t *ev = NULL;
+    const rd_kafka_CreateTopics_result_t *result;
+    const rd_kafka_topic_result_t **results;
+    size_t nresults = 0;
+    char errstr[256];
+    enum wa_err err = WA_OK;
+
+    if ((topics = calloc(n, sizeof(*topics))) == NULL || (queue = rd_kafka_queue_new(rk)) == NULL ||
+        (options = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS)) == NULL) {
+        err = wa_error_set(error, WA_ENOMEM, "out of memory");
+        goto out;
+    }
+    rd_kafka_AdminOptions_set_operation_timeout(options, timeout_ms, errstr, sizeof(errstr));
+    rd_kafka_AdminOptions_set_request_timeout(options, timeout_ms, errstr, sizeof(errstr));
+    for (size_t i = 0; i < n; i++) {
+        topics[i] = rd_kafka_NewTopic_new(names[i], partitions, -1, errstr, sizeof(errstr));
+        if (topics[i] == NULL) {
+            err = wa_error_set(error, WA_EINVAL, "topic %s: %s", names[i], errstr);
+            goto out;
+        }
+    }
+    rd_kafka_CreateTopics(rk, topics, n, options, queue);
+    /* the admin request has its own timeout; wait a little longer for its result event */
+    ev = rd_kafka_queue_poll(queue, timeout_ms + 1000);
+    if (ev == NULL) {
+        err = wa_error_set(error, WA_ETIMEDOUT, "creating topics timed out");
+        goto out;
+    }
+    if (rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        err = wa_error_set(error, kafka_err(rd_kafka_event_error(ev)), "creating topics: %s",
+                           rd_kafka_event_error_string(ev));
+        goto out;
+    }
+    result = rd_kafka_event_CreateTopics_result(ev);
+    results = rd_kafka_CreateTopics_result_topics(result, &nresults);
+    for (size_t i = 0; i < nresults; i++) {
+        rd_kafka_resp_err_t rerr = rd_kafka_topic_result_error(results[i]);
+
+        if (rerr != RD_KAFKA_RESP_ERR_NO_ERROR && rerr != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+            const char *msg = rd_kafka_topic_result_error_string(results[i]);
+
+            err = wa_error_set(error, kafka_err(rerr), "topic %s: %s",
+                               rd_kafka_topic_result_name(results[i]),
+                               msg != NULL ? msg : rd_kafka_err2str(rerr));
+            goto out;
+        }
+    }
+out:
+    if (ev != NULL) {
+        rd_kafka_event_destroy(ev);
+    }
+    if (topics != NULL) {
+        rd_kafka_NewTopic_destroy_array(topics, n);
+        free(topics);
+    }
+    if (options != NULL) {
+        rd_kafka_AdminOptions_destroy(options);
+    }
+    if (queue != NULL) {
+        rd_kafka_queue_destroy(queue);
+    }
+    return err;
+}
+
+/* True when every name has partitions, each with a leader, in one metadata answer. */
+static bool
+visible(rd_kafka_t *rk, const char *const *names, size_t n, int timeout_ms)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    size_t found = 0;
+
+    if (rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        for (int t = 0; t < md->topic_cnt; t++) {
+            const struct rd_kafka_metadata_topic *mt = &md->topics[t];
+            bool led = mt->err == RD_KAFKA_RESP_ERR_NO_ERROR && mt->partition_cnt > 0;
+
+            if (strcmp(mt->topic, names[i]) != 0) {
+                continue;
+            }
+            for (int p = 0; led && p < mt->partition_cnt; p++) {
+                led = mt->partitions[p].leader >= 0;
+            }
+            found += led ? 1 : 0;
+            break;
+        }
+    }
+    rd_kafka_metadata_destroy(md);
+    return found == n;
+}
+
+enum wa_err
+wa_kafka_topics_ensure(const struct wa_kafka_config *cfg, const char *const *names, size_t n,
+                       int partitions, int timeout_ms, struct wa_error *error)
+{
+    rd_kafka_conf_t *conf = NULL;
+    rd_kafka_t *rk = NULL;
+    uint64_t deadline;
+    char errstr[512];
+    enum wa_err err;
+
+    if (names == NULL || n == 0 || partitions <= 0 || timeout_ms <= 0) {
+        return wa_error_set(error, WA_EINVAL, "topics_ensure needs names, partitions, timeout");
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (names[i] == NULL || *names[i] == '\0') {
+            return wa_error_set(error, WA_EINVAL, "topic name %zu is empty", i);
+        }
+    }
+    deadline = wa_clock_mono_ms() + (uint64_t)timeout_ms;
+    if ((err = kafka_conf_new(cfg, &conf, error)) != WA_OK ||
+        (err = kafka_conf_set(conf, "statistics.interval.ms", "0", error)) != WA_OK ||
+        (err = kafka_conf_props(conf, cfg, error)) != WA_OK) {
+        goto out;
+    }
+    if ((rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr))) == NULL) {
+        err = wa_error_set(error, WA_ECONFIG, "kafka admin: %s", errstr);
+        goto out;
+    }
+    conf = NULL;
+    if ((err = create(rk, names, n, partitions, timeout_ms, error)) != WA_OK) {
+        goto out;
+    }
+    while (!visible(rk, names, n, METADATA_STEP_MS)) {
+        if (wa_clock_mono_ms() >= deadline) {
+            err = wa_error_set(error, WA_ETIMEDOUT, "topics created but not visible in time");
+            goto out;
+        }
+    }
+    wa_log_debug(NULL, "kafka admin: %zu topic(s) ready", n);
+out:
+    if (conf != NULL) {
+        rd_kafka_conf_destroy(conf);
+    }
+    if (rk != NULL) {
+        rd_kafka_destroy(rk);
+    }
+    return err;
+}

@@ -1,0 +1,342 @@
+/*
+ * producer.c: the idempotent producer, with delivery reports served on the loop thread.
+ *
+ * Flow: wa_kafka_produce() copies the message into librdkafka with a small struct delivery as
+ * its opaque -> librdkafka's threads batch, send and await acks=all -> the delivery report is
+ * queued on the main queue, whose io event wakes the loop -> drain() calls rd_kafka_poll(),
+ * which runs on_delivery() here on the loop thread -> the caller's callback, exactly once.
+ *
+ * Ownership: struct delivery is owned by librdkafka from a successful produce until its report,
+ * and sits on the producer's pending list meanwhile, so wa_kafka_producer_free() can still call
+ * back anything librdkafka never reported (exactly-once callback even on abortive shutdown).
+ * Readiness: statistics (every probe_interval_ms, served on the loop thread like every other
+ * callback) report broker states; ALL_BROKERS_DOWN clears it at once; an acknowledged
+ * delivery sets it. No metadata request ever blocks the loop.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "kafka_int.h"
+#include "wa/buf.h"
+#include "wa/cloudevent.h"
+#include "wa/log.h"
+
+#define DRAIN_BUDGET   64  /* rd_kafka_poll calls per wake-up */
+#define SAFETY_POLL_MS 250 /* safety-net drain period */
+#define FREE_DRAIN_MS  2000
+
+struct delivery {
+    wa_kafka_delivery_fn cb;
+    void *arg;
+    struct delivery *prev, *next; /* producer's pending list */
+};
+
+struct wa_kafka_producer {
+    struct wa_loop *loop;
+    rd_kafka_t *rk;
+    rd_kafka_queue_t *main_queue;
+    struct kafka_wakeup wake;
+    struct delivery *pending;
+    size_t outq;
+    bool ready;
+    bool fatal;
+};
+
+static void
+pending_remove(struct wa_kafka_producer *p, struct delivery *d)
+{
+    if (d->prev != NULL) {
+        d->prev->next = d->next;
+    } else {
+        p->pending = d->next;
+    }
+    if (d->next != NULL) {
+        d->next->prev = d->prev;
+    }
+    d->prev = d->next = NULL;
+    p->outq--;
+}
+
+/* ---- callbacks, in the order they fire ---- */
+
+static void
+on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    struct wa_kafka_producer *p = opaque;
+
+    p->ready = kafka_on_error(rk, err, reason, p->ready, "producer");
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        p->fatal = true;
+    }
+}
+
+static int
+on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+    struct wa_kafka_producer *p = opaque;
+    bool up = kafka_stats_broker_up(json, len);
+
+    (void)rk;
+    if (up != p->ready) {
+        wa_log_info(NULL, "kafka producer: %s", up ? "a broker is up" : "no broker is up");
+    }
+    p->ready = up && !p->fatal;
+    return 0; /* librdkafka frees json */
+}
+
+static void
+on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    struct wa_kafka_producer *p = opaque;
+    struct delivery *d = m->_private;
+    enum wa_err err = kafka_err(m->err);
+
+    (void)rk;
+    if (d == NULL) {
+        return;
+    }
+    pending_remove(p, d);
+    if (err == WA_OK) {
+        p->ready = !p->fatal;
+    } else {
+        wa_log_debug(NULL, "kafka producer: delivery to %s failed: %s", rd_kafka_topic_name(m->rkt),
+                     rd_kafka_err2str(m->err));
+    }
+    if (d->cb != NULL) {
+        d->cb(err, err == WA_OK ? m->partition : -1, err == WA_OK ? m->offset : -1, d->arg);
+    }
+    free(d);
+}
+
+static bool
+drain(void *arg)
+{
+    struct wa_kafka_producer *p = arg;
+
+    for (int i = 0; i < DRAIN_BUDGET; i++) {
+        if (rd_kafka_poll(p->rk, 0) == 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* ---- lifecycle ---- */
+
+static enum wa_err
+producer_conf(const struct wa_kafka_config *cfg, struct wa_kafka_producer *p, rd_kafka_conf_t **out,
+              struct wa_error *error)
+{
+    rd_kafka_conf_t *conf = NULL;
+    char num[4][32];
+    enum wa_err err;
+
+    if ((err = kafka_conf_new(cfg, &conf, error)) != WA_OK) {
+        return err;
+    }
+    snprintf(num[0], sizeof(num[0]), "%d",
+             cfg->message_timeout_ms > 0 ? cfg->message_timeout_ms : 30000);
+    snprintf(num[1], sizeof(num[1]), "%d", cfg->linger_ms > 0 ? cfg->linger_ms : 5);
+    snprintf(num[2], sizeof(num[2]), "%d",
+             cfg->queue_max_messages > 0 ? cfg->queue_max_messages : 100000);
+    snprintf(num[3], sizeof(num[3]), "%d",
+             cfg->queue_max_kbytes > 0 ? cfg->queue_max_kbytes : 65536);
+    if ((err = kafka_conf_set(conf, "enable.idempotence", "true", error)) != WA_OK ||
+        (err = kafka_conf_set(conf, "acks", "all", error)) != WA_OK ||
+        (err = kafka_conf_set(conf, "message.timeout.ms", num[0], error)) != WA_OK ||
+        (err = kafka_conf_set(conf, "linger.ms", num[1], error)) != WA_OK ||
+        (err = kafka_conf_set(conf, "queue.buffering.max.messages", num[2], error)) != WA_OK ||
+        (err = kafka_conf_set(conf, "queue.buffering.max.kbytes", num[3], error)) != WA_OK) {
+        goto out;
+    }
+    /* lz4 is built into librdkafka; fall back to no compression on a build without it */
+    if (kafka_conf_set(conf, "compression.type", "lz4", NULL) != WA_OK) {
+        wa_log_warn(NULL, "kafka producer: lz4 is not available, producing uncompressed");
+    }
+    if ((err = kafka_conf_props(conf, cfg, error)) != WA_OK) {
+        goto out;
+    }
+    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    rd_kafka_conf_set_error_cb(conf, on_error);
+    rd_kafka_conf_set_stats_cb(conf, on_stats);
+    rd_kafka_conf_set_opaque(conf, p);
+    *out = conf;
+    conf = NULL;
+out:
+    if (conf != NULL) {
+        rd_kafka_conf_destroy(conf);
+    }
+    return err;
+}
+
+enum wa_err
+wa_kafka_producer_new(struct wa_loop *loop, const struct wa_kafka_config *cfg,
+                      struct wa_kafka_producer **out, struct wa_error *error)
+{
+    struct wa_kafka_producer *p = NULL;
+    rd_kafka_conf_t *conf = NULL;
+    char errstr[512];
+    enum wa_err err;
+
+    *out = NULL;
+    if ((p = calloc(1, sizeof(*p))) == NULL) {
+        return wa_error_set(error, WA_ENOMEM, "out of memory");
+    }
+    p->loop = loop;
+    p->wake.fds[0] = p->wake.fds[1] = -1;
+    if ((err = producer_conf(cfg, p, &conf, error)) != WA_OK) {
+        goto out;
+    }
+    if ((p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr))) == NULL) {
+        err = wa_error_set(error, WA_ECONFIG, "kafka producer: %s", errstr);
+        goto out;
+    }
+    conf = NULL; /* rd_kafka_new took it */
+    p->main_queue = rd_kafka_queue_get_main(p->rk);
+    if ((err = kafka_wakeup_start(&p->wake, loop, p->main_queue, SAFETY_POLL_MS, drain, p,
+                                  error)) != WA_OK) {
+        goto out;
+    }
+    wa_log_info(NULL, "kafka producer %s started (brokers %s)", rd_kafka_name(p->rk), cfg->brokers);
+    *out = p;
+    p = NULL;
+out:
+    if (conf != NULL) {
+        rd_kafka_conf_destroy(conf);
+    }
+    wa_kafka_producer_free(p);
+    return err;
+}
+
+void
+wa_kafka_producer_free(struct wa_kafka_producer *p)
+{
+    struct delivery *d;
+
+    if (p == NULL) {
+        return;
+    }
+    if (p->rk != NULL && p->outq > 0) {
+        rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_flush(p->rk, FREE_DRAIN_MS); /* serves the purge reports: WA_ECLOSED */
+    }
+    kafka_wakeup_stop(&p->wake);
+    if (p->main_queue != NULL) {
+        rd_kafka_queue_destroy(p->main_queue);
+    }
+    if (p->rk != NULL) {
+        wa_log_info(NULL, "kafka producer %s stopped", rd_kafka_name(p->rk));
+        rd_kafka_destroy(p->rk);
+    }
+    while ((d = p->pending) != NULL) { /* never reported by librdkafka */
+        pending_remove(p, d);
+        if (d->cb != NULL) {
+            d->cb(WA_ECLOSED, -1, -1, d->arg);
+        }
+        free(d);
+    }
+    free(p);
+}
+
+/* ---- producing ---- */
+
+enum wa_err
+wa_kafka_produce(struct wa_kafka_producer *p, const char *topic, const void *key, size_t keylen,
+                 const void *value, size_t len, const struct wa_kafka_header *headers,
+                 size_t nheaders, wa_kafka_delivery_fn cb, void *arg)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    struct delivery *d = NULL;
+    rd_kafka_resp_err_t rerr;
+
+    if (topic == NULL || *topic == '\0' || (nheaders > 0 && headers == NULL)) {
+        return WA_EINVAL;
+    }
+    if (p->fatal) {
+        return WA_EUNAVAIL;
+    }
+    if ((d = calloc(1, sizeof(*d))) == NULL) {
+        return WA_ENOMEM;
+    }
+    d->cb = cb;
+    d->arg = arg;
+    if (nheaders > 0) {
+        hdrs = rd_kafka_headers_new(nheaders);
+        for (size_t i = 0; i < nheaders; i++) {
+            if (headers[i].name == NULL) {
+                rd_kafka_headers_destroy(hdrs);
+                free(d);
+                return WA_EINVAL;
+            }
+            rd_kafka_header_add(hdrs, headers[i].name, -1, headers[i].value,
+                                (ssize_t)headers[i].len);
+        }
+    }
+    /* the header list is owned by librdkafka only when producev succeeds */
+    rerr = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, keylen),
+                             RD_KAFKA_V_VALUE((void *)value, len),
+                             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(d),
+                             RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+    if (rerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (hdrs != NULL) {
+            rd_kafka_headers_destroy(hdrs);
+        }
+        free(d);
+        return kafka_err(rerr);
+    }
+    d->next = p->pending;
+    if (p->pending != NULL) {
+        p->pending->prev = d;
+    }
+    p->pending = d;
+    p->outq++;
+    return WA_OK;
+}
+
+enum wa_err
+wa_kafka_produce_event(struct wa_kafka_producer *p, const char *topic,
+                       const struct wa_cloudevent *ev, wa_kafka_delivery_fn cb, void *arg)
+{
+    struct wa_kafka_header headers[5];
+    size_t n = 0;
+    struct wa_buf body;
+    enum wa_err err;
+
+    wa_buf_init(&body, WA_CLOUDEVENT_MAX);
+    if ((err = wa_cloudevent_encode(ev, &body, NULL)) != WA_OK) {
+        goto out;
+    }
+    headers[n++] = (struct wa_kafka_header){"ce_specversion", "1.0", 3};
+    headers[n++] = (struct wa_kafka_header){"ce_id", ev->id, strlen(ev->id)};
+    headers[n++] = (struct wa_kafka_header){"ce_type", ev->type, strlen(ev->type)};
+    headers[n++] = (struct wa_kafka_header){"ce_source", ev->source, strlen(ev->source)};
+    if (ev->traceparent != NULL && *ev->traceparent != '\0') {
+        headers[n++] =
+            (struct wa_kafka_header){"traceparent", ev->traceparent, strlen(ev->traceparent)};
+    }
+    err = wa_kafka_produce(p, topic, ev->subject, ev->subject != NULL ? strlen(ev->subject) : 0,
+                           body.data, body.len, headers, n, cb, arg);
+out:
+    wa_buf_cleanup(&body);
+    return err;
+}
+
+enum wa_err
+wa_kafka_producer_flush(struct wa_kafka_producer *p, int timeout_ms)
+{
+    rd_kafka_resp_err_t rerr = rd_kafka_flush(p->rk, timeout_ms);
+
+    return rerr == RD_KAFKA_RESP_ERR_NO_ERROR && p->outq == 0 ? WA_OK : WA_ETIMEDOUT;
+}
+
+bool
+wa_kafka_producer_ready(const struct wa_kafka_producer *p)
+{
+    return p->ready && !p->fatal;
+}
+
+size_t
+wa_kafka_producer_outq(const struct wa_kafka_producer *p)
+{
+    return p->outq;
+}

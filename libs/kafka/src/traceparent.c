@@ -1,0 +1,143 @@
+/*
+ * traceparent.c: W3C Trace Context "traceparent" values (version 00).
+ *
+ * Format: "00-" 32 lowercase hex trace-id "-" 16 hex parent-id "-" 2 hex flags. All-zero ids
+ * and version ff are invalid. A later version is accepted by its 00-compatible prefix when it
+ * is followed by the end or a '-' (the specification's forward-compatibility rule).
+ * No shared state: safe on any thread.
+ */
+#include "wa/cloudevent.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#include "wa/clock.h"
+#include "wa/id.h"
+
+#define TRACE_HEX 32
+#define SPAN_HEX  16
+
+static bool
+lower_hex(const char *s, size_t n, bool *all_zero)
+{
+    bool zero = true;
+
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+            return false;
+        }
+        zero = zero && c == '0';
+    }
+    if (all_zero != NULL) {
+        *all_zero = zero;
+    }
+    return true;
+}
+
+bool
+wa_traceparent_valid(const char *s)
+{
+    bool zero;
+    size_t len;
+
+    if (s == NULL || (len = strnlen(s, 64)) < WA_TRACEPARENT_LEN - 1) {
+        return false;
+    }
+    if (!lower_hex(s, 2, NULL) || strncmp(s, "ff", 2) == 0 || s[2] != '-') {
+        return false;
+    }
+    if (!lower_hex(s + 3, TRACE_HEX, &zero) || zero || s[35] != '-') {
+        return false;
+    }
+    if (!lower_hex(s + 36, SPAN_HEX, &zero) || zero || s[52] != '-' ||
+        !lower_hex(s + 53, 2, NULL)) {
+        return false;
+    }
+    if (strncmp(s, "00", 2) == 0) {
+        return len == WA_TRACEPARENT_LEN - 1;
+    }
+    return len == WA_TRACEPARENT_LEN - 1 || s[55] == '-';
+}
+
+enum wa_err
+wa_traceparent_trace_id(const char *tp, char out[WA_TRACE_ID_LEN])
+{
+    out[0] = '\0';
+    if (!wa_traceparent_valid(tp)) {
+        return WA_EPARSE;
+    }
+    memcpy(out, tp + 3, TRACE_HEX);
+    out[TRACE_HEX] = '\0';
+    return WA_OK;
+}
+
+/* splitmix64: only used if the kernel's random source fails, so ids stay unique enough. */
+static uint64_t
+fallback_random(void)
+{
+    static _Thread_local uint64_t state;
+    uint64_t z;
+
+    if (state == 0) {
+        state = wa_clock_mono_us() ^ (wa_clock_wall_ms() << 20) ^ (uint64_t)(uintptr_t)&state;
+    }
+    z = (state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* Writes n random lowercase hex digits (n even, n <= 32), never all zeros. */
+static void
+random_id(char *out, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char bytes[16];
+    bool zero = true;
+
+    if (wa_random_bytes(bytes, n / 2) != WA_OK) {
+        for (size_t i = 0; i < n / 2; i += 8) {
+            uint64_t r = fallback_random();
+
+            memcpy(bytes + i, &r, n / 2 - i < 8 ? n / 2 - i : 8);
+        }
+    }
+    for (size_t i = 0; i < n / 2; i++) {
+        zero = zero && bytes[i] == 0;
+    }
+    if (zero) {
+        bytes[n / 2 - 1] = 1;
+    }
+    for (size_t i = 0; i < n / 2; i++) {
+        out[2 * i] = hex[bytes[i] >> 4];
+        out[2 * i + 1] = hex[bytes[i] & 0xf];
+    }
+}
+
+void
+wa_traceparent_new(char out[WA_TRACEPARENT_LEN])
+{
+    memcpy(out, "00-", 3);
+    random_id(out + 3, TRACE_HEX);
+    out[35] = '-';
+    random_id(out + 36, SPAN_HEX);
+    memcpy(out + 52, "-01", 4); /* sampled; copies the NUL too */
+}
+
+void
+wa_traceparent_child(const char *parent, char out[WA_TRACEPARENT_LEN])
+{
+    if (!wa_traceparent_valid(parent)) {
+        wa_traceparent_new(out);
+        return;
+    }
+    memcpy(out, "00-", 3);
+    memcpy(out + 3, parent + 3, TRACE_HEX);
+    out[35] = '-';
+    random_id(out + 36, SPAN_HEX);
+    out[52] = '-';
+    memcpy(out + 53, parent + 53, 2); /* flags travel with the trace */
+    out[55] = '\0';
+}
