@@ -85,7 +85,7 @@ enum wa_err
 wa_parse_size(const char *s, int64_t *out)
 {
     static const char *const names[] = {"b", "k", "kb", "kib", "m", "mb", "mib", "g", "gb", "gib"};
-    static const int64_t mult[] = {1,       1024,    1024,    1024,         1048576,
+    static const int64_t mult[] = {1,       1024,    1024,    1024,    1048576,
                                    1048576, 1048576, 1 << 30, 1 << 30, 1 << 30};
 
     return parse_unit(s, names, mult, 10, 1, out);
@@ -220,8 +220,9 @@ set_value(const struct wa_cfg_spec *s, void *cfg, const char *text, char *owned,
     if (err != WA_OK) {
         err = wa_error_set(error, WA_ECONFIG, "%s: cannot parse \"%s\"", s->name, text);
     } else if ((s->min != 0 || s->max != 0) && (v < s->min || v > s->max)) {
-        err = wa_error_set(error, WA_ECONFIG, "%s: %" PRId64 " is outside [%" PRId64 ", %" PRId64 "]",
-                           s->name, v, s->min, s->max);
+        err =
+            wa_error_set(error, WA_ECONFIG, "%s: %" PRId64 " is outside [%" PRId64 ", %" PRId64 "]",
+                         s->name, v, s->min, s->max);
     } else {
         memcpy(field, &v, sizeof(v));
     }
@@ -230,8 +231,8 @@ set_value(const struct wa_cfg_spec *s, void *cfg, const char *text, char *owned,
 }
 
 enum wa_err
-wa_cfg_load(const struct wa_cfg_spec *spec, size_t n, void *cfg, wa_cfg_lookup_fn lookup,
-            void *arg, struct wa_error *error)
+wa_cfg_load(const struct wa_cfg_spec *spec, size_t n, void *cfg, wa_cfg_lookup_fn lookup, void *arg,
+            struct wa_error *error)
 {
     char filevar[160];
     size_t i;

@@ -53,8 +53,9 @@ wa_error_set(struct wa_error *error, enum wa_err code, const char *fmt, ...)
 void
 wa_assert_fail(const char *expr, const char *file, int line)
 {
-    fprintf(stderr, "{\"level\":\"fatal\",\"msg\":\"assertion failed\",\"expr\":\"%s\","
-                    "\"file\":\"%s\",\"line\":%d}\n",
+    fprintf(stderr,
+            "{\"level\":\"fatal\",\"msg\":\"assertion failed\",\"expr\":\"%s\","
+            "\"file\":\"%s\",\"line\":%d}\n",
             expr, file, line);
     abort();
 }

@@ -20,7 +20,7 @@
 
 #include "wa/clock.h"
 
-#define MAX_EVENTS 128
+#define MAX_EVENTS  128
 #define MAX_SIGNALS 32
 
 struct wa_io {
@@ -37,7 +37,7 @@ struct wa_timer {
     struct wa_loop *loop;
     uint64_t deadline;
     uint64_t repeat;
-    uint64_t seq; /* ties broken by arming order, so equal deadlines fire FIFO */
+    uint64_t seq;      /* ties broken by arming order, so equal deadlines fire FIFO */
     size_t heap_index; /* SIZE_MAX when not armed */
     wa_timer_fn fn;
     void *arg;
@@ -246,8 +246,7 @@ to_epoll(unsigned events)
 }
 
 enum wa_err
-wa_io_new(struct wa_loop *loop, int fd, unsigned events, wa_io_fn fn, void *arg,
-          struct wa_io **out)
+wa_io_new(struct wa_loop *loop, int fd, unsigned events, wa_io_fn fn, void *arg, struct wa_io **out)
 {
     struct wa_io *io = calloc(1, sizeof(*io));
     struct epoll_event ev = {0};

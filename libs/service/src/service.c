@@ -122,7 +122,8 @@ on_ready(void *arg, struct wa_buf *detail)
         wa_buf_printf(detail, "%s\"%s\":\"%s\"", i ? "," : "", svc->probes[i].name,
                       up ? "up" : "down");
     }
-    wa_buf_printf(detail, "},\"status\":\"%s\"}", all ? "ready" : (svc->stopping ? "stopping" : "not_ready"));
+    wa_buf_printf(detail, "},\"status\":\"%s\"}",
+                  all ? "ready" : (svc->stopping ? "stopping" : "not_ready"));
     return all;
 }
 
@@ -213,8 +214,8 @@ run(struct wa_service *svc)
         wa_log_error(NULL, "cannot listen on %s: %s", svc->common->listen, error.message);
         goto out;
     }
-    wa_log_info(NULL, "%s %s ready on %s (pid %d)", svc->def->name, WA_VERSION,
-                svc->common->listen, (int)getpid());
+    wa_log_info(NULL, "%s %s ready on %s (pid %d)", svc->def->name, WA_VERSION, svc->common->listen,
+                (int)getpid());
     if (wa_loop_run(svc->loop) != WA_OK) {
         wa_log_error(NULL, "event loop failed");
         goto out;
@@ -266,15 +267,15 @@ wa_service_main(int argc, char **argv, const struct wa_service_def *def)
     if (svc.cfg == NULL) {
         return 1;
     }
-    svc.common = (const struct wa_common_config *)(const void *)((char *)svc.cfg +
-                                                                  def->common_offset);
+    svc.common =
+        (const struct wa_common_config *)(const void *)((char *)svc.cfg + def->common_offset);
     if (wa_cfg_load(def->spec, def->nspec, svc.cfg, wa_cfg_getenv, NULL, &error) != WA_OK) {
         fprintf(stderr, "%s: configuration error: %s\n", def->name, error.message);
         goto out;
     }
     if (wa_log_level_parse(svc.common->log_level, &level) != WA_OK) {
-        fprintf(stderr, "%s: configuration error: WA_LOG_LEVEL: unknown level \"%s\"\n",
-                def->name, svc.common->log_level);
+        fprintf(stderr, "%s: configuration error: WA_LOG_LEVEL: unknown level \"%s\"\n", def->name,
+                svc.common->log_level);
         goto out;
     }
     if (wa_parse_hostport(svc.common->listen, host, sizeof(host), &i) != WA_OK) {

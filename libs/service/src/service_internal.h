@@ -12,7 +12,7 @@ struct probe {
 
 struct wa_service {
     const struct wa_service_def *def;
-    void *cfg; /* owned: the service's config struct */
+    void *cfg;                             /* owned: the service's config struct */
     const struct wa_common_config *common; /* points into cfg */
     char instance[128];
     struct wa_loop *loop;

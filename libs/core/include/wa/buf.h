@@ -30,7 +30,8 @@ void wa_buf_reset(struct wa_buf *b);
 enum wa_err wa_buf_reserve(struct wa_buf *b, size_t extra);
 enum wa_err wa_buf_append(struct wa_buf *b, const void *data, size_t len);
 enum wa_err wa_buf_append_str(struct wa_buf *b, const char *s);
-enum wa_err wa_buf_printf(struct wa_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+enum wa_err wa_buf_printf(struct wa_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 enum wa_err wa_buf_vprintf(struct wa_buf *b, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
 /* Appends s (len bytes) as a JSON string literal with quotes, escaping as RFC 8259 requires.

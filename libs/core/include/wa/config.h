@@ -29,7 +29,7 @@ enum wa_cfg_type { WA_CFG_STRING, WA_CFG_INT, WA_CFG_BOOL, WA_CFG_MS, WA_CFG_SIZ
 struct wa_cfg_spec {
     const char *name; /* e.g. "WA_LISTEN" */
     enum wa_cfg_type type;
-    const char *def; /* default as text; NULL = unset */
+    const char *def;  /* default as text; NULL = unset */
     int64_t min, max; /* bounds for numeric types; min == max == 0 means unbounded */
     unsigned flags;
     size_t offset; /* offsetof(struct <svc>_config, field) */

@@ -11,22 +11,22 @@
 
 #include <stddef.h>
 
-#define WA_ERR_LIST(X)                                                                             \
-    X(OK, "success")                                                                               \
-    X(EINVAL, "invalid argument")                                                                  \
-    X(ENOMEM, "out of memory")                                                                     \
-    X(EIO, "input/output error")                                                                   \
-    X(EAGAIN, "try again later")                                                                   \
-    X(ETIMEDOUT, "timed out")                                                                      \
-    X(EAUTH, "authentication failed")                                                              \
-    X(ENOTFOUND, "not found")                                                                      \
-    X(EEXIST, "already exists")                                                                    \
-    X(ETOOBIG, "too large")                                                                        \
-    X(EPARSE, "malformed input")                                                                   \
-    X(ECONFIG, "invalid configuration")                                                            \
-    X(EUNAVAIL, "dependency unavailable")                                                          \
-    X(ECLOSED, "closed or shutting down")                                                          \
-    X(ELIMIT, "limit exceeded")                                                                    \
+#define WA_ERR_LIST(X)                    \
+    X(OK, "success")                      \
+    X(EINVAL, "invalid argument")         \
+    X(ENOMEM, "out of memory")            \
+    X(EIO, "input/output error")          \
+    X(EAGAIN, "try again later")          \
+    X(ETIMEDOUT, "timed out")             \
+    X(EAUTH, "authentication failed")     \
+    X(ENOTFOUND, "not found")             \
+    X(EEXIST, "already exists")           \
+    X(ETOOBIG, "too large")               \
+    X(EPARSE, "malformed input")          \
+    X(ECONFIG, "invalid configuration")   \
+    X(EUNAVAIL, "dependency unavailable") \
+    X(ECLOSED, "closed or shutting down") \
+    X(ELIMIT, "limit exceeded")           \
     X(EINTERNAL, "internal error")
 
 enum wa_err {
@@ -55,11 +55,11 @@ enum wa_err wa_error_set(struct wa_error *error, enum wa_err code, const char *f
     __attribute__((format(printf, 3, 4)));
 
 /* Broken invariants abort with file and line; bad input is never an assertion. */
-#define WA_ASSERT(cond)                                                                            \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            wa_assert_fail(#cond, __FILE__, __LINE__);                                             \
-        }                                                                                          \
+#define WA_ASSERT(cond)                                \
+    do {                                               \
+        if (!(cond)) {                                 \
+            wa_assert_fail(#cond, __FILE__, __LINE__); \
+        }                                              \
     } while (0)
 
 _Noreturn void wa_assert_fail(const char *expr, const char *file, int line);

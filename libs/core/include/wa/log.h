@@ -32,11 +32,11 @@ bool wa_log_enabled(enum wa_log_level level);
 void wa_log_write(enum wa_log_level level, const struct wa_log_ctx *ctx, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-#define WA_LOG_AT(level, ctx, ...)                                                                 \
-    do {                                                                                           \
-        if (wa_log_enabled(level)) {                                                               \
-            wa_log_write(level, ctx, __VA_ARGS__);                                                 \
-        }                                                                                          \
+#define WA_LOG_AT(level, ctx, ...)                 \
+    do {                                           \
+        if (wa_log_enabled(level)) {               \
+            wa_log_write(level, ctx, __VA_ARGS__); \
+        }                                          \
     } while (0)
 
 #define wa_log_debug(ctx, ...) WA_LOG_AT(WA_LOG_DEBUG, ctx, __VA_ARGS__)

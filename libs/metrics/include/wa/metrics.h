@@ -35,8 +35,7 @@ struct wa_gauge *wa_metrics_gauge(struct wa_metrics *m, const char *name, const 
 /* bounds: ascending upper bounds (copied), nbounds of them; NULL selects latency buckets in
  * seconds from 0.0005 to 10. All series of one name must use the same bounds. */
 struct wa_histogram *wa_metrics_histogram(struct wa_metrics *m, const char *name, const char *help,
-                                          const char *labels, const double *bounds,
-                                          size_t nbounds);
+                                          const char *labels, const double *bounds, size_t nbounds);
 
 /* All update functions accept NULL (a series that could not be created is a no-op). */
 void wa_counter_add(struct wa_counter *c, uint64_t n);

@@ -46,24 +46,60 @@ struct wa_common_config {
 };
 
 /* Spec rows for struct wa_common_config embedded as member m of struct type T. */
-#define WA_CFG_COMMON(T, m, listen_default)                                                        \
-    {"WA_LISTEN", WA_CFG_STRING, listen_default, 0, 0, 0, offsetof(T, m.listen),                   \
-     "host:port of the HTTP listener"},                                                            \
-        {"WA_KAFKA_BROKERS", WA_CFG_STRING, "127.0.0.1:9092", 0, 0, 0,                            \
-         offsetof(T, m.kafka_brokers), "Kafka bootstrap servers"},                                 \
-        {"WA_TOPIC_PREFIX", WA_CFG_STRING, "wa.", 0, 0, 0, offsetof(T, m.topic_prefix),           \
-         "prefix of every topic name"},                                                            \
-        {"WA_REDIS_URL", WA_CFG_STRING, "redis://127.0.0.1:6379/0", 0, 0, WA_CFG_SECRET,          \
-         offsetof(T, m.redis_url), "Redis URL (may hold a password)"},                             \
-        {"WA_MONGO_URI", WA_CFG_STRING, "mongodb://127.0.0.1:27017/wabridge", 0, 0, WA_CFG_SECRET, \
-         offsetof(T, m.mongo_uri), "MongoDB URI (may hold credentials)"},                          \
-        {"WA_LOG_LEVEL", WA_CFG_STRING, "info", 0, 0, 0, offsetof(T, m.log_level),                \
-         "debug, info, warn, error"},                                                              \
-        {"WA_SHUTDOWN_TIMEOUT", WA_CFG_MS, "4s", 0, 60000, 0, offsetof(T, m.shutdown_timeout_ms), \
-         "how long SIGTERM waits for in-flight work"},                                             \
-    {                                                                                              \
-        "WA_WORKERS", WA_CFG_INT, "2", 1, 64, 0, offsetof(T, m.workers),                           \
-            "worker threads for blocking work (MongoDB, fsync)"                                    \
+#define WA_CFG_COMMON(T, m, listen_default)                                                       \
+    {"WA_LISTEN",                                                                                 \
+     WA_CFG_STRING,                                                                               \
+     listen_default,                                                                              \
+     0,                                                                                           \
+     0,                                                                                           \
+     0,                                                                                           \
+     offsetof(T, m.listen),                                                                       \
+     "host:port of the HTTP listener"},                                                           \
+        {"WA_KAFKA_BROKERS",                                                                      \
+         WA_CFG_STRING,                                                                           \
+         "127.0.0.1:9092",                                                                        \
+         0,                                                                                       \
+         0,                                                                                       \
+         0,                                                                                       \
+         offsetof(T, m.kafka_brokers),                                                            \
+         "Kafka bootstrap servers"},                                                              \
+        {"WA_TOPIC_PREFIX",           WA_CFG_STRING, "wa.", 0, 0, 0, offsetof(T, m.topic_prefix), \
+         "prefix of every topic name"},                                                           \
+        {"WA_REDIS_URL",                                                                          \
+         WA_CFG_STRING,                                                                           \
+         "redis://127.0.0.1:6379/0",                                                              \
+         0,                                                                                       \
+         0,                                                                                       \
+         WA_CFG_SECRET,                                                                           \
+         offsetof(T, m.redis_url),                                                                \
+         "Redis URL (may hold a password)"},                                                      \
+        {"WA_MONGO_URI",                                                                          \
+         WA_CFG_STRING,                                                                           \
+         "mongodb://127.0.0.1:27017/wabridge",                                                    \
+         0,                                                                                       \
+         0,                                                                                       \
+         WA_CFG_SECRET,                                                                           \
+         offsetof(T, m.mongo_uri),                                                                \
+         "MongoDB URI (may hold credentials)"},                                                   \
+        {"WA_LOG_LEVEL",                                                                          \
+         WA_CFG_STRING,                                                                           \
+         "info",                                                                                  \
+         0,                                                                                       \
+         0,                                                                                       \
+         0,                                                                                       \
+         offsetof(T, m.log_level),                                                                \
+         "debug, info, warn, error"},                                                             \
+        {"WA_SHUTDOWN_TIMEOUT",                                                                   \
+         WA_CFG_MS,                                                                               \
+         "4s",                                                                                    \
+         0,                                                                                       \
+         60000,                                                                                   \
+         0,                                                                                       \
+         offsetof(T, m.shutdown_timeout_ms),                                                      \
+         "how long SIGTERM waits for in-flight work"},                                            \
+    {                                                                                             \
+        "WA_WORKERS", WA_CFG_INT, "2", 1, 64, 0, offsetof(T, m.workers),                          \
+            "worker threads for blocking work (MongoDB, fsync)"                                   \
     }
 
 /* What a daemon is. All pointers borrowed, static storage. */
@@ -116,8 +152,7 @@ enum wa_err wa_service_probe(struct wa_service *svc, const char *name, wa_servic
 enum wa_err wa_service_kafka_producer(struct wa_service *svc, struct wa_kafka_producer **out,
                                       struct wa_error *error);
 enum wa_err wa_service_kv(struct wa_service *svc, struct wa_kv **out, struct wa_error *error);
-enum wa_err wa_service_mongo(struct wa_service *svc, struct wa_mongo **out,
-                             struct wa_error *error);
+enum wa_err wa_service_mongo(struct wa_service *svc, struct wa_mongo **out, struct wa_error *error);
 
 /* The Kafka settings of the common configuration (brokers, prefix, client id = daemon name),
  * for services that create consumers. Strings borrowed from the configuration. */
