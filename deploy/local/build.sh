@@ -8,7 +8,7 @@ kind=${1:-run}
 "$root/deploy/local/deps.sh"
 case "$kind" in
 run) dir="$root/build/run"; opts=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DWA_SANITIZE=OFF) ;;
-test) dir="$root/build/test"; opts=(-DCMAKE_BUILD_TYPE=Debug -DWA_SANITIZE=ON) ;;
+test) dir="$root/build/test"; opts=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DWA_SANITIZE=ON) ;;
 *) echo "build.sh: unknown build kind '$kind' (run|test)" >&2; exit 2 ;;
 esac
 if [ ! -f "$dir/build.ninja" ]; then

@@ -36,9 +36,9 @@ wa_clock_rfc3339(uint64_t wall_ms, char out[WA_RFC3339_LEN])
 {
     time_t secs = (time_t)(wall_ms / 1000u);
     struct tm tm;
+    size_t n;
 
     gmtime_r(&secs, &tm);
-    snprintf(out, WA_RFC3339_LEN, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-             (unsigned)(wall_ms % 1000u));
+    n = strftime(out, WA_RFC3339_LEN, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, WA_RFC3339_LEN - n, ".%03uZ", (unsigned)(wall_ms % 1000u));
 }
