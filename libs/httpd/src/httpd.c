@@ -646,6 +646,25 @@ wa_http_reply(struct wa_http_req *req, int status, const char *content_type, con
 }
 
 void
+wa_http_reply_drop(struct wa_http_req *req)
+{
+    struct wa_httpd *h = req->h;
+
+    if (req->replied) {
+        return;
+    }
+    /* No response: queue_reply() returns MHD_NO, which makes MHD close the connection. */
+    req->replied = true;
+    req->status = 0;
+    req->response = NULL;
+    if (req->suspended) {
+        req->suspended = false;
+        MHD_resume_connection(req->conn);
+        wa_timer_start(h->timer, 0, 0);
+    }
+}
+
+void
 wa_http_reply_json(struct wa_http_req *req, int status, const char *json)
 {
     wa_http_reply(req, status, "application/json", json, strlen(json));

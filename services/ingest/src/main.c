@@ -1,72 +1,149 @@
 /*
- * wa-ingest: receives Meta's webhooks, verifies them, publishes them to Kafka.
+ * wa-ingest: receives Meta's webhooks, verifies them, and makes them durable in Kafka before
+ * answering 200 (docs/architecture.md, "Guarantees").
  *
- * Composition root only (docs/style.md): configuration table, then the stages started in order
- * and stopped in reverse. Threads: the loop thread (HTTP, Kafka callbacks, Redis) and the
- * scaffolding's worker pool for blocking MongoDB calls. Flow and files in reading order: README.md.
+ * Composition root only (docs/style.md). Flow of one POST /webhook, one file per stage:
+ *   ingress -> verify -> split -> archive -> dedupe -> publish (-> spool when Kafka is late)
+ * Files in reading order and configuration: README.md. Threads: the loop thread (HTTP, Kafka
+ * delivery reports, Redis) and the scaffolding's worker pool (spool writes, fsync, replay reads).
+ *
+ * Stages started in order (start) and stopped in reverse (stop):
+ *   1. clients           Kafka producer (idempotent, acks=all) owned here, because a webhook
+ *                        waits for its acknowledgement: its linger is WA_INGEST_KAFKA_LINGER
+ *                        (1 ms) rather than the shared 5 ms; Redis from the scaffolding
+ *   2. health            metrics series and readiness probes
+ *   3. spool             directory scan, replayer timer (files left by an earlier run replay)
+ *   4. ingress           routes GET/POST /webhook (the listener opens after start returns)
  */
-#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
-#include "wa/service.h"
+#include "wa/kafka.h"
 
-struct ig_config {
-    struct wa_common_config common;
-};
+#include "ingest.h"
 
-static const struct wa_cfg_spec spec[] = {
-    WA_CFG_COMMON(struct ig_config, common, "127.0.0.1:8081"),
-};
-
-/* Dependencies are owned by the scaffolding (freed after stop); this struct only borrows them. */
-struct ig_state {
-    struct wa_kafka_producer *producer;
-    struct wa_kv *kv;
-    struct wa_mongo *mongo;
-};
+static bool
+producer_ready(void *arg)
+{
+    return wa_kafka_producer_ready(arg);
+}
 
 static enum wa_err
-start(struct wa_service *svc, const void *cfg, void **state, struct wa_error *error)
+producer_new(struct ig *ig, struct wa_error *error)
 {
-    struct ig_state *st = calloc(1, sizeof(*st));
-    enum wa_err err = WA_OK;
+    /* Every request waits for its acknowledgements: send each batch at once (no Nagle). */
+    static const struct wa_kafka_property props[] = {{"socket.nagle.disable", "true"}};
+    struct wa_kafka_config kc;
+    char client_id[64];
+    enum wa_err err;
 
-    (void)cfg;
-    if (st == NULL) {
+    wa_service_kafka_config(ig->svc, &kc);
+    snprintf(client_id, sizeof(client_id), "%s", wa_service_name(ig->svc));
+    kc.client_id = client_id;
+    kc.linger_ms = (int)ig->cfg->kafka_linger_ms;
+    kc.props = props;
+    kc.nprops = WA_ARRAY_LEN(props);
+    if ((err = wa_kafka_producer_new(ig->loop, &kc, &ig->producer, error)) != WA_OK) {
+        return err;
+    }
+    return wa_service_probe(ig->svc, "kafka", producer_ready, ig->producer);
+}
+
+static enum wa_err
+start(struct wa_service *svc, const void *config, void **state, struct wa_error *error)
+{
+    static const char *const topics[4] = {WA_TOPIC_INBOUND_MESSAGE, WA_TOPIC_INBOUND_STATUS,
+                                          WA_TOPIC_ACCOUNT_EVENT, WA_TOPIC_WEBHOOK_RAW};
+    const struct ig_config *cfg = config;
+    struct ig *ig = calloc(1, sizeof(*ig));
+    char boot[WA_ULID_LEN];
+    enum wa_err err;
+
+    if (ig == NULL) {
         return wa_error_set(error, WA_ENOMEM, "out of memory");
     }
-    *state = st;
-    if ((err = wa_service_kafka_producer(svc, &st->producer, error)) != WA_OK) {
-        goto fail;
+    *state = ig;
+    ig->cfg = cfg;
+    ig->svc = svc;
+    ig->loop = wa_service_loop(svc);
+    ig->secrets[0] = cfg->app_secret;
+    ig->secrets[1] = cfg->app_secret_previous;
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(ig->topic[i], sizeof(ig->topic[i]), "%s%s", cfg->common.topic_prefix, topics[i]);
     }
-    if ((err = wa_service_kv(svc, &st->kv, error)) != WA_OK) {
-        goto fail;
+    snprintf(ig->dedup_prefix, sizeof(ig->dedup_prefix),
+             "%singest:dedup:", cfg->common.topic_prefix);
+    wa_ulid_new(boot);
+    snprintf(ig->owner, sizeof(ig->owner), "p:%s", boot);
+    if (cfg->app_secret == NULL || cfg->app_secret[0] == '\0') {
+        return wa_error_set(error, WA_ECONFIG, "WA_APP_SECRET is empty");
+    }
+    if ((err = producer_new(ig, error)) != WA_OK ||
+        (err = wa_service_kv(svc, &ig->kv, error)) != WA_OK ||
+        (err = ig_health_start(ig, error)) != WA_OK ||
+        (err = ig_spool_new(ig, &ig->spool, error)) != WA_OK ||
+        (err = ig_ingress_start(ig, error)) != WA_OK) {
+        return err;
     }
     return WA_OK;
-fail:
-    return err;
+}
+
+static void
+drain(struct wa_service *svc, void *state)
+{
+    struct ig *ig = state;
+
+    ig->draining = true;
+    if (ig->unreplied == 0) {
+        ig->drained = true;
+        wa_service_drained(svc);
+    }
 }
 
 static void
 stop(struct wa_service *svc, void *state)
 {
+    struct ig *ig = state;
+
     (void)svc;
-    free(state);
+    if (ig == NULL) {
+        return;
+    }
+    ig->stopped = true;
+    ig->inflight++;           /* this hook's own hold: releases below must not free ig under it */
+    ig_spool_free(ig->spool); /* outlives this while its replay deliveries are pending */
+    ig->spool = NULL;
+    if (ig->producer != NULL) {
+        /* Bounded: drain already waited for every request's reply. Reports still due run
+         * here or, purged, inside free (WA_ECLOSED); ig->stopped keeps them to releasing. */
+        wa_kafka_producer_flush(ig->producer, 2000);
+        wa_kafka_producer_free(ig->producer);
+        ig->producer = NULL;
+    }
+    /* Requests still waiting for Redis hold ig: the last one frees it (ig_request_release)
+     * when the scaffolding frees the Redis client after this hook. */
+    if (--ig->inflight == 0) {
+        free(ig);
+    }
 }
 
 static const struct wa_service_def def = {
     .name = "wa-ingest",
-    .summary = "receives Meta's webhooks, verifies them, publishes them to Kafka.",
-    .spec = spec,
-    .nspec = sizeof(spec) / sizeof(spec[0]),
+    .summary = "receives Meta's webhooks, verifies them, publishes them durably to Kafka.",
+    .spec = ig_config_spec,
     .cfg_size = sizeof(struct ig_config),
     .common_offset = offsetof(struct ig_config, common),
     .start = start,
+    .drain = drain,
     .stop = stop,
 };
 
 int
 main(int argc, char **argv)
 {
-    return wa_service_main(argc, argv, &def);
+    struct wa_service_def d = def;
+
+    d.nspec = ig_config_nspec; /* not a constant expression in def's initialiser */
+    return wa_service_main(argc, argv, &d);
 }

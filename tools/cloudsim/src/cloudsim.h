@@ -32,14 +32,15 @@
 #include "wa/json.h"
 #include "wa/loop.h"
 #include "wa/service.h"
+#include "wa/whatsapp_errors.h"
 #include "wa/whatsapp_message.h"
 
 /* ---- configuration (filled by main.c's spec table) ---- */
 struct cs_config {
     struct wa_common_config common;
-    char *access_tokens;   /* comma-separated; "token" or "phone_id=token" */
+    char *access_tokens;    /* comma-separated; "token" or "phone_id=token" */
     char *phone_number_ids; /* comma-separated; the first is the sandbox number */
-    char *display_number;  /* of the first number; others get +1555000000N */
+    char *display_number;   /* of the first number; others get +1555000000N */
     char *waba_id;
     char *app_secret;
     char *webhook_url; /* "" disables delivery */
@@ -187,11 +188,11 @@ struct cs_stats {
     uint64_t inbound;
     uint64_t media_uploads;
     uint64_t async_failed;
-    uint64_t webhooks_sent;      /* POSTs answered 200 */
-    uint64_t webhook_attempts;   /* POSTs made */
-    uint64_t webhook_failures;   /* non-200 or transport errors */
-    uint64_t webhooks_dropped;   /* gave up after max age or queue full */
-    uint64_t events;             /* status/inbound updates emitted */
+    uint64_t webhooks_sent;         /* POSTs answered 200 */
+    uint64_t webhook_attempts;      /* POSTs made */
+    uint64_t webhook_failures;      /* non-200 or transport errors */
+    uint64_t webhooks_dropped;      /* gave up after max age or queue full */
+    uint64_t events;                /* status/inbound updates emitted */
     struct cs_map rejected_by_code; /* "130429" -> (uintptr_t) count */
 };
 

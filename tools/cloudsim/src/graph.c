@@ -84,7 +84,7 @@ static void
 reply_unknown_object(struct cs_sim *sim, struct wa_http_req *req, const char *method,
                      const char *id)
 {
-    char details[256];
+    char details[512];
 
     snprintf(details, sizeof(details),
              "Unsupported %s request. Object with ID '%.64s' does not exist, cannot be loaded due "
@@ -133,10 +133,9 @@ reply_accepted(struct wa_http_req *req, const struct wa_whatsapp_send *send, con
         }
     }
     if (err == WA_OK) {
-        err = wa_buf_printf(&b, "}],\"messages\":[{\"id\":\"%s\"%s}]}", wamid,
-                            tpl != NULL && tpl->paced
-                                ? ",\"message_status\":\"held_for_quality_assessment\""
-                                : "");
+        err = wa_buf_printf(
+            &b, "}],\"messages\":[{\"id\":\"%s\"%s}]}", wamid,
+            tpl != NULL && tpl->paced ? ",\"message_status\":\"held_for_quality_assessment\"" : "");
     }
     if (err != WA_OK) {
         wa_buf_cleanup(&b);
@@ -259,8 +258,8 @@ on_graph_post(struct wa_http_req *req, void *arg)
     char storage[512], *segs[SEGS_MAX];
     size_t n = split_path(wa_http_req_path(req), storage, sizeof(storage), segs);
     long number = n >= 2 ? cs_sim_number(sim, segs[1]) : -1;
-    enum cs_fault_scope scope = n == 3 && strcmp(segs[2], "media") == 0 ? CS_FAULT_MEDIA
-                                                                         : CS_FAULT_MESSAGES;
+    enum cs_fault_scope scope =
+        n == 3 && strcmp(segs[2], "media") == 0 ? CS_FAULT_MEDIA : CS_FAULT_MESSAGES;
 
     sim->stats.requests++;
     if (!cs_sim_auth(sim, wa_http_req_header(req, "Authorization"), number)) {

@@ -217,8 +217,7 @@ add_number(struct cs_sim *sim, const char *s, size_t n)
     if (sim->nnumbers == 0 && sim->cfg->display_number != NULL) {
         size_t k = 0;
 
-        for (const char *p = sim->cfg->display_number; *p != '\0' && k + 1 < sizeof(display);
-             p++) {
+        for (const char *p = sim->cfg->display_number; *p != '\0' && k + 1 < sizeof(display); p++) {
             if (*p >= '0' && *p <= '9') {
                 display[k++] = *p;
             }
@@ -359,8 +358,7 @@ cs_sim_record(struct cs_sim *sim, const char *wamid, const struct wa_whatsapp_se
     r->to = strdup(send->to != NULL ? send->to : send->recipient != NULL ? send->recipient : "");
     r->type = strdup(send->type_name);
     r->body = dup_range(body, body_len);
-    r->biz = send->biz_opaque_callback_data != NULL ? strdup(send->biz_opaque_callback_data)
-                                                    : NULL;
+    r->biz = send->biz_opaque_callback_data != NULL ? strdup(send->biz_opaque_callback_data) : NULL;
     r->number = number;
     r->time_ms = wa_clock_wall_ms();
     r->status = CS_ST_ACCEPTED;
@@ -475,8 +473,7 @@ cs_sim_init(struct cs_sim *sim, const struct cs_config *cfg, struct wa_loop *loo
         salt[i] = (char)(salt[i] >= 'a' ? salt[i] - 'a' + 'A' : salt[i]);
     }
     memcpy(sim->salt, salt, sizeof(sim->salt));
-    if ((err = each_item(cfg->phone_number_ids, add_number, sim)) != WA_OK ||
-        sim->nnumbers == 0) {
+    if ((err = each_item(cfg->phone_number_ids, add_number, sim)) != WA_OK || sim->nnumbers == 0) {
         return wa_error_set(error, WA_ECONFIG, "WA_SANDBOX_PHONE_NUMBER_ID: no usable number");
     }
     if ((err = each_item(cfg->access_tokens, add_token, sim)) != WA_OK) {

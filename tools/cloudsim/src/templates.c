@@ -155,7 +155,8 @@ cs_templates_load(struct cs_templates *t, const char *path, struct wa_error *err
         return wa_error_set(error, WA_ECONFIG,
                             "WA_SIM_TEMPLATES: expected an array or {\"templates\": [...]}");
     }
-    json_array_foreach(list, i, item) {
+    json_array_foreach(list, i, item)
+    {
         if ((err = cs_templates_put_json(t, item, error)) != WA_OK) {
             json_decref(root);
             return wa_error_set(error, WA_ECONFIG, "WA_SIM_TEMPLATES: template %zu: %s", i,
@@ -188,8 +189,7 @@ cs_templates_json(const struct cs_templates *t, struct wa_buf *out)
     bool first = true;
 
     for (size_t i = 0; i < t->by_key.nslots && err == WA_OK; i++) {
-        for (struct cs_map_entry *e = t->by_key.slots[i]; e != NULL && err == WA_OK;
-             e = e->next) {
+        for (struct cs_map_entry *e = t->by_key.slots[i]; e != NULL && err == WA_OK; e = e->next) {
             const struct cs_template *tpl = e->value;
 
             err = wa_buf_printf(out,

@@ -89,6 +89,9 @@ void wa_http_reply_header(struct wa_http_req *req, const char *name, const char 
 /* Copies body. */
 void wa_http_reply(struct wa_http_req *req, int status, const char *content_type, const void *body,
                    size_t len);
+/* Closes the connection without any answer (fault injection, hostile clients). Counts as the
+ * request's one reply. */
+void wa_http_reply_drop(struct wa_http_req *req);
 void wa_http_reply_json(struct wa_http_req *req, int status, const char *json);
 /* {"error":{"code":code,"message":<formatted>,"request_id":...}} with the given status. */
 void wa_http_reply_error(struct wa_http_req *req, int status, const char *code, const char *fmt,

@@ -1,0 +1,66 @@
+/*
+ * health.c: wa-ingest's metrics series and readiness (beside the stages; not in the flow).
+ *
+ * Series (Prometheus, prefix wa_ingest_): requests_total{outcome}, signature_failures_total,
+ * duplicates_total{kind}, events_total{type}, malformed_items_total, dedup_failures_total,
+ * spool_written_total (requests), spool_replayed_total (records), spool_bytes, spool_files,
+ * inflight, ack_seconds (receive to durable, histogram). The HTTP server adds per-route status
+ * counts (413s appear there: they are answered before the handler runs).
+ * Readiness: the scaffolding's Kafka and Redis probes, plus "spool" (last write succeeded).
+ */
+#include "ingest.h"
+
+static bool
+spool_ready(void *arg)
+{
+    struct ig *ig = arg;
+
+    return ig->spool == NULL || ig_spool_ready(ig->spool);
+}
+
+enum wa_err
+ig_health_start(struct ig *ig, struct wa_error *error)
+{
+    static const char *const outcomes[IG_OUT__COUNT] = {
+        "outcome=\"ok\"",           "outcome=\"spooled\"",     "outcome=\"unparsed\"",
+        "outcome=\"unauthorized\"", "outcome=\"bad_request\"", "outcome=\"unavailable\""};
+    static const char *const kinds[4] = {"type=\"message\"", "type=\"status\"", "type=\"account\"",
+                                         "type=\"raw\""};
+    struct wa_metrics *m = wa_service_metrics(ig->svc);
+    struct ig_metrics *s = &ig->m;
+
+    for (int i = 0; i < IG_OUT__COUNT; i++) {
+        s->requests[i] = wa_metrics_counter(m, "wa_ingest_requests_total",
+                                            "webhook POSTs by outcome", outcomes[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        s->events[i] = wa_metrics_counter(m, "wa_ingest_events_total",
+                                          "events published (or spooled) by type", kinds[i]);
+    }
+    s->duplicates[0] = wa_metrics_counter(m, "wa_ingest_duplicates_total",
+                                          "redelivered updates skipped", "kind=\"message\"");
+    s->duplicates[1] = wa_metrics_counter(m, "wa_ingest_duplicates_total",
+                                          "redelivered updates skipped", "kind=\"status\"");
+    s->signature_failures = wa_metrics_counter(m, "wa_ingest_signature_failures_total",
+                                               "POSTs with a missing or wrong signature", NULL);
+    s->malformed_items = wa_metrics_counter(m, "wa_ingest_malformed_items_total",
+                                            "webhook items skipped (kept in webhook.raw)", NULL);
+    s->dedup_failures =
+        wa_metrics_counter(m, "wa_ingest_dedup_failures_total",
+                           "Redis unavailable for dedup: published unchecked", NULL);
+    s->spool_written = wa_metrics_counter(m, "wa_ingest_spool_written_total",
+                                          "requests written to the spool", NULL);
+    s->spool_replayed = wa_metrics_counter(m, "wa_ingest_spool_replayed_total",
+                                           "records replayed from the spool into Kafka", NULL);
+    s->spool_bytes = wa_metrics_gauge(m, "wa_ingest_spool_bytes", "spool bytes not replayed", NULL);
+    s->spool_files = wa_metrics_gauge(m, "wa_ingest_spool_files", "spool files not replayed", NULL);
+    s->inflight = wa_metrics_gauge(m, "wa_ingest_inflight", "webhook requests in progress", NULL);
+    s->ack_seconds = wa_metrics_histogram(
+        m, "wa_ingest_ack_seconds", "receive to durable (Kafka ack or spool fsync)", NULL, NULL, 0);
+    if (s->requests[0] == NULL || s->ack_seconds == NULL || s->spool_files == NULL) {
+        return wa_error_set(error, WA_ENOMEM, "cannot register metrics");
+    }
+    return wa_service_probe(ig->svc, "spool", spool_ready, ig) == WA_OK
+               ? WA_OK
+               : wa_error_set(error, WA_ENOMEM, "cannot register the spool probe");
+}

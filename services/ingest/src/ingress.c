@@ -1,0 +1,189 @@
+/*
+ * ingress.c: stage 1 of 7. Input: HTTP requests on /webhook. Outputs: the handshake answer
+ * (GET), or a new struct ig_request handed to ig_verify_start() (POST).
+ *
+ * Limits that defeat slow or greedy clients are enforced by the server before a handler runs
+ * (libs/httpd: connection limit, per-connection memory bounding the headers, idle/slow
+ * connection timeout, and this route's body maximum WA_INGEST_MAX_BODY -> 413). This stage adds
+ * the content type check and owns the request's life: reply once, free once nothing is owed.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "wa/clock.h"
+#include "wa/crypto.h"
+
+#include "ingest.h"
+
+static bool
+token_equal(const char *given, const char *want)
+{
+    size_t n = strlen(want);
+
+    /* Constant time over the configured token's length; the length itself is not secret. */
+    return given != NULL && strlen(given) == n && wa_crypto_equal(given, want, n);
+}
+
+/* GET /webhook?hub.mode=subscribe&hub.verify_token=...&hub.challenge=... (cloud-api.md §3.1) */
+static void
+on_handshake(struct wa_http_req *req, void *arg)
+{
+    struct ig *ig = arg;
+    const char *mode = wa_http_req_query(req, "hub.mode");
+    const char *token = wa_http_req_query(req, "hub.verify_token");
+    const char *challenge = wa_http_req_query(req, "hub.challenge");
+    struct wa_log_ctx log = {.request_id = wa_http_req_id(req)};
+
+    if (mode == NULL || strcmp(mode, "subscribe") != 0 ||
+        !token_equal(token, ig->cfg->verify_token)) {
+        wa_log_warn(&log, "webhook handshake refused (mode or verify token wrong)");
+        wa_http_reply_error(req, 403, "forbidden", "hub.mode or hub.verify_token is wrong");
+        return;
+    }
+    if (challenge == NULL) {
+        challenge = "";
+    }
+    wa_log_info(&log, "webhook handshake accepted");
+    wa_http_reply(req, 200, "text/plain", challenge, strlen(challenge));
+}
+
+static bool
+is_json(const char *content_type)
+{
+    static const char want[] = "application/json";
+    size_t n = sizeof(want) - 1;
+
+    if (content_type == NULL || strncasecmp(content_type, want, n) != 0) {
+        return false;
+    }
+    return content_type[n] == '\0' || content_type[n] == ';' || content_type[n] == ' ';
+}
+
+/* The server gave up on the HTTP request (shutdown): the work goes on without a reply. */
+static void
+on_abort(struct wa_http_req *req, void *data)
+{
+    struct ig_request *r = data;
+
+    (void)req;
+    r->req = NULL;
+    r->body = NULL;
+    r->replied = true;
+    r->ig->unreplied--;
+    ig_request_release(r, false);
+}
+
+static void
+on_webhook(struct wa_http_req *req, void *arg)
+{
+    struct ig *ig = arg;
+    struct ig_request *r;
+    const char *parent = wa_http_req_header(req, "traceparent");
+
+    if (!is_json(wa_http_req_header(req, "Content-Type"))) {
+        wa_http_reply_error(req, 415, "unsupported_media_type", "Content-Type must be JSON");
+        wa_counter_inc(ig->m.requests[IG_OUT_BAD_REQUEST]);
+        return;
+    }
+    if ((r = calloc(1, sizeof(*r))) == NULL) {
+        wa_http_reply_error(req, 503, "unavailable", "out of memory");
+        wa_counter_inc(ig->m.requests[IG_OUT_UNAVAILABLE]);
+        return;
+    }
+    r->ig = ig;
+    r->req = req;
+    r->start_us = wa_clock_mono_us();
+    r->received_ms = wa_clock_wall_ms();
+    snprintf(r->request_id, sizeof(r->request_id), "%s", wa_http_req_id(req));
+    /* The trace starts here unless a proxy in front already started one. */
+    wa_traceparent_child(parent, r->traceparent);
+    if (wa_traceparent_trace_id(r->traceparent, r->trace_id) != WA_OK) {
+        r->trace_id[0] = '\0';
+    }
+    r->log.request_id = r->request_id;
+    r->log.trace_id = r->trace_id;
+    r->body = wa_http_req_body(req, &r->len);
+    wa_buf_init(&r->arena, 0);
+    wa_webhook_batch_init(&r->batch);
+    wa_http_req_set_data(req, r);
+    wa_http_req_set_abort(req, on_abort);
+    wa_http_reply_header(req, "traceparent", r->traceparent);
+    ig->inflight++;
+    ig->unreplied++;
+    wa_gauge_set(ig->m.inflight, (double)ig->inflight);
+    ig_verify_start(r);
+}
+
+enum wa_err
+ig_ingress_start(struct ig *ig, struct wa_error *error)
+{
+    struct wa_httpd *h = wa_service_httpd(ig->svc);
+
+    if (wa_httpd_route(h, "GET", "/webhook", 0, on_handshake, ig) != WA_OK ||
+        wa_httpd_route(h, "POST", "/webhook", (size_t)ig->cfg->max_body, on_webhook, ig) != WA_OK) {
+        return wa_error_set(error, WA_ENOMEM, "cannot add the /webhook routes");
+    }
+    return WA_OK;
+}
+
+void
+ig_request_reply(struct ig_request *r, enum ig_outcome outcome, int status, const char *json)
+{
+    if (r->replied) {
+        return;
+    }
+    r->replied = true;
+    r->ig->unreplied--;
+    wa_counter_inc(r->ig->m.requests[outcome]);
+    if (r->req != NULL) {
+        wa_http_req_set_abort(r->req, NULL);
+        wa_http_req_set_data(r->req, NULL);
+        wa_http_reply_json(r->req, status, json);
+        r->req = NULL;
+        r->body = NULL; /* borrowed from the HTTP request, which the server now frees */
+    }
+}
+
+static void
+request_free(struct ig_request *r)
+{
+    wa_timer_free(r->deadline);
+    for (size_t i = 0; i < r->ndedup; i++) {
+        free(r->dedup_keys[i]);
+    }
+    free(r->dedup_keys);
+    free(r->dedup_state);
+    free(r->ev_dedup);
+    free(r->records);
+    wa_buf_cleanup(&r->arena);
+    wa_webhook_batch_cleanup(&r->batch);
+    free(r);
+}
+
+void
+ig_request_release(struct ig_request *r, bool callback_done)
+{
+    struct ig *ig = r->ig;
+
+    if (callback_done) {
+        WA_ASSERT(r->outstanding > 0);
+        r->outstanding--;
+    }
+    if (ig->draining && !ig->stopped && ig->unreplied == 0 && !ig->drained) {
+        ig->drained = true; /* late Kafka reports of answered requests are not waited for */
+        wa_service_drained(ig->svc);
+    }
+    if (r->outstanding > 0 || !r->replied) {
+        return;
+    }
+    request_free(r);
+    ig->inflight--;
+    if (ig->stopped) {
+        if (ig->inflight == 0) {
+            free(ig);
+        }
+        return;
+    }
+    wa_gauge_set(ig->m.inflight, (double)ig->inflight);
+}

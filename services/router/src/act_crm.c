@@ -1,0 +1,465 @@
+/*
+ * act_crm.c: forwarding to CRM endpoints: the forward action and the delivery pump.
+ *
+ * The forward action only queues: one durable job (jobs.c) per message and rule in
+ * <p>rt:crm:<destination> / <p>rt:crmd:<destination>, id "<wamid>:<rule>:<n>", body
+ * {"attempts", "record"}. The message is done once Redis has the job, so a slow or failing CRM
+ * never holds up auto-replies.
+ *
+ * The pump, per destination of the current rules, every WA_ROUTER_TICK:
+ *   - leaky bucket: rate_per_s requests per second, bursts up to burst (per instance);
+ *   - claims up to batch_max due jobs (leased) and POSTs them as one request: a single record
+ *     when batch_max is 1, else {"count", "events": [records]}; with batching, at most one
+ *     request per batch_wait so records accumulate;
+ *   - signs the body: X-Wabridge-Signature-256: sha256=<hex HMAC-SHA256(secret, body)>, plus
+ *     X-Wabridge-Delivery (first job id) and X-Wabridge-Attempt;
+ *   - 2xx: the jobs are removed. 408, 429, 5xx, timeouts and connection errors: each job is
+ *     rescheduled after backoff_initial * 2^(attempts-1) (at most backoff_max, +-20% jitter);
+ *     other 4xx, or max_attempts reached: the record goes to <p>router.crm.dlq with the last
+ *     status and error, then the job is removed.
+ * Threading: loop thread.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "router.h"
+#include "wa/clock.h"
+#include "wa/crypto.h"
+#include "wa/httpc.h"
+#include "wa/id.h"
+#include "wa/kv.h"
+#include "wa/log.h"
+
+#define DESTS_MAX    64
+#define INFLIGHT_MAX 4
+
+struct dest_state {
+    char name[RT_NAME_MAX];
+    double tokens;
+    uint64_t last_refill_ms;
+    uint64_t last_send_ms;
+    bool claiming;
+    int inflight;
+};
+
+struct rt_crm {
+    struct rt *rt;
+    struct wa_httpc *http;
+    struct wa_timer *timer;
+    struct dest_state dests[DESTS_MAX];
+    size_t ndests;
+    struct delivery *live; /* requests in flight, freed at stop (cancelled calls never call back) */
+};
+
+/* Static: Redis claims still pending at stop complete (WA_ECLOSED) after the stop hook. */
+static struct rt_crm crm_state;
+
+/* One request in flight. */
+struct delivery {
+    struct rt_crm *crm;
+    struct rt_ruleset *rules; /* keeps dest alive */
+    const struct rt_dest *dest;
+    struct dest_state *ds;
+    size_t n;
+    char **ids;
+    json_t **jobs; /* parsed bodies */
+    char *body;
+    struct delivery *prev, *next;
+};
+
+static void pump_dest(struct rt_crm *crm, struct rt_ruleset *rs, const struct rt_dest *d);
+
+static void
+job_keys(struct rt *rt, const char *dest, char zset[RT_KEY_MAX], char hash[RT_KEY_MAX])
+{
+    snprintf(zset, RT_KEY_MAX, "%srt:crm:%s", rt->prefix, dest);
+    snprintf(hash, RT_KEY_MAX, "%srt:crmd:%s", rt->prefix, dest);
+}
+
+static void
+kick(void *arg)
+{
+    struct rt_crm *crm = arg;
+    struct rt_ruleset *rs;
+
+    if (crm->timer == NULL) {
+        return;
+    }
+    rs = rt_current_rules(crm->rt);
+    for (size_t i = 0; rs != NULL && i < rs->ndests; i++) {
+        pump_dest(crm, rs, &rs->dests[i]);
+    }
+    rt_rules_unref(rs);
+}
+
+enum wa_err
+rt_act_forward(const struct rt_act_ctx *ctx, const struct rt_action *a, size_t idx, rt_done_fn fn,
+               void *arg)
+{
+    const struct rt_msg *m = ctx->msg;
+    char zset[RT_KEY_MAX], hash[RT_KEY_MAX], id[RT_KEY_MAX], conv[WA_CONTRACT_KEY_MAX];
+    char now[WA_RFC3339_LEN];
+    json_t *job;
+    char *text;
+    enum wa_err err;
+
+    if (wa_contract_conversation_key(m->phone_number_id, m->contact, conv, sizeof(conv)) != WA_OK) {
+        return WA_ETOOBIG;
+    }
+    job_keys(ctx->rt, a->dest, zset, hash);
+    snprintf(id, sizeof(id), "%s:%zu", ctx->id_base, idx);
+    wa_clock_rfc3339(wa_clock_wall_ms(), now);
+    job = json_pack("{s:i,s:{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s?,s:s?,s:s?,s:s?,s:s,s:O?}}",
+                    "attempts", 0, "record", "id", id, "type", "wa.router.forward.v1", "rule",
+                    ctx->rule, "destination", a->dest, "conversation", conv, "phone_number_id",
+                    m->phone_number_id, "contact", m->contact, "wamid", m->wamid, "message_type",
+                    m->type, "profile_name", m->profile_name, "text", m->text, "forwarded_at", now,
+                    "message", ctx->inbound);
+    if (job == NULL || (text = wa_json_dump(job)) == NULL) {
+        json_decref(job);
+        return WA_ENOMEM;
+    }
+    json_decref(job);
+    err = rt_jobs_put(ctx->rt, zset, hash, NULL, id, (int64_t)wa_clock_wall_ms(), text, fn, arg);
+    free(text);
+    if (err == WA_OK && ctx->rt->crm != NULL) {
+        wa_loop_post(ctx->rt->loop, kick, ctx->rt->crm); /* deliver now, not at the next tick */
+    }
+    return err;
+}
+
+static struct dest_state *
+dest_state(struct rt_crm *crm, const struct rt_dest *d, uint64_t now)
+{
+    for (size_t i = 0; i < crm->ndests; i++) {
+        if (strcmp(crm->dests[i].name, d->name) == 0) {
+            return &crm->dests[i];
+        }
+    }
+    if (crm->ndests == DESTS_MAX) {
+        return NULL;
+    }
+    struct dest_state *s = &crm->dests[crm->ndests++];
+    snprintf(s->name, sizeof(s->name), "%s", d->name);
+    s->tokens = d->burst;
+    s->last_refill_ms = now;
+    return s;
+}
+
+static void
+delivery_free(struct delivery *dl)
+{
+    if (dl->prev != NULL) {
+        dl->prev->next = dl->next;
+    } else if (dl->crm != NULL && dl->crm->live == dl) {
+        dl->crm->live = dl->next;
+    }
+    if (dl->next != NULL) {
+        dl->next->prev = dl->prev;
+    }
+    for (size_t i = 0; i < dl->n; i++) {
+        free(dl->ids != NULL ? dl->ids[i] : NULL);
+        json_decref(dl->jobs != NULL ? dl->jobs[i] : NULL);
+    }
+    free(dl->ids);
+    free(dl->jobs);
+    free(dl->body);
+    rt_rules_unref(dl->rules);
+    free(dl);
+}
+
+static void
+on_settled(void *arg, enum wa_err err)
+{
+    (void)arg;
+    if (err != WA_OK) {
+        wa_log_warn(NULL, "crm: job state not updated: %s (the job reappears after its lease)",
+                    wa_err_name(err));
+    }
+}
+
+static int64_t
+backoff_ms(const struct rt_dest *d, int64_t attempts)
+{
+    int64_t ms = d->backoff_initial_ms;
+    uint32_t r = 0;
+
+    for (int64_t i = 1; i < attempts && ms < d->backoff_max_ms; i++) {
+        ms *= 2;
+    }
+    if (ms > d->backoff_max_ms) {
+        ms = d->backoff_max_ms;
+    }
+    wa_random_bytes(&r, sizeof(r));
+    return ms - ms / 5 + (int64_t)((double)(r % 10000) / 10000.0 * (double)(ms * 2 / 5));
+}
+
+static void
+settle(struct delivery *dl, long status, const char *error)
+{
+    struct rt *rt = dl->crm->rt;
+    char zset[RT_KEY_MAX], hash[RT_KEY_MAX];
+    bool ok = status >= 200 && status < 300;
+    bool retryable = status == 0 || status == 408 || status == 429 || status >= 500;
+    int64_t now = (int64_t)wa_clock_wall_ms();
+
+    job_keys(rt, dl->dest->name, zset, hash);
+    for (size_t i = 0; i < dl->n; i++) {
+        json_t *job = dl->jobs[i];
+        int64_t attempts = json_integer_value(json_object_get(job, "attempts")) + 1;
+        char *text;
+
+        if (ok) {
+            wa_counter_inc(rt->m.crm_sent);
+            rt_jobs_remove(rt, zset, hash, NULL, dl->ids[i], on_settled, NULL);
+            continue;
+        }
+        wa_counter_inc(rt->m.crm_failed);
+        json_object_set_new(job, "attempts", json_integer(attempts));
+        json_object_set_new(job, "last_status", json_integer(status));
+        json_object_set_new(job, "last_error", json_string(error));
+        if (retryable && attempts < dl->dest->max_attempts) {
+            if ((text = wa_json_dump(job)) != NULL) {
+                wa_counter_inc(rt->m.crm_retried);
+                rt_jobs_retry(rt, zset, hash, dl->ids[i], now + backoff_ms(dl->dest, attempts),
+                              text, on_settled, NULL);
+                free(text);
+            }
+            continue;
+        }
+        /* dead letter: publish, then forget the job (left leased if the publish fails) */
+        json_object_set_new(job, "destination", json_string(dl->dest->name));
+        json_object_set_new(job, "reason",
+                            json_string(retryable ? "retries_exhausted" : "rejected"));
+        if (rt_publish(rt, rt->topic_crm_dlq, dl->ids[i], "wa.router.crm.dlq.v1", NULL, NULL, job,
+                       on_settled, NULL) == WA_OK) {
+            wa_counter_inc(rt->m.crm_dlq);
+            wa_log_warn(NULL, "crm %s: %s dead-lettered after %lld attempt(s), last %ld %s",
+                        dl->dest->name, dl->ids[i], (long long)attempts, status, error);
+            rt_jobs_remove(rt, zset, hash, NULL, dl->ids[i], on_settled, NULL);
+        }
+    }
+}
+
+static void
+on_response(const struct wa_httpc_result *res, void *arg)
+{
+    struct delivery *dl = arg;
+    struct rt_crm *crm = dl->crm;
+
+    dl->ds->inflight--;
+    if (res->err != WA_OK) {
+        settle(dl, 0, res->message);
+    } else {
+        settle(dl, res->status, res->status >= 200 && res->status < 300 ? "" : "HTTP status");
+    }
+    delivery_free(dl);
+    (void)crm;
+}
+
+static void
+send_delivery(struct delivery *dl)
+{
+    const struct rt_dest *d = dl->dest;
+    struct wa_httpc_header h[5];
+    struct wa_httpc_request rq = {0};
+    char sig[WA_HUB_SIGNATURE_LEN], attempt[24];
+    json_t *payload;
+    size_t nh = 0;
+    int64_t attempts = json_integer_value(json_object_get(dl->jobs[0], "attempts")) + 1;
+
+    if (d->batch_max == 1 && dl->n == 1) {
+        payload = json_incref(json_object_get(dl->jobs[0], "record"));
+    } else {
+        payload = json_pack("{s:i,s:[]}", "count", (json_int_t)dl->n, "events");
+        for (size_t i = 0; payload != NULL && i < dl->n; i++) {
+            json_array_append(json_object_get(payload, "events"),
+                              json_object_get(dl->jobs[i], "record"));
+        }
+    }
+    dl->body = payload != NULL ? wa_json_dump(payload) : NULL;
+    json_decref(payload);
+    if (dl->body == NULL) {
+        settle(dl, 0, "out of memory");
+        dl->ds->inflight--;
+        delivery_free(dl);
+        return;
+    }
+    snprintf(attempt, sizeof(attempt), "%lld", (long long)attempts);
+    h[nh++] = (struct wa_httpc_header){"Content-Type", "application/json"};
+    h[nh++] = (struct wa_httpc_header){"X-Wabridge-Delivery", dl->ids[0]};
+    h[nh++] = (struct wa_httpc_header){"X-Wabridge-Attempt", attempt};
+    if (d->secret != NULL) {
+        wa_hub_signature_make(d->secret, dl->body, strlen(dl->body), sig);
+        h[nh++] = (struct wa_httpc_header){"X-Wabridge-Signature-256", sig};
+    }
+    rq.method = "POST";
+    rq.url = d->url;
+    rq.headers = h;
+    rq.nheaders = nh;
+    rq.body = dl->body;
+    rq.body_len = strlen(dl->body);
+    rq.body_borrowed = true;
+    rq.timeout_ms = (unsigned)d->timeout_ms;
+    rq.max_response = 64 * 1024;
+    if (wa_httpc_send(dl->crm->http, &rq, on_response, dl, NULL, NULL) != WA_OK) {
+        settle(dl, 0, "request not started");
+        dl->ds->inflight--;
+        delivery_free(dl);
+    }
+}
+
+struct claim_ctx {
+    struct rt_crm *crm;
+    struct rt_ruleset *rules;
+    const struct rt_dest *dest;
+    struct dest_state *ds;
+};
+
+static void
+on_claimed(void *arg, enum wa_err err, size_t n, const char *const *ids, const char *const *bodies)
+{
+    struct claim_ctx *cc = arg;
+    struct delivery *dl = NULL;
+    size_t i, k = 0;
+
+    cc->ds->claiming = false;
+    if (err != WA_OK || n == 0 || cc->crm->timer == NULL) {
+        goto out;
+    }
+    if ((dl = calloc(1, sizeof(*dl))) == NULL || (dl->ids = calloc(n, sizeof(char *))) == NULL ||
+        (dl->jobs = calloc(n, sizeof(json_t *))) == NULL) {
+        goto out; /* leased: the jobs come back */
+    }
+    dl->crm = cc->crm;
+    dl->next = cc->crm->live;
+    if (dl->next != NULL) {
+        dl->next->prev = dl;
+    }
+    cc->crm->live = dl;
+    dl->rules = rt_rules_ref(cc->rules);
+    dl->dest = cc->dest;
+    dl->ds = cc->ds;
+    for (i = 0; i < n; i++) {
+        json_t *job = NULL;
+        if (wa_json_parse(bodies[i], strlen(bodies[i]), 0, &job, NULL) != WA_OK ||
+            !json_is_object(json_object_get(job, "record"))) {
+            char zset[RT_KEY_MAX], hash[RT_KEY_MAX];
+            wa_log_error(NULL, "crm %s: job %s unreadable, dropped", cc->dest->name, ids[i]);
+            json_decref(job);
+            job_keys(cc->crm->rt, cc->dest->name, zset, hash);
+            rt_jobs_remove(cc->crm->rt, zset, hash, NULL, ids[i], on_settled, NULL);
+            continue;
+        }
+        dl->ids[k] = strdup(ids[i]);
+        dl->jobs[k] = job;
+        dl->n = ++k;
+    }
+    if (k == 0) {
+        goto out;
+    }
+    cc->ds->inflight++;
+    cc->ds->tokens -= 1;
+    cc->ds->last_send_ms = wa_loop_now(cc->crm->rt->loop);
+    send_delivery(dl);
+    dl = NULL;
+    pump_dest(cc->crm, cc->rules, cc->dest); /* more may be due and allowed */
+out:
+    if (dl != NULL) {
+        delivery_free(dl);
+    }
+    rt_rules_unref(cc->rules);
+    free(cc);
+}
+
+static void
+pump_dest(struct rt_crm *crm, struct rt_ruleset *rs, const struct rt_dest *d)
+{
+    struct rt *rt = crm->rt;
+    uint64_t now = wa_loop_now(rt->loop);
+    struct dest_state *ds = dest_state(crm, d, now);
+    char zset[RT_KEY_MAX], hash[RT_KEY_MAX];
+    struct claim_ctx *cc;
+
+    if (ds == NULL || ds->claiming || ds->inflight >= INFLIGHT_MAX || rt->draining ||
+        !wa_kv_ready(rt->kv)) {
+        return;
+    }
+    ds->tokens += (double)(now - ds->last_refill_ms) * d->rate_per_s / 1000.0;
+    ds->last_refill_ms = now;
+    if (ds->tokens > d->burst) {
+        ds->tokens = d->burst;
+    }
+    if (ds->tokens < 1) {
+        wa_counter_inc(rt->m.crm_limited);
+        return;
+    }
+    if (d->batch_max > 1 && now - ds->last_send_ms < (uint64_t)d->batch_wait_ms) {
+        return;
+    }
+    if ((cc = calloc(1, sizeof(*cc))) == NULL) {
+        return;
+    }
+    cc->crm = crm;
+    cc->rules = rt_rules_ref(rs);
+    cc->dest = d;
+    cc->ds = ds;
+    job_keys(rt, d->name, zset, hash);
+    if (rt_jobs_claim(rt, zset, hash, (int64_t)wa_clock_wall_ms(), (size_t)d->batch_max, on_claimed,
+                      cc) != WA_OK) {
+        rt_rules_unref(cc->rules);
+        free(cc);
+        return;
+    }
+    ds->claiming = true;
+}
+
+static void
+on_tick(struct wa_timer *t, void *arg)
+{
+    (void)t;
+    kick(arg);
+}
+
+enum wa_err
+rt_crm_start(struct rt *rt, struct wa_error *error)
+{
+    struct wa_httpc_config hc = {0};
+    struct rt_crm *crm = &crm_state;
+    enum wa_err err;
+
+    memset(crm, 0, sizeof(*crm));
+    crm->rt = rt;
+    hc.ca_file = rt->cfg->crm_ca_file;
+    hc.max_per_host = INFLIGHT_MAX * 2;
+    if ((err = wa_httpc_new(rt->loop, &hc, &crm->http, error)) != WA_OK) {
+        return err;
+    }
+    if ((crm->timer = wa_timer_new(rt->loop, on_tick, crm)) == NULL) {
+        wa_httpc_free(crm->http);
+        crm->http = NULL;
+        return wa_error_set(error, WA_ENOMEM, "out of memory");
+    }
+    wa_timer_start(crm->timer, (uint64_t)rt->cfg->tick_ms, (uint64_t)rt->cfg->tick_ms);
+    rt->crm = crm;
+    return WA_OK;
+}
+
+void
+rt_crm_stop(struct rt *rt)
+{
+    struct rt_crm *crm = rt->crm;
+
+    if (crm == NULL) {
+        return;
+    }
+    wa_timer_free(crm->timer);
+    crm->timer = NULL;
+    /* cancelled calls never call back: their deliveries are leased in Redis and return */
+    wa_httpc_free(crm->http);
+    crm->http = NULL;
+    while (crm->live != NULL) {
+        delivery_free(crm->live);
+    }
+}

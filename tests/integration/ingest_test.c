@@ -1,0 +1,775 @@
+/*
+ * ingest_test.c: wa-ingest end to end. The daemon ($WA_BIN_DIR/wa-ingest) runs as a subprocess
+ * on a free port against the real Kafka and Redis of the environment, with a unique topic
+ * prefix; signed bodies are posted with libcurl and the four topics are consumed with
+ * libs/kafka to check what was published.
+ *
+ * "Kafka stopped" is simulated without touching the shared broker: a daemon pointed at an
+ * unreachable address (127.0.0.1:1) must spool and answer 200; a second daemon on the same
+ * spool directory with the real broker must drain the spool into Kafka, in order per key.
+ */
+#include <curl/curl.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "wa_test.h"
+#include "wa/cloudevent.h"
+#include "wa/contract.h"
+#include "wa/crypto.h"
+#include "wa/kafka.h"
+
+#define SECRET   "it-secret"
+#define PREVIOUS "it-previous"
+#define TOKEN    "it-verify"
+
+struct seen {
+    char *topic;
+    char *key;
+    char *value;
+    char *traceparent;
+};
+
+struct fixture {
+    struct wa_loop *loop;
+    struct wa_kafka_config kcfg;
+    struct wa_kafka_consumer *consumer;
+    char prefix[48];
+    char group[64];
+    char topics[4][128];
+    char spool[128];
+    struct seen *seen;
+    size_t nseen, capseen;
+    pid_t pid;
+    int port;
+};
+
+static struct fixture *F;
+
+/* ---- the daemon ---- */
+
+static int
+free_port(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+static size_t
+sink(char *p, size_t size, size_t n, void *arg)
+{
+    struct wa_buf *b = arg;
+
+    if (b != NULL) {
+        wa_buf_append(b, p, size * n);
+    }
+    return size * n;
+}
+
+/* Returns the HTTP status of a request to the daemon (0 when it could not connect). */
+static long
+http(const char *method, const char *path, const char *ctype, const char *body, size_t len,
+     const char *signature, struct wa_buf *out)
+{
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = NULL;
+    char url[512], line[256];
+    long status = 0;
+
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", F->port, path);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 20000L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+    if (body != NULL) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    }
+    if (ctype != NULL) {
+        snprintf(line, sizeof(line), "Content-Type: %s", ctype);
+        h = curl_slist_append(h, line);
+    }
+    if (signature != NULL) {
+        snprintf(line, sizeof(line), "X-Hub-Signature-256: %s", signature);
+        h = curl_slist_append(h, line);
+    }
+    if (len <= (1u << 20)) {
+        /* Small bodies go in one shot. Large ones keep curl's "Expect: 100-continue", as real
+         * clients do, so a 413 arrives before the body instead of racing a reset. */
+        h = curl_slist_append(h, "Expect:");
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    if (curl_easy_perform(c) == CURLE_OK) {
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    }
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return status;
+}
+
+static long
+post_signed(const char *body, size_t len, const char *secret)
+{
+    char sig[WA_HUB_SIGNATURE_LEN];
+
+    wa_hub_signature_make(secret, body, len, sig);
+    return http("POST", "/webhook", "application/json", body, len, sig, NULL);
+}
+
+static void
+daemon_start(const char *brokers, const char *redis_url)
+{
+    char listen[64], bin[512];
+
+    F->port = free_port();
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", F->port);
+    snprintf(bin, sizeof(bin), "%s/wa-ingest", wa_test_env("WA_BIN_DIR"));
+    F->pid = fork();
+    assert_true(F->pid >= 0);
+    if (F->pid == 0) {
+        char log[256];
+
+        snprintf(log, sizeof(log), "%s.log", F->spool);
+        if (freopen(log, "a", stdout) == NULL) {
+            _exit(126);
+        }
+        setenv("WA_LISTEN", listen, 1);
+        setenv("WA_KAFKA_BROKERS", brokers, 1);
+        setenv("WA_REDIS_URL", redis_url, 1);
+        setenv("WA_TOPIC_PREFIX", F->prefix, 1);
+        setenv("WA_APP_SECRET", SECRET, 1);
+        setenv("WA_APP_SECRET_PREVIOUS", PREVIOUS, 1);
+        setenv("WA_VERIFY_TOKEN", TOKEN, 1);
+        setenv("WA_SPOOL_DIR", F->spool, 1);
+        setenv("WA_INGEST_ACK_TIMEOUT", "1s", 1);
+        setenv("WA_SPOOL_REPLAY_INTERVAL", "200ms", 1);
+        setenv("WA_LOG_LEVEL", "info", 1);
+        execl(bin, bin, (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 200; i++) {
+        if (http("GET", "/healthz", NULL, NULL, 0, NULL, NULL) == 200) {
+            return;
+        }
+        usleep(50 * 1000);
+    }
+    fail_msg("wa-ingest did not start (see %s.log)", F->spool);
+}
+
+/* SIGTERM, and the exit status must be 0 (ASan reports make it non-zero). */
+static void
+daemon_stop(void)
+{
+    int status = 0;
+
+    if (F->pid <= 0) {
+        return;
+    }
+    kill(F->pid, SIGTERM);
+    assert_int_equal(waitpid(F->pid, &status, 0), F->pid);
+    F->pid = 0;
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* ---- what was published ---- */
+
+static void
+on_message(struct wa_kafka_consumer *c, struct wa_kafka_msg *msg, void *arg)
+{
+    struct seen *s;
+    size_t tplen = 0;
+    const void *tp = wa_kafka_msg_header(msg, "traceparent", &tplen);
+
+    (void)arg;
+    if (F->nseen == F->capseen) {
+        F->capseen = F->capseen ? F->capseen * 2 : 256;
+        F->seen = realloc(F->seen, F->capseen * sizeof(*F->seen));
+        assert_non_null(F->seen);
+    }
+    s = &F->seen[F->nseen++];
+    s->topic = strdup(msg->topic);
+    s->key = strndup(msg->key != NULL ? msg->key : "", msg->keylen);
+    s->value = strndup(msg->value != NULL ? msg->value : "", msg->len);
+    s->traceparent = tp != NULL ? strndup(tp, tplen) : NULL;
+    wa_kafka_consumer_done(c, msg);
+}
+
+/* Number of events on topic (index) whose value contains needle (NULL: all). */
+static size_t
+count(int topic, const char *needle)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < F->nseen; i++) {
+        if (strcmp(F->seen[i].topic, F->topics[topic]) == 0 &&
+            (needle == NULL || strstr(F->seen[i].value, needle) != NULL)) {
+            n++;
+        }
+    }
+    return n;
+}
+
+struct want {
+    int topic;
+    const char *needle;
+    size_t n;
+};
+
+static bool
+have(void *arg)
+{
+    const struct want *w = arg;
+
+    return count(w->topic, w->needle) >= w->n;
+}
+
+/* Waits until at least n matching events arrived, then a little more so extra copies (which
+ * would be a failure) have time to show up too. Returns the count. */
+static size_t
+await(int topic, const char *needle, size_t n)
+{
+    struct want w = {topic, needle, n};
+
+    wa_test_run_until(F->loop, have, &w, 30000);
+    wa_test_run_for(F->loop, 300);
+    return count(topic, needle);
+}
+
+enum { T_MESSAGE, T_STATUS, T_ACCOUNT, T_RAW };
+
+static size_t spool_files(void);
+
+/* ---- setup ---- */
+
+static int
+setup(void **state)
+{
+    static const char *const names[4] = {WA_TOPIC_INBOUND_MESSAGE, WA_TOPIC_INBOUND_STATUS,
+                                         WA_TOPIC_ACCOUNT_EVENT, WA_TOPIC_WEBHOOK_RAW};
+    const char *topics[4];
+
+    (void)state;
+    F = calloc(1, sizeof(*F));
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    assert_int_equal(wa_loop_new(&F->loop), WA_OK);
+    wa_test_unique_prefix(F->prefix, sizeof(F->prefix));
+    snprintf(F->group, sizeof(F->group), "%sit", F->prefix);
+    snprintf(F->spool, sizeof(F->spool), "/tmp/wa-ingest-it-%s", F->prefix);
+    F->spool[strlen(F->spool) - 1] = '\0'; /* the prefix ends with '.' */
+    F->kcfg.brokers = wa_test_env("WA_KAFKA_BROKERS");
+    F->kcfg.topic_prefix = F->prefix;
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(wa_kafka_topic(&F->kcfg, names[i], F->topics[i], sizeof(F->topics[i])),
+                         WA_OK);
+        topics[i] = F->topics[i];
+    }
+    assert_int_equal(wa_kafka_topics_ensure(&F->kcfg, topics, 4, 4, 30000, NULL), WA_OK);
+    assert_int_equal(wa_kafka_consumer_new(F->loop, &F->kcfg, F->group, topics, 4, on_message, NULL,
+                                           &F->consumer, NULL),
+                     WA_OK);
+    daemon_start(F->kcfg.brokers, wa_test_env("WA_REDIS_URL"));
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    char log[256];
+
+    (void)state;
+    daemon_stop();
+    snprintf(log, sizeof(log), "%s.log", F->spool);
+    if (spool_files() == 0) { /* kept for a post-mortem otherwise */
+        rmdir(F->spool);
+        unlink(log);
+    }
+    wa_kafka_consumer_free(F->consumer);
+    wa_loop_free(F->loop);
+    for (size_t i = 0; i < F->nseen; i++) {
+        free(F->seen[i].topic);
+        free(F->seen[i].key);
+        free(F->seen[i].value);
+        free(F->seen[i].traceparent);
+    }
+    free(F->seen);
+    free(F);
+    wa_kafka_wait_destroyed(5000);
+    curl_global_cleanup();
+    return 0;
+}
+
+/* Reads a fixture and makes its wamids unique to tag ("wamid.X" -> "wamid.<tag>-X"). */
+static char *
+fixture_body(const char *kind, const char *name, const char *tag, size_t *len)
+{
+    char path[512], repl[128];
+    struct wa_buf b;
+    char *raw, *p, *q;
+    size_t rlen;
+
+    snprintf(path, sizeof(path), "%s/webhook/%s/%s/input", wa_test_env("WA_TEST_DATA"), kind, name);
+    raw = wa_test_read_file(path, &rlen);
+    assert_non_null(raw);
+    wa_buf_init(&b, 0);
+    snprintf(repl, sizeof(repl), "wamid.%s-", tag);
+    for (p = raw; (q = strstr(p, "wamid.")) != NULL; p = q + 6) {
+        wa_buf_append(&b, p, (size_t)(q - p));
+        wa_buf_append_str(&b, repl);
+    }
+    wa_buf_append(&b, p, rlen - (size_t)(p - raw));
+    free(raw);
+    *len = b.len;
+    return wa_buf_steal(&b);
+}
+
+/* ---- tests ---- */
+
+static void
+handshake__right_token__echoes_challenge_else_403(void **state)
+{
+    struct wa_buf out;
+
+    (void)state;
+    wa_buf_init(&out, 0);
+    assert_int_equal(http("GET",
+                          "/webhook?hub.mode=subscribe&hub.verify_token=" TOKEN
+                          "&hub.challenge=1158201444",
+                          NULL, NULL, 0, NULL, &out),
+                     200);
+    assert_string_equal(out.data, "1158201444");
+    assert_int_equal(http("GET",
+                          "/webhook?hub.mode=subscribe&hub.verify_token=wrong"
+                          "&hub.challenge=1",
+                          NULL, NULL, 0, NULL, NULL),
+                     403);
+    assert_int_equal(
+        http("GET", "/webhook?hub.mode=unsubscribe&hub.verify_token=" TOKEN "&hub.challenge=1",
+             NULL, NULL, 0, NULL, NULL),
+        403);
+    assert_int_equal(http("GET", "/webhook", NULL, NULL, 0, NULL, NULL), 403);
+    wa_buf_cleanup(&out);
+}
+
+static void
+signature__missing_or_wrong__401_and_nothing_published(void **state)
+{
+    size_t len;
+    char *body = fixture_body("valid", "message_text", "sigbad", &len);
+    char sig[WA_HUB_SIGNATURE_LEN];
+    struct wa_buf out;
+
+    (void)state;
+    wa_buf_init(&out, 0);
+    assert_int_equal(http("POST", "/webhook", "application/json", body, len, NULL, &out), 401);
+    assert_non_null(strstr(out.data, "\"error\""));
+    assert_int_equal(post_signed(body, len, "not-the-secret"), 401);
+    wa_hub_signature_make(SECRET, body, len - 1, sig); /* signature of other bytes */
+    assert_int_equal(http("POST", "/webhook", "application/json", body, len, sig, NULL), 401);
+    assert_int_equal(await(T_RAW, "sigbad", 1), 0);
+    wa_buf_cleanup(&out);
+    free(body);
+}
+
+static void
+signature__previous_secret_while_rotating__accepted(void **state)
+{
+    size_t len;
+    char *body = fixture_body("valid", "message_text", "rotated", &len);
+
+    (void)state;
+    assert_int_equal(post_signed(body, len, PREVIOUS), 200);
+    assert_int_equal(await(T_MESSAGE, "wamid.rotated-", 1), 1);
+    free(body);
+}
+
+/* Every valid fixture: the number of messages and statuses published matches the golden file
+ * (whose topics and keys tests/unit/contract/golden_test.c pins). All are posted first, then
+ * counted per fixture, each fixture's wamids made unique by a tag. */
+struct fx_want {
+    char tag[300];
+    size_t n[2];
+};
+
+static void
+fixtures__every_type_and_status__published_as_expected(void **state)
+{
+    char base[512], path[1024];
+    struct fx_want *wants = calloc(128, sizeof(*wants));
+    size_t cases = 0, total[2] = {0, 0};
+    struct dirent *de;
+    DIR *d;
+
+    (void)state;
+    snprintf(base, sizeof(base), "%s/webhook/valid", wa_test_env("WA_TEST_DATA"));
+    d = opendir(base);
+    assert_non_null(d);
+    while ((de = readdir(d)) != NULL && cases < 128) {
+        struct fx_want *w = &wants[cases];
+        size_t len, elen, nev;
+        char *body, *etext;
+        json_t *expected, *events;
+
+        if (de->d_name[0] == '.') {
+            continue;
+        }
+        snprintf(w->tag, sizeof(w->tag), "fx%s", de->d_name);
+        body = fixture_body("valid", de->d_name, w->tag, &len);
+        snprintf(path, sizeof(path), "%s/%s/expected", base, de->d_name);
+        etext = wa_test_read_file(path, &elen);
+        expected = json_loadb(etext, elen, 0, NULL);
+        assert_non_null(expected);
+        events = json_object_get(expected, "events");
+        nev = json_array_size(events);
+        for (size_t i = 0; i < nev; i++) {
+            const char *topic = wa_json_str(json_array_get(events, i), "topic");
+            const json_t *dedup = json_object_get(json_array_get(events, i), "dedup");
+            bool repeated = false;
+
+            /* A wamid twice in one body is published once. */
+            for (size_t k = 0; k < i && json_is_string(dedup); k++) {
+                repeated |= json_equal(dedup, json_object_get(json_array_get(events, k), "dedup"));
+            }
+            if (!repeated && strcmp(topic, WA_TOPIC_INBOUND_MESSAGE) == 0) {
+                w->n[T_MESSAGE]++;
+            } else if (!repeated && strcmp(topic, WA_TOPIC_INBOUND_STATUS) == 0) {
+                w->n[T_STATUS]++;
+            }
+        }
+        total[0] += w->n[0];
+        total[1] += w->n[1];
+        if (post_signed(body, len, SECRET) != 200) {
+            fail_msg("%s: not accepted", de->d_name);
+        }
+        snprintf(w->tag, sizeof(w->tag), "wamid.fx%s-", de->d_name);
+        json_decref(expected);
+        free(etext);
+        free(body);
+        cases++;
+    }
+    closedir(d);
+    assert_true(cases >= 50);
+    assert_int_equal(await(T_MESSAGE, "wamid.fx", total[0]), total[0]);
+    assert_int_equal(await(T_STATUS, "wamid.fx", total[1]), total[1]);
+    for (size_t i = 0; i < cases; i++) {
+        if (count(T_MESSAGE, wants[i].tag) != wants[i].n[0] ||
+            count(T_STATUS, wants[i].tag) != wants[i].n[1]) {
+            fail_msg("%s: %zu/%zu messages, %zu/%zu statuses", wants[i].tag,
+                     count(T_MESSAGE, wants[i].tag), wants[i].n[0], count(T_STATUS, wants[i].tag),
+                     wants[i].n[1]);
+        }
+    }
+    free(wants);
+}
+
+static void
+events__shape_keys_and_trace__follow_the_contract(void **state)
+{
+    size_t len;
+    char *body = fixture_body("valid", "message_arabic_emoji_escaped", "shape", &len);
+    struct wa_cloudevent_doc *doc = NULL;
+    struct wa_contract_inbound_message m;
+    const struct seen *s = NULL;
+
+    (void)state;
+    assert_int_equal(post_signed(body, len, SECRET), 200);
+    assert_int_equal(await(T_MESSAGE, "wamid.shape-", 1), 1);
+    assert_int_equal(await(T_RAW, "wamid.shape-", 1), 1);
+    for (size_t i = 0; i < F->nseen; i++) {
+        if (strcmp(F->seen[i].topic, F->topics[T_MESSAGE]) == 0 &&
+            strstr(F->seen[i].value, "wamid.shape-") != NULL) {
+            s = &F->seen[i];
+        }
+    }
+    assert_non_null(s);
+    assert_string_equal(s->key, "106540352242922:16505551234");
+    assert_int_equal(wa_cloudevent_decode(s->value, strlen(s->value), &doc, NULL), WA_OK);
+    assert_string_equal(doc->ev.type, WA_CE_TYPE_INBOUND_MESSAGE);
+    assert_string_equal(doc->ev.subject, "106540352242922:16505551234");
+    assert_string_equal(doc->ev.phonenumberid, "106540352242922");
+    assert_true(wa_traceparent_valid(doc->ev.traceparent));
+    assert_non_null(s->traceparent);
+    assert_string_equal(s->traceparent, doc->ev.traceparent);
+    assert_int_equal(wa_contract_inbound_message_decode(doc->ev.data, &m, NULL), WA_OK);
+    /* Meta's \u escapes arrive as the characters themselves, byte for byte. */
+    assert_string_equal(m.text,
+                        "\xd9\x85\xd8\xb1\xd8\xad\xd8\xa8\xd8\xa7 \xf0\x9f\x98\x80 caf\xc3\xa9");
+    assert_string_equal(m.profile_name, "\xd8\xb9\xd9\x84\xd9\x8a");
+    wa_cloudevent_doc_free(doc);
+    free(body);
+}
+
+static void
+duplicates__sequential_redelivery__published_once(void **state)
+{
+    size_t len;
+    char *body = fixture_body("valid", "batch_mixed", "seqdup", &len);
+
+    (void)state;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(post_signed(body, len, SECRET), 200);
+    }
+    assert_int_equal(await(T_MESSAGE, "wamid.seqdup-", 4), 4);
+    assert_int_equal(await(T_STATUS, "wamid.seqdup-", 2), 2);
+    /* Every delivery is archived; account events are not deduplicated. */
+    assert_int_equal(await(T_RAW, "wamid.seqdup-", 3), 3);
+    free(body);
+}
+
+static void
+duplicates__concurrent_redelivery__published_once_all_200(void **state)
+{
+    enum { N = 8 };
+    size_t len;
+    char *body = fixture_body("valid", "message_text", "condup", &len);
+    char sig[WA_HUB_SIGNATURE_LEN], line[128];
+    CURLM *multi = curl_multi_init();
+    CURL *easy[N];
+    struct curl_slist *h = NULL;
+    int running = 1;
+
+    (void)state;
+    wa_hub_signature_make(SECRET, body, len, sig);
+    snprintf(line, sizeof(line), "X-Hub-Signature-256: %s", sig);
+    h = curl_slist_append(h, line);
+    h = curl_slist_append(h, "Content-Type: application/json");
+    snprintf(line, sizeof(line), "http://127.0.0.1:%d/webhook", F->port);
+    for (int i = 0; i < N; i++) {
+        easy[i] = curl_easy_init();
+        curl_easy_setopt(easy[i], CURLOPT_URL, line);
+        curl_easy_setopt(easy[i], CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(easy[i], CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+        curl_easy_setopt(easy[i], CURLOPT_HTTPHEADER, h);
+        curl_easy_setopt(easy[i], CURLOPT_WRITEFUNCTION, sink);
+        curl_easy_setopt(easy[i], CURLOPT_TIMEOUT_MS, 20000L);
+        curl_multi_add_handle(multi, easy[i]);
+    }
+    while (running > 0) {
+        curl_multi_perform(multi, &running);
+        curl_multi_poll(multi, NULL, 0, 100, NULL);
+    }
+    for (int i = 0; i < N; i++) {
+        long status = 0;
+
+        curl_easy_getinfo(easy[i], CURLINFO_RESPONSE_CODE, &status);
+        assert_int_equal(status, 200);
+        curl_multi_remove_handle(multi, easy[i]);
+        curl_easy_cleanup(easy[i]);
+    }
+    curl_multi_cleanup(multi);
+    curl_slist_free_all(h);
+    assert_int_equal(await(T_MESSAGE, "wamid.condup-", 1), 1);
+    assert_int_equal(await(T_RAW, "wamid.condup-", N), N);
+    free(body);
+}
+
+static void
+batch__thousand_updates_in_one_post__all_published(void **state)
+{
+    struct wa_buf b;
+
+    (void)state;
+    wa_buf_init(&b, 0);
+    wa_buf_append_str(&b, "{\"object\":\"whatsapp_business_account\",\"entry\":[");
+    for (int e = 0; e < 10; e++) {
+        wa_buf_printf(&b, "%s{\"id\":\"200000000000001\",\"changes\":[", e ? "," : "");
+        for (int c = 0; c < 2; c++) {
+            wa_buf_printf(&b,
+                          "%s{\"field\":\"messages\",\"value\":{\"messaging_product\":\"whatsapp\","
+                          "\"metadata\":{\"display_phone_number\":\"15550000001\","
+                          "\"phone_number_id\":\"100000000000001\"},\"messages\":[",
+                          c ? "," : "");
+            for (int i = 0; i < 30; i++) {
+                wa_buf_printf(&b,
+                              "%s{\"from\":\"1555%07d\",\"id\":\"wamid.big-%d-%d-%d\","
+                              "\"timestamp\":\"1700000000\",\"type\":\"text\",\"text\":{\"body\":"
+                              "\"hello %d\"}}",
+                              i ? "," : "", i, e, c, i, i);
+            }
+            wa_buf_append_str(&b, "],\"statuses\":[");
+            for (int i = 0; i < 20; i++) {
+                wa_buf_printf(&b,
+                              "%s{\"id\":\"wamid.big-out-%d-%d-%d\",\"status\":\"read\","
+                              "\"timestamp\":\"1700000001\",\"recipient_id\":\"1555%07d\"}",
+                              i ? "," : "", e, c, i, i);
+            }
+            wa_buf_append_str(&b, "]}}");
+        }
+        wa_buf_append_str(&b, "]}");
+    }
+    wa_buf_append_str(&b, "]}");
+    assert_int_equal(post_signed(b.data, b.len, SECRET), 200);
+    assert_int_equal(await(T_MESSAGE, "wamid.big-", 600), 600);
+    assert_int_equal(await(T_STATUS, "wamid.big-out-", 400), 400);
+    wa_buf_cleanup(&b);
+}
+
+static void
+limits__oversize_content_type__413_415(void **state)
+{
+    size_t len = 3u * 1024u * 1024u + 1u;
+    char *big = malloc(len);
+
+    (void)state;
+    memset(big, ' ', len);
+    big[0] = '{';
+    big[len - 1] = '}';
+    assert_int_equal(post_signed(big, len, SECRET), 413);
+    assert_int_equal(http("POST", "/webhook", "text/plain", "{}", 2, NULL, NULL), 415);
+    free(big);
+}
+
+static void
+unparsable__signed_truncated_or_not_json__archived_and_200(void **state)
+{
+    static const char *const cases[] = {"truncated", "not_json", "top_level_array"};
+
+    (void)state;
+    for (size_t i = 0; i < WA_ARRAY_LEN(cases); i++) {
+        size_t len;
+        char *body = fixture_body("invalid", cases[i], "unparsed", &len);
+        char *tagged = malloc(len + 64);
+        int n = snprintf(tagged, len + 64, "%.*s unparsed-%zu", (int)len, body, i);
+
+        assert_int_equal(post_signed(tagged, (size_t)n, SECRET), 200);
+        snprintf(tagged, len + 64, "unparsed-%zu", i);
+        assert_int_equal(await(T_RAW, tagged, 1), 1);
+        free(tagged);
+        free(body);
+    }
+    assert_true(count(T_RAW, "\"parsed\":false") >= 3);
+}
+
+static size_t
+spool_files(void)
+{
+    DIR *d = opendir(F->spool);
+    struct dirent *de;
+    size_t n = 0;
+
+    if (d == NULL) {
+        return 0;
+    }
+    while ((de = readdir(d)) != NULL) {
+        n += strncmp(de->d_name, "spool-", 6) == 0;
+    }
+    closedir(d);
+    return n;
+}
+
+static bool
+spool_empty(void *arg)
+{
+    (void)arg;
+    return spool_files() == 0;
+}
+
+/* Must run last: it restarts the daemon. */
+static void
+kafka_down__requests_spooled_then_drained_in_order(void **state)
+{
+    enum { N = 20 };
+    char body[1024], needle[64];
+    size_t first = F->nseen;
+    int n;
+
+    (void)state;
+    daemon_stop();
+    daemon_start("127.0.0.1:1", wa_test_env("WA_REDIS_URL"));
+    for (int i = 0; i < N; i++) {
+        n = snprintf(body, sizeof(body),
+                     "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"w\","
+                     "\"changes\":[{\"field\":\"messages\",\"value\":{\"metadata\":{"
+                     "\"phone_number_id\":\"p1\"},\"messages\":[{\"from\":\"%d\",\"id\":"
+                     "\"wamid.spool-%02d\",\"timestamp\":\"1\",\"type\":\"text\",\"text\":{"
+                     "\"body\":\"n%02d\"}}]}}]}]}",
+                     i % 2, i, i);
+        assert_int_equal(post_signed(body, (size_t)n, SECRET), 200);
+    }
+    assert_true(spool_files() >= 1);
+    assert_int_equal(await(T_MESSAGE, "wamid.spool-", 0), 0);
+    daemon_stop(); /* the spool survives a restart */
+    assert_true(spool_files() >= 1);
+    daemon_start(F->kcfg.brokers, wa_test_env("WA_REDIS_URL"));
+    assert_int_equal(await(T_MESSAGE, "wamid.spool-", N), N);
+    assert_true(wa_test_run_until(F->loop, spool_empty, NULL, 20000));
+    /* Per key (conversation p1:0 and p1:1) the order of the posts is kept. */
+    for (int k = 0; k < 2; k++) {
+        int last = -1;
+
+        for (size_t i = first; i < F->nseen; i++) {
+            const char *p = strstr(F->seen[i].value, "wamid.spool-");
+
+            if (strcmp(F->seen[i].topic, F->topics[T_MESSAGE]) != 0 || p == NULL) {
+                continue;
+            }
+            n = (int)strtol(p + 12, NULL, 10);
+            if (n % 2 == k) {
+                assert_true(n > last);
+                last = n;
+            }
+        }
+        assert_true(last >= N - 2);
+    }
+    snprintf(needle, sizeof(needle), "\"parsed\":true");
+    assert_true(count(T_RAW, needle) >= N);
+}
+
+static void
+redis_down__published_anyway_and_counted(void **state)
+{
+    size_t len;
+    char *body = fixture_body("valid", "message_text", "noredis", &len);
+    struct wa_buf metrics;
+
+    (void)state;
+    daemon_stop();
+    daemon_start(F->kcfg.brokers, "redis://127.0.0.1:1/0");
+    assert_int_equal(post_signed(body, len, SECRET), 200);
+    assert_int_equal(post_signed(body, len, SECRET), 200);
+    /* Without dedup both copies go out: consumers' idempotency absorbs them; none is lost. */
+    assert_int_equal(await(T_MESSAGE, "wamid.noredis-", 2), 2);
+    wa_buf_init(&metrics, 0);
+    assert_int_equal(http("GET", "/metrics", NULL, NULL, 0, NULL, &metrics), 200);
+    assert_non_null(strstr(metrics.data, "wa_ingest_dedup_failures_total 2"));
+    wa_buf_cleanup(&metrics);
+    daemon_stop();
+    daemon_start(F->kcfg.brokers, wa_test_env("WA_REDIS_URL"));
+    free(body);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(handshake__right_token__echoes_challenge_else_403),
+        cmocka_unit_test(signature__missing_or_wrong__401_and_nothing_published),
+        cmocka_unit_test(signature__previous_secret_while_rotating__accepted),
+        cmocka_unit_test(events__shape_keys_and_trace__follow_the_contract),
+        cmocka_unit_test(fixtures__every_type_and_status__published_as_expected),
+        cmocka_unit_test(duplicates__sequential_redelivery__published_once),
+        cmocka_unit_test(duplicates__concurrent_redelivery__published_once_all_200),
+        cmocka_unit_test(batch__thousand_updates_in_one_post__all_published),
+        cmocka_unit_test(limits__oversize_content_type__413_415),
+        cmocka_unit_test(unparsable__signed_truncated_or_not_json__archived_and_200),
+        cmocka_unit_test(redis_down__published_anyway_and_counted),
+        cmocka_unit_test(kafka_down__requests_spooled_then_drained_in_order),
+    };
+
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

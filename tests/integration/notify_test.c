@@ -1,0 +1,907 @@
+/*
+ * notify_test.c: wa-notify end to end, as subprocesses ($WA_BIN_DIR/wa-notify and wa-cloudsim
+ * on free ports) against the real Kafka and Redis (WA_KAFKA_BROKERS, WA_REDIS_URL), each test
+ * with its own WA_TOPIC_PREFIX. Requests are produced as CloudEvents with libs/kafka; the
+ * checks read outbound.result / outbound.dlq and the simulator's GET /_sim/messages.
+ *
+ * The kill -9 test reports how many requests were sent twice (only requests in flight at the
+ * kill may be) on stderr as "notify-kill9: ..." lines.
+ */
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "wa/clock.h"
+#include "wa/cloudevent.h"
+#include "wa/contract.h"
+#include "wa/contract_outbound.h"
+#include "wa/json.h"
+#include "wa/kafka.h"
+#include "wa/kv.h"
+#include "wa_test.h"
+
+#define NUMBER   "100000000000001"
+#define WAIT_MS  60000
+#define MAX_SEEN 4096
+
+struct seen {
+    char request_id[64];
+    char status[16];
+    char reason[32];
+    char wamid[128];
+    long long code;
+    long long attempts;
+    bool fallback;
+    size_t log_len;
+    int count;
+};
+
+struct fx {
+    struct wa_loop *loop;
+    struct wa_kafka_config kcfg;
+    struct wa_kafka_producer *producer;
+    struct wa_kafka_consumer *results;
+    struct wa_kv *kv;
+    char prefix[64];
+    char topic_req[128], topic_res[128], topic_dlq[128];
+    char group[128];
+    int sim_port, nt_port;
+    pid_t sim, nt;
+    char sim_url[64], nt_url[64];
+    char token_file[128];
+    struct seen res[MAX_SEEN];
+    size_t nres;
+    struct seen dlq[MAX_SEEN];
+    size_t ndlq;
+    int acked;
+};
+
+static struct fx *F;
+
+/* ---- processes ---- */
+
+static int
+free_port(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+static pid_t
+spawn(const char *bin, const char *const *env)
+{
+    char path[512];
+    pid_t pid;
+
+    snprintf(path, sizeof(path), "%s/%s", wa_test_env("WA_BIN_DIR"), bin);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char log[256];
+        int fd;
+
+        for (size_t i = 0; env[i] != NULL; i += 2) {
+            setenv(env[i], env[i + 1], 1);
+        }
+        snprintf(log, sizeof(log), "/tmp/%s-%d.log", bin, (int)getpid());
+        fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        execl(path, bin, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+static void
+reap(pid_t pid, int sig)
+{
+    int status;
+
+    if (pid > 0) {
+        kill(pid, sig);
+        waitpid(pid, &status, 0);
+    }
+}
+
+/* ---- HTTP (blocking libcurl easy: test side only) ---- */
+
+static size_t
+on_body(char *p, size_t size, size_t n, void *arg)
+{
+    struct wa_buf *b = arg;
+
+    if (b == NULL) {
+        return size * n; /* discarded */
+    }
+    return wa_buf_append(b, p, size * n) == WA_OK ? size * n : 0;
+}
+
+static long
+http(const char *method, const char *url, const char *body, struct wa_buf *out)
+{
+    CURL *c = curl_easy_init();
+    long status = 0;
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
+    if (body != NULL) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    }
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+    if (curl_easy_perform(c) == CURLE_OK) {
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    }
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return status;
+}
+
+static void
+sim_post(const char *path, const char *body)
+{
+    char url[256];
+
+    snprintf(url, sizeof(url), "%s%s", F->sim_url, path);
+    assert_int_equal(http("POST", url, body, NULL), 200);
+}
+
+/* Returns the simulator's accepted sends (new reference). */
+static json_t *
+sim_messages(void)
+{
+    char url[256];
+    struct wa_buf b;
+    json_t *root = NULL;
+
+    snprintf(url, sizeof(url), "%s/_sim/messages?limit=100000", F->sim_url);
+    wa_buf_init(&b, 0);
+    assert_int_equal(http("GET", url, NULL, &b), 200);
+    assert_int_equal(wa_json_parse(b.data, b.len, 0, &root, NULL), WA_OK);
+    wa_buf_cleanup(&b);
+    return root;
+}
+
+/* Number of simulator sends whose biz_opaque_callback_data is request_id. */
+static int
+sim_count(json_t *msgs, const char *request_id, json_t **last)
+{
+    json_t *data = json_object_get(msgs, "data"), *m;
+    size_t i;
+    int n = 0;
+
+    json_array_foreach(data, i, m)
+    {
+        const char *biz = wa_json_str(m, "biz_opaque_callback_data");
+
+        if (biz != NULL && strcmp(biz, request_id) == 0) {
+            n++;
+            if (last != NULL) {
+                *last = m;
+            }
+        }
+    }
+    return n;
+}
+
+/* ---- Kafka ---- */
+
+static void
+on_ack(enum wa_err err, int32_t partition, int64_t offset, void *arg)
+{
+    (void)partition;
+    (void)offset;
+    (void)arg;
+    assert_int_equal(err, WA_OK);
+    F->acked++;
+}
+
+static void
+on_result(struct wa_kafka_consumer *c, struct wa_kafka_msg *msg, void *arg)
+{
+    struct wa_cloudevent_doc *doc = NULL;
+    bool dlq = strcmp(msg->topic, F->topic_dlq) == 0;
+    struct seen *tab = dlq ? F->dlq : F->res;
+    size_t *n = dlq ? &F->ndlq : &F->nres;
+
+    (void)arg;
+    if (wa_cloudevent_decode(msg->value, msg->len, &doc, NULL) == WA_OK) {
+        const json_t *d = doc->ev.data;
+        const char *id = wa_json_str(d, "request_id");
+        struct seen *s = NULL;
+
+        if (id == NULL) {
+            id = ""; /* raw dead letters */
+        }
+        for (size_t i = 0; i < *n; i++) {
+            if (strcmp(tab[i].request_id, id) == 0) {
+                s = &tab[i];
+            }
+        }
+        if (s == NULL && *n < MAX_SEEN) {
+            s = &tab[(*n)++];
+            memset(s, 0, sizeof(*s));
+            snprintf(s->request_id, sizeof(s->request_id), "%s", id != NULL ? id : "");
+        }
+        if (s != NULL) {
+            const char *st = wa_json_str(d, "status"), *re = wa_json_str(d, "reason");
+            const char *wamid = wa_json_str(d, "wamid");
+
+            s->count++;
+            snprintf(s->status, sizeof(s->status), "%s", st != NULL ? st : "");
+            snprintf(s->reason, sizeof(s->reason), "%s", re != NULL ? re : "");
+            snprintf(s->wamid, sizeof(s->wamid), "%s", wamid != NULL ? wamid : "");
+            s->attempts = json_integer_value(json_object_get(d, "attempts"));
+            s->code = json_integer_value(wa_json_path(d, "error.code"));
+            s->fallback = json_is_true(json_object_get(d, "fallback"));
+            s->log_len = json_array_size(json_object_get(d, "attempts_log"));
+        }
+    }
+    wa_cloudevent_doc_free(doc);
+    wa_kafka_consumer_done(c, msg);
+}
+
+static struct seen *
+find(struct seen *tab, size_t n, const char *id)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(tab[i].request_id, id) == 0) {
+            return &tab[i];
+        }
+    }
+    return NULL;
+}
+
+struct want {
+    const char *id;
+    bool dlq;
+};
+
+static bool
+has(void *arg)
+{
+    const struct want *w = arg;
+
+    return w->dlq ? find(F->dlq, F->ndlq, w->id) != NULL : find(F->res, F->nres, w->id) != NULL;
+}
+
+static struct seen *
+wait_result(const char *id)
+{
+    struct want w = {id, false};
+
+    assert_true(wa_test_run_until(F->loop, has, &w, WAIT_MS));
+    return find(F->res, F->nres, id);
+}
+
+static struct seen *
+wait_dlq(const char *id)
+{
+    struct want w = {id, true};
+
+    assert_true(wa_test_run_until(F->loop, has, &w, WAIT_MS));
+    return find(F->dlq, F->ndlq, id);
+}
+
+/* Produces one outbound.request whose data is the JSON text data (request_id inside). */
+static void
+produce_json(const char *key, const char *data)
+{
+    struct wa_cloudevent ev;
+    json_t *d = NULL;
+
+    assert_int_equal(wa_json_parse(data, strlen(data), 0, &d, NULL), WA_OK);
+    wa_cloudevent_init(&ev, "notify-test", WA_CE_TYPE_OUTBOUND_REQUEST);
+    ev.subject = key;
+    ev.data = d;
+    assert_int_equal(wa_kafka_produce_event(F->producer, F->topic_req, &ev, on_ack, NULL), WA_OK);
+    json_decref(d);
+}
+
+/* A request: type and its body object text, plus extra top-level fields (may be ""). */
+static void
+request(const char *id, const char *to, const char *type, const char *body, const char *extra)
+{
+    char data[16384], key[128];
+
+    snprintf(data, sizeof(data),
+             "{\"request_id\":\"%s\",\"phone_number_id\":\"" NUMBER "\",\"to\":\"%s\","
+             "\"type\":\"%s\",\"%s\":%s,\"metadata\":{\"k\":\"%s\"}%s%s}",
+             id, to, type, type, body, id, extra[0] != '\0' ? "," : "", extra);
+    snprintf(key, sizeof(key), NUMBER ":%s", to);
+    produce_json(key, data);
+}
+
+static void
+kv_done(void *arg, enum wa_err err)
+{
+    *(int *)arg = err == WA_OK ? 1 : -1;
+}
+
+static bool
+flag_set(void *arg)
+{
+    return *(int *)arg != 0;
+}
+
+static void
+kv_set(const char *suffix, const char *value)
+{
+    char key[256];
+    int done = 0;
+
+    snprintf(key, sizeof(key), "%s%s", F->prefix, suffix);
+    assert_int_equal(wa_kv_set_px(F->kv, key, value, 600000, kv_done, &done), WA_OK);
+    assert_true(wa_test_run_until(F->loop, flag_set, &done, 5000));
+    assert_int_equal(done, 1);
+}
+
+/* Opens the 24 h window of a contact the way wa-router does. */
+static void
+open_window(const char *wa_id)
+{
+    char k[128], v[32];
+
+    snprintf(k, sizeof(k), "win:" NUMBER ":%s", wa_id);
+    snprintf(v, sizeof(v), "%llu", (unsigned long long)wa_clock_wall_ms());
+    kv_set(k, v);
+}
+
+static bool
+kv_ready(void *arg)
+{
+    return wa_kv_ready(arg);
+}
+
+static bool
+ready(void *arg)
+{
+    char url[128];
+
+    (void)arg;
+    snprintf(url, sizeof(url), "%s/readyz", F->nt_url);
+    return http("GET", url, NULL, NULL) == 200;
+}
+
+static void
+start_notify(const char *mps)
+{
+    char listen[64];
+    const char *env[] = {"WA_LISTEN",
+                         listen,
+                         "WA_TOPIC_PREFIX",
+                         F->prefix,
+                         "WA_GRAPH_URL",
+                         NULL,
+                         "WA_ACCESS_TOKEN_FILE",
+                         F->token_file,
+                         "WA_NOTIFY_MPS",
+                         mps,
+                         "WA_NOTIFY_BACKOFF_BASE",
+                         "100ms",
+                         "WA_NOTIFY_BACKOFF_MAX",
+                         "1s",
+                         "WA_NOTIFY_HTTP_TIMEOUT",
+                         "2s",
+                         "WA_NOTIFY_CLAIM",
+                         "3s",
+                         "WA_NOTIFY_BREAKER_COOLDOWN",
+                         "200ms",
+                         "WA_NOTIFY_RATES",
+                         NUMBER "="
+                                "0",
+                         "WA_LOG_LEVEL",
+                         "info",
+                         NULL};
+    char graph[96], rates[64];
+
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", F->nt_port);
+    snprintf(graph, sizeof(graph), "%s/v21.0", F->sim_url);
+    snprintf(rates, sizeof(rates), NUMBER "=%s", mps);
+    env[5] = graph;
+    env[21] = rates;
+    F->nt = spawn("wa-notify", env);
+    assert_true(wa_test_run_until(F->loop, ready, NULL, WAIT_MS));
+}
+
+static int
+setup_with(const char *sim_limits, const char *mps)
+{
+    const char *topics[3];
+    struct wa_kv_config kvc = {.url = wa_test_env("WA_REDIS_URL")};
+    char listen[64];
+    const char *sim_env[] = {"WA_LISTEN",
+                             listen,
+                             "WA_SIM_LIMITS",
+                             sim_limits,
+                             "WA_WEBHOOK_URL",
+                             "",
+                             "WA_SIM_WEBHOOK_FLUSH",
+                             "1s",
+                             "WA_LOG_LEVEL",
+                             "warn",
+                             NULL};
+    FILE *f;
+
+    F = calloc(1, sizeof(*F));
+    assert_non_null(F);
+    assert_int_equal(wa_loop_new(&F->loop), WA_OK);
+    wa_test_unique_prefix(F->prefix, sizeof(F->prefix));
+    F->kcfg.brokers = wa_test_env("WA_KAFKA_BROKERS");
+    F->kcfg.topic_prefix = F->prefix;
+    F->kcfg.linger_ms = 1;
+    snprintf(F->topic_req, sizeof(F->topic_req), "%soutbound.request", F->prefix);
+    snprintf(F->topic_res, sizeof(F->topic_res), "%soutbound.result", F->prefix);
+    snprintf(F->topic_dlq, sizeof(F->topic_dlq), "%soutbound.dlq", F->prefix);
+    snprintf(F->group, sizeof(F->group), "%stest", F->prefix);
+    snprintf(F->token_file, sizeof(F->token_file), "/tmp/%stoken", F->prefix);
+    f = fopen(F->token_file, "w");
+    assert_non_null(f);
+    fputs("sandbox-token\n", f);
+    fclose(f);
+    topics[0] = F->topic_req;
+    topics[1] = F->topic_res;
+    topics[2] = F->topic_dlq;
+    assert_int_equal(wa_kafka_topics_ensure(&F->kcfg, topics, 3, 4, 30000, NULL), WA_OK);
+    assert_int_equal(wa_kafka_producer_new(F->loop, &F->kcfg, &F->producer, NULL), WA_OK);
+    assert_int_equal(wa_kafka_consumer_new(F->loop, &F->kcfg, F->group, topics + 1, 2, on_result,
+                                           NULL, &F->results, NULL),
+                     WA_OK);
+    assert_int_equal(wa_kv_new(F->loop, &kvc, &F->kv, NULL), WA_OK);
+    assert_true(wa_test_run_until(F->loop, kv_ready, F->kv, 10000));
+    F->sim_port = free_port();
+    F->nt_port = free_port();
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", F->sim_port);
+    snprintf(F->sim_url, sizeof(F->sim_url), "http://127.0.0.1:%d", F->sim_port);
+    snprintf(F->nt_url, sizeof(F->nt_url), "http://127.0.0.1:%d", F->nt_port);
+    F->sim = spawn("wa-cloudsim", sim_env);
+    start_notify(mps);
+    return 0;
+}
+
+static int
+setup(void **state)
+{
+    (void)state;
+    return setup_with("on", "80");
+}
+
+static int
+teardown(void **state)
+{
+    (void)state;
+    reap(F->nt, SIGTERM);
+    reap(F->sim, SIGTERM);
+    wa_kafka_consumer_free(F->results);
+    wa_kafka_producer_free(F->producer);
+    wa_kv_free(F->kv);
+    wa_loop_free(F->loop);
+    unlink(F->token_file);
+    free(F);
+    F = NULL;
+    assert_true(wa_kafka_wait_destroyed(10000));
+    return 0;
+}
+
+/* ---- tests ---- */
+
+static void
+every_type__window_open__each_accepted_once_with_request_id(void **state)
+{
+    static const char *const cases[][2] = {
+        {"text", "{\"body\":\"hello\"}"},
+        {"image", "{\"link\":\"https://example.com/a.jpg\",\"caption\":\"c\"}"},
+        {"video", "{\"link\":\"https://example.com/a.mp4\"}"},
+        {"audio", "{\"link\":\"https://example.com/a.ogg\"}"},
+        {"document", "{\"link\":\"https://example.com/a.pdf\",\"filename\":\"a.pdf\"}"},
+        {"sticker", "{\"link\":\"https://example.com/a.webp\"}"},
+        {"location", "{\"latitude\":\"37.4\",\"longitude\":\"-122.1\",\"name\":\"x\"}"},
+        {"contacts", "[{\"name\":{\"formatted_name\":\"Ana Lima\",\"first_name\":\"Ana\"},"
+                     "\"phones\":[{\"phone\":\"+5511999990000\",\"type\":\"CELL\"}]}]"},
+        {"interactive", "{\"type\":\"button\",\"body\":{\"text\":\"Confirm?\"},\"action\":"
+                        "{\"buttons\":[{\"type\":\"reply\",\"reply\":{\"id\":\"y\",\"title\":"
+                        "\"Yes\"}}]}}"},
+        {"reaction", "{\"message_id\":\"wamid.X\",\"emoji\":\"\\ud83d\\udc4d\"}"},
+        {"template", "{\"name\":\"hello_world\",\"language\":{\"code\":\"en_US\"}}"},
+    };
+    json_t *msgs;
+
+    (void)state;
+    for (size_t i = 0; i < WA_ARRAY_LEN(cases); i++) {
+        char id[64], to[32];
+
+        snprintf(id, sizeof(id), "type-%s", cases[i][0]);
+        snprintf(to, sizeof(to), "1650555%04zu", 100 + i);
+        open_window(to);
+        request(id, to, cases[i][0], cases[i][1], "");
+    }
+    msgs = NULL;
+    for (size_t i = 0; i < WA_ARRAY_LEN(cases); i++) {
+        char id[64];
+        struct seen *s;
+
+        snprintf(id, sizeof(id), "type-%s", cases[i][0]);
+        s = wait_result(id);
+        if (strcmp(s->status, "accepted") != 0) {
+            fail_msg("%s: %s %s %lld", id, s->status, s->reason, s->code);
+        }
+        assert_true(s->wamid[0] != '\0');
+        assert_int_equal(s->attempts, 1);
+    }
+    msgs = sim_messages();
+    for (size_t i = 0; i < WA_ARRAY_LEN(cases); i++) {
+        char id[64];
+
+        snprintf(id, sizeof(id), "type-%s", cases[i][0]);
+        assert_int_equal(sim_count(msgs, id, NULL), 1);
+    }
+    json_decref(msgs);
+}
+
+static bool
+two_dlq_raw(void *arg)
+{
+    struct seen *s = find(F->dlq, F->ndlq, "");
+
+    (void)arg;
+    return s != NULL && s->count >= 2;
+}
+
+static void
+invalid_and_malformed__dlq__consumer_continues(void **state)
+{
+    char big[5000];
+    struct seen *s;
+
+    (void)state;
+    memset(big, 'a', 4200);
+    big[0] = '{';
+    memcpy(big + 1, "\"body\":\"", 8);
+    memcpy(big + 4190, "\"}", 3);
+    open_window("16505550201");
+    produce_json(NUMBER ":x", "{\"no_request_id\":true}");
+    assert_int_equal(
+        wa_kafka_produce(F->producer, F->topic_req, "k", 1, "not json", 8, NULL, 0, on_ack, NULL),
+        WA_OK);
+    request("inv-long", "16505550201", "text", big, "");
+    request("inv-to", "12ab", "text", "{\"body\":\"x\"}", "");
+    request("inv-after", "16505550201", "text", "{\"body\":\"still consuming\"}", "");
+    s = wait_result("inv-long");
+    assert_string_equal(s->status, "failed");
+    assert_string_equal(s->reason, "invalid");
+    assert_int_equal(s->code, 100);
+    s = wait_dlq("inv-long");
+    assert_string_equal(s->reason, "invalid");
+    s = wait_result("inv-to");
+    assert_string_equal(s->reason, "invalid");
+    s = wait_result("inv-after");
+    assert_string_equal(s->status, "accepted");
+    /* the two unreadable events reached the DLQ raw (request_id empty) */
+    assert_true(wa_test_run_until(F->loop, two_dlq_raw, NULL, WAIT_MS));
+}
+
+static void
+error_classes__retryable_retried_permanent_dlq_token_stops(void **state)
+{
+    struct seen *s;
+    char url[128];
+    json_t *msgs, *m = NULL;
+
+    (void)state;
+    open_window("16505550301");
+    open_window("16505550302");
+    open_window("16505550303");
+    open_window("16505550304");
+    /* retryable Meta error twice, then accepted on the 3rd attempt */
+    sim_post("/_sim/faults", "{\"code\":131000,\"count\":2}");
+    request("err-retry", "16505550301", "text", "{\"body\":\"r\"}", "");
+    s = wait_result("err-retry");
+    assert_string_equal(s->status, "accepted");
+    assert_int_equal(s->attempts, 3);
+    /* 5xx without a body twice */
+    sim_post("/_sim/faults", "{\"mode\":\"5xx\",\"count\":2}");
+    request("err-5xx", "16505550302", "text", "{\"body\":\"r\"}", "");
+    s = wait_result("err-5xx");
+    assert_string_equal(s->status, "accepted");
+    assert_int_equal(s->attempts, 3);
+    /* permanent: one attempt, failed, dead letter with the attempt */
+    sim_post("/_sim/faults", "{\"code\":131026,\"count\":1}");
+    request("err-perm", "16505550303", "text", "{\"body\":\"p\"}", "");
+    s = wait_result("err-perm");
+    assert_string_equal(s->status, "failed");
+    assert_string_equal(s->reason, "rejected");
+    assert_int_equal(s->code, 131026);
+    s = wait_dlq("err-perm");
+    assert_int_equal(s->log_len, 1);
+    /* 130429 (throughput) retried */
+    sim_post("/_sim/faults", "{\"code\":130429,\"count\":2}");
+    request("err-429", "16505550304", "text", "{\"body\":\"t\"}", "");
+    s = wait_result("err-429");
+    assert_string_equal(s->status, "accepted");
+    assert_int_equal(s->attempts, 3);
+    /* token: the number stops (readyz 503) until SIGHUP brings a token back */
+    sim_post("/_sim/faults", "{\"code\":190,\"count\":1}");
+    request("err-token", "16505550301", "text", "{\"body\":\"k\"}", "");
+    snprintf(url, sizeof(url), "%s/readyz", F->nt_url);
+    for (int i = 0; i < 200 && http("GET", url, NULL, NULL) == 200; i++) {
+        wa_test_run_for(F->loop, 50);
+    }
+    assert_int_equal(http("GET", url, NULL, NULL), 503);
+    wa_test_run_for(F->loop, 300);
+    assert_null(find(F->res, F->nres, "err-token"));
+    kill(F->nt, SIGHUP);
+    s = wait_result("err-token");
+    assert_string_equal(s->status, "accepted");
+    assert_true(wa_test_run_until(F->loop, ready, NULL, 10000));
+    msgs = sim_messages();
+    assert_int_equal(sim_count(msgs, "err-retry", &m), 1);
+    assert_int_equal(sim_count(msgs, "err-perm", NULL), 0);
+    json_decref(msgs);
+}
+
+static bool
+fault_injected(void *arg)
+{
+    char url[128];
+    struct wa_buf b;
+    json_t *root = NULL;
+    bool done;
+
+    (void)arg;
+    snprintf(url, sizeof(url), "%s/_sim/faults", F->sim_url);
+    wa_buf_init(&b, 0);
+    done = http("GET", url, NULL, &b) == 200 &&
+           wa_json_parse(b.data, b.len, 0, &root, NULL) == WA_OK &&
+           json_integer_value(json_object_get(root, "injected")) >= 1;
+    json_decref(root);
+    wa_buf_cleanup(&b);
+    return done;
+}
+
+static int64_t
+sim_time(json_t *msgs, const char *id)
+{
+    json_t *m = NULL;
+    int64_t ms = 0;
+
+    assert_int_equal(sim_count(msgs, id, &m), 1);
+    assert_int_equal(wa_contract_time_parse(wa_json_str(m, "time"), &ms), WA_OK);
+    return ms;
+}
+
+static void
+pair_rate__131056__backs_off_that_recipient_only(void **state)
+{
+    struct seen *a;
+    json_t *msgs;
+    int64_t t0 = (int64_t)wa_clock_wall_ms(), ta1, ta2, tb;
+
+    (void)state;
+    open_window("16505550401");
+    open_window("16505550402");
+    sim_post("/_sim/faults", "{\"code\":131056,\"count\":1}");
+    request("pair-a1", "16505550401", "text", "{\"body\":\"1\"}", "");
+    /* a1 must meet the fault first: wait until the simulator injected it */
+    assert_true(wa_test_run_until(F->loop, fault_injected, NULL, WAIT_MS));
+    request("pair-a2", "16505550401", "text", "{\"body\":\"2\"}", "");
+    request("pair-b", "16505550402", "text", "{\"body\":\"b\"}", "");
+    assert_string_equal(wait_result("pair-b")->status, "accepted");
+    a = wait_result("pair-a1");
+    assert_string_equal(a->status, "accepted");
+    assert_int_equal(a->attempts, 2);
+    assert_string_equal(wait_result("pair-a2")->status, "accepted");
+    msgs = sim_messages();
+    ta1 = sim_time(msgs, "pair-a1");
+    ta2 = sim_time(msgs, "pair-a2");
+    tb = sim_time(msgs, "pair-b");
+    /* A waited 4^0 = 1 s; B, another recipient, was not held by A's back-off */
+    assert_true(ta1 - t0 >= 1000);
+    assert_true(tb < ta1);
+    /* per-recipient order: a2 went out only after a1 was answered */
+    assert_true(ta2 >= ta1);
+    json_decref(msgs);
+}
+
+static void
+policy__window_optout_expiry__refused_or_fallback(void **state)
+{
+    struct seen *s;
+    char extra[256];
+    json_t *msgs, *m = NULL;
+
+    (void)state;
+    request("pol-window", "16505550501", "text", "{\"body\":\"late\"}", "");
+    request("pol-fallback", "16505550502", "text", "{\"body\":\"late\"}",
+            "\"fallback_template\":{\"name\":\"hello_world\",\"language\":{\"code\":\"en_US\"}}");
+    kv_set("optout:16505550503", "1");
+    request("pol-optout", "16505550503", "template",
+            "{\"name\":\"hello_world\",\"language\":{\"code\":\"en_US\"}}",
+            "\"category\":\"marketing\"");
+    request("pol-utility", "16505550503", "template",
+            "{\"name\":\"hello_world\",\"language\":{\"code\":\"en_US\"}}",
+            "\"category\":\"utility\"");
+    request("pol-expired", "16505550504", "template",
+            "{\"name\":\"hello_world\",\"language\":{\"code\":\"en_US\"}}",
+            "\"expires_at\":\"2020-01-01T00:00:00Z\"");
+    snprintf(extra, sizeof(extra), "\"not_before\":%llu",
+             (unsigned long long)wa_clock_wall_ms() + 1500);
+    request("pol-later", "16505550505", "template",
+            "{\"name\":\"hello_world\",\"language\":{\"code\":\"en_US\"}}", extra);
+    s = wait_result("pol-window");
+    assert_string_equal(s->reason, "window");
+    assert_int_equal(s->code, 131047);
+    s = wait_result("pol-fallback");
+    assert_string_equal(s->status, "accepted");
+    assert_true(s->fallback);
+    s = wait_result("pol-optout");
+    assert_string_equal(s->reason, "opted_out");
+    s = wait_result("pol-utility");
+    assert_string_equal(s->status, "accepted");
+    s = wait_result("pol-expired");
+    assert_string_equal(s->reason, "expired");
+    assert_null(find(F->res, F->nres, "pol-later"));
+    s = wait_result("pol-later");
+    assert_string_equal(s->status, "accepted");
+    msgs = sim_messages();
+    assert_int_equal(sim_count(msgs, "pol-window", NULL), 0);
+    assert_int_equal(sim_count(msgs, "pol-optout", NULL), 0);
+    assert_int_equal(sim_count(msgs, "pol-fallback", &m), 1);
+    assert_string_equal(wa_json_str(m, "type"), "template");
+    json_decref(msgs);
+}
+
+static bool
+two_results(void *arg)
+{
+    struct seen *s = find(F->res, F->nres, arg);
+
+    return s != NULL && s->count >= 2;
+}
+
+static void
+redelivered__same_request_id__sent_once(void **state)
+{
+    struct seen *s;
+    json_t *msgs;
+
+    (void)state;
+    open_window("16505550601");
+    request("dup-1", "16505550601", "text", "{\"body\":\"once\"}", "");
+    s = wait_result("dup-1");
+    assert_string_equal(s->status, "accepted");
+    request("dup-1", "16505550601", "text", "{\"body\":\"once\"}", "");
+    assert_true(wa_test_run_until(F->loop, two_results, "dup-1", WAIT_MS));
+    s = find(F->res, F->nres, "dup-1");
+    assert_string_equal(s->status, "accepted");
+    msgs = sim_messages();
+    assert_int_equal(sim_count(msgs, "dup-1", NULL), 1);
+    json_decref(msgs);
+}
+
+/* ---- kill -9 during a 2,000-request run ---- */
+
+#define KILL_N 2000
+
+static bool
+sim_has_some(void *arg)
+{
+    json_t *msgs = sim_messages();
+    size_t n = json_array_size(json_object_get(msgs, "data"));
+
+    json_decref(msgs);
+    return n >= *(size_t *)arg;
+}
+
+static bool
+all_results(void *arg)
+{
+    size_t accepted = 0;
+
+    (void)arg;
+    for (size_t i = 0; i < F->nres; i++) {
+        accepted += strcmp(F->res[i].status, "accepted") == 0;
+    }
+    return accepted >= KILL_N;
+}
+
+static void
+kill9__mid_run__none_lost_duplicates_only_in_flight(void **state)
+{
+    size_t some = 400, distinct = 0, dups = 0, total;
+    json_t *msgs, *m;
+    size_t i;
+    unsigned char *seen = calloc(KILL_N, 1);
+
+    (void)state;
+    assert_non_null(seen);
+    for (int k = 0; k < KILL_N; k++) {
+        char id[32], to[32];
+
+        snprintf(id, sizeof(id), "k9-%d", k);
+        snprintf(to, sizeof(to), "1777%07d", k);
+        request(id, to, "template", "{\"name\":\"hello_world\",\"language\":{\"code\":\"en_US\"}}",
+                "");
+    }
+    assert_true(wa_test_run_until(F->loop, sim_has_some, &some, WAIT_MS));
+    reap(F->nt, SIGKILL);
+    fprintf(stderr, "notify-kill9: killed after >= %zu sends\n", some);
+    start_notify("1000");
+    assert_true(wa_test_run_until(F->loop, all_results, NULL, 120000));
+    msgs = sim_messages();
+    total = json_array_size(json_object_get(msgs, "data"));
+    json_array_foreach(json_object_get(msgs, "data"), i, m)
+    {
+        const char *biz = wa_json_str(m, "biz_opaque_callback_data");
+        long k;
+
+        if (biz == NULL || strncmp(biz, "k9-", 3) != 0) {
+            continue;
+        }
+        k = strtol(biz + 3, NULL, 10);
+        assert_true(k >= 0 && k < KILL_N);
+        if (seen[k]++ == 0) {
+            distinct++;
+        } else {
+            dups++;
+        }
+    }
+    fprintf(stderr,
+            "notify-kill9: requests %d, reached the simulator %zu, sends %zu, "
+            "duplicates %zu\n",
+            KILL_N, distinct, total, dups);
+    assert_int_equal(distinct, KILL_N);
+    assert_true(dups <= 256); /* at most WA_NOTIFY_MAX_HTTP sends were in flight */
+    json_decref(msgs);
+    free(seen);
+}
+
+static int
+setup_fast(void **state)
+{
+    (void)state;
+    return setup_with("off", "1000");
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(every_type__window_open__each_accepted_once_with_request_id,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(invalid_and_malformed__dlq__consumer_continues, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(error_classes__retryable_retried_permanent_dlq_token_stops,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(pair_rate__131056__backs_off_that_recipient_only, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(policy__window_optout_expiry__refused_or_fallback, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(redelivered__same_request_id__sent_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(kill9__mid_run__none_lost_duplicates_only_in_flight,
+                                        setup_fast, teardown),
+    };
+
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,378 @@
+/*
+ * wa-ingest-loadgen: load generator for wa-ingest's POST /webhook (make bench).
+ *
+ * Sends realistic Meta webhooks (one inbound text message with contact profile and metadata,
+ * or a delivered status, alternating) with a unique wamid each, signed with
+ * X-Hub-Signature-256, over keep-alive HTTP/1.1 connections driven by one epoll thread.
+ *
+ * Two modes:
+ *   -r RATE  open loop: requests are scheduled at RATE per second whatever the server does;
+ *            latency is measured from the scheduled send time, so queueing in front of a slow
+ *            server counts (no coordinated omission). A request waits for an idle connection.
+ *   -r 0     saturation: every connection sends its next request as soon as the previous
+ *            answer arrived (closed loop); reports the throughput reached.
+ * Prints one line: mode, offered rate, sent, 200s, other statuses, errors, requests/s,
+ * latency p50/p99/p99.9/max in ms. Exit status 1 when any answer was not 200 or a connection
+ * failed (requests still unanswered at the end of an overloaded open-loop run are not errors:
+ * the throughput figure shows them).
+ *
+ * Usage: wa-ingest-loadgen [-c conns] [-d seconds] [-r rate] [-s secret] [-w warmup_s]
+ *                          host:port
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "wa/crypto.h"
+
+#define MAX_CONNS 512
+
+struct conn {
+    int fd;
+    bool busy;
+    uint64_t sched_us; /* scheduled (open loop) or sent (closed loop) time of the request */
+    char out[4096];
+    size_t outlen, outoff;
+    char in[8192];
+    size_t inlen;
+};
+
+struct stats {
+    uint64_t *lat; /* microseconds */
+    size_t nlat, caplat;
+    uint64_t sent, ok, other, errors;
+};
+
+static struct sockaddr_in target;
+static const char *secret = "sandbox-secret";
+static char host_header[96];
+static uint64_t seq;
+static char run_id[16];
+
+static uint64_t
+now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Builds the next request (headers + signed body) into c->out. */
+static void
+build(struct conn *c)
+{
+    char body[2048], sig[WA_HUB_SIGNATURE_LEN];
+    uint64_t n = seq++;
+    int blen;
+
+    if (n % 2 == 0) {
+        blen = snprintf(
+            body, sizeof(body),
+            "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"200000000000001\","
+            "\"changes\":[{\"value\":{\"messaging_product\":\"whatsapp\",\"metadata\":{"
+            "\"display_phone_number\":\"15550000001\",\"phone_number_id\":\"100000000000001\"},"
+            "\"contacts\":[{\"profile\":{\"name\":\"Load Tester %llu\"},\"wa_id\":\"1555%07llu\"}],"
+            "\"messages\":[{\"from\":\"1555%07llu\",\"id\":\"wamid.HBgL%s%012llu\",\"timestamp\":"
+            "\"1712595443\",\"text\":{\"body\":\"Hello, I would like to know the status of my "
+            "order number %llu, caf\\u00e9 \\ud83d\\ude00\"},\"type\":\"text\"}]},"
+            "\"field\":\"messages\"}]}]}",
+            (unsigned long long)(n % 1000), (unsigned long long)(n % 100000),
+            (unsigned long long)(n % 100000), run_id, (unsigned long long)n, (unsigned long long)n);
+    } else {
+        blen = snprintf(
+            body, sizeof(body),
+            "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"200000000000001\","
+            "\"changes\":[{\"value\":{\"messaging_product\":\"whatsapp\",\"metadata\":{"
+            "\"display_phone_number\":\"15550000001\",\"phone_number_id\":\"100000000000001\"},"
+            "\"statuses\":[{\"id\":\"wamid.HBgL%s%012llu\",\"status\":\"delivered\","
+            "\"timestamp\":\"1750030073\",\"recipient_id\":\"1555%07llu\","
+            "\"biz_opaque_callback_data\":\"req-%llu\",\"pricing\":{\"billable\":true,"
+            "\"pricing_model\":\"PMP\",\"type\":\"regular\",\"category\":\"utility\"}}]},"
+            "\"field\":\"messages\"}]}]}",
+            run_id, (unsigned long long)n, (unsigned long long)(n % 100000), (unsigned long long)n);
+    }
+    wa_hub_signature_make(secret, body, (size_t)blen, sig);
+    c->outlen = (size_t)snprintf(c->out, sizeof(c->out),
+                                 "POST /webhook HTTP/1.1\r\nHost: %s\r\nContent-Type: "
+                                 "application/json\r\nX-Hub-Signature-256: %s\r\nContent-Length: "
+                                 "%d\r\n\r\n%s",
+                                 host_header, sig, blen, body);
+    c->outoff = 0;
+    c->inlen = 0;
+}
+
+static int
+dial(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
+
+    if (fd < 0) {
+        return -1;
+    }
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (connect(fd, (struct sockaddr *)&target, sizeof(target)) != 0 && errno != EINPROGRESS) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void
+record(struct stats *st, uint64_t lat)
+{
+    if (st->nlat == st->caplat) {
+        st->caplat = st->caplat ? st->caplat * 2 : 65536;
+        st->lat = realloc(st->lat, st->caplat * sizeof(*st->lat));
+        if (st->lat == NULL) {
+            abort();
+        }
+    }
+    st->lat[st->nlat++] = lat;
+}
+
+/* Returns 1 when a whole response is in c->in (status in *status), 0 when more is needed,
+ * -1 when it is malformed. */
+static int
+parse(struct conn *c, int *status, bool *close_after)
+{
+    char *end, *cl;
+    size_t hdr, clen = 0;
+
+    c->in[c->inlen < sizeof(c->in) ? c->inlen : sizeof(c->in) - 1] = '\0';
+    end = strstr(c->in, "\r\n\r\n");
+    if (end == NULL) {
+        return c->inlen >= sizeof(c->in) - 1 ? -1 : 0;
+    }
+    hdr = (size_t)(end - c->in) + 4;
+    if (sscanf(c->in, "HTTP/1.%*d %d", status) != 1) {
+        return -1;
+    }
+    cl = strcasestr(c->in, "\r\nContent-Length:");
+    if (cl != NULL && cl < end) {
+        clen = (size_t)strtoul(cl + 17, NULL, 10);
+    }
+    *close_after = strcasestr(c->in, "\r\nConnection: close") != NULL;
+    return c->inlen >= hdr + clen ? 1 : 0;
+}
+
+static int
+compare_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static double
+pct(const struct stats *st, double p)
+{
+    size_t i;
+
+    if (st->nlat == 0) {
+        return 0;
+    }
+    i = (size_t)(p / 100.0 * (double)(st->nlat - 1) + 0.5);
+    return (double)st->lat[i] / 1000.0;
+}
+
+int
+main(int argc, char **argv)
+{
+    int conns = 64, seconds = 10, warmup = 1, opt, ep;
+    double rate = 0;
+    struct conn *cs;
+    struct stats st = {0};
+    struct epoll_event evs[MAX_CONNS];
+    uint64_t start, end, warm_end, next_sched, interval_ns = 0, backlog = 0;
+    char host[64];
+    int port;
+
+    while ((opt = getopt(argc, argv, "c:d:r:s:w:")) != -1) {
+        switch (opt) {
+        case 'c':
+            conns = (int)strtol(optarg, NULL, 10);
+            break;
+        case 'd':
+            seconds = (int)strtol(optarg, NULL, 10);
+            break;
+        case 'r':
+            rate = strtod(optarg, NULL);
+            break;
+        case 's':
+            secret = optarg;
+            break;
+        case 'w':
+            warmup = (int)strtol(optarg, NULL, 10);
+            break;
+        default:
+            fprintf(stderr,
+                    "usage: %s [-c conns] [-d s] [-r rate|0] [-s secret] [-w warmup_s] "
+                    "host:port\n",
+                    argv[0]);
+            return 2;
+        }
+    }
+    if (optind >= argc || sscanf(argv[optind], "%63[^:]:%d", host, &port) != 2 || conns < 1 ||
+        conns > MAX_CONNS || seconds < 1) {
+        fprintf(stderr, "%s: need host:port (and 1..%d connections)\n", argv[0], MAX_CONNS);
+        return 2;
+    }
+    snprintf(host_header, sizeof(host_header), "%s:%d", host, port);
+    snprintf(run_id, sizeof(run_id), "%08lx", (unsigned long)(now_us() & 0xffffffffu));
+    target.sin_family = AF_INET;
+    target.sin_port = htons((uint16_t)port);
+    inet_pton(AF_INET, host, &target.sin_addr);
+    ep = epoll_create1(EPOLL_CLOEXEC);
+    cs = calloc((size_t)conns, sizeof(*cs));
+    for (int i = 0; i < conns; i++) {
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLET, .data.u32 = (uint32_t)i};
+
+        cs[i].fd = dial();
+        if (cs[i].fd < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, cs[i].fd, &ev) != 0) {
+            fprintf(stderr, "cannot connect to %s\n", argv[optind]);
+            return 1;
+        }
+    }
+    if (rate > 0) {
+        interval_ns = (uint64_t)(1e9 / rate);
+    }
+    start = now_us();
+    warm_end = start + (uint64_t)warmup * 1000000u;
+    end = warm_end + (uint64_t)seconds * 1000000u;
+    next_sched = start;
+    for (;;) {
+        uint64_t t = now_us();
+        int n, timeout = 1;
+
+        if (t >= end) {
+            break;
+        }
+        /* Open loop: requests due by now join the backlog; idle connections take them. */
+        if (rate > 0) {
+            while (next_sched <= t) {
+                backlog++;
+                next_sched += interval_ns / 1000u;
+            }
+        }
+        for (int i = 0; i < conns; i++) {
+            struct conn *c = &cs[i];
+
+            if (c->busy || c->fd < 0 || (rate > 0 && backlog == 0)) {
+                continue;
+            }
+            build(c);
+            c->busy = true;
+            if (rate > 0) {
+                /* The oldest due request: its scheduled time. */
+                c->sched_us = next_sched - backlog * (interval_ns / 1000u);
+                backlog--;
+            } else {
+                c->sched_us = t;
+            }
+            st.sent += c->sched_us >= warm_end;
+            {
+                ssize_t w = write(c->fd, c->out, c->outlen);
+
+                if (w > 0) {
+                    c->outoff = (size_t)w;
+                } else if (w < 0 && errno != EAGAIN) {
+                    st.errors++;
+                    c->busy = false;
+                }
+            }
+        }
+        n = epoll_wait(ep, evs, MAX_CONNS, timeout);
+        for (int k = 0; k < n; k++) {
+            struct conn *c = &cs[evs[k].data.u32];
+            int status = 0, rc;
+            bool close_after = false;
+
+            if (c->busy && c->outoff < c->outlen) {
+                ssize_t w = write(c->fd, c->out + c->outoff, c->outlen - c->outoff);
+
+                if (w > 0) {
+                    c->outoff += (size_t)w;
+                }
+            }
+            for (;;) {
+                ssize_t r = read(c->fd, c->in + c->inlen, sizeof(c->in) - 1 - c->inlen);
+
+                if (r <= 0) {
+                    if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+                        close_after = true;
+                        if (c->busy) {
+                            st.errors++;
+                            c->busy = false;
+                        }
+                        goto reconnect;
+                    }
+                    break;
+                }
+                c->inlen += (size_t)r;
+            }
+            if (!c->busy) {
+                continue;
+            }
+            rc = parse(c, &status, &close_after);
+            if (rc == 0) {
+                continue;
+            }
+            if (rc < 0) {
+                st.errors++;
+            } else {
+                uint64_t done = now_us();
+
+                if (c->sched_us >= warm_end) {
+                    record(&st, done - c->sched_us);
+                    if (status == 200) {
+                        st.ok++;
+                    } else {
+                        st.other++;
+                    }
+                }
+            }
+            c->busy = false;
+            c->inlen = 0;
+            if (!close_after && rc > 0) {
+                continue;
+            }
+        reconnect:
+            epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+            close(c->fd);
+            c->fd = dial();
+            if (c->fd >= 0) {
+                struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLET,
+                                         .data.u32 = evs[k].data.u32};
+
+                epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
+            }
+        }
+    }
+    qsort(st.lat, st.nlat, sizeof(*st.lat), compare_u64);
+    {
+        double secs = (double)seconds;
+        double answered = (double)(st.ok + st.other);
+
+        printf("wa-ingest bench: mode=%s offered=%.0f/s conns=%d sent=%llu ok=%llu other=%llu "
+               "errors=%llu throughput=%.0f req/s p50=%.2fms p99=%.2fms p99.9=%.2fms max=%.2fms\n",
+               rate > 0 ? "open" : "saturation", rate, conns, (unsigned long long)st.sent,
+               (unsigned long long)st.ok, (unsigned long long)st.other,
+               (unsigned long long)st.errors, answered / secs, pct(&st, 50), pct(&st, 99),
+               pct(&st, 99.9), st.nlat ? (double)st.lat[st.nlat - 1] / 1000.0 : 0.0);
+        free(st.lat);
+        free(cs);
+        close(ep);
+        return st.ok > 0 && st.other == 0 && st.errors == 0 ? 0 : 1;
+    }
+}

@@ -1,0 +1,178 @@
+/*
+ * wa-loadgen: a tiny closed-loop HTTP/1.1 load generator for the benchmarks.
+ *
+ * N keep-alive connections on one epoll thread; each sends one POST, reads the whole response
+ * (Content-Length framing), counts its status and sends the next, for D seconds. Recipients
+ * vary per request ("to": base + counter) so per-user limits do not dominate.
+ * Usage: wa-loadgen [-c conns] [-d seconds] [-p path] [-t token] host:port
+ * Prints: requests, seconds, requests/s, and counts per HTTP status.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_CONNS 1024
+
+struct conn {
+    int fd;
+    char in[16384];
+    size_t inlen;
+};
+
+static double
+now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static unsigned long counter;
+
+static int
+send_req(struct conn *c, const char *host, const char *path, const char *token)
+{
+    char body[256], req[1024];
+    int blen, rlen;
+
+    blen = snprintf(body, sizeof(body),
+                    "{\"messaging_product\":\"whatsapp\",\"to\":\"+1650%07lu\",\"type\":\"text\","
+                    "\"text\":{\"body\":\"load test message\"}}",
+                    counter++ % 10000000ul);
+    rlen = snprintf(req, sizeof(req),
+                    "POST %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"
+                    "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+                    path, host, token, blen, body);
+    return write(c->fd, req, (size_t)rlen) == rlen ? 0 : -1;
+}
+
+/* Returns the status when a whole response is buffered (and consumes it), else 0. */
+static int
+take_response(struct conn *c)
+{
+    char *hdr_end, *cl;
+    long len, status;
+    size_t total;
+
+    c->in[c->inlen < sizeof(c->in) ? c->inlen : sizeof(c->in) - 1] = '\0';
+    hdr_end = strstr(c->in, "\r\n\r\n");
+    if (hdr_end == NULL) {
+        return 0;
+    }
+    cl = strcasestr(c->in, "Content-Length:");
+    len = cl != NULL && cl < hdr_end ? strtol(cl + 15, NULL, 10) : 0;
+    total = (size_t)(hdr_end + 4 - c->in) + (size_t)len;
+    if (c->inlen < total) {
+        return 0;
+    }
+    status = strtol(c->in + 9, NULL, 10);
+    memmove(c->in, c->in + total, c->inlen - total);
+    c->inlen -= total;
+    return (int)status;
+}
+
+int
+main(int argc, char **argv)
+{
+    int conns = 64, opt, ep;
+    double dur = 10, start, end;
+    const char *path = "/v21.0/100000000000001/messages", *token = "sandbox-token", *target;
+    static struct conn cs[MAX_CONNS];
+    unsigned long statuses[600] = {0}, total = 0;
+    char host[128];
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    char *colon;
+
+    while ((opt = getopt(argc, argv, "c:d:p:t:")) != -1) {
+        switch (opt) {
+        case 'c':
+            conns = (int)strtol(optarg, NULL, 10);
+            break;
+        case 'd':
+            dur = strtod(optarg, NULL);
+            break;
+        case 'p':
+            path = optarg;
+            break;
+        case 't':
+            token = optarg;
+            break;
+        default:
+            fprintf(stderr, "usage: %s [-c conns] [-d seconds] [-p path] [-t token] host:port\n",
+                    argv[0]);
+            return 2;
+        }
+    }
+    if (optind >= argc || conns < 1 || conns > MAX_CONNS) {
+        fprintf(stderr, "usage: %s [-c conns] [-d seconds] [-p path] [-t token] host:port\n",
+                argv[0]);
+        return 2;
+    }
+    target = argv[optind];
+    snprintf(host, sizeof(host), "%s", target);
+    colon = strrchr(host, ':');
+    if (colon == NULL) {
+        return 2;
+    }
+    *colon = '\0';
+    sa.sin_port = htons((unsigned short)strtol(colon + 1, NULL, 10));
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+        fprintf(stderr, "host must be an IPv4 address\n");
+        return 2;
+    }
+    ep = epoll_create1(0);
+    for (int i = 0; i < conns; i++) {
+        int one = 1;
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &cs[i]};
+
+        cs[i].fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (connect(cs[i].fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+            perror("connect");
+            return 1;
+        }
+        setsockopt(cs[i].fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        epoll_ctl(ep, EPOLL_CTL_ADD, cs[i].fd, &ev);
+        send_req(&cs[i], target, path, token);
+    }
+    start = now_s();
+    end = start + dur;
+    while (now_s() < end) {
+        struct epoll_event evs[256];
+        int n = epoll_wait(ep, evs, 256, 100);
+
+        for (int i = 0; i < n; i++) {
+            struct conn *c = evs[i].data.ptr;
+            ssize_t r = read(c->fd, c->in + c->inlen, sizeof(c->in) - 1 - c->inlen);
+            int st;
+
+            if (r <= 0) {
+                fprintf(stderr, "connection closed by server\n");
+                return 1;
+            }
+            c->inlen += (size_t)r;
+            while ((st = take_response(c)) > 0) {
+                statuses[st < 600 ? st : 599]++;
+                total++;
+                send_req(c, target, path, token);
+            }
+        }
+    }
+    end = now_s();
+    printf("requests %lu in %.2f s: %.0f requests/s with %d connections\n", total, end - start,
+           (double)total / (end - start), conns);
+    for (int i = 0; i < 600; i++) {
+        if (statuses[i] != 0) {
+            printf("  HTTP %d: %lu\n", i, statuses[i]);
+        }
+    }
+    return 0;
+}
