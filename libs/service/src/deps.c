@@ -32,10 +32,16 @@ mongo_ready(void *arg)
 void
 wa_service_kafka_config(struct wa_service *svc, struct wa_kafka_config *out)
 {
+    /* Requests wait on acknowledgements (webhooks, replies): send each batch at once. */
+    static const struct wa_kafka_property props[] = {{"socket.nagle.disable", "true"}};
+
     *out = (struct wa_kafka_config){0};
+    out->props = props;
+    out->nprops = WA_ARRAY_LEN(props);
     out->brokers = svc->common->kafka_brokers;
     out->client_id = svc->def->name;
     out->topic_prefix = svc->common->topic_prefix;
+    out->linger_ms = (int)svc->common->kafka_linger_ms; /* bounded to [1, 1000] by the spec */
 }
 
 enum wa_err

@@ -31,9 +31,6 @@ const struct wa_cfg_spec ig_config_spec[] = {
      offsetof(struct ig_config, spool_replay_ms), "how often the spool replayer looks for work"},
     {"WA_SPOOL_FILE_MAX", WA_CFG_SIZE, "16MiB", 65536, 1024LL * 1024 * 1024, 0,
      offsetof(struct ig_config, spool_file_max), "spool file size before a new file is started"},
-    {"WA_INGEST_KAFKA_LINGER", WA_CFG_MS, "1ms", 1, 1000, 0,
-     offsetof(struct ig_config, kafka_linger_ms),
-     "producer batching delay: every request waits for it before its acknowledgement"},
 };
 
 const size_t ig_config_nspec = sizeof(ig_config_spec) / sizeof(ig_config_spec[0]);

@@ -55,7 +55,6 @@ struct ig_config {
     char *spool_dir;
     int64_t spool_replay_ms;
     int64_t spool_file_max;
-    int64_t kafka_linger_ms;
 };
 
 extern const struct wa_cfg_spec ig_config_spec[];

@@ -9,8 +9,8 @@
  *
  * Stages started in order (start) and stopped in reverse (stop):
  *   1. clients           Kafka producer (idempotent, acks=all) owned here, because a webhook
- *                        waits for its acknowledgement: its linger is WA_INGEST_KAFKA_LINGER
- *                        (1 ms) rather than the shared 5 ms; Redis from the scaffolding
+ *                        waits for its acknowledgement and its shutdown order matters
+ *                        (flush before the spool is freed); Redis from the scaffolding
  *   2. health            metrics series and readiness probes
  *   3. spool             directory scan, replayer timer (files left by an earlier run replay)
  *   4. ingress           routes GET/POST /webhook (the listener opens after start returns)
@@ -32,18 +32,13 @@ producer_ready(void *arg)
 static enum wa_err
 producer_new(struct ig *ig, struct wa_error *error)
 {
-    /* Every request waits for its acknowledgements: send each batch at once (no Nagle). */
-    static const struct wa_kafka_property props[] = {{"socket.nagle.disable", "true"}};
-    struct wa_kafka_config kc;
+    struct wa_kafka_config kc; /* WA_KAFKA_LINGER (1 ms) and no Nagle, from the scaffolding */
     char client_id[64];
     enum wa_err err;
 
     wa_service_kafka_config(ig->svc, &kc);
     snprintf(client_id, sizeof(client_id), "%s", wa_service_name(ig->svc));
     kc.client_id = client_id;
-    kc.linger_ms = (int)ig->cfg->kafka_linger_ms;
-    kc.props = props;
-    kc.nprops = WA_ARRAY_LEN(props);
     if ((err = wa_kafka_producer_new(ig->loop, &kc, &ig->producer, error)) != WA_OK) {
         return err;
     }

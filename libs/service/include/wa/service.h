@@ -43,6 +43,7 @@ struct wa_common_config {
     char *log_level;
     int64_t shutdown_timeout_ms;
     int64_t workers;
+    int64_t kafka_linger_ms;
 };
 
 /* Spec rows for struct wa_common_config embedded as member m of struct type T. */
@@ -97,9 +98,17 @@ struct wa_common_config {
          0,                                                                                       \
          offsetof(T, m.shutdown_timeout_ms),                                                      \
          "how long SIGTERM waits for in-flight work"},                                            \
+        {"WA_WORKERS",                                                                            \
+         WA_CFG_INT,                                                                              \
+         "2",                                                                                     \
+         1,                                                                                       \
+         64,                                                                                      \
+         0,                                                                                       \
+         offsetof(T, m.workers),                                                                  \
+         "worker threads for blocking work (MongoDB, fsync)"},                                    \
     {                                                                                             \
-        "WA_WORKERS", WA_CFG_INT, "2", 1, 64, 0, offsetof(T, m.workers),                          \
-            "worker threads for blocking work (MongoDB, fsync)"                                   \
+        "WA_KAFKA_LINGER", WA_CFG_MS, "1ms", 1, 1000, 0, offsetof(T, m.kafka_linger_ms),          \
+            "producer batching delay (latency against throughput)"                                \
     }
 
 /* What a daemon is. All pointers borrowed, static storage. */
