@@ -68,7 +68,7 @@ start_daemon wa-gateway 127.0.0.1:8080
 # Wait (at most 60 s) for every /readyz.
 deadline=$(( $(date +%s) + 60 ))
 for port in 8090 8081 8085 8084 8083 8082 8080; do
-    until curl -fsS -o /dev/null "http://127.0.0.1:$port/readyz"; do
+    until curl -fs -o /dev/null "http://127.0.0.1:$port/readyz" 2>/dev/null; do
         if [ "$(date +%s)" -ge "$deadline" ]; then
             echo "[run] 127.0.0.1:$port is not ready after 60 s:" >&2
             curl -sS "http://127.0.0.1:$port/readyz" >&2 || true

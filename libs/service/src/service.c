@@ -194,6 +194,9 @@ run(struct wa_service *svc)
         goto out;
     }
     hc.listen = svc->common->listen;
+    hc.max_connections = (unsigned)svc->common->http_max_connections;
+    hc.conn_timeout_s = (unsigned)((svc->common->http_timeout_ms + 999) / 1000);
+    hc.conn_memory = (size_t)svc->common->http_conn_memory;
     hc.metrics = svc->metrics;
     hc.service = svc->def->name;
     if (wa_httpd_new(svc->loop, &hc, &svc->httpd, &error) != WA_OK ||

@@ -44,72 +44,40 @@ struct wa_common_config {
     int64_t shutdown_timeout_ms;
     int64_t workers;
     int64_t kafka_linger_ms;
+    int64_t http_max_connections;
+    int64_t http_timeout_ms;
+    int64_t http_conn_memory;
 };
 
 /* Spec rows for struct wa_common_config embedded as member m of struct type T. */
-#define WA_CFG_COMMON(T, m, listen_default)                                                       \
-    {"WA_LISTEN",                                                                                 \
-     WA_CFG_STRING,                                                                               \
-     listen_default,                                                                              \
-     0,                                                                                           \
-     0,                                                                                           \
-     0,                                                                                           \
-     offsetof(T, m.listen),                                                                       \
-     "host:port of the HTTP listener"},                                                           \
-        {"WA_KAFKA_BROKERS",                                                                      \
-         WA_CFG_STRING,                                                                           \
-         "127.0.0.1:9092",                                                                        \
-         0,                                                                                       \
-         0,                                                                                       \
-         0,                                                                                       \
-         offsetof(T, m.kafka_brokers),                                                            \
-         "Kafka bootstrap servers"},                                                              \
-        {"WA_TOPIC_PREFIX",           WA_CFG_STRING, "wa.", 0, 0, 0, offsetof(T, m.topic_prefix), \
-         "prefix of every topic name"},                                                           \
-        {"WA_REDIS_URL",                                                                          \
-         WA_CFG_STRING,                                                                           \
-         "redis://127.0.0.1:6379/0",                                                              \
-         0,                                                                                       \
-         0,                                                                                       \
-         WA_CFG_SECRET,                                                                           \
-         offsetof(T, m.redis_url),                                                                \
-         "Redis URL (may hold a password)"},                                                      \
-        {"WA_MONGO_URI",                                                                          \
-         WA_CFG_STRING,                                                                           \
-         "mongodb://127.0.0.1:27017/wabridge",                                                    \
-         0,                                                                                       \
-         0,                                                                                       \
-         WA_CFG_SECRET,                                                                           \
-         offsetof(T, m.mongo_uri),                                                                \
-         "MongoDB URI (may hold credentials)"},                                                   \
-        {"WA_LOG_LEVEL",                                                                          \
-         WA_CFG_STRING,                                                                           \
-         "info",                                                                                  \
-         0,                                                                                       \
-         0,                                                                                       \
-         0,                                                                                       \
-         offsetof(T, m.log_level),                                                                \
-         "debug, info, warn, error"},                                                             \
-        {"WA_SHUTDOWN_TIMEOUT",                                                                   \
-         WA_CFG_MS,                                                                               \
-         "4s",                                                                                    \
-         0,                                                                                       \
-         60000,                                                                                   \
-         0,                                                                                       \
-         offsetof(T, m.shutdown_timeout_ms),                                                      \
-         "how long SIGTERM waits for in-flight work"},                                            \
-        {"WA_WORKERS",                                                                            \
-         WA_CFG_INT,                                                                              \
-         "2",                                                                                     \
-         1,                                                                                       \
-         64,                                                                                      \
-         0,                                                                                       \
-         offsetof(T, m.workers),                                                                  \
-         "worker threads for blocking work (MongoDB, fsync)"},                                    \
-    {                                                                                             \
-        "WA_KAFKA_LINGER", WA_CFG_MS, "1ms", 1, 1000, 0, offsetof(T, m.kafka_linger_ms),          \
-            "producer batching delay (latency against throughput)"                                \
-    }
+/* clang-format off */
+#define WA_CFG_COMMON(T, m, listen_default)                                                        \
+    {"WA_LISTEN", WA_CFG_STRING, listen_default, 0, 0, 0, offsetof(T, m.listen),                   \
+     "host:port of the HTTP listener"},                                                            \
+    {"WA_KAFKA_BROKERS", WA_CFG_STRING, "127.0.0.1:9092", 0, 0, 0, offsetof(T, m.kafka_brokers),  \
+     "Kafka bootstrap servers"},                                                                   \
+    {"WA_TOPIC_PREFIX", WA_CFG_STRING, "wa.", 0, 0, 0, offsetof(T, m.topic_prefix),               \
+     "prefix of every topic name and Redis key"},                                                  \
+    {"WA_REDIS_URL", WA_CFG_STRING, "redis://127.0.0.1:6379/0", 0, 0, WA_CFG_SECRET,              \
+     offsetof(T, m.redis_url), "Redis URL (may hold a password)"},                                 \
+    {"WA_MONGO_URI", WA_CFG_STRING, "mongodb://127.0.0.1:27017/wabridge", 0, 0, WA_CFG_SECRET,     \
+     offsetof(T, m.mongo_uri), "MongoDB URI (may hold credentials)"},                              \
+    {"WA_LOG_LEVEL", WA_CFG_STRING, "info", 0, 0, 0, offsetof(T, m.log_level),                    \
+     "debug, info, warn, error"},                                                                  \
+    {"WA_SHUTDOWN_TIMEOUT", WA_CFG_MS, "4s", 0, 60000, 0, offsetof(T, m.shutdown_timeout_ms),     \
+     "how long SIGTERM waits for in-flight work"},                                                 \
+    {"WA_WORKERS", WA_CFG_INT, "2", 1, 64, 0, offsetof(T, m.workers),                             \
+     "worker threads for blocking work (MongoDB, fsync)"},                                         \
+    {"WA_KAFKA_LINGER", WA_CFG_MS, "1ms", 1, 1000, 0, offsetof(T, m.kafka_linger_ms),             \
+     "producer batching delay (latency against throughput)"},                                      \
+    {"WA_HTTP_MAX_CONNECTIONS", WA_CFG_INT, "1024", 1, 65536, 0,                                   \
+     offsetof(T, m.http_max_connections), "HTTP connections served at once"},                      \
+    {"WA_HTTP_TIMEOUT", WA_CFG_MS, "10s", 1000, 3600000, 0, offsetof(T, m.http_timeout_ms),       \
+     "idle or slow HTTP connections are closed after this (defeats slow clients)"},                \
+    {"WA_HTTP_MAX_HEADER", WA_CFG_SIZE, "32KiB", 4096, 1048576, 0,                                 \
+     offsetof(T, m.http_conn_memory),                                                              \
+     "per-connection read buffer; bounds the request line and headers (431 above)"}
+/* clang-format on */
 
 /* What a daemon is. All pointers borrowed, static storage. */
 struct wa_service_def {
