@@ -182,6 +182,30 @@ on_hup(int signo, void *arg)
     }
 }
 
+/* The shared clients named in def->uses, made before the service's own start. */
+static enum wa_err
+start_uses(struct wa_service *svc, struct wa_error *error)
+{
+    struct wa_kafka_producer *p;
+    struct wa_kv *kv;
+    struct wa_mongo *m;
+    enum wa_err err = WA_OK;
+
+    if ((svc->def->uses & WA_SERVICE_USES_KAFKA) &&
+        (err = wa_service_kafka_producer(svc, &p, error)) != WA_OK) {
+        return err;
+    }
+    if ((svc->def->uses & WA_SERVICE_USES_REDIS) &&
+        (err = wa_service_kv(svc, &kv, error)) != WA_OK) {
+        return err;
+    }
+    if ((svc->def->uses & WA_SERVICE_USES_MONGO) &&
+        (err = wa_service_mongo(svc, &m, error)) != WA_OK) {
+        return err;
+    }
+    return WA_OK;
+}
+
 static int
 run(struct wa_service *svc)
 {
@@ -207,7 +231,8 @@ run(struct wa_service *svc)
     wa_loop_signal(svc->loop, SIGTERM, on_term, svc);
     wa_loop_signal(svc->loop, SIGINT, on_term, svc);
     wa_loop_signal(svc->loop, SIGHUP, on_hup, svc);
-    if (svc->def->start(svc, svc->cfg, &svc->state, &error) != WA_OK) {
+    if (start_uses(svc, &error) != WA_OK ||
+        (svc->def->start != NULL && svc->def->start(svc, svc->cfg, &svc->state, &error) != WA_OK)) {
         wa_log_error(NULL, "start failed: %s", error.message);
         svc->started = true; /* stop hook frees what start made */
         goto out;

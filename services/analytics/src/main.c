@@ -1,12 +1,12 @@
 /*
  * wa-analytics: message tracking and engagement metrics from the event stream.
  *
- * Composition root only (docs/style.md): configuration table, then the stages started in order
- * and stopped in reverse. Threads: the loop thread (HTTP, Kafka callbacks, Redis) and the
- * scaffolding's worker pool for blocking MongoDB calls. Flow and files in reading order: README.md.
+ * Composition root only (docs/style.md). Skeleton from the foundation issue: the scaffolding
+ * (libs/service) reads the configuration, creates the shared clients named in .uses (Kafka producer, MongoDB)
+ * with their /readyz probes, serves /healthz /readyz /metrics and stops on SIGTERM. The stages
+ * of the daemon's own flow arrive with its issue (README.md).
  */
 #include <stddef.h>
-#include <stdlib.h>
 
 #include "wa/service.h"
 
@@ -18,42 +18,6 @@ static const struct wa_cfg_spec spec[] = {
     WA_CFG_COMMON(struct an_config, common, "127.0.0.1:8084"),
 };
 
-/* Dependencies are owned by the scaffolding (freed after stop); this struct only borrows them. */
-struct an_state {
-    struct wa_kafka_producer *producer;
-    struct wa_kv *kv;
-    struct wa_mongo *mongo;
-};
-
-static enum wa_err
-start(struct wa_service *svc, const void *cfg, void **state, struct wa_error *error)
-{
-    struct an_state *st = calloc(1, sizeof(*st));
-    enum wa_err err = WA_OK;
-
-    (void)cfg;
-    if (st == NULL) {
-        return wa_error_set(error, WA_ENOMEM, "out of memory");
-    }
-    *state = st;
-    if ((err = wa_service_kafka_producer(svc, &st->producer, error)) != WA_OK) {
-        goto fail;
-    }
-    if ((err = wa_service_mongo(svc, &st->mongo, error)) != WA_OK) {
-        goto fail;
-    }
-    return WA_OK;
-fail:
-    return err;
-}
-
-static void
-stop(struct wa_service *svc, void *state)
-{
-    (void)svc;
-    free(state);
-}
-
 static const struct wa_service_def def = {
     .name = "wa-analytics",
     .summary = "message tracking and engagement metrics from the event stream.",
@@ -61,8 +25,7 @@ static const struct wa_service_def def = {
     .nspec = sizeof(spec) / sizeof(spec[0]),
     .cfg_size = sizeof(struct an_config),
     .common_offset = offsetof(struct an_config, common),
-    .start = start,
-    .stop = stop,
+    .uses = WA_SERVICE_USES_KAFKA | WA_SERVICE_USES_MONGO,
 };
 
 int

@@ -79,6 +79,11 @@ struct wa_common_config {
      "per-connection read buffer; bounds the request line and headers (431 above)"}
 /* clang-format on */
 
+/* Shared clients the scaffolding creates before start (see wa_service_kafka_producer & co). */
+#define WA_SERVICE_USES_KAFKA 0x1u
+#define WA_SERVICE_USES_REDIS 0x2u
+#define WA_SERVICE_USES_MONGO 0x4u
+
 /* What a daemon is. All pointers borrowed, static storage. */
 struct wa_service_def {
     const char *name;    /* e.g. "wa-ingest" */
@@ -87,8 +92,10 @@ struct wa_service_def {
     size_t nspec;
     size_t cfg_size;      /* sizeof the service's config struct */
     size_t common_offset; /* offsetof(<cfg>, <struct wa_common_config member>) */
+    unsigned uses;        /* WA_SERVICE_USES_*: clients made (with probes) before start */
     /* Called after config, loop, metrics and the (not yet listening) HTTP server exist: create
-     * clients and stages, add routes. Returns the service's state in *state. */
+     * clients and stages, add routes. Returns the service's state in *state. NULL: nothing
+     * beyond the clients named in uses. */
     enum wa_err (*start)(struct wa_service *svc, const void *cfg, void **state,
                          struct wa_error *error);
     /* SIGTERM: stop taking new work, finish in-flight work, then call wa_service_drained().
