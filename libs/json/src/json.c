@@ -262,12 +262,16 @@ struct dump_ctx {
     enum wa_err err;
 };
 
+/* The first error sticks: jansson ignores the callback's result for object keys and goes on
+ * with the next chunk, which would otherwise leave a key out of the dump and report success. */
 static int
 on_dump_chunk(const char *chunk, size_t size, void *arg)
 {
     struct dump_ctx *ctx = arg;
 
-    ctx->err = wa_buf_append(ctx->out, chunk, size);
+    if (ctx->err == WA_OK) {
+        ctx->err = wa_buf_append(ctx->out, chunk, size);
+    }
     return ctx->err == WA_OK ? 0 : -1;
 }
 
@@ -280,7 +284,8 @@ wa_json_dump_buf(const json_t *v, struct wa_buf *out)
     if (v == NULL) {
         return WA_EINVAL;
     }
-    if (json_dump_callback(v, on_dump_chunk, &ctx, JSON_COMPACT | JSON_ENCODE_ANY) != 0) {
+    if (json_dump_callback(v, on_dump_chunk, &ctx, JSON_COMPACT | JSON_ENCODE_ANY) != 0 ||
+        ctx.err != WA_OK) {
         /* roll back a partial dump so out is unchanged on failure */
         out->len = mark;
         if (out->data != NULL) {

@@ -120,12 +120,16 @@ struct dump {
     enum wa_err err;
 };
 
+/* The first error sticks: jansson ignores the callback's result for object keys and goes on
+ * with the next chunk, which would otherwise leave a key out of the event and report success. */
 static int
 dump_to_buf(const char *chunk, size_t size, void *data)
 {
     struct dump *d = data;
 
-    d->err = wa_buf_append(d->out, chunk, size);
+    if (d->err == WA_OK) {
+        d->err = wa_buf_append(d->out, chunk, size);
+    }
     return d->err == WA_OK ? 0 : -1;
 }
 
@@ -165,7 +169,8 @@ wa_cloudevent_encode(const struct wa_cloudevent *ev, struct wa_buf *out, struct 
         }
         struct dump d = {out, WA_OK};
 
-        if (json_dump_callback(ev->data, dump_to_buf, &d, JSON_COMPACT | JSON_ENCODE_ANY) != 0) {
+        if (json_dump_callback(ev->data, dump_to_buf, &d, JSON_COMPACT | JSON_ENCODE_ANY) != 0 ||
+            d.err != WA_OK) {
             err = d.err != WA_OK ? d.err : WA_EINVAL; /* jansson refused: e.g. bad UTF-8 */
             goto out;
         }
