@@ -7,92 +7,20 @@
  * 5 s. Finally, readiness follows Redis: a private redis-server is stopped (/readyz 503 within
  * 5 s) and restarted (/readyz 200 again) without restarting the daemon.
  */
-#include <arpa/inet.h>
 #include <curl/curl.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "wa/buf.h"
 #include "wa/clock.h"
 #include "wa_test.h"
+#include "wa_test_proc.h"
 
 static const char *const daemons[] = {"wa-gateway",   "wa-ingest", "wa-router",  "wa-notify",
                                       "wa-analytics", "wa-users",  "wa-cloudsim"};
-
-static int
-free_port(void)
-{
-    struct sockaddr_in a = {0};
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-    assert_true(fd >= 0);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
-
-static void
-bin_path(const char *name, char *out, size_t size)
-{
-    snprintf(out, size, "%s/%s", wa_test_env("WA_BIN_DIR"), name);
-}
-
-/* Starts argv[0] with extra "NAME=value" settings; stdout/stderr to logfile (or /dev/null). */
-static pid_t
-spawn(const char *const *argv, const char *const *env, const char *logfile)
-{
-    pid_t pid = fork();
-
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int fd = open(logfile != NULL ? logfile : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        size_t i;
-
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-            close(fd);
-        }
-        for (i = 0; env != NULL && env[i] != NULL; i++) {
-            putenv((char *)env[i]);
-        }
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    return pid;
-}
-
-/* Waits for pid at most timeout_ms; returns its exit status, or -1 on timeout (then kills it). */
-static int
-wait_exit(pid_t pid, uint64_t timeout_ms)
-{
-    uint64_t deadline = wa_clock_mono_ms() + timeout_ms;
-    int status;
-
-    while (wa_clock_mono_ms() < deadline) {
-        pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid) {
-            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        }
-        usleep(20000);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
-    return -1;
-}
 
 /* Runs a command to completion, capturing stdout into out; returns the exit status. */
 static int
@@ -105,7 +33,7 @@ run_capture(const char *const *argv, const char *const *env, struct wa_buf *out)
 
     assert_true(fd >= 0);
     close(fd);
-    rc = wait_exit(spawn(argv, env, path), 10000);
+    rc = wa_test_wait_exit(wa_test_spawn(argv, env, path, 0), 10000);
     text = wa_test_read_file(path, &len);
     unlink(path);
     assert_non_null(text);
@@ -114,53 +42,13 @@ run_capture(const char *const *argv, const char *const *env, struct wa_buf *out)
     return rc;
 }
 
-static size_t
-on_body(char *p, size_t size, size_t n, void *arg)
-{
-    wa_buf_append(arg, p, size * n);
-    return size * n;
-}
-
 /* GET http://127.0.0.1:port/path; returns the status (0 if no answer), body into out. */
 static long
 http_get(int port, const char *path, struct wa_buf *out)
 {
-    CURL *c = curl_easy_init();
-    char url[256];
-    long status = 0;
+    struct wa_test_http_req req = {.port = port, .path = path, .timeout_ms = 2000};
 
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 2000L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
-    if (out != NULL) {
-        wa_buf_reset(out);
-    }
-    if (curl_easy_perform(c) == CURLE_OK) {
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    }
-    curl_easy_cleanup(c);
-    return status;
-}
-
-/* Polls path until it answers want (true) or timeout_ms passes (false). */
-static bool
-poll_status(int port, const char *path, long want, uint64_t timeout_ms)
-{
-    uint64_t deadline = wa_clock_mono_ms() + timeout_ms;
-    struct wa_buf b;
-    bool ok = false;
-
-    wa_buf_init(&b, 1 << 20);
-    while (!ok && wa_clock_mono_ms() < deadline) {
-        ok = http_get(port, path, &b) == want;
-        if (!ok) {
-            usleep(100000);
-        }
-    }
-    wa_buf_cleanup(&b);
-    return ok;
+    return wa_test_http(&req, out);
 }
 
 struct env {
@@ -208,7 +96,7 @@ cli__every_daemon__answers_version_help_and_config_checks(void **state)
         const char *bad[] = {"WA_LISTEN=nonsense", NULL};
         const char *secret[] = {"WA_REDIS_URL=redis://:hunter2@127.0.0.1:6379/0", NULL};
 
-        bin_path(daemons[i], path, sizeof(path));
+        wa_test_bin_path(daemons[i], path, sizeof(path));
         wa_buf_reset(&out);
         assert_int_equal(run_capture(version, NULL, &out), 0);
         assert_non_null(strstr(out.data, daemons[i]));
@@ -237,20 +125,19 @@ lifecycle__every_daemon__serves_probes_and_stops_on_sigterm(void **state)
     (void)state;
     wa_buf_init(&body, 1 << 22);
     for (i = 0; i < WA_ARRAY_LEN(daemons); i++) {
-        int port = free_port();
+        int port = wa_test_free_port();
         struct env e;
         const char *argv[] = {path, NULL};
         pid_t pid;
         uint64_t t0;
 
         env_init(&e, port, NULL);
-        bin_path(daemons[i], path, sizeof(path));
+        wa_test_bin_path(daemons[i], path, sizeof(path));
         snprintf(log, sizeof(log), "/tmp/wa-daemons-test-%s.log", daemons[i]);
-        pid = spawn(argv, e.list, log);
-        if (!poll_status(port, "/readyz", 200, 30000)) {
+        pid = wa_test_spawn(argv, e.list, log, 0);
+        if (!wa_test_poll_status(port, "/readyz", 200, 30000, NULL)) {
             http_get(port, "/readyz", &body);
-            kill(pid, SIGKILL);
-            wait_exit(pid, 5000);
+            wa_test_stop(pid, SIGKILL, 5000);
             fail_msg("%s: /readyz not 200 within 30 s (last body: %s; log %s)", daemons[i],
                      body.data != NULL ? body.data : "none", log);
         }
@@ -260,8 +147,7 @@ lifecycle__every_daemon__serves_probes_and_stops_on_sigterm(void **state)
         assert_int_equal(http_get(port, "/no/such/path", &body), 404);
         assert_non_null(strstr(body.data, "\"error\""));
         t0 = wa_clock_mono_ms();
-        kill(pid, SIGTERM);
-        assert_int_equal(wait_exit(pid, 5000), 0);
+        assert_int_equal(wa_test_stop(pid, SIGTERM, 5000), 0);
         assert_true(wa_clock_mono_ms() - t0 < 5000);
     }
     wa_buf_cleanup(&body);
@@ -276,13 +162,13 @@ start_redis(int port)
         "--appendonly",          "no",     NULL};
 
     snprintf(portarg, sizeof(portarg), "%d", port);
-    return spawn(argv, NULL, NULL);
+    return wa_test_spawn(argv, NULL, "/dev/null", 0);
 }
 
 static void
 readiness__redis_stops_and_returns__readyz_follows_without_restart(void **state)
 {
-    int rport = free_port(), port = free_port();
+    int rport = wa_test_free_port(), port = wa_test_free_port();
     char url[64], path[512];
     const char *argv[] = {path, NULL};
     struct env e;
@@ -292,21 +178,18 @@ readiness__redis_stops_and_returns__readyz_follows_without_restart(void **state)
     snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0", rport);
     redis = start_redis(rport);
     env_init(&e, port, url);
-    bin_path("wa-router", path, sizeof(path));
-    pid = spawn(argv, e.list, "/tmp/wa-daemons-test-readiness.log");
-    assert_true(poll_status(port, "/readyz", 200, 30000));
+    wa_test_bin_path("wa-router", path, sizeof(path));
+    pid = wa_test_spawn(argv, e.list, "/tmp/wa-daemons-test-readiness.log", 0);
+    assert_true(wa_test_poll_status(port, "/readyz", 200, 30000, NULL));
 
-    kill(redis, SIGKILL);
-    wait_exit(redis, 5000);
-    assert_true(poll_status(port, "/readyz", 503, 5000));
+    wa_test_stop(redis, SIGKILL, 5000);
+    assert_true(wa_test_poll_status(port, "/readyz", 503, 5000, NULL));
 
     redis = start_redis(rport);
-    assert_true(poll_status(port, "/readyz", 200, 15000));
+    assert_true(wa_test_poll_status(port, "/readyz", 200, 15000, NULL));
 
-    kill(pid, SIGTERM);
-    assert_int_equal(wait_exit(pid, 5000), 0);
-    kill(redis, SIGTERM);
-    wait_exit(redis, 5000);
+    assert_int_equal(wa_test_stop(pid, SIGTERM, 5000), 0);
+    wa_test_stop(redis, SIGTERM, 5000);
 }
 
 int

@@ -10,16 +10,14 @@
  */
 #include <curl/curl.h>
 #include <dirent.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "wa_test.h"
+#include "wa_test_proc.h"
 #include "wa/cloudevent.h"
 #include "wa/contract.h"
 #include "wa/crypto.h"
@@ -54,21 +52,7 @@ static struct fixture *F;
 
 /* ---- the daemon ---- */
 
-static int
-free_port(void)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-    assert_true(fd >= 0);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
-
+/* Body sink of the concurrent (curl multi) requests below. */
 static size_t
 sink(char *p, size_t size, size_t n, void *arg)
 {
@@ -85,41 +69,32 @@ static long
 http(const char *method, const char *path, const char *ctype, const char *body, size_t len,
      const char *signature, struct wa_buf *out)
 {
-    CURL *c = curl_easy_init();
-    struct curl_slist *h = NULL;
-    char url[512], line[256];
-    long status = 0;
+    char ctype_line[256], sig_line[256];
+    const char *headers[4];
+    size_t n = 0;
+    struct wa_test_http_req req = {.method = method,
+                                   .port = F->port,
+                                   .path = path,
+                                   .headers = headers,
+                                   .body = body,
+                                   .len = len,
+                                   .timeout_ms = 20000};
 
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", F->port, path);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 20000L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
-    if (body != NULL) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-    }
     if (ctype != NULL) {
-        snprintf(line, sizeof(line), "Content-Type: %s", ctype);
-        h = curl_slist_append(h, line);
+        snprintf(ctype_line, sizeof(ctype_line), "Content-Type: %s", ctype);
+        headers[n++] = ctype_line;
     }
     if (signature != NULL) {
-        snprintf(line, sizeof(line), "X-Hub-Signature-256: %s", signature);
-        h = curl_slist_append(h, line);
+        snprintf(sig_line, sizeof(sig_line), "X-Hub-Signature-256: %s", signature);
+        headers[n++] = sig_line;
     }
     if (len <= (1u << 20)) {
         /* Small bodies go in one shot. Large ones keep curl's "Expect: 100-continue", as real
          * clients do, so a 413 arrives before the body instead of racing a reset. */
-        h = curl_slist_append(h, "Expect:");
+        headers[n++] = "Expect:";
     }
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    if (curl_easy_perform(c) == CURLE_OK) {
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    }
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    return status;
+    headers[n] = NULL;
+    return wa_test_http(&req, out);
 }
 
 static long
@@ -134,57 +109,49 @@ post_signed(const char *body, size_t len, const char *secret)
 static void
 daemon_start(const char *brokers, const char *redis_url)
 {
-    char listen[64], bin[512];
+    char listen[64], kafka[256], redis[256], prefix[96], spool[160], bin[512], log[256];
+    const char *argv[] = {bin, NULL};
+    const char *env[] = {listen,
+                         kafka,
+                         redis,
+                         prefix,
+                         "WA_APP_SECRET=" SECRET,
+                         "WA_APP_SECRET_PREVIOUS=" PREVIOUS,
+                         "WA_VERIFY_TOKEN=" TOKEN,
+                         spool,
+                         "WA_INGEST_ACK_TIMEOUT=1s",
+                         "WA_SPOOL_REPLAY_INTERVAL=200ms",
+                         "WA_LOG_LEVEL=info",
+                         NULL};
 
-    F->port = free_port();
-    snprintf(listen, sizeof(listen), "127.0.0.1:%d", F->port);
-    snprintf(bin, sizeof(bin), "%s/wa-ingest", wa_test_env("WA_BIN_DIR"));
-    F->pid = fork();
-    assert_true(F->pid >= 0);
-    if (F->pid == 0) {
-        char log[256];
-
-        snprintf(log, sizeof(log), "%s.log", F->spool);
-        if (freopen(log, "a", stdout) == NULL) {
-            _exit(126);
-        }
-        setenv("WA_LISTEN", listen, 1);
-        setenv("WA_KAFKA_BROKERS", brokers, 1);
-        setenv("WA_REDIS_URL", redis_url, 1);
-        setenv("WA_TOPIC_PREFIX", F->prefix, 1);
-        setenv("WA_APP_SECRET", SECRET, 1);
-        setenv("WA_APP_SECRET_PREVIOUS", PREVIOUS, 1);
-        setenv("WA_VERIFY_TOKEN", TOKEN, 1);
-        setenv("WA_SPOOL_DIR", F->spool, 1);
-        setenv("WA_INGEST_ACK_TIMEOUT", "1s", 1);
-        setenv("WA_SPOOL_REPLAY_INTERVAL", "200ms", 1);
-        setenv("WA_LOG_LEVEL", "info", 1);
-        execl(bin, bin, (char *)NULL);
-        _exit(127);
+    F->port = wa_test_free_port();
+    snprintf(listen, sizeof(listen), "WA_LISTEN=127.0.0.1:%d", F->port);
+    snprintf(kafka, sizeof(kafka), "WA_KAFKA_BROKERS=%s", brokers);
+    snprintf(redis, sizeof(redis), "WA_REDIS_URL=%s", redis_url);
+    snprintf(prefix, sizeof(prefix), "WA_TOPIC_PREFIX=%s", F->prefix);
+    snprintf(spool, sizeof(spool), "WA_SPOOL_DIR=%s", F->spool);
+    snprintf(log, sizeof(log), "%s.log", F->spool);
+    wa_test_bin_path("wa-ingest", bin, sizeof(bin));
+    /* stdout appended to the spool's log (a test may start several daemons); stderr (ASan
+     * reports) stays with the test */
+    F->pid = wa_test_spawn(argv, env, log, WA_TEST_SPAWN_APPEND | WA_TEST_SPAWN_STDOUT_ONLY);
+    if (!wa_test_poll_status(F->port, "/healthz", 200, 10000, NULL)) {
+        fail_msg("wa-ingest did not start (see %s.log)", F->spool);
     }
-    for (int i = 0; i < 200; i++) {
-        if (http("GET", "/healthz", NULL, NULL, 0, NULL, NULL) == 200) {
-            return;
-        }
-        usleep(50 * 1000);
-    }
-    fail_msg("wa-ingest did not start (see %s.log)", F->spool);
 }
 
 /* SIGTERM, and the exit status must be 0 (ASan reports make it non-zero). */
 static void
 daemon_stop(void)
 {
-    int status = 0;
+    int rc;
 
     if (F->pid <= 0) {
         return;
     }
-    kill(F->pid, SIGTERM);
-    assert_int_equal(waitpid(F->pid, &status, 0), F->pid);
+    rc = wa_test_stop(F->pid, SIGTERM, WA_TEST_NO_TIMEOUT);
     F->pid = 0;
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_int_equal(rc, 0);
 }
 
 /* ---- what was published ---- */

@@ -6,16 +6,12 @@
  * "redis-server" from PATH) on a free loopback port, so they never disturb other tests.
  */
 #include "wa_test.h"
+#include "wa_test_proc.h"
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "wa/clock.h"
@@ -159,56 +155,32 @@ command(struct wa_loop *loop, struct wa_kv *kv, int argc, const char **argv)
     return r;
 }
 
-static int
-free_port(void)
-{
-    struct sockaddr_in sa = {0};
-    socklen_t len = sizeof(sa);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-    assert_true(fd >= 0);
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    port = ntohs(sa.sin_port);
-    close(fd);
-    return port;
-}
-
 static void
 private_start(int port)
 {
     char p[16];
-    const char *bin = wa_test_env_or("WA_REDIS_SERVER", "redis-server");
-    pid_t pid;
+    const char *argv[] = {wa_test_env_or("WA_REDIS_SERVER", "redis-server"),
+                          "--port",
+                          p,
+                          "--bind",
+                          "127.0.0.1",
+                          "--save",
+                          "",
+                          "--appendonly",
+                          "no",
+                          "--daemonize",
+                          "no",
+                          NULL};
 
     snprintf(p, sizeof(p), "%d", port);
-    pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        sigset_t all;
-        int devnull = open("/dev/null", O_WRONLY);
-
-        /* the loop blocked these in the parent; the server must see SIGTERM */
-        sigfillset(&all);
-        sigprocmask(SIG_UNBLOCK, &all, NULL);
-        if (devnull >= 0) {
-            dup2(devnull, STDOUT_FILENO);
-        }
-        execlp(bin, bin, "--port", p, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-               "--daemonize", "no", (char *)NULL);
-        _exit(127);
-    }
-    private_pid = pid;
+    private_pid = wa_test_spawn(argv, NULL, "/dev/null", WA_TEST_SPAWN_STDOUT_ONLY);
 }
 
 static void
 private_stop(void)
 {
     if (private_pid > 0) {
-        kill(private_pid, SIGKILL);
-        waitpid(private_pid, NULL, 0);
+        wa_test_stop(private_pid, SIGKILL, WA_TEST_NO_TIMEOUT);
         private_pid = -1;
     }
 }
@@ -426,7 +398,7 @@ command__server_paused__times_out_once_then_recovers(void **state)
     const char *pause[] = {"CLIENT", "PAUSE", "1500"};
     const char *ping[] = {"PING"};
     struct result r = {0}, r2 = {0};
-    int port = free_port(), i;
+    int port = wa_test_free_port(), i;
 
     (void)state;
     assert_int_equal(wa_loop_new(&loop), WA_OK);
@@ -470,7 +442,7 @@ ready__redis_restarted__false_then_true_without_new_client(void **state)
     const char *ping[] = {"PING"};
     struct result r = {0};
     enum wa_err err;
-    int port = free_port();
+    int port = wa_test_free_port();
     uint64_t t0;
 
     (void)state;

@@ -8,14 +8,10 @@
  * kill may be) on stderr as "notify-kill9: ..." lines.
  */
 #include <curl/curl.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "wa/clock.h"
@@ -26,6 +22,7 @@
 #include "wa/kafka.h"
 #include "wa/kv.h"
 #include "wa_test.h"
+#include "wa_test_proc.h"
 
 #define NUMBER   "100000000000001"
 #define WAIT_MS  60000
@@ -67,95 +64,37 @@ static struct fx *F;
 
 /* ---- processes ---- */
 
-static int
-free_port(void)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-    assert_true(fd >= 0);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
-
+/* Starts WA_BIN_DIR/bin with env ("NAME", "value" pairs, NULL-ended) added; output in
+ * /tmp/<bin>-<test pid>-<n>.log. */
 static pid_t
 spawn(const char *bin, const char *const *env)
 {
-    char path[512];
-    pid_t pid;
+    static int seq;
+    char path[512], log[256], pairs[16][512];
+    const char *argv[] = {path, NULL};
+    const char *envp[17];
+    size_t n = 0;
 
-    snprintf(path, sizeof(path), "%s/%s", wa_test_env("WA_BIN_DIR"), bin);
-    pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        char log[256];
-        int fd;
-
-        for (size_t i = 0; env[i] != NULL; i += 2) {
-            setenv(env[i], env[i + 1], 1);
-        }
-        snprintf(log, sizeof(log), "/tmp/%s-%d.log", bin, (int)getpid());
-        fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        execl(path, bin, (char *)NULL);
-        _exit(127);
+    wa_test_bin_path(bin, path, sizeof(path));
+    snprintf(log, sizeof(log), "/tmp/%s-%d-%d.log", bin, (int)getpid(), ++seq);
+    for (size_t i = 0; env[i] != NULL && n < 16; i += 2, n++) {
+        snprintf(pairs[n], sizeof(pairs[n]), "%s=%s", env[i], env[i + 1]);
+        envp[n] = pairs[n];
     }
-    return pid;
-}
-
-static void
-reap(pid_t pid, int sig)
-{
-    int status;
-
-    if (pid > 0) {
-        kill(pid, sig);
-        waitpid(pid, &status, 0);
-    }
+    envp[n] = NULL;
+    return wa_test_spawn(argv, envp, log, 0);
 }
 
 /* ---- HTTP (blocking libcurl easy: test side only) ---- */
 
-static size_t
-on_body(char *p, size_t size, size_t n, void *arg)
-{
-    struct wa_buf *b = arg;
-
-    if (b == NULL) {
-        return size * n; /* discarded */
-    }
-    return wa_buf_append(b, p, size * n) == WA_OK ? size * n : 0;
-}
-
 static long
 http(const char *method, const char *url, const char *body, struct wa_buf *out)
 {
-    CURL *c = curl_easy_init();
-    long status = 0;
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    static const char *const json[] = {"Content-Type: application/json", NULL};
+    struct wa_test_http_req req = {
+        .method = method, .url = url, .headers = json, .body = body, .timeout_ms = 5000};
 
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
-    if (body != NULL) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    }
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
-    if (curl_easy_perform(c) == CURLE_OK) {
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    }
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    return status;
+    return wa_test_http(&req, out);
 }
 
 static void
@@ -470,8 +409,8 @@ setup_with(const char *sim_limits, const char *mps)
                      WA_OK);
     assert_int_equal(wa_kv_new(F->loop, &kvc, &F->kv, NULL), WA_OK);
     assert_true(wa_test_run_until(F->loop, kv_ready, F->kv, 10000));
-    F->sim_port = free_port();
-    F->nt_port = free_port();
+    F->sim_port = wa_test_free_port();
+    F->nt_port = wa_test_free_port();
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", F->sim_port);
     snprintf(F->sim_url, sizeof(F->sim_url), "http://127.0.0.1:%d", F->sim_port);
     snprintf(F->nt_url, sizeof(F->nt_url), "http://127.0.0.1:%d", F->nt_port);
@@ -491,8 +430,8 @@ static int
 teardown(void **state)
 {
     (void)state;
-    reap(F->nt, SIGTERM);
-    reap(F->sim, SIGTERM);
+    wa_test_stop(F->nt, SIGTERM, WA_TEST_NO_TIMEOUT);
+    wa_test_stop(F->sim, SIGTERM, WA_TEST_NO_TIMEOUT);
     wa_kafka_consumer_free(F->results);
     wa_kafka_producer_free(F->producer);
     wa_kv_free(F->kv);
@@ -844,7 +783,7 @@ kill9__mid_run__none_lost_duplicates_only_in_flight(void **state)
                 "");
     }
     assert_true(wa_test_run_until(F->loop, sim_has_some, &some, WAIT_MS));
-    reap(F->nt, SIGKILL);
+    wa_test_stop(F->nt, SIGKILL, WA_TEST_NO_TIMEOUT);
     fprintf(stderr, "notify-kill9: killed after >= %zu sends\n", some);
     start_notify("1000");
     assert_true(wa_test_run_until(F->loop, all_results, NULL, 120000));

@@ -6,50 +6,29 @@
  * wa-cloudsim, where the price list must appear, addressed to the customer, quoting the
  * customer's message.
  */
-#include <arpa/inet.h>
 #include <curl/curl.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "wa/buf.h"
 #include "wa/clock.h"
 #include "wa_test.h"
-
-static int
-free_port(void)
-{
-    struct sockaddr_in a = {0};
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-    assert_true(fd >= 0);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
+#include "wa_test_proc.h"
 
 /* Starts WA_BIN_DIR/name with the common environment plus extra ("NAME=value", NULL-ended). */
 static pid_t
 spawn(const char *name, int port, const char *prefix, const char *const *extra, const char *log)
 {
     static char env[16][320];
+    const char *envp[17];
     char bin[512];
     const char *argv[2] = {bin, NULL};
-    pid_t pid;
     size_t n = 0;
 
-    snprintf(bin, sizeof(bin), "%s/%s", wa_test_env("WA_BIN_DIR"), name);
+    wa_test_bin_path(name, bin, sizeof(bin));
     snprintf(env[n++], sizeof(env[0]), "WA_LISTEN=127.0.0.1:%d", port);
     snprintf(env[n++], sizeof(env[0]), "WA_KAFKA_BROKERS=%s", wa_test_env("WA_KAFKA_BROKERS"));
     snprintf(env[n++], sizeof(env[0]), "WA_REDIS_URL=%s", wa_test_env("WA_REDIS_URL"));
@@ -61,94 +40,33 @@ spawn(const char *name, int port, const char *prefix, const char *const *extra, 
     for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 16; i++) {
         snprintf(env[n++], sizeof(env[0]), "%s", extra[i]);
     }
-    pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-            close(fd);
-        }
-        for (size_t i = 0; i < n; i++) {
-            putenv(env[i]);
-        }
-        execv(bin, (char *const *)argv);
-        _exit(127);
+    for (size_t i = 0; i < n; i++) {
+        envp[i] = env[i];
     }
-    return pid;
+    envp[n] = NULL;
+    return wa_test_spawn(argv, envp, log, 0);
 }
 
-static int
-stop(pid_t pid)
-{
-    uint64_t deadline = wa_clock_mono_ms() + 10000;
-    int status;
-
-    kill(pid, SIGTERM);
-    while (wa_clock_mono_ms() < deadline) {
-        if (waitpid(pid, &status, WNOHANG) == pid) {
-            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        }
-        usleep(20000);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
-    return -1;
-}
-
-static size_t
-on_body(char *p, size_t size, size_t n, void *arg)
-{
-    wa_buf_append(arg, p, size * n);
-    return size * n;
-}
-
+/* One request with a JSON content type; returns the status (0 if no answer), body into out. */
 static long
 http(const char *method, int port, const char *path, const char *body, struct wa_buf *out)
 {
-    CURL *c = curl_easy_init();
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    char url[256];
-    long status = 0;
+    static const char *const json[] = {"Content-Type: application/json", NULL};
+    struct wa_test_http_req req = {.method = method,
+                                   .port = port,
+                                   .path = path,
+                                   .headers = json,
+                                   .body = body,
+                                   .timeout_ms = 5000};
 
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
-    wa_buf_reset(out);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
-    if (body != NULL) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    }
-    if (curl_easy_perform(c) == CURLE_OK) {
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    }
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    return status;
-}
-
-static bool
-wait_ready(int port, uint64_t timeout_ms, struct wa_buf *b)
-{
-    uint64_t deadline = wa_clock_mono_ms() + timeout_ms;
-
-    while (wa_clock_mono_ms() < deadline) {
-        if (http("GET", port, "/readyz", NULL, b) == 200) {
-            return true;
-        }
-        usleep(100000);
-    }
-    return false;
+    return wa_test_http(&req, out);
 }
 
 static void
 chain__customer_writes_price__price_list_sent_at_simulator(void **state)
 {
-    int sim = free_port(), ingest = free_port(), notify = free_port(), router = free_port();
+    int sim = wa_test_free_port(), ingest = wa_test_free_port(), notify = wa_test_free_port(),
+        router = wa_test_free_port();
     char prefix[48], graph[128], webhook[128], rules[512], spool[128];
     const char *sim_env[] = {webhook, NULL};
     const char *ingest_env[] = {spool, NULL};
@@ -170,10 +88,10 @@ chain__customer_writes_price__price_list_sent_at_simulator(void **state)
     p_ingest = spawn("wa-ingest", ingest, prefix, ingest_env, "/tmp/wa-router-e2e-ingest.log");
     p_notify = spawn("wa-notify", notify, prefix, notify_env, "/tmp/wa-router-e2e-notify.log");
     p_router = spawn("wa-router", router, prefix, router_env, "/tmp/wa-router-e2e-router.log");
-    assert_true(wait_ready(sim, 30000, &b));
-    assert_true(wait_ready(ingest, 30000, &b));
-    assert_true(wait_ready(notify, 30000, &b));
-    assert_true(wait_ready(router, 30000, &b));
+    assert_true(wa_test_poll_status(sim, "/readyz", 200, 30000, &b));
+    assert_true(wa_test_poll_status(ingest, "/readyz", 200, 30000, &b));
+    assert_true(wa_test_poll_status(notify, "/readyz", 200, 30000, &b));
+    assert_true(wa_test_poll_status(router, "/readyz", 200, 30000, &b));
 
     assert_int_equal(http("POST", sim, "/_sim/inbound",
                           "{\"from\":\"16505557001\",\"name\":\"Grace Hopper\",\"type\":\"text\","
@@ -197,10 +115,10 @@ chain__customer_writes_price__price_list_sent_at_simulator(void **state)
                  b.data != NULL ? b.data : "");
     }
     assert_non_null(strstr(b.data, "Hi Grace"));
-    assert_int_equal(stop(p_router), 0);
-    assert_int_equal(stop(p_notify), 0);
-    assert_int_equal(stop(p_ingest), 0);
-    assert_int_equal(stop(p_sim), 0);
+    assert_int_equal(wa_test_stop(p_router, SIGTERM, 10000), 0);
+    assert_int_equal(wa_test_stop(p_notify, SIGTERM, 10000), 0);
+    assert_int_equal(wa_test_stop(p_ingest, SIGTERM, 10000), 0);
+    assert_int_equal(wa_test_stop(p_sim, SIGTERM, 10000), 0);
     wa_buf_cleanup(&b);
 }
 

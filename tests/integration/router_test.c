@@ -13,16 +13,11 @@
  * reload (good and bad). The full chain with wa-ingest, wa-notify and wa-cloudsim is in
  * router_e2e_test.c.
  */
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,6 +31,7 @@
 #include "wa/kafka.h"
 #include "wa/kv.h"
 #include "wa_test.h"
+#include "wa_test_proc.h"
 
 #define PNID        "100000000000001"
 #define CRM_SECRET  "crm-test-secret"
@@ -78,37 +74,20 @@ static struct {
 
 /* ---- processes ---- */
 
-static int
-free_port(void)
-{
-    struct sockaddr_in a = {0};
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-    assert_true(fd >= 0);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
-
 static pid_t
 spawn_router(const char *rules, const char *log, const char *const *extra_argv)
 {
     char bin[512], e[8][256];
     const char *argv[8] = {bin};
-    pid_t pid;
+    const char *envp[10];
     size_t i;
 
-    snprintf(bin, sizeof(bin), "%s/wa-router", wa_test_env("WA_BIN_DIR"));
+    wa_test_bin_path("wa-router", bin, sizeof(bin));
     for (i = 0; extra_argv != NULL && extra_argv[i] != NULL && i < 6; i++) {
         argv[i + 1] = extra_argv[i];
     }
     argv[i + 1] = NULL;
-    T.router_port = free_port();
+    T.router_port = wa_test_free_port();
     snprintf(e[0], sizeof(e[0]), "WA_KAFKA_BROKERS=%s", wa_test_env("WA_KAFKA_BROKERS"));
     snprintf(e[1], sizeof(e[1]), "WA_REDIS_URL=%s", wa_test_env("WA_REDIS_URL"));
     snprintf(e[2], sizeof(e[2]), "WA_TOPIC_PREFIX=%s", T.prefix);
@@ -117,40 +96,12 @@ spawn_router(const char *rules, const char *log, const char *const *extra_argv)
     snprintf(e[5], sizeof(e[5]), "WA_ROUTER_DELAY_SCALE=%s", DELAY_SCALE);
     snprintf(e[6], sizeof(e[6]), "WA_TEST_CRM_SECRET=%s", CRM_SECRET);
     snprintf(e[7], sizeof(e[7]), "WA_ROUTER_TICK=50ms");
-    pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-            close(fd);
-        }
-        for (i = 0; i < 8; i++) {
-            putenv(e[i]);
-        }
-        putenv("WA_ROUTER_RETRY=200ms");
-        execv(bin, (char *const *)argv);
-        _exit(127);
+    for (i = 0; i < 8; i++) {
+        envp[i] = e[i];
     }
-    return pid;
-}
-
-static int
-wait_exit(pid_t pid, uint64_t timeout_ms)
-{
-    uint64_t deadline = wa_clock_mono_ms() + timeout_ms;
-    int status;
-
-    while (wa_clock_mono_ms() < deadline) {
-        if (waitpid(pid, &status, WNOHANG) == pid) {
-            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        }
-        usleep(20000);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
-    return -1;
+    envp[8] = "WA_ROUTER_RETRY=200ms";
+    envp[9] = NULL;
+    return wa_test_spawn(argv, envp, log, 0);
 }
 
 static bool
@@ -433,8 +384,7 @@ teardown(void **state)
 {
     (void)state;
     if (T.router > 0) {
-        kill(T.router, SIGTERM);
-        assert_int_equal(wait_exit(T.router, 10000), 0);
+        assert_int_equal(wa_test_stop(T.router, SIGTERM, 10000), 0);
     }
     for (size_t i = 0; i < T.nevents; i++) {
         json_decref(T.events[i].data);
@@ -736,7 +686,7 @@ replay__candidate_rules__prints_changed_decisions_only(void **state)
                      "\"priority\":\"high\"}},{\"tag\":[\"wants-agent\"]}]}]}");
     snprintf(out, sizeof(out), "%s/replay.out", T.dir);
     pid = spawn_router(T.rules, out, argv);
-    assert_int_equal(wait_exit(pid, 60000), 0);
+    assert_int_equal(wa_test_wait_exit(pid, 60000), 0);
     text = wa_test_read_file(out, &len);
     assert_non_null(text);
     assert_non_null(strstr(text, "\"wamid\":\"wamid.RP1\""));
@@ -760,7 +710,7 @@ rules__file_with_errors__start_fails_naming_rule_and_field(void **state)
                     "{\"name\":\"price\",\"match\":{\"keywords\":{\"exact\":[42]}},"
                     "\"actions\":[{\"reply\":{\"txt\":\"hi\"}}]}]}");
     pid = spawn_router(bad, log, NULL);
-    assert_int_equal(wait_exit(pid, 30000), 1);
+    assert_int_equal(wa_test_wait_exit(pid, 30000), 1);
     assert_true(log_has(log, "rule 1 \\\"price\\\": match.keywords.exact[0]: must be a "
                              "non-empty string"));
     assert_true(log_has(log, "rule 1 \\\"price\\\": actions[0].reply.txt: unknown key"));

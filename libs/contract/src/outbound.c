@@ -40,6 +40,16 @@ digits(const char *s, size_t n, int *out)
     return 0;
 }
 
+/* 28..31; timegm would silently roll "02-31" into March. */
+static int
+days_in_month(int y, int mo)
+{
+    static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+
+    return mo == 2 && leap ? 29 : days[mo - 1];
+}
+
 enum wa_err
 wa_contract_time_parse(const char *s, int64_t *out_ms)
 {
@@ -52,7 +62,7 @@ wa_contract_time_parse(const char *s, int64_t *out_ms)
         (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || s[13] != ':' || s[16] != ':' ||
         digits(s, 4, &y) != 0 || digits(s + 5, 2, &mo) != 0 || digits(s + 8, 2, &d) != 0 ||
         digits(s + 11, 2, &h) != 0 || digits(s + 14, 2, &mi) != 0 || digits(s + 17, 2, &sec) != 0 ||
-        mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) {
+        mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 60) {
         return WA_EPARSE;
     }
     if (s[i] == '.') {

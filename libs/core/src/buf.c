@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wa/utf8.h"
+
 void
 wa_buf_init(struct wa_buf *b, size_t max)
 {
@@ -118,44 +120,6 @@ wa_buf_printf(struct wa_buf *b, const char *fmt, ...)
     return err;
 }
 
-/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0 if it is invalid. */
-static size_t
-utf8_seq(const unsigned char *s, size_t n)
-{
-    size_t len, i;
-    uint32_t cp;
-
-    if (s[0] < 0x80) {
-        return 1;
-    } else if ((s[0] & 0xE0) == 0xC0) {
-        len = 2;
-        cp = s[0] & 0x1F;
-    } else if ((s[0] & 0xF0) == 0xE0) {
-        len = 3;
-        cp = s[0] & 0x0F;
-    } else if ((s[0] & 0xF8) == 0xF0) {
-        len = 4;
-        cp = s[0] & 0x07;
-    } else {
-        return 0;
-    }
-    if (len > n) {
-        return 0;
-    }
-    for (i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80) {
-            return 0;
-        }
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    /* reject overlong forms, surrogates and values past U+10FFFF */
-    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-        (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) {
-        return 0;
-    }
-    return len;
-}
-
 enum wa_err
 wa_buf_append_json_string(struct wa_buf *b, const char *s, size_t len)
 {
@@ -179,7 +143,7 @@ wa_buf_append_json_string(struct wa_buf *b, const char *s, size_t len)
             continue;
         }
         if (p[i] >= 0x80) {
-            seq = utf8_seq(p + i, len - i);
+            seq = wa_utf8_next(p + i, len - i, NULL);
             if (seq > 0) {
                 i += seq;
                 run += seq;

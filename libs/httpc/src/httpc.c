@@ -66,18 +66,6 @@ struct wa_httpc {
     bool dispatching;
 };
 
-static char *
-dup_str(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *d = malloc(n);
-
-    if (d != NULL) {
-        memcpy(d, s, n);
-    }
-    return d;
-}
-
 /* ---- CURLcode -> enum wa_err ---- */
 
 static enum wa_err
@@ -355,8 +343,8 @@ wa_httpc_new(struct wa_loop *loop, const struct wa_httpc_config *cfg, struct wa_
     c->cfg.connect_timeout_ms =
         cfg->connect_timeout_ms ? cfg->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT;
     c->cfg.max_response = cfg->max_response ? cfg->max_response : DEFAULT_MAX_RESPONSE;
-    c->user_agent = dup_str(cfg->user_agent != NULL ? cfg->user_agent : "wabridge/" WA_VERSION);
-    c->ca_file = cfg->ca_file != NULL ? dup_str(cfg->ca_file) : NULL;
+    c->user_agent = strdup(cfg->user_agent != NULL ? cfg->user_agent : "wabridge/" WA_VERSION);
+    c->ca_file = cfg->ca_file != NULL ? strdup(cfg->ca_file) : NULL;
     c->cfg.user_agent = c->user_agent;
     c->cfg.ca_file = c->ca_file;
     c->timer = wa_timer_new(loop, on_timer, c);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "wa/utf8.h"
 #include "wa/whatsapp_message.h"
 
 #define E_PARAM   100
@@ -43,17 +44,7 @@ fail(struct wa_whatsapp_send_error *error, int64_t code, const char *fmt, ...)
 size_t
 wa_whatsapp_utf8_len(const char *s)
 {
-    const unsigned char *p = (const unsigned char *)s;
-    size_t n = 0;
-
-    while (*p != '\0') {
-        /* Continuation bytes (10xxxxxx) do not start a code point. */
-        if ((*p & 0xC0) != 0x80) {
-            n++;
-        }
-        p++;
-    }
-    return n;
+    return wa_utf8_count(s, strlen(s));
 }
 
 const char *
@@ -158,9 +149,10 @@ get_text(const json_t *obj, const char *path, const char *key, bool required, si
     return WA_OK;
 }
 
+/* The member key of type type (JSON_OBJECT or JSON_ARRAY) into *out (NULL when absent). */
 static enum wa_err
-get_object(const json_t *obj, const char *path, const char *key, bool required, json_t **out,
-           struct wa_whatsapp_send_error *error)
+get_container(const json_t *obj, const char *path, const char *key, json_type type, bool required,
+              json_t **out, struct wa_whatsapp_send_error *error)
 {
     json_t *v = json_object_get(obj, key);
 
@@ -171,31 +163,26 @@ get_object(const json_t *obj, const char *path, const char *key, bool required, 
         }
         return WA_OK;
     }
-    if (!json_is_object(v)) {
-        return fail(error, E_PARAM, "Param %s['%s'] must be an object.", path, key);
+    if (json_typeof(v) != type) {
+        return fail(error, E_PARAM, "Param %s['%s'] must be %s.", path, key,
+                    type == JSON_OBJECT ? "an object" : "an array");
     }
     *out = v;
     return WA_OK;
 }
 
 static enum wa_err
+get_object(const json_t *obj, const char *path, const char *key, bool required, json_t **out,
+           struct wa_whatsapp_send_error *error)
+{
+    return get_container(obj, path, key, JSON_OBJECT, required, out, error);
+}
+
+static enum wa_err
 get_array(const json_t *obj, const char *path, const char *key, bool required, json_t **out,
           struct wa_whatsapp_send_error *error)
 {
-    json_t *v = json_object_get(obj, key);
-
-    *out = NULL;
-    if (v == NULL || json_is_null(v)) {
-        if (required) {
-            return fail(error, E_MISSING, "The parameter %s['%s'] is required.", path, key);
-        }
-        return WA_OK;
-    }
-    if (!json_is_array(v)) {
-        return fail(error, E_PARAM, "Param %s['%s'] must be an array.", path, key);
-    }
-    *out = v;
-    return WA_OK;
+    return get_container(obj, path, key, JSON_ARRAY, required, out, error);
 }
 
 static enum wa_err
@@ -649,7 +636,8 @@ parse_reaction(const json_t *obj, struct wa_whatsapp_send *out,
                         error)) != WA_OK) {
         return err;
     }
-    if (json_object_get(obj, "emoji") == NULL) {
+    /* A string, possibly empty (an empty emoji removes the reaction); null is not one. */
+    if (json_object_get(obj, "emoji") == NULL || json_is_null(json_object_get(obj, "emoji"))) {
         return fail(error, E_MISSING, "The parameter reaction['emoji'] is required.");
     }
     if ((err = get_text(obj, "reaction", "emoji", false, 0, &emoji, error)) != WA_OK) {

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "router.h"
+#include "wa/utf8.h"
 
 /* Base letters of U+0100..U+017F; '1' = "ij", '2' = "oe". */
 static const char latin_ext_a[129] = "aaaaaa"
@@ -48,51 +49,6 @@ static const char latin_1[65] = "aaaaaa1ceeeeiiii"
                                 "dnooooo*ouuuuy23"
                                 "aaaaaa1ceeeeiiii"
                                 "dnooooo*ouuuuy2y";
-
-/* Decodes one UTF-8 sequence at s (n bytes left). Returns its length (>= 1) and the code point
- * in *cp, or 0 with *cp = -1 for an invalid byte (which the caller skips). */
-static size_t
-utf8_next(const unsigned char *s, size_t n, long *cp)
-{
-    size_t len, i;
-    long c;
-
-    if (s[0] < 0x80) {
-        *cp = s[0];
-        return 1;
-    }
-    if ((s[0] & 0xE0) == 0xC0 && s[0] >= 0xC2) {
-        len = 2;
-        c = s[0] & 0x1F;
-    } else if ((s[0] & 0xF0) == 0xE0) {
-        len = 3;
-        c = s[0] & 0x0F;
-    } else if ((s[0] & 0xF8) == 0xF0 && s[0] <= 0xF4) {
-        len = 4;
-        c = s[0] & 0x07;
-    } else {
-        *cp = -1;
-        return 0;
-    }
-    if (len > n) {
-        *cp = -1;
-        return 0;
-    }
-    for (i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80) {
-            *cp = -1;
-            return 0;
-        }
-        c = (c << 6) | (s[i] & 0x3F);
-    }
-    if ((len == 3 && (c < 0x800 || (c >= 0xD800 && c <= 0xDFFF))) ||
-        (len == 4 && (c < 0x10000 || c > 0x10FFFF))) {
-        *cp = -1;
-        return 0;
-    }
-    *cp = c;
-    return len;
-}
 
 static size_t
 utf8_put(long c, char *out)
@@ -249,18 +205,20 @@ rt_text_normalize(const char *s, size_t len, char *out, size_t size)
     bool pending_space = false;
     const char *rep;
     char enc[4];
+    uint32_t u;
     long c;
 
     if (size == 0) {
         return 0;
     }
     while (i < len) {
-        step = utf8_next(p + i, len - i, &c);
+        step = wa_utf8_next(p + i, len - i, &u);
         if (step == 0) {
             i++; /* invalid byte: dropped */
             continue;
         }
         i += step;
+        c = (long)u;
         if (is_space_cp(c)) {
             pending_space = o > 0;
             continue;

@@ -239,6 +239,10 @@ time_parse__rfc3339__ms_since_epoch(void **state)
     assert_int_equal(wa_contract_time_parse("2026-01-02T05:04:05+02:00", &ms), WA_OK);
     assert_int_equal(ms, 1767323045000);
     assert_int_equal(wa_contract_time_parse("2026-01-02", &ms), WA_EPARSE);
+    /* days past the month's end are rejected, not rolled into the next month */
+    assert_int_equal(wa_contract_time_parse("2026-02-29T00:00:00Z", &ms), WA_EPARSE);
+    assert_int_equal(wa_contract_time_parse("2028-02-29T00:00:00Z", &ms), WA_OK);
+    assert_int_equal(wa_contract_time_parse("2026-04-31T00:00:00Z", &ms), WA_EPARSE);
 }
 
 static void

@@ -172,6 +172,8 @@ static const struct tcase cases[] = {
      "\"reaction\",\"reaction\":{\"message_id\":\"wamid.X\","
      "\"emoji\":\"x\"}}",
      131009},
+    {"reaction null emoji",
+     "{" ENV "\"type\":\"reaction\",\"reaction\":{\"message_id\":\"w\",\"emoji\":null}}", 131008},
     {"reaction words",
      "{" ENV "\"type\":\"reaction\",\"reaction\":{\"message_id\":\"w\","
      "\"emoji\":\"thumbs up\"}}",

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "cloudsim.h"
+#include "multipart.h"
 #include "wa/clock.h"
 #include "wa/crypto.h"
 #include "wa/id.h"
@@ -180,107 +181,8 @@ cs_media_store(struct cs_media *m, size_t number, const char *mime, const void *
     return WA_OK;
 }
 
-/* ---- multipart/form-data ---- */
-
-struct part {
-    const char *name; /* points into a header; length name_len */
-    size_t name_len;
-    const char *ctype;
-    size_t ctype_len;
-    const char *data;
-    size_t len;
-};
-
-static const char *
-find_header_param(const char *hdrs, size_t hlen, const char *key, size_t *len)
-{
-    const char *p = memmem(hdrs, hlen, key, strlen(key));
-    const char *end;
-
-    if (p == NULL) {
-        return NULL;
-    }
-    p += strlen(key);
-    end = memchr(p, '"', hlen - (size_t)(p - hdrs));
-    if (end == NULL) {
-        return NULL;
-    }
-    *len = (size_t)(end - p);
-    return p;
-}
-
-/* Parses up to max parts; returns their number, or -1 when the body is malformed. */
-static int
-parse_multipart(const char *ctype, const char *body, size_t len, struct part *parts, int max)
-{
-    char delim[96];
-    const char *b = ctype != NULL ? strstr(ctype, "boundary=") : NULL;
-    size_t blen, dlen;
-    const char *p, *end = body + len;
-    int n = 0;
-
-    if (b == NULL) {
-        return -1;
-    }
-    b += 9;
-    if (*b == '"') {
-        b++;
-    }
-    blen = strcspn(b, "\";, ");
-    if (blen == 0 || blen > 70) {
-        return -1;
-    }
-    dlen = (size_t)snprintf(delim, sizeof(delim), "--%.*s", (int)blen, b);
-    p = memmem(body, len, delim, dlen);
-    while (p != NULL && n < max) {
-        const char *hdr, *hdr_end, *next;
-
-        p += dlen;
-        if (end - p >= 2 && p[0] == '-' && p[1] == '-') {
-            return n; /* closing delimiter */
-        }
-        if (end - p < 2 || p[0] != '\r' || p[1] != '\n') {
-            return -1;
-        }
-        hdr = p + 2;
-        hdr_end = memmem(hdr, (size_t)(end - hdr), "\r\n\r\n", 4);
-        if (hdr_end == NULL) {
-            return -1;
-        }
-        next = memmem(hdr_end + 4, (size_t)(end - hdr_end - 4), delim, dlen);
-        if (next == NULL || next - (hdr_end + 4) < 2) {
-            return -1;
-        }
-        memset(&parts[n], 0, sizeof(parts[n]));
-        parts[n].name =
-            find_header_param(hdr, (size_t)(hdr_end - hdr), "name=\"", &parts[n].name_len);
-        {
-            const char *ct = memmem(hdr, (size_t)(hdr_end - hdr), "Content-Type:", 13);
-
-            if (ct == NULL) {
-                ct = memmem(hdr, (size_t)(hdr_end - hdr), "content-type:", 13);
-            }
-            if (ct != NULL) {
-                const char *e = memmem(ct, (size_t)(hdr_end + 2 - ct), "\r\n", 2);
-
-                ct += 13;
-                while (*ct == ' ') {
-                    ct++;
-                }
-                parts[n].ctype = ct;
-                parts[n].ctype_len = e != NULL ? (size_t)(e - ct) : 0;
-            }
-        }
-        parts[n].data = hdr_end + 4;
-        parts[n].len = (size_t)(next - 2 - (hdr_end + 4)); /* minus the CRLF before delim */
-        n++;
-        p = next;
-    }
-    return n;
-}
-
 static bool
-part_is(const struct part *pt, const char *name)
+part_is(const struct cs_multipart_part *pt, const char *name)
 {
     return pt->name != NULL && pt->name_len == strlen(name) &&
            memcmp(pt->name, name, pt->name_len) == 0;
@@ -289,8 +191,8 @@ part_is(const struct part *pt, const char *name)
 void
 cs_media_upload(struct cs_sim *sim, struct wa_http_req *req, size_t number)
 {
-    struct part parts[8];
-    const struct part *file = NULL, *type = NULL, *product = NULL;
+    struct cs_multipart_part parts[8];
+    const struct cs_multipart_part *file = NULL, *type = NULL, *product = NULL;
     const char *body;
     size_t len;
     char mime[128], details[256], id[24], reply[64];
@@ -299,7 +201,7 @@ cs_media_upload(struct cs_sim *sim, struct wa_http_req *req, size_t number)
     enum wa_err err;
 
     body = wa_http_req_body(req, &len);
-    n = parse_multipart(wa_http_req_header(req, "Content-Type"), body, len, parts, 8);
+    n = cs_multipart_parse(wa_http_req_header(req, "Content-Type"), body, len, parts, 8);
     if (n < 0) {
         cs_reply_graph_error(sim, req, 100, 0, "The request must be multipart/form-data.");
         return;

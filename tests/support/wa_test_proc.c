@@ -1,0 +1,177 @@
+/* wa_test_proc.c: subprocesses and blocking HTTP for integration tests (wa_test_proc.h). */
+#include "wa_test_proc.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "wa/clock.h"
+#include "wa_test.h"
+
+int
+wa_test_free_port(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+void
+wa_test_bin_path(const char *name, char *out, size_t size)
+{
+    snprintf(out, size, "%s/%s", wa_test_env("WA_BIN_DIR"), name);
+}
+
+pid_t
+wa_test_spawn(const char *const *argv, const char *const *env, const char *logfile, int flags)
+{
+    pid_t pid = fork();
+
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        sigset_t all;
+
+        /* a wa_loop in the test blocks signals it reads by signalfd; the child must see them */
+        sigfillset(&all);
+        sigprocmask(SIG_UNBLOCK, &all, NULL);
+        if (logfile != NULL) {
+            int mode = (flags & WA_TEST_SPAWN_APPEND) != 0 ? O_APPEND : O_TRUNC;
+            int fd = open(logfile, O_WRONLY | O_CREAT | mode, 0644);
+
+            if (fd >= 0) {
+                dup2(fd, 1);
+                if ((flags & WA_TEST_SPAWN_STDOUT_ONLY) == 0) {
+                    dup2(fd, 2);
+                }
+                close(fd);
+            }
+        }
+        for (size_t i = 0; env != NULL && env[i] != NULL; i++) {
+            putenv((char *)env[i]); /* the child's copy of the caller's string */
+        }
+        execvp(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+static int
+exit_status(int status)
+{
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+int
+wa_test_wait_exit(pid_t pid, uint64_t timeout_ms)
+{
+    uint64_t deadline;
+    int status;
+
+    if (timeout_ms == WA_TEST_NO_TIMEOUT) {
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        return exit_status(status);
+    }
+    deadline = wa_clock_mono_ms() + timeout_ms;
+    while (wa_clock_mono_ms() < deadline) {
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            return exit_status(status);
+        }
+        usleep(20000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    return -1;
+}
+
+int
+wa_test_stop(pid_t pid, int sig, uint64_t timeout_ms)
+{
+    if (pid <= 0) {
+        return -1; /* kill(0, sig) would signal the whole process group */
+    }
+    kill(pid, sig);
+    return wa_test_wait_exit(pid, timeout_ms);
+}
+
+static size_t
+on_body(char *p, size_t size, size_t n, void *arg)
+{
+    struct wa_buf *b = arg;
+
+    if (b == NULL) {
+        return size * n; /* discarded */
+    }
+    return wa_buf_append(b, p, size * n) == WA_OK ? size * n : 0;
+}
+
+long
+wa_test_http(const struct wa_test_http_req *req, struct wa_buf *out)
+{
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = NULL;
+    char url[512];
+    long status = 0;
+
+    assert_non_null(c);
+    if (req->url != NULL) {
+        snprintf(url, sizeof(url), "%s", req->url);
+    } else {
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", req->port, req->path);
+    }
+    if (out != NULL) {
+        wa_buf_reset(out);
+    }
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    if (req->method != NULL) {
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req->method);
+    }
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, req->timeout_ms > 0 ? req->timeout_ms : 5000L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+    if (req->body != NULL) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, req->body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
+                         (curl_off_t)(req->len > 0 ? req->len : strlen(req->body)));
+    }
+    for (size_t i = 0; req->headers != NULL && req->headers[i] != NULL; i++) {
+        h = curl_slist_append(h, req->headers[i]);
+        assert_non_null(h);
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    if (curl_easy_perform(c) == CURLE_OK) {
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    }
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return status;
+}
+
+bool
+wa_test_poll_status(int port, const char *path, long want, uint64_t timeout_ms, struct wa_buf *last)
+{
+    struct wa_test_http_req req = {.port = port, .path = path, .timeout_ms = 2000};
+    uint64_t deadline = wa_clock_mono_ms() + timeout_ms;
+
+    while (wa_clock_mono_ms() < deadline) {
+        if (wa_test_http(&req, last) == want) {
+            return true;
+        }
+        usleep(50000);
+    }
+    return false;
+}
