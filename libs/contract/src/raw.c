@@ -7,47 +7,27 @@
 
 #include "wa/contract.h"
 #include "wa/crypto.h"
+#include "wa/utf8.h"
 
 bool
 wa_contract_utf8_text(const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
+    size_t i = 0, step;
 
     while (i < len) {
-        unsigned c = p[i];
-        size_t need;
-        unsigned cp, min;
-
-        if (c == 0) {
+        if (p[i] == 0) {
             return false;
         }
-        if (c < 0x80) {
+        if (p[i] < 0x80) { /* ASCII fast path: no call per byte */
             i++;
             continue;
         }
-        if (c >= 0xC2 && c <= 0xDF) {
-            need = 1, cp = c & 0x1F, min = 0x80;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            need = 2, cp = c & 0x0F, min = 0x800;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            need = 3, cp = c & 0x07, min = 0x10000;
-        } else {
+        step = wa_utf8_next(p + i, len - i, NULL);
+        if (step == 0) {
             return false;
         }
-        if (len - i <= need) {
-            return false;
-        }
-        for (size_t k = 1; k <= need; k++) {
-            if ((p[i + k] & 0xC0) != 0x80) {
-                return false;
-            }
-            cp = (cp << 6) | (p[i + k] & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-            return false;
-        }
-        i += need + 1;
+        i += step;
     }
     return true;
 }

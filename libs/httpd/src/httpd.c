@@ -60,6 +60,14 @@ struct route {
     wa_http_handler_fn fn;
     void *arg;
     struct wa_histogram *duration;
+    /* wa_http_requests_total series already looked up for this route (by method and status):
+     * spares the label formatting and the registry search per request */
+    struct {
+        const char *method; /* one of method_label()'s constants */
+        int status;
+        struct wa_counter *counter;
+    } seen[8];
+    size_t nseen;
 };
 
 struct reply_header {
@@ -117,18 +125,6 @@ struct wa_httpd {
     void *ready_arg;
     struct wa_metrics *probe_metrics;
 };
-
-static char *
-dup_str(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *d = malloc(n);
-
-    if (d != NULL) {
-        memcpy(d, s, n);
-    }
-    return d;
-}
 
 /* ---- the loop drives MHD ---- */
 
@@ -245,8 +241,8 @@ wa_httpd_route(struct wa_httpd *h, const char *method, const char *path, size_t 
     h->routes = routes;
     r = &routes[h->nroutes];
     memset(r, 0, sizeof(*r));
-    r->method = dup_str(method);
-    r->path = dup_str(path);
+    r->method = strdup(method);
+    r->path = strdup(path);
     if (r->method == NULL || r->path == NULL) {
         free(r->method);
         free(r->path);
@@ -292,21 +288,44 @@ route_label(const struct route *r, char *out, size_t size)
     }
 }
 
+/* The wa_http_requests_total series of (route, method, status); NULL without metrics. */
+static struct wa_counter *
+requests_counter(struct wa_httpd *h, const struct wa_http_req *req)
+{
+    char route[256], labels[512];
+    const char *method = method_label(req->method);
+    struct route *r = (struct route *)req->route; /* the server's own table */
+    struct wa_counter *c;
+    size_t i;
+
+    for (i = 0; r != NULL && i < r->nseen; i++) {
+        if (r->seen[i].method == method && r->seen[i].status == req->status) {
+            return r->seen[i].counter;
+        }
+    }
+    route_label(req->route, route, sizeof(route));
+    snprintf(labels, sizeof(labels), "route=\"%s\",method=\"%s\",status=\"%d\"", route, method,
+             req->status);
+    c = wa_metrics_counter(h->metrics, "wa_http_requests_total",
+                           "HTTP requests answered, by route, method and status", labels);
+    if (r != NULL && c != NULL && r->nseen < WA_ARRAY_LEN(r->seen)) {
+        r->seen[r->nseen].method = method;
+        r->seen[r->nseen].status = req->status;
+        r->seen[r->nseen++].counter = c;
+    }
+    return c;
+}
+
 static void
 record_request(struct wa_httpd *h, const struct wa_http_req *req)
 {
-    char route[256], labels[512];
+    char labels[512];
     double seconds = (double)(wa_clock_mono_us() - req->start_us) / 1e6;
 
     if (h->metrics == NULL) {
         return;
     }
-    route_label(req->route, route, sizeof(route));
-    snprintf(labels, sizeof(labels), "route=\"%s\",method=\"%s\",status=\"%d\"", route,
-             method_label(req->method), req->status);
-    wa_counter_inc(wa_metrics_counter(h->metrics, "wa_http_requests_total",
-                                      "HTTP requests answered, by route, method and status",
-                                      labels));
+    wa_counter_inc(requests_counter(h, req));
     if (req->route != NULL) {
         wa_histogram_observe(req->route->duration, seconds);
     } else {
@@ -456,6 +475,24 @@ content_length_above(struct MHD_Connection *conn, size_t max)
     return end != cl && v > max;
 }
 
+/* One allocation for the whole body when its length is announced (within the limit, which
+ * was checked), instead of doubling from 256 bytes. */
+static void
+reserve_body(struct wa_http_req *req)
+{
+    const char *cl = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Content-Length");
+    char *end = NULL;
+    unsigned long long v;
+
+    if (cl == NULL) {
+        return;
+    }
+    v = strtoull(cl, &end, 10);
+    if (end != cl && v > 0 && v <= req->body.max) {
+        (void)wa_buf_reserve(&req->body, (size_t)v); /* a failure shows on append */
+    }
+}
+
 static enum MHD_Result
 on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
           const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
@@ -494,6 +531,7 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *m
                                 req->route->max_body);
             return queue_reply(req);
         }
+        reserve_body(req);
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
@@ -588,8 +626,8 @@ wa_http_reply_header(struct wa_http_req *req, const char *name, const char *valu
     if (hd == NULL) {
         return;
     }
-    hd->name = dup_str(name);
-    hd->value = dup_str(value);
+    hd->name = strdup(name);
+    hd->value = strdup(value);
     if (hd->name == NULL || hd->value == NULL) {
         free(hd->name);
         free(hd->value);
@@ -840,8 +878,8 @@ wa_httpd_new(struct wa_loop *loop, const struct wa_httpd_config *cfg, struct wa_
     h->conn_timeout_s = cfg->conn_timeout_s != 0 ? cfg->conn_timeout_s : DEFAULT_CONN_TIMEOUT;
     h->conn_memory = cfg->conn_memory != 0 ? cfg->conn_memory : DEFAULT_CONN_MEMORY;
     h->metrics = cfg->metrics;
-    h->listen = dup_str(cfg->listen);
-    h->service = cfg->service != NULL ? dup_str(cfg->service) : NULL;
+    h->listen = strdup(cfg->listen);
+    h->service = cfg->service != NULL ? strdup(cfg->service) : NULL;
     h->timer = wa_timer_new(loop, on_timer, h);
     if (h->listen == NULL || (cfg->service != NULL && h->service == NULL) || h->timer == NULL) {
         err = wa_error_set(error, WA_ENOMEM, "out of memory");

@@ -43,17 +43,63 @@ fail(struct ig_request *r, const char *what)
     ig_request_release(r, false);
 }
 
+struct raw_arg {
+    const struct wa_contract_raw_meta *meta;
+    const char *body;
+    size_t len;
+};
+
+static enum wa_err
+encode_raw(struct wa_buf *b, const void *arg)
+{
+    const struct raw_arg *ra = arg;
+
+    return ig_encode_raw_data(b, ra->meta, ra->body, ra->len);
+}
+
+static enum wa_err
+encode_part(struct wa_buf *b, const void *arg)
+{
+    return ig_json_put(b, arg);
+}
+
+/* Bodies that are not UTF-8 text or need several parts: the contract's encoder. */
+static enum wa_err
+add_parts(struct ig_request *r, const struct wa_contract_raw_meta *meta, const char *key,
+          const char *pnid)
+{
+    json_t *parts[WA_CONTRACT_RAW_PARTS_MAX];
+    size_t n = 0, i;
+    enum wa_err err;
+
+    if ((err = wa_contract_raw_data(meta, r->body, r->len, parts, WA_CONTRACT_RAW_PARTS_MAX, &n)) !=
+        WA_OK) {
+        return err;
+    }
+    r->caprecords = n + r->batch.count;
+    if ((r->records = calloc(r->caprecords, sizeof(*r->records))) == NULL) {
+        err = WA_ENOMEM;
+    }
+    for (i = 0; i < n; i++) {
+        if (err == WA_OK) {
+            err = ig_record_add(r, IG_EVENTS_RAW, WA_CE_TYPE_WEBHOOK_RAW, key, pnid, -1,
+                                encode_part, parts[i]);
+        }
+        json_decref(parts[i]);
+    }
+    return err;
+}
+
 void
 ig_archive_start(struct ig_request *r)
 {
     char received_at[WA_RFC3339_LEN];
     char raw_id[WA_ULID_LEN];
     const char *headers[8];
-    json_t *parts[WA_CONTRACT_RAW_PARTS_MAX];
     struct wa_contract_raw_meta meta = {0};
+    struct raw_arg ra;
     const char *pnid, *key;
-    size_t n = 0, i;
-    enum wa_err err = WA_OK;
+    enum wa_err err;
 
     wa_clock_rfc3339(r->received_ms, received_at);
     wa_ulid_new(raw_id);
@@ -71,22 +117,22 @@ ig_archive_start(struct ig_request *r)
     meta.parsed = r->parsed;
     meta.headers = headers;
     meta.nheaders = 4;
-    if (wa_contract_raw_data(&meta, r->body, r->len, parts, WA_CONTRACT_RAW_PARTS_MAX, &n) !=
-        WA_OK) {
-        fail(r, "encoding webhook.raw");
+    key = raw_key(&r->batch, &pnid);
+    /* Common case: one part of UTF-8 text, encoded straight into the arena. */
+    r->caprecords = 1 + r->batch.count;
+    if ((r->records = calloc(r->caprecords, sizeof(*r->records))) == NULL) {
+        fail(r, "out of memory");
         return;
     }
-    r->caprecords = n + r->batch.count;
-    r->records = calloc(r->caprecords, sizeof(*r->records));
-    key = raw_key(&r->batch, &pnid);
-    for (i = 0; i < n; i++) {
-        if (err == WA_OK && r->records != NULL) {
-            err = ig_record_add(r, IG_EVENTS_RAW, WA_CE_TYPE_WEBHOOK_RAW, key, pnid, parts[i], -1);
-        }
-        json_decref(parts[i]);
+    ra = (struct raw_arg){&meta, r->body, r->len};
+    err = ig_record_add(r, IG_EVENTS_RAW, WA_CE_TYPE_WEBHOOK_RAW, key, pnid, -1, encode_raw, &ra);
+    if (err == WA_ENOTFOUND) {
+        free(r->records);
+        r->records = NULL;
+        err = add_parts(r, &meta, key, pnid);
     }
-    if (r->records == NULL || err != WA_OK) {
-        fail(r, "out of memory");
+    if (err != WA_OK) {
+        fail(r, err == WA_ENOMEM ? "out of memory" : "encoding webhook.raw");
         return;
     }
     ig_dedupe_start(r);

@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "wa/buf.h"
+#include "wa/clock.h"
 #include "wa/cloudevent.h"
 #include "wa/contract.h"
 #include "wa/httpd.h"
@@ -55,6 +56,7 @@ struct ig_config {
     char *spool_dir;
     int64_t spool_replay_ms;
     int64_t spool_file_max;
+    char *kafka_compression;
 };
 
 extern const struct wa_cfg_spec ig_config_spec[];
@@ -99,10 +101,25 @@ struct ig {
     struct wa_kv *kv;                   /* borrowed: owned by the scaffolding */
     struct ig_spool *spool;             /* owned */
     const char *secrets[2];             /* borrowed from cfg */
-    char topic[4][160];                 /* full names: message, status, account, raw */
-    char dedup_prefix[160];             /* "<topic prefix>ingest:dedup:" */
-    char owner[40];                     /* this process's pending-claim token */
+    struct evp_mac_ctx_st *mac[2];      /* owned: HMAC-SHA256 keyed with secrets[i], or NULL */
+    unsigned char rnd[512];             /* getrandom output not used yet: rnd[rnd_off..] */
+    size_t rnd_off;
+    char topic[4][160];     /* full names: message, status, account, raw */
+    char dedup_prefix[160]; /* "<topic prefix>ingest:dedup:" */
+    char owner[40];         /* this process's pending-claim token */
     struct ig_metrics m;
+    uint64_t time_ms;          /* CloudEvent time cache: wall clock of time[] */
+    char time[WA_RFC3339_LEN]; /* formatted time_ms */
+    /* dedupe.c's batches, filled during one loop pass and sent by 0 ms timers */
+    struct ig_request **claims; /* requests waiting for their claims, in arrival order */
+    size_t nclaims, capclaims;
+    struct wa_timer *claim_timer; /* owned */
+    char **confirms;              /* owned keys to mark durable */
+    size_t nconfirms, capconfirms;
+    struct wa_timer *confirm_timer; /* owned */
+    char claim_ttl[24];             /* pending TTL, ms (ack timeout + 60 s) */
+    char done_ttl[24];              /* WA_DEDUP_TTL, ms */
+    size_t holds;     /* confirmation batches in flight (each holds ig, like a request) */
     size_t inflight;  /* requests not yet released */
     size_t unreplied; /* requests not yet answered (what SIGTERM waits for) */
     bool draining;    /* SIGTERM: finish in-flight work, then wa_service_drained */
@@ -165,21 +182,61 @@ struct ig_request {
 
 /* ---- stages ---- */
 enum wa_err ig_ingress_start(struct ig *ig, struct wa_error *error);
+/* Keys one HMAC context per configured secret (ig->mac). On failure (WA_EINTERNAL) none is
+ * kept and verification uses wa_hub_signature_verify. */
+enum wa_err ig_verify_new(struct ig *ig);
+void ig_verify_free(struct ig *ig);
 void ig_verify_start(struct ig_request *r);
 void ig_split_start(struct ig_request *r);
 void ig_archive_start(struct ig_request *r);
 void ig_dedupe_start(struct ig_request *r);
+/* Keys of one claim or confirmation script call, at most. */
+#define IG_DEDUP_BATCH_KEYS 512
+enum wa_err ig_dedupe_new(struct ig *ig, struct wa_error *error);
+/* From the stop hook (which holds ig): flushes the queued batches, frees the timers. */
+void ig_dedupe_stop(struct ig *ig);
 /* After the records are durable (Kafka or spool): confirm the claims; after a failure (503):
  * release them so Meta's retry is not taken for a duplicate. */
 void ig_dedupe_finish(struct ig_request *r, bool durable);
 void ig_publish_start(struct ig_request *r);
+/* Appends one record value's data member (JSON) to b. */
+typedef enum wa_err (*ig_encode_fn)(struct wa_buf *b, const void *arg);
 /*
- * Encodes one CloudEvent (type, subject = key, the request's traceparent, data borrowed) into
- * the request's arena and appends it to r->records (room for it must exist). Returns WA_OK,
- * WA_ENOMEM or WA_EINVAL.
+ * Encodes one CloudEvent (type, subject = key, the request's traceparent, data written by
+ * encode(arg)) into the request's arena and appends it to r->records (room for it must exist).
+ * The bytes are those of wa_cloudevent_encode. Returns WA_OK, WA_ENOMEM, WA_ETOOBIG or
+ * encode's error; on error the arena and records are unchanged.
  */
 enum wa_err ig_record_add(struct ig_request *r, int topic, const char *type, const char *key,
-                          const char *phone_number_id, json_t *data, int dedup);
+                          const char *phone_number_id, int dedup, ig_encode_fn encode,
+                          const void *arg);
+
+/* Encoders (encode.c): the contract's data members, dumped as jansson would, without jansson
+ * trees. All append to b and return WA_OK, WA_ENOMEM or WA_ETOOBIG. */
+/* Any JSON value, as json_dump*(JSON_COMPACT | JSON_ENCODE_ANY) of valid UTF-8 strings. */
+enum wa_err ig_json_put(struct wa_buf *b, const json_t *v);
+/* A string (len bytes, valid UTF-8) as jansson escapes it. */
+enum wa_err ig_json_put_string(struct wa_buf *b, const char *s, size_t len);
+/* CloudEvent attributes (borrowed; NULL or "" = absent). id, source and type are required. */
+struct ig_ce {
+    const char *id;
+    const char *source;
+    const char *type;
+    const char *subject;
+    const char *time; /* RFC 3339, as wa_clock_rfc3339 writes it */
+    const char *phonenumberid;
+    const char *traceparent;
+};
+/* The bytes of wa_cloudevent_encode for ce with datacontenttype application/json and the data
+ * written by encode(arg). */
+enum wa_err ig_encode_cloudevent(struct wa_buf *b, const struct ig_ce *ce, ig_encode_fn encode,
+                                 const void *arg);
+/* wa_contract_event_data(ev) dumped. */
+enum wa_err ig_encode_event_data(struct wa_buf *b, const struct wa_webhook_event *ev);
+/* The single webhook.raw part of a UTF-8 text body of at most WA_CONTRACT_RAW_PART_MAX bytes,
+ * as wa_contract_raw_data would build it; WA_ENOTFOUND (nothing appended) for any other body. */
+enum wa_err ig_encode_raw_data(struct wa_buf *b, const struct wa_contract_raw_meta *meta,
+                               const char *body, size_t len);
 
 /* Spool (spool.c). */
 enum wa_err ig_spool_new(struct ig *ig, struct ig_spool **out, struct wa_error *error);
@@ -200,6 +257,8 @@ enum wa_err ig_health_start(struct ig *ig, struct wa_error *error);
 /* ---- request helpers (ingress.c) ---- */
 /* Sends the reply (once; later calls are ignored) and counts the outcome. */
 void ig_request_reply(struct ig_request *r, enum ig_outcome outcome, int status, const char *json);
+/* Drops a hold of a confirmation batch; frees ig when stopped and nothing holds it. */
+void ig_unhold(struct ig *ig);
 /* Drops one outstanding callback (if one) and frees r when nothing is owed any more. */
 void ig_request_release(struct ig_request *r, bool callback_done);
 

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/crypto.h>
+
 #include "wa/clock.h"
 #include "wa/crypto.h"
 
@@ -60,6 +62,64 @@ is_json(const char *content_type)
     return content_type[n] == '\0' || content_type[n] == ';' || content_type[n] == ' ';
 }
 
+/* n random bytes from a buffer refilled from getrandom(2) (wa_random_bytes) when used up:
+ * one system call per few dozen requests instead of two per request. */
+static bool
+random_take(struct ig *ig, unsigned char *out, size_t n)
+{
+    if (ig->rnd_off + n > sizeof(ig->rnd)) {
+        if (wa_random_bytes(ig->rnd, sizeof(ig->rnd)) != WA_OK) {
+            return false;
+        }
+        ig->rnd_off = 0;
+    }
+    memcpy(out, ig->rnd + ig->rnd_off, n);
+    OPENSSL_cleanse(ig->rnd + ig->rnd_off, n); /* used once */
+    ig->rnd_off += n;
+    return true;
+}
+
+/* Lower-case hex of b[0..n), never all zeros (as wa_traceparent_new). */
+static void
+hex_id(unsigned char *b, size_t n, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    bool zero = true;
+
+    for (size_t i = 0; i < n; i++) {
+        zero = zero && b[i] == 0;
+    }
+    if (zero) {
+        b[n - 1] = 1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = hex[b[i] >> 4];
+        out[2 * i + 1] = hex[b[i] & 0xf];
+    }
+}
+
+/* wa_traceparent_child(parent, out), with the new ids drawn from the request path's random
+ * buffer when the trace starts here (no valid parent: the common case). */
+static void
+traceparent_start(struct ig *ig, const char *parent, char out[WA_TRACEPARENT_LEN])
+{
+    unsigned char b[24];
+
+    if (parent != NULL && wa_traceparent_valid(parent)) {
+        wa_traceparent_child(parent, out);
+        return;
+    }
+    if (!random_take(ig, b, sizeof(b))) {
+        wa_traceparent_new(out); /* getrandom refused: the library's own fallback */
+        return;
+    }
+    memcpy(out, "00-", 3);
+    hex_id(b, 16, out + 3);
+    out[35] = '-';
+    hex_id(b + 16, 8, out + 36);
+    memcpy(out + 52, "-01", 4); /* sampled; copies the NUL too */
+}
+
 /* The server gave up on the HTTP request (shutdown): the work goes on without a reply. */
 static void
 on_abort(struct wa_http_req *req, void *data)
@@ -97,7 +157,7 @@ on_webhook(struct wa_http_req *req, void *arg)
     r->received_ms = wa_clock_wall_ms();
     snprintf(r->request_id, sizeof(r->request_id), "%s", wa_http_req_id(req));
     /* The trace starts here unless a proxy in front already started one. */
-    wa_traceparent_child(parent, r->traceparent);
+    traceparent_start(ig, parent, r->traceparent);
     if (wa_traceparent_trace_id(r->traceparent, r->trace_id) != WA_OK) {
         r->trace_id[0] = '\0';
     }
@@ -105,6 +165,8 @@ on_webhook(struct wa_http_req *req, void *arg)
     r->log.trace_id = r->trace_id;
     r->body = wa_http_req_body(req, &r->len);
     wa_buf_init(&r->arena, 0);
+    /* Room for the records (raw body escaped, events, envelopes) in one allocation. */
+    (void)wa_buf_reserve(&r->arena, r->len * 2 + 2048);
     wa_webhook_batch_init(&r->batch);
     wa_http_req_set_data(req, r);
     wa_http_req_set_abort(req, on_abort);
@@ -180,10 +242,19 @@ ig_request_release(struct ig_request *r, bool callback_done)
     request_free(r);
     ig->inflight--;
     if (ig->stopped) {
-        if (ig->inflight == 0) {
+        if (ig->inflight == 0 && ig->holds == 0) {
             free(ig);
         }
         return;
     }
     wa_gauge_set(ig->m.inflight, (double)ig->inflight);
+}
+
+void
+ig_unhold(struct ig *ig)
+{
+    WA_ASSERT(ig->holds > 0);
+    if (--ig->holds == 0 && ig->stopped && ig->inflight == 0) {
+        free(ig);
+    }
 }

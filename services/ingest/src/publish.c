@@ -21,39 +21,68 @@
 static const char *const types[4] = {WA_CE_TYPE_INBOUND_MESSAGE, WA_CE_TYPE_INBOUND_STATUS,
                                      WA_CE_TYPE_ACCOUNT_EVENT, WA_CE_TYPE_WEBHOOK_RAW};
 
+/* The CloudEvent's time: now, formatted once per millisecond. */
+static const char *
+event_time(struct ig *ig)
+{
+    uint64_t now = wa_clock_wall_ms();
+
+    if (now != ig->time_ms || ig->time[0] == '\0') {
+        ig->time_ms = now;
+        wa_clock_rfc3339(now, ig->time);
+    }
+    return ig->time;
+}
+
 enum wa_err
 ig_record_add(struct ig_request *r, int topic, const char *type, const char *key,
-              const char *phone_number_id, json_t *data, int dedup)
+              const char *phone_number_id, int dedup, ig_encode_fn encode, const void *arg)
 {
-    struct wa_cloudevent ev;
+    struct wa_buf *b = &r->arena;
+    size_t start = b->len;
+    struct ig_ce ce;
     struct ig_record *rec;
     enum wa_err err;
 
     WA_ASSERT(r->nrecords < r->caprecords);
     rec = &r->records[r->nrecords];
     memset(rec, 0, sizeof(*rec));
-    wa_cloudevent_init(&ev, wa_service_instance(r->ig->svc), type);
-    ev.subject = key;
-    ev.phonenumberid = phone_number_id;
-    ev.traceparent = r->traceparent;
-    ev.data = data;
+    wa_ulid_new(rec->id);
     rec->req = r;
     rec->topic = topic;
     rec->dedup = dedup;
     rec->event = -1;
-    rec->key_off = r->arena.len;
-    if ((err = wa_buf_append(&r->arena, key, strlen(key) + 1)) != WA_OK) {
-        return err;
+    rec->key_off = b->len;
+    if ((err = wa_buf_append(b, key, strlen(key) + 1)) != WA_OK) {
+        goto out;
     }
-    rec->value_off = r->arena.len;
-    if ((err = wa_cloudevent_encode(&ev, &r->arena, NULL)) != WA_OK) {
-        return err;
+    rec->value_off = b->len;
+    ce = (struct ig_ce){rec->id,
+                        wa_service_instance(r->ig->svc),
+                        type,
+                        key,
+                        event_time(r->ig),
+                        phone_number_id,
+                        r->traceparent};
+    if ((err = ig_encode_cloudevent(b, &ce, encode, arg)) != WA_OK) {
+        goto out;
     }
-    rec->value_len = r->arena.len - rec->value_off;
-    memcpy(rec->id, ev.id, sizeof(rec->id) < sizeof(ev.id) ? sizeof(rec->id) : sizeof(ev.id));
-    rec->id[sizeof(rec->id) - 1] = '\0';
+    rec->value_len = b->len - rec->value_off;
     r->nrecords++;
-    return WA_OK;
+out:
+    if (err != WA_OK) {
+        b->len = start; /* leave the arena as it was */
+        if (b->data != NULL) {
+            b->data[start] = '\0';
+        }
+    }
+    return err;
+}
+
+static enum wa_err
+encode_event(struct wa_buf *b, const void *arg)
+{
+    return ig_encode_event_data(b, arg);
 }
 
 static enum wa_err
@@ -63,7 +92,6 @@ add_events(struct ig_request *r)
         const struct wa_webhook_event *ev = &r->batch.events[i];
         int k = r->ev_dedup[i];
         char key[WA_CONTRACT_KEY_MAX];
-        json_t *data = NULL;
         enum wa_err err;
 
         if (k >= 0 && r->dedup_state[k] == IG_DEDUP_DUPLICATE) {
@@ -72,11 +100,8 @@ add_events(struct ig_request *r)
         if (wa_contract_event_key(ev, key, sizeof(key)) != WA_OK) {
             snprintf(key, sizeof(key), "unknown"); /* absurdly long ids: still published */
         }
-        if ((err = wa_contract_event_data(ev, &data)) != WA_OK) {
-            return err;
-        }
-        err = ig_record_add(r, (int)ev->kind, types[ev->kind], key, ev->phone_number_id, data, k);
-        json_decref(data);
+        err = ig_record_add(r, (int)ev->kind, types[ev->kind], key, ev->phone_number_id, k,
+                            encode_event, ev);
         if (err != WA_OK) {
             return err;
         }
