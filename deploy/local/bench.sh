@@ -15,7 +15,7 @@ cd "$root"
 deploy/local/build.sh run
 
 started=0
-if deploy/local/infra.sh status 2>&1 | grep -q stopped; then
+if ! deploy/local/infra.sh status >/dev/null 2>&1; then
     deploy/local/infra.sh start
     started=1
 fi
