@@ -37,12 +37,12 @@ KAFKA_START_TIMEOUT=${KAFKA_START_TIMEOUT:-90}
 KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xmx512m -Xms256m}
 WA_TOPIC_PARTITIONS=${WA_TOPIC_PARTITIONS:-4}
 
-# the contract topics (docs/architecture.md) plus the retry topics of wa-notify and wa-router
+# the contract topics (docs/architecture.md) plus the topics wa-router adds (window events, CRM DLQ)
 KAFKA_TOPICS=(
   webhook.raw inbound.message inbound.status account.event
   outbound.request outbound.result outbound.dlq
   contact.command contact.event handoff
-  outbound.retry router.crm.retry
+  router.window router.crm.dlq
 )
 
 # ------------------------------------------------------------------ java
