@@ -3,7 +3,8 @@
  *
  * The encoder writes attributes in a fixed order (specversion, id, source, type, subject, time,
  * datacontenttype, phonenumberid, traceparent, data) so encoded events are byte-stable and the
- * golden files under tests/data/cloudevent compare exactly. The decoder keeps the jansson tree;
+ * golden files under tests/data/cloudevent compare exactly; wa_cloudevent_write is the same
+ * envelope around data written by a caller's function (wa-ingest's hot path). The decoder keeps the jansson tree;
  * the event's strings point into it (ownership: struct wa_cloudevent_doc).
  * No shared state: safe on any thread.
  */
@@ -101,19 +102,23 @@ present(const char *s)
     return s != NULL && *s != '\0';
 }
 
+/* Appends name (the literal ,"attr": with its separator) and value, escaped; nothing when value
+ * is absent. */
 static enum wa_err
-put_attr(struct wa_buf *out, const char *name, const char *value)
+put_attr(struct wa_buf *out, const char *name, size_t nlen, const char *value)
 {
     enum wa_err err;
 
     if (!present(value)) {
         return WA_OK;
     }
-    if ((err = wa_buf_printf(out, ",\"%s\":", name)) != WA_OK) {
+    if ((err = wa_buf_append(out, name, nlen)) != WA_OK) {
         return err;
     }
     return wa_buf_append_json_string(out, value, strlen(value));
 }
+
+#define ATTR(out, lit, v) put_attr((out), (lit), sizeof(lit) - 1, (v))
 
 struct dump {
     struct wa_buf *out;
@@ -133,8 +138,23 @@ dump_to_buf(const char *chunk, size_t size, void *data)
     return d->err == WA_OK ? 0 : -1;
 }
 
-enum wa_err
-wa_cloudevent_encode(const struct wa_cloudevent *ev, struct wa_buf *out, struct wa_error *error)
+/* wa_cloudevent_encode's data writer: arg is the json_t, dumped by jansson. */
+static enum wa_err
+dump_data(struct wa_buf *out, const void *arg)
+{
+    struct dump d = {out, WA_OK};
+
+    if (json_dump_callback(arg, dump_to_buf, &d, JSON_COMPACT | JSON_ENCODE_ANY) != 0 ||
+        d.err != WA_OK) {
+        return d.err != WA_OK ? d.err : WA_EINVAL; /* jansson refused: e.g. bad UTF-8 */
+    }
+    return WA_OK;
+}
+
+/* The envelope, shared by both encoders: data written by write_data(arg), none when NULL. */
+static enum wa_err
+encode(const struct wa_cloudevent *ev, wa_cloudevent_data_fn write_data, const void *arg,
+       struct wa_buf *out, struct wa_error *error)
 {
     const char *ctype = ev->datacontenttype;
     size_t start = out->len;
@@ -149,31 +169,23 @@ wa_cloudevent_encode(const struct wa_cloudevent *ev, struct wa_buf *out, struct 
     if (ev->time[0] != '\0' && !wa_cloudevent_time_valid(ev->time)) {
         return wa_error_set(error, WA_EINVAL, "cloudevent time is not RFC 3339");
     }
-    if (ev->data != NULL && !present(ctype)) {
+    if (write_data != NULL && !present(ctype)) {
         ctype = "application/json";
     }
     if ((err = wa_buf_append_str(out, "{\"specversion\":\"1.0\"")) != WA_OK ||
-        (err = put_attr(out, "id", ev->id)) != WA_OK ||
-        (err = put_attr(out, "source", ev->source)) != WA_OK ||
-        (err = put_attr(out, "type", ev->type)) != WA_OK ||
-        (err = put_attr(out, "subject", ev->subject)) != WA_OK ||
-        (err = put_attr(out, "time", ev->time)) != WA_OK ||
-        (err = put_attr(out, "datacontenttype", ctype)) != WA_OK ||
-        (err = put_attr(out, "phonenumberid", ev->phonenumberid)) != WA_OK ||
-        (err = put_attr(out, "traceparent", ev->traceparent)) != WA_OK) {
+        (err = ATTR(out, ",\"id\":", ev->id)) != WA_OK ||
+        (err = ATTR(out, ",\"source\":", ev->source)) != WA_OK ||
+        (err = ATTR(out, ",\"type\":", ev->type)) != WA_OK ||
+        (err = ATTR(out, ",\"subject\":", ev->subject)) != WA_OK ||
+        (err = ATTR(out, ",\"time\":", ev->time)) != WA_OK ||
+        (err = ATTR(out, ",\"datacontenttype\":", ctype)) != WA_OK ||
+        (err = ATTR(out, ",\"phonenumberid\":", ev->phonenumberid)) != WA_OK ||
+        (err = ATTR(out, ",\"traceparent\":", ev->traceparent)) != WA_OK) {
         goto out;
     }
-    if (ev->data != NULL) {
-        if ((err = wa_buf_append_str(out, ",\"data\":")) != WA_OK) {
-            goto out;
-        }
-        struct dump d = {out, WA_OK};
-
-        if (json_dump_callback(ev->data, dump_to_buf, &d, JSON_COMPACT | JSON_ENCODE_ANY) != 0 ||
-            d.err != WA_OK) {
-            err = d.err != WA_OK ? d.err : WA_EINVAL; /* jansson refused: e.g. bad UTF-8 */
-            goto out;
-        }
+    if (write_data != NULL && ((err = wa_buf_append_str(out, ",\"data\":")) != WA_OK ||
+                               (err = write_data(out, arg)) != WA_OK)) {
+        goto out;
     }
     err = wa_buf_append_str(out, "}");
 out:
@@ -185,6 +197,22 @@ out:
         return wa_error_set(error, err, "cannot encode cloudevent: %s", wa_err_text(err));
     }
     return WA_OK;
+}
+
+enum wa_err
+wa_cloudevent_encode(const struct wa_cloudevent *ev, struct wa_buf *out, struct wa_error *error)
+{
+    return encode(ev, ev->data != NULL ? dump_data : NULL, ev->data, out, error);
+}
+
+enum wa_err
+wa_cloudevent_write(const struct wa_cloudevent *ev, wa_cloudevent_data_fn write_data,
+                    const void *arg, struct wa_buf *out, struct wa_error *error)
+{
+    if (write_data == NULL) {
+        return wa_error_set(error, WA_EINVAL, "cloudevent data writer missing");
+    }
+    return encode(ev, write_data, arg, out, error);
 }
 
 /* ---- decoder ---- */

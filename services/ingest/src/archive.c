@@ -54,13 +54,13 @@ encode_raw(struct wa_buf *b, const void *arg)
 {
     const struct raw_arg *ra = arg;
 
-    return ig_encode_raw_data(b, ra->meta, ra->body, ra->len);
+    return wa_contract_raw_data_write(b, ra->meta, ra->body, ra->len);
 }
 
 static enum wa_err
 encode_part(struct wa_buf *b, const void *arg)
 {
-    return ig_json_put(b, arg);
+    return wa_json_write(b, arg);
 }
 
 /* Bodies that are not UTF-8 text or need several parts: the contract's encoder. */

@@ -199,44 +199,16 @@ void ig_dedupe_stop(struct ig *ig);
  * release them so Meta's retry is not taken for a duplicate. */
 void ig_dedupe_finish(struct ig_request *r, bool durable);
 void ig_publish_start(struct ig_request *r);
-/* Appends one record value's data member (JSON) to b. */
-typedef enum wa_err (*ig_encode_fn)(struct wa_buf *b, const void *arg);
 /*
  * Encodes one CloudEvent (type, subject = key, the request's traceparent, data written by
- * encode(arg)) into the request's arena and appends it to r->records (room for it must exist).
- * The bytes are those of wa_cloudevent_encode. Returns WA_OK, WA_ENOMEM, WA_ETOOBIG or
- * encode's error; on error the arena and records are unchanged.
+ * encode(b, arg): wa_contract_event_data_write, wa_contract_raw_data_write, wa_json_write) into
+ * the request's arena with wa_cloudevent_write and appends it to r->records (room for it must
+ * exist). Returns WA_OK, WA_ENOMEM, WA_ETOOBIG or encode's error; on error the arena and
+ * records are unchanged.
  */
 enum wa_err ig_record_add(struct ig_request *r, int topic, const char *type, const char *key,
-                          const char *phone_number_id, int dedup, ig_encode_fn encode,
+                          const char *phone_number_id, int dedup, wa_cloudevent_data_fn encode,
                           const void *arg);
-
-/* Encoders (encode.c): the contract's data members, dumped as jansson would, without jansson
- * trees. All append to b and return WA_OK, WA_ENOMEM or WA_ETOOBIG. */
-/* Any JSON value, as json_dump*(JSON_COMPACT | JSON_ENCODE_ANY) of valid UTF-8 strings. */
-enum wa_err ig_json_put(struct wa_buf *b, const json_t *v);
-/* A string (len bytes, valid UTF-8) as jansson escapes it. */
-enum wa_err ig_json_put_string(struct wa_buf *b, const char *s, size_t len);
-/* CloudEvent attributes (borrowed; NULL or "" = absent). id, source and type are required. */
-struct ig_ce {
-    const char *id;
-    const char *source;
-    const char *type;
-    const char *subject;
-    const char *time; /* RFC 3339, as wa_clock_rfc3339 writes it */
-    const char *phonenumberid;
-    const char *traceparent;
-};
-/* The bytes of wa_cloudevent_encode for ce with datacontenttype application/json and the data
- * written by encode(arg). */
-enum wa_err ig_encode_cloudevent(struct wa_buf *b, const struct ig_ce *ce, ig_encode_fn encode,
-                                 const void *arg);
-/* wa_contract_event_data(ev) dumped. */
-enum wa_err ig_encode_event_data(struct wa_buf *b, const struct wa_webhook_event *ev);
-/* The single webhook.raw part of a UTF-8 text body of at most WA_CONTRACT_RAW_PART_MAX bytes,
- * as wa_contract_raw_data would build it; WA_ENOTFOUND (nothing appended) for any other body. */
-enum wa_err ig_encode_raw_data(struct wa_buf *b, const struct wa_contract_raw_meta *meta,
-                               const char *body, size_t len);
 
 /* Spool (spool.c). */
 enum wa_err ig_spool_new(struct ig *ig, struct ig_spool **out, struct wa_error *error);

@@ -36,11 +36,15 @@ event_time(struct ig *ig)
 
 enum wa_err
 ig_record_add(struct ig_request *r, int topic, const char *type, const char *key,
-              const char *phone_number_id, int dedup, ig_encode_fn encode, const void *arg)
+              const char *phone_number_id, int dedup, wa_cloudevent_data_fn encode, const void *arg)
 {
     struct wa_buf *b = &r->arena;
     size_t start = b->len;
-    struct ig_ce ce;
+    struct wa_cloudevent ce = {.source = wa_service_instance(r->ig->svc),
+                               .type = type,
+                               .subject = key,
+                               .phonenumberid = phone_number_id,
+                               .traceparent = r->traceparent};
     struct ig_record *rec;
     enum wa_err err;
 
@@ -57,14 +61,11 @@ ig_record_add(struct ig_request *r, int topic, const char *type, const char *key
         goto out;
     }
     rec->value_off = b->len;
-    ce = (struct ig_ce){rec->id,
-                        wa_service_instance(r->ig->svc),
-                        type,
-                        key,
-                        event_time(r->ig),
-                        phone_number_id,
-                        r->traceparent};
-    if ((err = ig_encode_cloudevent(b, &ce, encode, arg)) != WA_OK) {
+    _Static_assert(sizeof(rec->id) <= sizeof(ce.id), "ULID fits a CloudEvent id");
+    _Static_assert(sizeof(r->ig->time) <= sizeof(ce.time), "RFC 3339 time fits");
+    memcpy(ce.id, rec->id, sizeof(rec->id));
+    memcpy(ce.time, event_time(r->ig), sizeof(r->ig->time));
+    if ((err = wa_cloudevent_write(&ce, encode, arg, b, NULL)) != WA_OK) {
         goto out;
     }
     rec->value_len = b->len - rec->value_off;
@@ -82,7 +83,7 @@ out:
 static enum wa_err
 encode_event(struct wa_buf *b, const void *arg)
 {
-    return ig_encode_event_data(b, arg);
+    return wa_contract_event_data_write(b, arg);
 }
 
 static enum wa_err

@@ -98,6 +98,13 @@ enum wa_err wa_contract_event_dedup_id(const struct wa_webhook_event *ev, char *
  * the data is serialised or released. WA_ENOMEM.
  */
 enum wa_err wa_contract_event_data(const struct wa_webhook_event *ev, json_t **out);
+/*
+ * Appends the data object of ev to b as compact JSON: the bytes of wa_contract_event_data(ev)
+ * dumped by json_dump*(JSON_COMPACT | JSON_ENCODE_ANY), without building the tree (hot path).
+ * Borrows ev for the call only. WA_OK, WA_EINVAL (unknown kind), WA_ENOMEM, WA_ETOOBIG (b's
+ * maximum); on error b is unchanged.
+ */
+enum wa_err wa_contract_event_data_write(struct wa_buf *b, const struct wa_webhook_event *ev);
 
 /* ---- webhook.raw ---- */
 
@@ -123,6 +130,16 @@ struct wa_contract_raw_meta {
  */
 enum wa_err wa_contract_raw_data(const struct wa_contract_raw_meta *meta, const char *body,
                                  size_t len, json_t **parts, size_t max_parts, size_t *n);
+/*
+ * Appends the single webhook.raw part of body (len bytes) to b as compact JSON: the bytes of
+ * wa_contract_raw_data's only part dumped by json_dump*(JSON_COMPACT | JSON_ENCODE_ANY),
+ * without building the tree (hot path). Handles UTF-8 text bodies (wa_contract_utf8_text) of
+ * at most WA_CONTRACT_RAW_PART_MAX bytes with complete meta; for any other body it returns
+ * WA_ENOTFOUND and appends nothing: use wa_contract_raw_data then. Borrows meta and body for
+ * the call only. WA_ENOMEM, WA_ETOOBIG (b's maximum); on error b is unchanged.
+ */
+enum wa_err wa_contract_raw_data_write(struct wa_buf *b, const struct wa_contract_raw_meta *meta,
+                                       const char *body, size_t len);
 
 /* True when s (len bytes) is valid UTF-8 (no overlongs, no surrogates) without NUL bytes. */
 bool wa_contract_utf8_text(const char *s, size_t len);

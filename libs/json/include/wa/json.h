@@ -79,4 +79,19 @@ char *wa_json_dump(const json_t *v);
 /* Appends the compact serialisation of v to out. On WA_ETOOBIG or WA_ENOMEM out is unchanged. */
 enum wa_err wa_json_dump_buf(const json_t *v, struct wa_buf *out);
 
+/*
+ * Direct writers: append to b the bytes jansson's json_dump*(JSON_COMPACT | JSON_ENCODE_ANY)
+ * would write, without a dump callback or a temporary string (hot paths that build JSON
+ * around borrowed values). Identical output, checked over every webhook fixture by
+ * tests/unit/contract/write_test.c. Each returns WA_OK, WA_ENOMEM or WA_ETOOBIG (b's maximum);
+ * on error b is unchanged. Nothing is taken from the caller: v and s stay the caller's.
+ */
+/* Appends v (any JSON value; reals formatted by jansson). WA_EINVAL for NULL, NaN, infinity. */
+enum wa_err wa_json_write(struct wa_buf *b, const json_t *v);
+/* Appends s (len bytes, valid UTF-8: not checked, as json_stringn_nocheck) as a JSON string,
+ * escaped as jansson escapes it. */
+enum wa_err wa_json_write_string(struct wa_buf *b, const char *s, size_t len);
+/* Appends v in decimal, as jansson writes integers. */
+enum wa_err wa_json_write_int(struct wa_buf *b, int64_t v);
+
 #endif

@@ -53,6 +53,22 @@ void wa_cloudevent_init(struct wa_cloudevent *ev, const char *source, const char
 enum wa_err wa_cloudevent_encode(const struct wa_cloudevent *ev, struct wa_buf *out,
                                  struct wa_error *error);
 
+/*
+ * Appends one JSON value (the event's data) to out; returns WA_OK or an error, which aborts
+ * the encoding. arg is the caller's, passed through.
+ */
+typedef enum wa_err (*wa_cloudevent_data_fn)(struct wa_buf *out, const void *arg);
+
+/*
+ * wa_cloudevent_encode with the data written by write_data(out, arg) instead of dumped from
+ * ev->data (ignored): for hot paths that write data straight into out (wa_json_write,
+ * wa_contract_event_data_write). Same bytes, same errors; datacontenttype defaults to
+ * "application/json". ev and arg are borrowed for the call only. write_data's error is
+ * returned as is; on any error out is unchanged.
+ */
+enum wa_err wa_cloudevent_write(const struct wa_cloudevent *ev, wa_cloudevent_data_fn write_data,
+                                const void *arg, struct wa_buf *out, struct wa_error *error);
+
 /* A decoded event: ev's strings and data are borrowed from root, owned by the document. */
 struct wa_cloudevent_doc {
     struct wa_cloudevent ev;

@@ -1,20 +1,21 @@
 /*
- * encode_test.c: wa-ingest's direct encoders (src/encode.c) against the contract's encoders
- * dumped by jansson (wa_contract_event_data, wa_contract_raw_data, wa_cloudevent_encode): the
- * bytes must be identical for every webhook fixture and fuzz corpus file given on the command
- * line (ctest passes tests/data/webhook/{valid,invalid}/<name>/input and the webhook_split
- * corpus), plus hand-made cases for escapes, reals, header values that are not UTF-8 and
- * bodies the fast path hands back (binary, several parts).
+ * write_test.c: the direct writers (wa_json_write, wa_contract_event_data_write,
+ * wa_contract_raw_data_write, wa_cloudevent_write) against the jansson-based encoders dumped by
+ * jansson (wa_contract_event_data, wa_contract_raw_data, wa_cloudevent_encode): the bytes must
+ * be identical for every webhook fixture and fuzz corpus file given on the command line (ctest
+ * passes tests/data/webhook/{valid,invalid}/<name>/input and the webhook_split corpus), plus
+ * hand-made cases for escapes, reals, header values that are not UTF-8, bodies the fast path
+ * hands back (binary, several parts) and buffers too small (left unchanged).
  *
- * Usage: ingest_encode_test FILE... ; exit status 0 when every comparison matched.
+ * Usage: contract_write_test FILE... ; exit status 0 when every comparison matched.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "wa/cloudevent.h"
-
-#include "ingest.h"
+#include "wa/contract.h"
+#include "wa/json.h"
 
 static int failures;
 static int comparisons;
@@ -47,7 +48,60 @@ dump_json(struct wa_buf *b, const json_t *v)
 static enum wa_err
 put_arg(struct wa_buf *b, const void *arg)
 {
-    return ig_json_put(b, arg);
+    return wa_json_write(b, arg);
+}
+
+static enum wa_err
+put_event(struct wa_buf *b, const void *arg)
+{
+    return wa_contract_event_data_write(b, arg);
+}
+
+struct raw_arg {
+    const struct wa_contract_raw_meta *meta;
+    const char *body;
+    size_t len;
+};
+
+static enum wa_err
+put_raw(struct wa_buf *b, const void *arg)
+{
+    const struct raw_arg *ra = arg;
+
+    return wa_contract_raw_data_write(b, ra->meta, ra->body, ra->len);
+}
+
+/* A buffer with "abc" and room for only half of the need bytes write(arg) appends: the write
+ * must fail with WA_ETOOBIG and leave "abc" as it was. */
+static void
+check_too_small(const char *what, const char *name, size_t need,
+                enum wa_err (*write)(struct wa_buf *b, const void *arg), const void *arg)
+{
+    struct wa_buf b;
+    enum wa_err err;
+
+    comparisons++;
+    wa_buf_init(&b, 3 + need / 2);
+    if (wa_buf_append_str(&b, "abc") != WA_OK || (err = write(&b, arg)) != WA_ETOOBIG ||
+        b.len != 3 || strcmp(b.data, "abc") != 0) {
+        failures++;
+        fprintf(stderr, "FAILED %s %s: a failed write must leave the buffer unchanged\n", what,
+                name);
+    }
+    wa_buf_cleanup(&b);
+}
+
+struct ce_arg {
+    const struct wa_cloudevent *ev;
+    json_t *data;
+};
+
+static enum wa_err
+put_cloudevent(struct wa_buf *b, const void *arg)
+{
+    const struct ce_arg *ca = arg;
+
+    return wa_cloudevent_write(ca->ev, put_arg, ca->data, b, NULL);
 }
 
 /* The envelope around data, both ways. */
@@ -55,7 +109,6 @@ static void
 check_cloudevent(const char *name, json_t *data, const char *subject, const char *pnid)
 {
     struct wa_cloudevent ev;
-    struct ig_ce ce;
     struct wa_buf want, got;
 
     wa_cloudevent_init(&ev, "wa-ingest/test-host", WA_CE_TYPE_INBOUND_MESSAGE);
@@ -63,15 +116,15 @@ check_cloudevent(const char *name, json_t *data, const char *subject, const char
     ev.phonenumberid = pnid;
     ev.traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
     ev.data = data;
-    ce = (struct ig_ce){ev.id, ev.source, ev.type, subject, ev.time, pnid, ev.traceparent};
     wa_buf_init(&want, 0);
     wa_buf_init(&got, 0);
     if (wa_cloudevent_encode(&ev, &want, NULL) != WA_OK ||
-        ig_encode_cloudevent(&got, &ce, put_arg, data) != WA_OK) {
+        wa_cloudevent_write(&ev, put_arg, data, &got, NULL) != WA_OK) {
         failures++;
         fprintf(stderr, "FAILED cloudevent %s\n", name);
     } else {
         same("cloudevent", name, &want, &got);
+        check_too_small("cloudevent", name, got.len, put_cloudevent, &(struct ce_arg){&ev, data});
     }
     wa_buf_cleanup(&want);
     wa_buf_cleanup(&got);
@@ -92,11 +145,12 @@ check_events(const char *name, const char *body, size_t len)
             wa_buf_init(&want, 0);
             wa_buf_init(&got, 0);
             if (wa_contract_event_data(ev, &data) != WA_OK || dump_json(&want, data) != WA_OK ||
-                ig_encode_event_data(&got, ev) != WA_OK) {
+                wa_contract_event_data_write(&got, ev) != WA_OK) {
                 failures++;
                 fprintf(stderr, "FAILED event %zu of %s\n", i, name);
             } else {
                 same("event", name, &want, &got);
+                check_too_small("event", name, got.len, put_event, ev);
                 check_cloudevent(name, data, ev->contact, ev->phone_number_id);
             }
             json_decref(data);
@@ -129,18 +183,18 @@ check_raw(const char *name, const char *body, size_t len, const char *const *hea
         fprintf(stderr, "FAILED raw %s (contract)\n", name);
         goto out;
     }
-    err = ig_encode_raw_data(&got, &meta, body, len);
+    err = wa_contract_raw_data_write(&got, &meta, body, len);
     if (!expect_fast) {
         comparisons++;
         if (err != WA_ENOTFOUND || got.len != 0) {
             failures++;
             fprintf(stderr, "FAILED raw %s: fast path should refuse\n", name);
         }
-        /* The fallback dumps every part with ig_json_put. */
+        /* The fallback dumps every part with wa_json_write. */
         for (size_t i = 0; i < n; i++) {
             wa_buf_reset(&want);
             wa_buf_reset(&got);
-            if (dump_json(&want, parts[i]) != WA_OK || ig_json_put(&got, parts[i]) != WA_OK) {
+            if (dump_json(&want, parts[i]) != WA_OK || wa_json_write(&got, parts[i]) != WA_OK) {
                 failures++;
                 fprintf(stderr, "FAILED raw part %zu of %s\n", i, name);
             } else {
@@ -152,6 +206,7 @@ check_raw(const char *name, const char *body, size_t len, const char *const *hea
         fprintf(stderr, "FAILED raw %s (err %d, %zu parts)\n", name, (int)err, n);
     } else {
         same("raw", name, &want, &got);
+        check_too_small("raw", name, got.len, put_raw, &(struct raw_arg){&meta, body, len});
     }
     for (size_t i = 0; i < n; i++) {
         json_decref(parts[i]);
@@ -202,11 +257,12 @@ check_made_up(void)
 
     wa_buf_init(&want, 0);
     wa_buf_init(&got, 0);
-    if (v == NULL || dump_json(&want, v) != WA_OK || ig_json_put(&got, v) != WA_OK) {
+    if (v == NULL || dump_json(&want, v) != WA_OK || wa_json_write(&got, v) != WA_OK) {
         failures++;
         fprintf(stderr, "FAILED made-up value\n");
     } else {
         same("value", "made-up", &want, &got);
+        check_too_small("value", "made-up", got.len, put_arg, v);
         check_cloudevent("made-up", v, "100:\x01\"subject\"", NULL);
         check_cloudevent("made-up-empty", v, "", "");
     }
