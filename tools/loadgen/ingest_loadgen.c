@@ -389,7 +389,24 @@ main(int argc, char **argv)
                 }
             }
         }
-        n = epoll_wait(ep, evs, MAX_CONNS, timeout);
+        /* Wake for the next scheduled request to the microsecond: a millisecond-granular
+         * timeout would send up to 1 ms late and count that as the server's latency. */
+        {
+            uint64_t wait_us = (uint64_t)timeout * 1000u;
+            struct timespec ts;
+
+            if (rate > 0 && backlog == 0) {
+                uint64_t now = now_us();
+
+                wait_us = next_sched > now ? next_sched - now : 0;
+                if (wait_us > 1000u) {
+                    wait_us = 1000u;
+                }
+            }
+            ts.tv_sec = 0;
+            ts.tv_nsec = (long)(wait_us * 1000u);
+            n = epoll_pwait2(ep, evs, MAX_CONNS, &ts, NULL);
+        }
         for (int k = 0; k < n; k++) {
             struct conn *c = &cs[evs[k].data.u32];
             int status = 0, rc;
