@@ -1,6 +1,7 @@
 /*
- * dedupe.c: stage 5 of 7. Input: the request's events. Output: each message (by wamid) and
- * status (by wamid and status) marked duplicate or not, then ig_publish_start().
+ * dedupe.c: stage 5 of 7. Input: the request's events. Output: their records (encoded at once
+ * by ig_publish_encode, so the document does not wait on Redis), each message (by wamid) and
+ * status (by wamid and status) marked duplicate (record skip) or not, then ig_publish_start().
  *
  * One Redis round trip per loop iteration, not per request: the claims of every request that
  * reached this stage during one pass of the loop are sent as one EVALSHA on a 0 ms timer
@@ -78,11 +79,12 @@ claimed(struct ig_request *r, bool ok, enum wa_err err, const struct wa_kv_reply
         }
     }
     /* A key repeated inside this body: the script answered 0 for the second copy already. */
-    for (size_t i = 0; i < r->batch.count; i++) {
-        int k = r->ev_dedup[i];
+    for (size_t i = 0; i < r->nrecords; i++) {
+        struct ig_record *rec = &r->records[i];
 
-        if (k >= 0 && r->dedup_state[k] == IG_DEDUP_DUPLICATE) {
-            wa_counter_inc(ig->m.duplicates[r->batch.events[i].kind == WA_WEBHOOK_STATUS]);
+        if (rec->dedup >= 0 && r->dedup_state[rec->dedup] == IG_DEDUP_DUPLICATE) {
+            rec->skip = true;
+            wa_counter_inc(ig->m.duplicates[rec->topic == WA_WEBHOOK_STATUS]);
         }
     }
     ig_publish_start(r);
@@ -238,7 +240,12 @@ collect_keys(struct ig_request *r)
 void
 ig_dedupe_start(struct ig_request *r)
 {
-    if (collect_keys(r) != WA_OK) {
+    enum wa_err err;
+
+    /* The events' records are made now, before the round trip, so the document can go */
+    if ((err = collect_keys(r)) != WA_OK || (err = ig_publish_encode(r)) != WA_OK) {
+        wa_log_error(&r->log, "webhook not durable (%s encoding events): 503 so Meta redelivers",
+                     wa_err_name(err));
         ig_request_reply(r, IG_OUT_UNAVAILABLE, 503,
                          "{\"error\":{\"code\":\"unavailable\",\"message\":\"out of memory\"}}");
         ig_request_release(r, false);

@@ -5,7 +5,8 @@
  * (each file opens with "stage n of 7"):
  *   ingress.c  ig_ingress_start   routes, handshake, content type; body limit by the server
  *   verify.c   ig_verify_start    X-Hub-Signature-256 over the raw bytes (current + previous)
- *   split.c    ig_split_start     webhook -> events (wa/whatsapp_webhook.h)
+ *   split.c    ig_split_start     webhook -> events (wa/whatsapp_webhook.h), in a JSON arena
+ *                                 scope that ends when the synchronous part of the chain returns
  *   archive.c  ig_archive_start   the raw body -> webhook.raw records
  *   dedupe.c   ig_dedupe_start    Redis claim per wamid / (wamid, status)
  *   publish.c  ig_publish_start   Kafka, acks=all; reply 200 once every record is acknowledged
@@ -34,6 +35,7 @@
 #include "wa/contract.h"
 #include "wa/httpd.h"
 #include "wa/id.h"
+#include "wa/json.h"
 #include "wa/log.h"
 #include "wa/metrics.h"
 #include "wa/service.h"
@@ -108,8 +110,9 @@ struct ig {
     char dedup_prefix[160]; /* "<topic prefix>ingest:dedup:" */
     char owner[40];         /* this process's pending-claim token */
     struct ig_metrics m;
-    uint64_t time_ms;          /* CloudEvent time cache: wall clock of time[] */
-    char time[WA_RFC3339_LEN]; /* formatted time_ms */
+    struct wa_json_arena json_arena; /* the webhook document's memory; see split.c */
+    uint64_t time_ms;                /* CloudEvent time cache: wall clock of time[] */
+    char time[WA_RFC3339_LEN];       /* formatted time_ms */
     /* dedupe.c's batches, filled during one loop pass and sent by 0 ms timers */
     struct ig_request **claims; /* requests waiting for their claims, in arrival order */
     size_t nclaims, capclaims;
@@ -142,8 +145,8 @@ struct ig_record {
     size_t value_len;
     char id[WA_ULID_LEN]; /* CloudEvent id (also the ce_id header) */
     int dedup;            /* index into ig_request.dedup_keys, -1 = not deduplicated */
-    int event;            /* index into ig_request.batch.events, -1 for webhook.raw */
-    bool skip;            /* a duplicate: not published */
+    int event;            /* index the event had in the batch, -1 for webhook.raw */
+    bool skip;            /* a duplicate: not published, not spooled */
     bool acked;
 };
 
@@ -158,7 +161,7 @@ struct ig_request {
     uint64_t received_ms;
     const char *body; /* borrowed from req; valid only through ig_archive_start */
     size_t len;
-    struct wa_webhook_batch batch;
+    struct wa_webhook_batch batch; /* document and events: only until ig_publish_encode */
     bool parsed;
 
     struct wa_buf arena;       /* keys and encoded values of the records */
@@ -198,6 +201,11 @@ void ig_dedupe_stop(struct ig *ig);
 /* After the records are durable (Kafka or spool): confirm the claims; after a failure (503):
  * release them so Meta's retry is not taken for a duplicate. */
 void ig_dedupe_finish(struct ig_request *r, bool durable);
+/* From ig_dedupe_start, before anything waits: encodes every event of the batch as a record
+ * (duplicates are marked skip once the claims answer), then drops the batch, whose document
+ * lives in ig->json_arena and must not outlive split.c's scope. WA_ENOMEM, WA_ETOOBIG. */
+enum wa_err ig_publish_encode(struct ig_request *r);
+/* Produces the records not marked skip; replies once all are acknowledged or spooled. */
 void ig_publish_start(struct ig_request *r);
 /*
  * Encodes one CloudEvent (type, subject = key, the request's traceparent, data written by

@@ -219,6 +219,8 @@ request_free(struct ig_request *r)
     free(r->ev_dedup);
     free(r->records);
     wa_buf_cleanup(&r->arena);
+    /* A document from split.c's arena must be gone before its scope ends (ig_publish_encode) */
+    WA_ASSERT(r->ig->json_arena.active || !wa_json_arena_owns(&r->ig->json_arena, r->batch.root));
     wa_webhook_batch_cleanup(&r->batch);
     free(r);
 }

@@ -76,6 +76,8 @@ start(struct wa_service *svc, const void *config, void **state, struct wa_error 
     ig->secrets[0] = cfg->app_secret;
     ig->secrets[1] = cfg->app_secret_previous;
     ig->rnd_off = sizeof(ig->rnd); /* empty: filled on first use */
+    /* a typical webhook's document takes 5-10 KiB; a 3 MiB batch grows the arena for its scope */
+    wa_json_arena_init(&ig->json_arena, 64 * 1024);
     for (size_t i = 0; i < 4; i++) {
         snprintf(ig->topic[i], sizeof(ig->topic[i]), "%s%s", cfg->common.topic_prefix, topics[i]);
     }
@@ -124,7 +126,8 @@ stop(struct wa_service *svc, void *state)
     ig->inflight++; /* this hook's own hold: releases below must not free ig under it */
     ig_dedupe_stop(ig);
     ig_verify_free(ig);
-    ig_spool_free(ig->spool); /* outlives this while its replay deliveries are pending */
+    wa_json_arena_free(&ig->json_arena); /* no scope is open: the loop is not in a request */
+    ig_spool_free(ig->spool);            /* outlives this while its replay deliveries are pending */
     ig->spool = NULL;
     if (ig->producer != NULL) {
         /* Bounded: drain already waited for every request's reply. Reports still due run

@@ -1,6 +1,7 @@
 /*
- * publish.c: stage 6 of 7. Input: the request's records (webhook.raw parts) and events not
- * found duplicate. Output: the HTTP reply, sent only once every record is durable.
+ * publish.c: stage 6 of 7. Input: the request's records: webhook.raw parts (archive.c) and
+ * one per event, encoded by ig_publish_encode before the dedup round trip; the duplicates are
+ * marked skip. Output: the HTTP reply, sent only once every record is durable.
  *
  *   produce all (idempotent producer, acks=all, keys per the contract)
  *     -> every delivery report OK                      -> 200 ("ok")
@@ -86,29 +87,31 @@ encode_event(struct wa_buf *b, const void *arg)
     return wa_contract_event_data_write(b, arg);
 }
 
-static enum wa_err
-add_events(struct ig_request *r)
+enum wa_err
+ig_publish_encode(struct ig_request *r)
 {
+    struct ig *ig = r->ig;
+
     for (size_t i = 0; i < r->batch.count; i++) {
         const struct wa_webhook_event *ev = &r->batch.events[i];
-        int k = r->ev_dedup[i];
         char key[WA_CONTRACT_KEY_MAX];
         enum wa_err err;
 
-        if (k >= 0 && r->dedup_state[k] == IG_DEDUP_DUPLICATE) {
-            continue;
-        }
         if (wa_contract_event_key(ev, key, sizeof(key)) != WA_OK) {
             snprintf(key, sizeof(key), "unknown"); /* absurdly long ids: still published */
         }
-        err = ig_record_add(r, (int)ev->kind, types[ev->kind], key, ev->phone_number_id, k,
-                            encode_event, ev);
+        err = ig_record_add(r, (int)ev->kind, types[ev->kind], key, ev->phone_number_id,
+                            r->ev_dedup[i], encode_event, ev);
         if (err != WA_OK) {
             return err;
         }
         r->records[r->nrecords - 1].event = (int)i;
-        wa_counter_inc(r->ig->m.events[ev->kind]);
     }
+    /* The document is in split.c's arena scope: forgotten with it, not walked to be freed. */
+    if (wa_json_arena_owns(&ig->json_arena, r->batch.root)) {
+        r->batch.root = NULL;
+    }
+    wa_webhook_batch_cleanup(&r->batch);
     return WA_OK;
 }
 
@@ -221,10 +224,14 @@ produce_all(struct ig_request *r)
             {"ce_source", source, strlen(source)},
             {"traceparent", r->traceparent, strlen(r->traceparent)},
         };
-        enum wa_err err = wa_kafka_produce(ig->producer, ig->topic[rec->topic], key, strlen(key),
-                                           r->arena.data + rec->value_off, rec->value_len, h, 5,
-                                           on_delivery, rec);
+        enum wa_err err;
 
+        if (rec->skip) {
+            continue; /* a duplicate */
+        }
+        err = wa_kafka_produce(ig->producer, ig->topic[rec->topic], key, strlen(key),
+                               r->arena.data + rec->value_off, rec->value_len, h, 5, on_delivery,
+                               rec);
         if (err != WA_OK) {
             wa_log_warn(&r->log, "kafka produce refused: %s", wa_err_name(err));
             r->kafka_failed = true;
@@ -245,10 +252,10 @@ ig_publish_start(struct ig_request *r)
         ig_request_release(r, false);
         return;
     }
-    if (add_events(r) != WA_OK) {
-        fail(r, "out of memory encoding events");
-        ig_request_release(r, false);
-        return;
+    for (size_t i = 0; i < r->nrecords; i++) {
+        if (r->records[i].event >= 0 && !r->records[i].skip) {
+            wa_counter_inc(ig->m.events[r->records[i].topic]);
+        }
     }
     wa_counter_inc(ig->m.events[IG_EVENTS_RAW]);
     if (ig_spool_backlog(ig->spool)) {

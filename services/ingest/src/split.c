@@ -6,11 +6,30 @@
  * A signed body that is not a webhook is not refused: Meta would redeliver it for 7 days. It
  * is archived raw (webhook.raw, "parsed": false), counted, and answered 200 like any other,
  * so it can be replayed once the parser is fixed (docs/architecture.md, "Guarantees").
+ *
+ * Memory: the document is parsed inside a JSON arena scope (wa/json.h) that lasts while the
+ * chain runs synchronously: split, archive, the dedup keys and the events' records
+ * (ig_publish_encode, called by dedupe.c before its Redis round trip), which drops the batch.
+ * Leaving the scope forgets the whole document at once, instead of a free per value.
  */
 #include "ingest.h"
 
+static void split(struct ig_request *r);
+
 void
 ig_split_start(struct ig_request *r)
+{
+    struct ig *ig = r->ig;
+
+    ig->holds++; /* the chain may free r and, after the stop hook, the last hold on ig */
+    wa_json_arena_enter(&ig->json_arena);
+    split(r);
+    wa_json_arena_leave(&ig->json_arena);
+    ig_unhold(ig);
+}
+
+static void
+split(struct ig_request *r)
 {
     struct ig *ig = r->ig;
     struct wa_error error = {0};

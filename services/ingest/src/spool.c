@@ -188,7 +188,7 @@ frame_request(struct wa_buf *b, struct ig_request *r)
                              rec->value_len};
         enum wa_err err;
 
-        if (rec->acked) {
+        if (rec->acked || rec->skip) {
             continue;
         }
         if ((err = frame(b, f, l)) != WA_OK) {

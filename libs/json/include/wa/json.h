@@ -27,6 +27,38 @@
 #include "wa/buf.h"
 #include "wa/err.h"
 
+/*
+ * Arenas: a scope in which this thread's jansson allocations come from a bump allocator.
+ *
+ *   wa_json_arena_enter(&a);
+ *   wa_json_parse(...);   ... use the document ...   (json_decref inside the scope: a no-op)
+ *   wa_json_arena_leave(&a);   every value made in the scope is gone, whatever its refcount
+ *
+ * For hot paths that parse, read and drop a document without waiting in between (wa-ingest:
+ * about a hundred malloc/free pairs per webhook become a few pointer bumps). The rule: no
+ * json_t made inside a scope may be used or released after leave; wa_json_arena_owns() lets a
+ * caller assert that. Scopes do not nest; an arena belongs to one thread at a time. Outside a
+ * scope, and on other threads, jansson uses malloc/free as usual. Memory: one block of
+ * block_size is kept between scopes; blocks a large document added are freed at leave.
+ */
+struct wa_json_arena_block;
+struct wa_json_arena {
+    struct wa_json_arena_block *blocks;
+    size_t block_size;
+    size_t allocated; /* bytes handed out in the current scope */
+    size_t grown;     /* blocks allocated over the arena's life (a sizing hint) */
+    bool active;
+};
+
+/* block_size: bytes per block (at least 1 KiB); a larger allocation gets a larger block. */
+void wa_json_arena_init(struct wa_json_arena *a, size_t block_size);
+void wa_json_arena_enter(struct wa_json_arena *a);
+void wa_json_arena_leave(struct wa_json_arena *a);
+/* True when ptr lies in one of a's blocks (including the block kept after leave). */
+bool wa_json_arena_owns(const struct wa_json_arena *a, const void *ptr);
+/* Frees the blocks; not inside a scope. */
+void wa_json_arena_free(struct wa_json_arena *a);
+
 /* Nesting limit used when wa_json_parse() is given max_depth == 0. */
 #define WA_JSON_DEPTH_DEFAULT 32
 
