@@ -389,7 +389,7 @@ setup_with(const char *sim_limits, const char *mps)
     wa_test_unique_prefix(F->prefix, sizeof(F->prefix));
     F->kcfg.brokers = wa_test_env("WA_KAFKA_BROKERS");
     F->kcfg.topic_prefix = F->prefix;
-    F->kcfg.linger_ms = 1;
+    F->kcfg.linger_us = 1000;
     snprintf(F->topic_req, sizeof(F->topic_req), "%soutbound.request", F->prefix);
     snprintf(F->topic_res, sizeof(F->topic_res), "%soutbound.result", F->prefix);
     snprintf(F->topic_dlq, sizeof(F->topic_dlq), "%soutbound.dlq", F->prefix);

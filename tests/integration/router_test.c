@@ -353,7 +353,7 @@ setup(void **state)
     assert_int_equal(wa_loop_new(&T.loop), WA_OK);
     kc.brokers = wa_test_env("WA_KAFKA_BROKERS");
     kc.topic_prefix = T.prefix;
-    kc.linger_ms = 1;
+    kc.linger_us = 1000;
     for (int i = 0; i < 6; i++) {
         wa_kafka_topic(&kc, names[i], topics[i], sizeof(topics[i]));
     }

@@ -186,7 +186,7 @@ main(int argc, char **argv)
     wa_log_init("wa-notify-loadgen", WA_LOG_WARN);
     snprintf(g.run, sizeof(g.run), "%llu", (unsigned long long)(wa_clock_wall_ms() % 1000000));
     kcfg.brokers = brokers;
-    kcfg.linger_ms = 1;
+    kcfg.linger_us = 1000;
     snprintf(g.topic, sizeof(g.topic), "%soutbound.request", prefix);
     if (wa_loop_new(&g.loop) != WA_OK ||
         wa_kafka_producer_new(g.loop, &kcfg, &g.p, NULL) != WA_OK ||

@@ -57,6 +57,9 @@ parse_unit(const char *s, const char *const *names, const int64_t *mult, size_t 
         end++;
     }
     if (*end == '\0') {
+        if (v > INT64_MAX / dflt) {
+            return WA_EINVAL;
+        }
         *out = v * dflt;
         return WA_OK;
     }
@@ -79,6 +82,15 @@ wa_parse_ms(const char *s, int64_t *out)
     static const int64_t mult[] = {1, 1000, 60000, 3600000, 86400000};
 
     return parse_unit(s, names, mult, 5, 1, out);
+}
+
+enum wa_err
+wa_parse_us(const char *s, int64_t *out)
+{
+    static const char *const names[] = {"us", "ms", "s", "m", "h", "d"};
+    static const int64_t mult[] = {1, 1000, 1000000, 60000000, 3600000000, 86400000000};
+
+    return parse_unit(s, names, mult, 6, 1000, out);
 }
 
 enum wa_err
@@ -213,6 +225,9 @@ set_value(const struct wa_cfg_spec *s, void *cfg, const char *text, char *owned,
     case WA_CFG_MS:
         err = text != NULL ? wa_parse_ms(text, &v) : WA_OK;
         break;
+    case WA_CFG_US:
+        err = text != NULL ? wa_parse_us(text, &v) : WA_OK;
+        break;
     case WA_CFG_SIZE:
         err = text != NULL ? wa_parse_size(text, &v) : WA_OK;
         break;
@@ -325,7 +340,10 @@ wa_cfg_print(const struct wa_cfg_spec *spec, size_t n, const void *cfg, FILE *ou
 void
 wa_cfg_help(const struct wa_cfg_spec *spec, size_t n, FILE *out)
 {
-    static const char *const types[] = {"string", "int", "bool", "duration", "size"};
+    static const char *const types[] = {
+        [WA_CFG_STRING] = "string", [WA_CFG_INT] = "int",     [WA_CFG_BOOL] = "bool",
+        [WA_CFG_MS] = "duration",   [WA_CFG_US] = "duration", [WA_CFG_SIZE] = "size"};
+    _Static_assert(sizeof(types) / sizeof(types[0]) == WA_CFG_SIZE + 1, "a name per type");
     size_t i;
 
     fprintf(out, "Environment variables:\n");

@@ -136,7 +136,7 @@ producer_conf(const struct wa_kafka_config *cfg, struct wa_kafka_producer *p, rd
     }
     snprintf(num[0], sizeof(num[0]), "%d",
              cfg->message_timeout_ms > 0 ? cfg->message_timeout_ms : 30000);
-    snprintf(num[1], sizeof(num[1]), "%d", cfg->linger_ms >= 0 ? cfg->linger_ms : 5);
+    snprintf(num[1], sizeof(num[1]), "%.3f", cfg->linger_us >= 0 ? cfg->linger_us / 1000.0 : 5.0);
     snprintf(num[2], sizeof(num[2]), "%d",
              cfg->queue_max_messages > 0 ? cfg->queue_max_messages : 100000);
     snprintf(num[3], sizeof(num[3]), "%d",

@@ -41,7 +41,7 @@ wa_service_kafka_config(struct wa_service *svc, struct wa_kafka_config *out)
     out->brokers = svc->common->kafka_brokers;
     out->client_id = svc->def->name;
     out->topic_prefix = svc->common->topic_prefix;
-    out->linger_ms = (int)svc->common->kafka_linger_ms; /* bounded to [0, 1000] by the spec */
+    out->linger_us = (int)svc->common->kafka_linger_us; /* bounded to [0, 1 s] by the spec */
 }
 
 enum wa_err

@@ -32,7 +32,7 @@ producer_ready(void *arg)
 static enum wa_err
 producer_new(struct ig *ig, struct wa_error *error)
 {
-    struct wa_kafka_config kc; /* WA_KAFKA_LINGER (default 0) and no Nagle, from the scaffolding */
+    struct wa_kafka_config kc; /* WA_KAFKA_LINGER (500 µs) and no Nagle, from the scaffolding */
     struct wa_kafka_property props[8];
     char client_id[64];
     enum wa_err err;

@@ -181,6 +181,29 @@ parse__durations_and_sizes(void **state)
     assert_int_equal(wa_parse_size("3XB", &v), WA_EINVAL);
 }
 
+static void
+parse__microsecond_durations(void **state)
+{
+    int64_t v = 0;
+
+    (void)state;
+    assert_int_equal(wa_parse_us("500us", &v), WA_OK);
+    assert_int_equal(v, 500);
+    assert_int_equal(wa_parse_us("2ms", &v), WA_OK);
+    assert_int_equal(v, 2000);
+    assert_int_equal(wa_parse_us("1s", &v), WA_OK);
+    assert_int_equal(v, 1000000);
+    assert_int_equal(wa_parse_us("7d", &v), WA_OK);
+    assert_int_equal(v, 7LL * 86400000000);
+    assert_int_equal(wa_parse_us("3", &v), WA_OK); /* bare numbers are milliseconds here too */
+    assert_int_equal(v, 3000);
+    assert_int_equal(wa_parse_us("0", &v), WA_OK);
+    assert_int_equal(v, 0);
+    assert_int_equal(wa_parse_us("9223372036854775807", &v), WA_EINVAL); /* overflows as ms */
+    assert_int_equal(wa_parse_us("1000000000000d", &v), WA_EINVAL);
+    assert_int_equal(wa_parse_us("5 ns", &v), WA_EINVAL);
+}
+
 /* Writes content to a new temporary file; returns its path (free with free(), unlink). */
 static char *
 temp_file(const char *content)
@@ -343,6 +366,7 @@ main(void)
         cmocka_unit_test(load__unparsable__error_names_variable),
         cmocka_unit_test(required__missing__error_names_variable),
         cmocka_unit_test(parse__durations_and_sizes),
+        cmocka_unit_test(parse__microsecond_durations),
         cmocka_unit_test(secret_file__trailing_newline__stripped),
         cmocka_unit_test(secret_file__crlf__stripped),
         cmocka_unit_test(secret__both_value_and_file__error),

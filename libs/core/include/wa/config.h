@@ -8,7 +8,8 @@
  * both is an error. After loading, the config is immutable; free it with wa_cfg_cleanup().
  *
  * Field types by spec type:  STRING -> char * (owned, may be NULL when no default),
- * INT / MS (durations: "250ms", "5s", "2m", "1h", "7d") / SIZE ("3MiB", "512k") -> int64_t,
+ * INT / MS (durations in ms: "250ms", "5s", "2m", "1h", "7d") / US (durations in µs: also
+ * "500us"; a bare number is ms in both) / SIZE ("3MiB", "512k") -> int64_t,
  * BOOL ("1/0/true/false/yes/no/on/off") -> bool.
  */
 #ifndef WA_CONFIG_H
@@ -21,7 +22,7 @@
 
 #include "wa/err.h"
 
-enum wa_cfg_type { WA_CFG_STRING, WA_CFG_INT, WA_CFG_BOOL, WA_CFG_MS, WA_CFG_SIZE };
+enum wa_cfg_type { WA_CFG_STRING, WA_CFG_INT, WA_CFG_BOOL, WA_CFG_MS, WA_CFG_US, WA_CFG_SIZE };
 
 #define WA_CFG_SECRET   0x1u /* redacted in --print-config; may come from <NAME>_FILE */
 #define WA_CFG_REQUIRED 0x2u /* must be set (no default) */
@@ -53,6 +54,8 @@ void wa_cfg_help(const struct wa_cfg_spec *spec, size_t n, FILE *out);
 /* Parsers shared with other modules (e.g. command-line values). */
 enum wa_err wa_parse_int(const char *s, int64_t *out);
 enum wa_err wa_parse_ms(const char *s, int64_t *out);
+/* A duration in microseconds: "500us", "2ms", "1s" ...; a bare number is milliseconds. */
+enum wa_err wa_parse_us(const char *s, int64_t *out);
 enum wa_err wa_parse_size(const char *s, int64_t *out);
 enum wa_err wa_parse_bool(const char *s, bool *out);
 /* Splits "host:port" ("[v6]:port" too) into host (size hostlen) and port. */

@@ -46,7 +46,7 @@ struct wa_kafka_config {
     const char *client_id;    /* default "wabridge" */
     const char *topic_prefix; /* default "" (services pass WA_TOPIC_PREFIX, "wa.") */
     int message_timeout_ms;   /* producer: give up on a message after this; default 30000 */
-    int linger_ms;            /* producer: batching delay in ms; 0 = send at once; < 0: 5 */
+    int linger_us;            /* producer: batching delay in µs; 0 = send at once; < 0: 5 ms */
     int queue_max_messages;   /* producer: local queue bound; default 100000 */
     int queue_max_kbytes;     /* producer: local queue bound; default 65536 (64 MiB) */
     int max_in_flight;        /* consumer: pause fetching above this many not-done messages;

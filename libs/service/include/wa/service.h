@@ -43,7 +43,7 @@ struct wa_common_config {
     char *log_level;
     int64_t shutdown_timeout_ms;
     int64_t workers;
-    int64_t kafka_linger_ms;
+    int64_t kafka_linger_us;
     int64_t http_max_connections;
     int64_t http_timeout_ms;
     int64_t http_conn_memory;
@@ -68,8 +68,8 @@ struct wa_common_config {
      "how long SIGTERM waits for in-flight work"},                                                 \
     {"WA_WORKERS", WA_CFG_INT, "2", 1, 64, 0, offsetof(T, m.workers),                             \
      "worker threads for blocking work (MongoDB, fsync)"},                                         \
-    {"WA_KAFKA_LINGER", WA_CFG_MS, "0ms", 0, 1000, 0, offsetof(T, m.kafka_linger_ms),             \
-     "producer batching delay; 0 sends at once (latency against throughput)"},                     \
+    {"WA_KAFKA_LINGER", WA_CFG_US, "500us", 0, 1000000, 0, offsetof(T, m.kafka_linger_us),         \
+     "producer batching delay (latency against broker CPU; 0 sends at once)"},                     \
     {"WA_HTTP_MAX_CONNECTIONS", WA_CFG_INT, "1024", 1, 65536, 0,                                   \
      offsetof(T, m.http_max_connections), "HTTP connections served at once"},                      \
     {"WA_HTTP_TIMEOUT", WA_CFG_MS, "10s", 1000, 3600000, 0, offsetof(T, m.http_timeout_ms),       \
