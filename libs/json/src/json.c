@@ -253,8 +253,22 @@ wa_json_dump(const json_t *v)
     if (v == NULL) {
         return NULL;
     }
-    /* UTF-8 is kept as is (no JSON_ENSURE_ASCII): the Cloud API and our topics are UTF-8. */
-    return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    const size_t flags = JSON_COMPACT | JSON_ENCODE_ANY;
+    size_t n;
+    char *s;
+
+    /* UTF-8 is kept as is (no JSON_ENSURE_ASCII): the Cloud API and our topics are UTF-8.
+     * The text is malloc'd here, not by jansson's allocator, so free() is right even inside a
+     * JSON arena scope (where json_dumps would hand out arena memory). */
+    if ((n = json_dumpb(v, NULL, 0, flags)) == 0 || (s = malloc(n + 1)) == NULL) {
+        return NULL;
+    }
+    if (json_dumpb(v, s, n, flags) != n) {
+        free(s);
+        return NULL;
+    }
+    s[n] = '\0';
+    return s;
 }
 
 struct dump_ctx {

@@ -37,7 +37,8 @@
  * For hot paths that parse, read and drop a document without waiting in between (wa-ingest:
  * about a hundred malloc/free pairs per webhook become a few pointer bumps). The rule: no
  * json_t made inside a scope may be used or released after leave; wa_json_arena_owns() lets a
- * caller assert that. Scopes do not nest; an arena belongs to one thread at a time. Outside a
+ * caller assert that. jansson's own json_dumps() text is arena memory inside a scope (never
+ * free() it there); wa_json_dump() always returns malloc'd text. Scopes do not nest; an arena belongs to one thread at a time. Outside a
  * scope, and on other threads, jansson uses malloc/free as usual. Memory: one block of
  * block_size is kept between scopes; blocks a large document added are freed at leave.
  */
