@@ -474,6 +474,61 @@ ready__redis_restarted__false_then_true_without_new_client(void **state)
     wa_loop_free(loop);
 }
 
+/* A host name (not an address) in the URL: resolved off the loop (libs/kv/src/resolve.c),
+ * connected, and resolved again on every reconnect. */
+static void
+host_name__localhost__resolved_connected_and_reconnected(void **state)
+{
+    struct wa_loop *loop = NULL;
+    struct wa_kv *kv;
+    char url[64];
+    const char *ping[] = {"PING"};
+    struct result r;
+    int port = wa_test_free_port();
+
+    (void)state;
+    assert_int_equal(wa_loop_new(&loop), WA_OK);
+    private_start(port);
+    snprintf(url, sizeof(url), "redis://localhost:%d/0", port);
+    kv = connect_url(loop, url, 1000);
+    assert_true(wa_test_run_until(loop, ready, kv, 10000));
+    r = command(loop, kv, 1, ping);
+    assert_int_equal(r.err, WA_OK);
+    assert_string_equal(r.text, "PONG");
+
+    private_stop();
+    assert_true(wa_test_run_until(loop, not_ready, kv, 5000));
+    private_start(port);
+    assert_true(wa_test_run_until(loop, ready, kv, 10000));
+    r = command(loop, kv, 1, ping);
+    assert_int_equal(r.err, WA_OK);
+    wa_kv_free(kv);
+    private_stop();
+    wa_loop_free(loop);
+}
+
+/* A name that does not resolve: the client exists, is never ready, refuses commands at once,
+ * keeps retrying without blocking the loop, and frees at once. */
+static void
+host_name__unresolvable__never_ready_commands_refused(void **state)
+{
+    struct wa_loop *loop = NULL;
+    struct wa_kv *kv;
+    const char *ping[] = {"PING"};
+    struct result r = {0};
+    uint64_t t0;
+
+    (void)state;
+    assert_int_equal(wa_loop_new(&loop), WA_OK);
+    kv = connect_url(loop, "redis://no-such-host.invalid:6379/0", 1000);
+    assert_false(wa_test_run_until(loop, ready, kv, 1500));
+    assert_int_equal(wa_kv_command_argv(kv, 1, ping, NULL, on_reply, &r), WA_EUNAVAIL);
+    t0 = wa_clock_mono_ms();
+    wa_kv_free(kv);
+    assert_true(wa_clock_mono_ms() - t0 < 100);
+    wa_loop_free(loop);
+}
+
 int
 main(void)
 {
@@ -486,6 +541,9 @@ main(void)
         cmocka_unit_test_teardown(command__server_paused__times_out_once_then_recovers, teardown),
         cmocka_unit_test_teardown(ready__redis_restarted__false_then_true_without_new_client,
                                   teardown),
+        cmocka_unit_test_teardown(host_name__localhost__resolved_connected_and_reconnected,
+                                  teardown),
+        cmocka_unit_test(host_name__unresolvable__never_ready_commands_refused),
     };
 
     wa_test_unique_prefix(prefix, sizeof(prefix));

@@ -2,7 +2,9 @@
  * kv.c: the asynchronous Redis client: hiredis async context, our own event adapter on the
  * wa_loop, per-command timeouts, reconnect with back-off and a readiness ping.
  *
- * Threading: everything runs on the loop thread.
+ * Threading: everything runs on the loop thread, except the lookup of a host name, which runs
+ * on resolve.c's thread (hiredis would block the loop in getaddrinfo at every reconnect): hiredis
+ * is only ever given numeric addresses.
  *
  * Reading order: the adapter (hiredis -> wa_io), the connection (connect, on_connect,
  * on_cleanup, reconnect), operations (op_new, on_reply, on_op_timeout, op_complete), the ping,
@@ -32,6 +34,8 @@
 #include <hiredis/hiredis.h>
 
 #include "wa/log.h"
+
+#include "resolve.h"
 
 #define DEFAULT_TIMEOUT_MS     1000u
 #define DEFAULT_PING_MS        1000u
@@ -89,6 +93,9 @@ struct wa_kv {
     unsigned io_events;
     struct wa_timer *reconnect_timer, *connect_timer, *ping_timer;
     uint32_t backoff_ms;
+    struct kv_resolver *resolver; /* NULL when the URL's host is an address */
+    struct wa_io *resolve_io;
+    bool resolving;
 
     bool ready;
     bool ping_outstanding;
@@ -142,6 +149,14 @@ warn_limited(struct wa_kv *kv, const char *what, const char *detail)
         wa_log_warn(NULL, "redis %s:%d: %s: %s (%llu similar suppressed)", kv->url.host,
                     kv->url.port, what, detail != NULL ? detail : "-", (unsigned long long)skipped);
     }
+}
+
+/* The next connection attempt, after the back-off (100 ms doubling to 2 s). */
+static void
+retry_later(struct wa_kv *kv)
+{
+    wa_timer_start(kv->reconnect_timer, kv->backoff_ms, 0);
+    kv->backoff_ms = kv->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : kv->backoff_ms * 2;
 }
 
 /* ---- the event adapter: hiredis asks for read/write interest, we keep one wa_io ---- */
@@ -228,8 +243,7 @@ ev_cleanup(void *data)
     kv->ready = false;
     wa_timer_stop(kv->connect_timer);
     if (!kv->closing) {
-        wa_timer_start(kv->reconnect_timer, kv->backoff_ms, 0);
-        kv->backoff_ms = kv->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : kv->backoff_ms * 2;
+        retry_later(kv);
     }
 }
 
@@ -594,10 +608,50 @@ on_ping_timer(struct wa_timer *t, void *arg)
 }
 
 /* Opens a connection and queues AUTH, SELECT and a first PING ahead of any user command. */
+static void connect_addr(struct wa_kv *kv, const char *addr);
+
+/* A host name: looked up on the resolver's thread, connected in on_resolved. */
 static void
 connect_now(struct wa_kv *kv)
 {
-    redisAsyncContext *ac = redisAsyncConnect(kv->url.host, kv->url.port);
+    if (kv->resolver == NULL) {
+        connect_addr(kv, kv->url.host);
+    } else if (!kv->resolving) {
+        kv->resolving = true;
+        kv_resolver_ask(kv->resolver, kv->url.host);
+    }
+}
+
+static void
+on_resolved(struct wa_io *io, int fd, unsigned events, void *arg)
+{
+    struct wa_kv *kv = arg;
+    char addr[64], error[128];
+
+    (void)io;
+    (void)fd;
+    (void)events;
+    if (!kv_resolver_answer(kv->resolver, addr, sizeof(addr), error, sizeof(error))) {
+        return;
+    }
+    kv->resolving = false;
+    if (kv->closing || kv->ac != NULL) {
+        return;
+    }
+    if (addr[0] == '\0') {
+        warn_limited(kv, "cannot resolve the host name", error);
+        retry_later(kv);
+        return;
+    }
+    connect_addr(kv, addr);
+}
+
+/* Opens a connection to addr (numeric) and queues AUTH, SELECT and a first PING ahead of any
+ * user command. */
+static void
+connect_addr(struct wa_kv *kv, const char *addr)
+{
+    redisAsyncContext *ac = redisAsyncConnect(addr, kv->url.port);
     char db[16];
     const char *argv[3];
     if (ac == NULL || ac->err != 0) {
@@ -605,8 +659,7 @@ connect_now(struct wa_kv *kv)
         if (ac != NULL) {
             redisAsyncFree(ac); /* nothing attached yet */
         }
-        wa_timer_start(kv->reconnect_timer, kv->backoff_ms, 0);
-        kv->backoff_ms = kv->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : kv->backoff_ms * 2;
+        retry_later(kv);
         return;
     }
     ac->data = kv;
@@ -684,11 +737,24 @@ wa_kv_new(struct wa_loop *loop, const struct wa_kv_config *config, struct wa_kv 
         err = wa_error_set(error, WA_ENOMEM, "wa_kv_new: out of memory");
         goto out;
     }
+    if (!kv_host_is_numeric(kv->url.host)) {
+        if (kv_resolver_new(&kv->resolver) != 0) {
+            err = wa_error_set(error, WA_ENOMEM, "wa_kv_new: cannot start the resolver thread");
+            goto out;
+        }
+        if (wa_io_new(loop, kv_resolver_fd(kv->resolver), WA_IO_READ, on_resolved, kv,
+                      &kv->resolve_io) != WA_OK) {
+            err = wa_error_set(error, WA_ENOMEM, "wa_kv_new: cannot watch the resolver");
+            goto out;
+        }
+    }
     wa_timer_start(kv->ping_timer, kv->ping_interval_ms, kv->ping_interval_ms);
     connect_now(kv);
     *out = kv;
     return WA_OK;
 out:
+    wa_io_free(kv->resolve_io);
+    kv_resolver_release(kv->resolver);
     wa_timer_free(kv->reconnect_timer);
     wa_timer_free(kv->connect_timer);
     wa_timer_free(kv->ping_timer);
@@ -718,6 +784,10 @@ wa_kv_free(struct wa_kv *kv)
     kv->ac = NULL;
     wa_io_free(kv->io);
     kv->io = NULL;
+    wa_io_free(kv->resolve_io); /* before the release, which may close the fd */
+    kv->resolve_io = NULL;
+    kv_resolver_release(kv->resolver);
+    kv->resolver = NULL;
     kv->state = ST_IDLE;
     kv->ready = false;
     /* Callbacks cannot add ops (closing) nor free any; only the op in hand changes. */
