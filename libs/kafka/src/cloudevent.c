@@ -16,6 +16,7 @@
 
 #include "wa/clock.h"
 #include "wa/id.h"
+#include "wa/json.h"
 
 void
 wa_cloudevent_init(struct wa_cloudevent *ev, const char *source, const char *type)
@@ -275,6 +276,11 @@ wa_cloudevent_decode(const char *json, size_t len, struct wa_cloudevent_doc **ou
     if (len > WA_CLOUDEVENT_MAX) {
         return wa_error_set(error, WA_ETOOBIG, "cloudevent of %zu bytes exceeds %d", len,
                             WA_CLOUDEVENT_MAX);
+    }
+    /* jansson's own cap is 2048 levels of recursion: bound it well below, before parsing */
+    if (wa_json_depth(json, len, WA_CLOUDEVENT_MAX_DEPTH) > WA_CLOUDEVENT_MAX_DEPTH) {
+        return wa_error_set(error, WA_ELIMIT, "cloudevent nested deeper than %d levels",
+                            WA_CLOUDEVENT_MAX_DEPTH);
     }
     if ((doc = calloc(1, sizeof(*doc))) == NULL) {
         return wa_error_set(error, WA_ENOMEM, "out of memory");

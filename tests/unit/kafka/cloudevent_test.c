@@ -1,4 +1,5 @@
 /* cloudevent_test.c: CloudEvents 1.0 structured-mode encoder and decoder. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "wa/cloudevent.h"
@@ -173,6 +174,46 @@ decode__oversized_input__etoobig_before_parsing(void **state)
     assert_null(doc);
 }
 
+/* Builds a CloudEvent whose data is depth - 1 nested arrays (the envelope is one level). */
+static char *
+nested_event(int depth)
+{
+    static const char head[] = "{\"specversion\":\"1.0\",\"id\":\"01J\",\"source\":\"t\","
+                               "\"type\":\"t\",\"data\":";
+    size_t n = strlen(head) + 2 * (size_t)depth + 2;
+    char *s = malloc(n), *p = s;
+
+    assert_non_null(s);
+    memcpy(p, head, strlen(head));
+    p += strlen(head);
+    memset(p, '[', (size_t)depth - 1);
+    p += depth - 1;
+    memset(p, ']', (size_t)depth - 1);
+    p += depth - 1;
+    *p++ = '}';
+    *p = '\0';
+    return s;
+}
+
+static void
+decode__nesting__bounded_before_parsing(void **state)
+{
+    struct wa_cloudevent_doc *doc = NULL;
+    struct wa_error error = {0};
+    char *ok = nested_event(WA_CLOUDEVENT_MAX_DEPTH);
+    char *deep = nested_event(WA_CLOUDEVENT_MAX_DEPTH + 1);
+
+    (void)state;
+    assert_int_equal(wa_cloudevent_decode(ok, strlen(ok), &doc, &error), WA_OK);
+    wa_cloudevent_doc_free(doc);
+    doc = NULL;
+    assert_int_equal(wa_cloudevent_decode(deep, strlen(deep), &doc, &error), WA_ELIMIT);
+    assert_null(doc);
+    assert_non_null(strstr(error.message, "nested"));
+    free(ok);
+    free(deep);
+}
+
 int
 main(void)
 {
@@ -185,6 +226,7 @@ main(void)
         cmocka_unit_test(decode__each_missing_required_attribute__names_it),
         cmocka_unit_test(decode__time_variants__validated),
         cmocka_unit_test(decode__oversized_input__etoobig_before_parsing),
+        cmocka_unit_test(decode__nesting__bounded_before_parsing),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

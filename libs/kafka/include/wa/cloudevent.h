@@ -19,9 +19,10 @@
 #include "wa/buf.h"
 #include "wa/err.h"
 
-#define WA_CLOUDEVENT_ID_MAX   128     /* id length limit, NUL included (ULID/UUID fit) */
-#define WA_CLOUDEVENT_TIME_MAX 40      /* time length limit, NUL included */
-#define WA_CLOUDEVENT_MAX      1048576 /* largest accepted encoded event, bytes */
+#define WA_CLOUDEVENT_ID_MAX    128     /* id length limit, NUL included (ULID/UUID fit) */
+#define WA_CLOUDEVENT_TIME_MAX  40      /* time length limit, NUL included */
+#define WA_CLOUDEVENT_MAX       1048576 /* largest accepted encoded event, bytes */
+#define WA_CLOUDEVENT_MAX_DEPTH 64      /* deepest accepted nesting ({} and [] levels) */
 
 /*
  * One event. A plain value: copying it copies id and time. Pointers are borrowed (from the
