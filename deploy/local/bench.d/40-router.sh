@@ -33,7 +33,7 @@ common=(WA_TOPIC_PREFIX="$PREFIX" WA_APP_SECRET=bench-secret WA_ACCESS_TOKEN=ben
 env "${common[@]}" WA_LISTEN=127.0.0.1:$SIM WA_WEBHOOK_URL=http://127.0.0.1:$INGEST/webhook \
     WA_SIM_LIMITS=off WA_SIM_MPS=100000 "$BIN/wa-cloudsim" >"$WORK/cloudsim.log" 2>&1 &
 PIDS+=($!)
-env "${common[@]}" WA_LISTEN=127.0.0.1:$INGEST WA_SPOOL_DIR="$WORK/spool" \
+env "${common[@]}" WA_LISTEN=127.0.0.1:$INGEST WA_SPOOL_DIR="$WORK/spool" WA_DEDUP_TTL=10m \
     "$BIN/wa-ingest" >"$WORK/ingest.log" 2>&1 &
 PIDS+=($!)
 env "${common[@]}" WA_LISTEN=127.0.0.1:$NOTIFY WA_GRAPH_URL=http://127.0.0.1:$SIM/v21.0 \
