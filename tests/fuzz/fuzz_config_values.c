@@ -1,10 +1,10 @@
 /*
  * fuzz_config_values.c: libFuzzer driver for the parsers of configuration values: wa_hex_decode
- * (libs/crypto: webhook secrets, keys), wa_parse_int/ms/size/bool/hostport (libs/core,
+ * (libs/crypto: webhook secrets, keys), wa_parse_int/ms/us/size/bool/hostport (libs/core,
  * wa/config.h) and wa_kv_url_parse (libs/kv). The input is split at '\n' and every line is
  * given to every parser. Invariants checked beyond "no crash, no sanitizer report": hex
  * decoding respects outlen and re-encodes to the lower-cased input; durations and sizes are
- * never negative; a host:port split stays inside the host buffer and gives a port in 0..65535;
+ * never negative, and a duration accepted in ms is the same duration in µs; a host:port split stays inside the host buffer and gives a port in 0..65535;
  * an accepted redis URL has a non-empty host, port 1..65535 and db 0..1023.
  */
 #include <stdint.h>
@@ -53,7 +53,18 @@ check_numbers(const char *s)
 
     (void)wa_parse_int(s, &v);
     (void)wa_parse_bool(s, &b);
-    if (wa_parse_ms(s, &v) == WA_OK && v < 0) {
+    if (wa_parse_ms(s, &v) == WA_OK) {
+        int64_t us;
+
+        if (v < 0) {
+            abort();
+        }
+        /* the same text in µs: the same duration, unless it overflows there */
+        if (wa_parse_us(s, &us) == WA_OK && us != v * 1000) {
+            abort();
+        }
+    }
+    if (wa_parse_us(s, &v) == WA_OK && v < 0) {
         abort();
     }
     if (wa_parse_size(s, &v) == WA_OK && v < 0) {
