@@ -815,6 +815,69 @@ kill9__mid_run__none_lost_duplicates_only_in_flight(void **state)
     free(seen);
 }
 
+/* Position of request_id among the simulator's accepted sends (in acceptance order), or -1. */
+static int
+sim_position(json_t *msgs, const char *request_id)
+{
+    json_t *data = json_object_get(msgs, "data"), *m;
+    size_t i;
+
+    json_array_foreach(data, i, m)
+    {
+        const char *biz = wa_json_str(m, "biz_opaque_callback_data");
+
+        if (biz != NULL && strcmp(biz, request_id) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+/* A backlog of 20 requests at 5 messages/s, then one with a higher priority: it goes next, not
+ * after the backlog (20th). Distinct recipients, so per-recipient order plays no part. */
+static void
+priority__higher_request__overtakes_the_number_backlog(void **state)
+{
+    enum { BACKLOG = 20 };
+    char id[32], to[32];
+    json_t *msgs;
+    int pos;
+
+    (void)state;
+    for (int i = 0; i <= BACKLOG; i++) {
+        snprintf(to, sizeof(to), "165055506%02d", i);
+        open_window(to);
+    }
+    for (int i = 0; i < BACKLOG; i++) {
+        snprintf(id, sizeof(id), "prio-low-%02d", i);
+        snprintf(to, sizeof(to), "165055506%02d", i);
+        request(id, to, "text", "{\"body\":\"campaign\"}", "");
+    }
+    /* the backlog is in wa-notify before the urgent one is produced */
+    wa_test_run_for(F->loop, 500);
+    snprintf(to, sizeof(to), "165055506%02d", BACKLOG);
+    request("prio-high", to, "text", "{\"body\":\"your code is 123456\"}", "\"priority\":10");
+    assert_string_equal(wait_result("prio-high")->status, "accepted");
+    for (int i = 0; i < BACKLOG; i++) {
+        snprintf(id, sizeof(id), "prio-low-%02d", i);
+        assert_string_equal(wait_result(id)->status, "accepted");
+    }
+    msgs = sim_messages();
+    pos = sim_position(msgs, "prio-high");
+    print_message("priority request sent as number %d of %d\n", pos + 1, BACKLOG + 1);
+    /* the burst (5 tokens) and the 500 ms wait let about 7 low ones out first; FIFO would
+     * have sent it last */
+    assert_true(pos >= 0 && pos <= 9);
+    json_decref(msgs);
+}
+
+static int
+setup_slow(void **state)
+{
+    (void)state;
+    return setup_with("on", "5");
+}
+
 static int
 setup_fast(void **state)
 {
@@ -837,6 +900,8 @@ main(void)
         cmocka_unit_test_setup_teardown(policy__window_optout_expiry__refused_or_fallback, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(redelivered__same_request_id__sent_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(priority__higher_request__overtakes_the_number_backlog,
+                                        setup_slow, teardown),
         cmocka_unit_test_setup_teardown(kill9__mid_run__none_lost_duplicates_only_in_flight,
                                         setup_fast, teardown),
     };

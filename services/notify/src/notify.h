@@ -160,7 +160,7 @@ struct nt_number {
     uint64_t paused_until; /* after 130429 */
     unsigned throttle_x;
     bool token_bad;               /* 0/190 seen: stopped until reload */
-    struct nt_req *qhead, *qtail; /* ready to send, in order */
+    struct nt_req *qhead, *qtail; /* ready to send: priority (higher first), then arrival */
     size_t qlen;
     struct wa_timer *timer; /* lease wait / pause end */
     struct wa_counter *sent, *throttled;

@@ -7,6 +7,10 @@
  * does not keep order between messages in flight, cloud-api.md §1.6). A 131056 blocks only
  * that recipient for 4^X s (retry.c).
  *
+ * Per sending number: requests whose recipient is free wait in one queue ordered by the request's
+ * `priority` (higher first; arrival order within a priority, so requests without one stay FIFO):
+ * an OTP is not stuck behind a campaign's backlog at 80 messages/s.
+ *
  * Per sending number: a token bucket in Redis (<p>nt:rate:<phone_number_id>, one Lua script,
  * Redis's own clock), shared by every instance, so the configured rate holds however many
  * instances run. An instance leases a few tokens at a time (about 20 ms worth) and only when it
@@ -218,12 +222,21 @@ nt_pace_ready(struct nt_req *r)
     r->state = NT_REQ_READY;
     r->ready_us = wa_clock_mono_us();
     r->qnext = NULL;
-    if (num->qtail != NULL) {
-        num->qtail->qnext = r;
+    if (num->qtail == NULL) {
+        num->qhead = num->qtail = r;
+    } else if (num->qtail->rq.priority >= r->rq.priority) {
+        num->qtail->qnext = r; /* the common case: no higher priority than the last one */
+        num->qtail = r;
     } else {
-        num->qhead = r;
+        /* ahead of every request of lower priority, behind those of its own or higher */
+        struct nt_req **pp = &num->qhead;
+
+        while ((*pp)->rq.priority >= r->rq.priority) {
+            pp = &(*pp)->qnext;
+        }
+        r->qnext = *pp;
+        *pp = r;
     }
-    num->qtail = r;
     num->qlen++;
     wa_gauge_add(r->nt->g_queued, 1);
     nt_pace_pump(num);
