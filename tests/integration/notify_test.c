@@ -865,8 +865,8 @@ priority__higher_request__overtakes_the_number_backlog(void **state)
     msgs = sim_messages();
     pos = sim_position(msgs, "prio-high");
     print_message("priority request sent as number %d of %d\n", pos + 1, BACKLOG + 1);
-    /* the burst (5 tokens) and the 500 ms wait let about 7 low ones out first; FIFO would
-     * have sent it last */
+    /* the first tokens and the 500 ms wait let a few low ones out first (2 in a run); in
+     * arrival order it went out 16th */
     assert_true(pos >= 0 && pos <= 9);
     json_decref(msgs);
 }
