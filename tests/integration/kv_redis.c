@@ -474,6 +474,83 @@ ready__redis_restarted__false_then_true_without_new_client(void **state)
     wa_loop_free(loop);
 }
 
+struct takes {
+    int answers;
+    uint64_t granted;
+    uint64_t wait_ms;
+    enum wa_err err;
+};
+
+static void
+on_take(void *arg, enum wa_err err, uint64_t granted, uint64_t wait_ms)
+{
+    struct takes *t = arg;
+
+    t->answers++;
+    t->granted += granted;
+    t->wait_ms = wait_ms;
+    if (err != WA_OK) {
+        t->err = err;
+    }
+}
+
+static bool
+took_40(void *arg)
+{
+    return ((const struct takes *)arg)->answers >= 40;
+}
+
+static bool
+took(void *arg)
+{
+    return ((const struct takes *)arg)->answers >= 1;
+}
+
+/* Two clients draining one bucket (rate 20/s, burst 5) for about a second: together they get
+ * the burst plus what the rate refilled, never more; a refused take says how long to wait. */
+static void
+bucket__two_clients_share_one_rate(void **state)
+{
+    struct wa_loop *loop = NULL;
+    struct wa_kv *a, *b;
+    struct takes t = {0};
+    char k[128];
+    uint64_t t0, elapsed;
+
+    (void)state;
+    assert_int_equal(wa_loop_new(&loop), WA_OK);
+    a = shared_client(loop);
+    b = shared_client(loop);
+    key(k, sizeof(k), "bucket");
+    assert_int_equal(wa_kv_bucket_take(a, k, 20.0, 5, 0, on_take, &t), WA_EINVAL);
+    assert_int_equal(wa_kv_bucket_take(a, k, 0.0, 5, 1, on_take, &t), WA_EINVAL);
+    t0 = wa_clock_mono_ms();
+    for (int i = 0; i < 40; i++) {
+        assert_int_equal(wa_kv_bucket_take(i % 2 ? b : a, k, 20.0, 5, 3, on_take, &t), WA_OK);
+        wa_test_run_for(loop, 25);
+    }
+    assert_true(wa_test_run_until(loop, took_40, &t, 5000));
+    elapsed = wa_clock_mono_ms() - t0;
+    assert_int_equal(t.err, WA_OK);
+    /* 5 at once, then 20/s: at most 5 + 20 * elapsed (+1 for rounding at the edges) */
+    assert_true(t.granted <= 5 + 20 * elapsed / 1000 + 1);
+    /* and the bucket did grant what the rate allowed over most of the second */
+    assert_true(t.granted >= 5 + 20 * elapsed / 1000 / 2);
+    /* drain it, then the next take is refused with a wait of about a token's time (50 ms) */
+    t = (struct takes){0};
+    assert_int_equal(wa_kv_bucket_take(a, k, 20.0, 5, 5, on_take, &t), WA_OK);
+    assert_true(wa_test_run_until(loop, took, &t, 3000));
+    t = (struct takes){0};
+    assert_int_equal(wa_kv_bucket_take(b, k, 20.0, 5, 1, on_take, &t), WA_OK);
+    assert_true(wa_test_run_until(loop, took, &t, 3000));
+    if (t.granted == 0) {
+        assert_true(t.wait_ms >= 1 && t.wait_ms <= 50);
+    }
+    wa_kv_free(a);
+    wa_kv_free(b);
+    wa_loop_free(loop);
+}
+
 /* A host name (not an address) in the URL: resolved off the loop (libs/kv/src/resolve.c),
  * connected, and resolved again on every reconnect. */
 static void
@@ -544,6 +621,7 @@ main(void)
         cmocka_unit_test_teardown(host_name__localhost__resolved_connected_and_reconnected,
                                   teardown),
         cmocka_unit_test(host_name__unresolvable__never_ready_commands_refused),
+        cmocka_unit_test(bucket__two_clients_share_one_rate),
     };
 
     wa_test_unique_prefix(prefix, sizeof(prefix));

@@ -11,10 +11,10 @@
  * `priority` (higher first; arrival order within a priority, so requests without one stay FIFO):
  * an OTP is not stuck behind a campaign's backlog at 80 messages/s.
  *
- * Per sending number: a token bucket in Redis (<p>nt:rate:<phone_number_id>, one Lua script,
- * Redis's own clock), shared by every instance, so the configured rate holds however many
- * instances run. An instance leases a few tokens at a time (about 20 ms worth) and only when it
- * has requests waiting, so idle instances hold none. A 130429 pauses the number (retry.c).
+ * Per sending number: a token bucket in Redis (<p>nt:rate:<phone_number_id>,
+ * wa_kv_bucket_take: one Lua script, Redis's own clock), shared by every instance, so the
+ * configured rate holds however many instances run. An instance leases a few tokens at a time
+ * (about 20 ms worth) and only when it has requests waiting, so idle instances hold none. A 130429 pauses the number (retry.c).
  *
  * Threading: loop thread. Ownership: struct nt owns numbers and recipients; queues borrow
  * requests (a request is in at most one queue of each kind).
@@ -26,26 +26,6 @@
 #include "notify.h"
 #include "wa/clock.h"
 #include "wa/log.h"
-
-/* Tokens are refilled continuously (microseconds of Redis's TIME); grant <= want. Returns
- * {granted, wait_ms until one token exists when none was granted}. */
-static const char lease_lua[] =
-    "local t = redis.call('TIME') "
-    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2]) "
-    "local rate = tonumber(ARGV[1]) local burst = tonumber(ARGV[2]) "
-    "local want = tonumber(ARGV[3]) "
-    "local b = redis.call('HMGET', KEYS[1], 'tokens', 'ts') "
-    "local tokens = tonumber(b[1]) local ts = tonumber(b[2]) "
-    "if tokens == nil or ts == nil then tokens = burst ts = now end "
-    "if now > ts then tokens = math.min(burst, tokens + (now - ts) * rate / 1000000) ts = now end "
-    "local grant = math.min(want, math.floor(tokens)) "
-    "if grant < 0 then grant = 0 end "
-    "tokens = tokens - grant "
-    "redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(ts)) "
-    "redis.call('PEXPIRE', KEYS[1], 10000) "
-    "local wait = 0 "
-    "if grant == 0 then wait = math.ceil((1 - tokens) * 1000 / rate) end "
-    "return {grant, wait}";
 
 static uint64_t
 hash(const char *s)
@@ -276,43 +256,36 @@ nt_pace_release(struct nt_req *r)
 }
 
 static void
-on_lease(void *arg, enum wa_err err, const struct wa_kv_reply *reply)
+on_lease(void *arg, enum wa_err err, uint64_t granted, uint64_t wait_ms)
 {
     struct nt_number *num = arg;
-    long long grant, wait;
 
     if (num->nt->stopped) {
         return;
     }
     num->leasing = false;
-    if (err != WA_OK || wa_kv_reply_len(reply) != 2) {
+    if (err != WA_OK) {
         wa_timer_start(num->timer, 100, 0);
         return;
     }
-    grant = wa_kv_reply_int(wa_kv_reply_at(reply, 0));
-    wait = wa_kv_reply_int(wa_kv_reply_at(reply, 1));
-    if (grant > 0) {
-        num->tokens += (uint64_t)grant;
+    if (granted > 0) {
+        num->tokens += granted;
         nt_pace_pump(num);
     } else {
-        wa_timer_start(num->timer, wait > 0 ? (uint64_t)wait : 1, 0);
+        wa_timer_start(num->timer, wait_ms, 0);
     }
 }
 
 static void
 lease(struct nt_number *num)
 {
-    char rate[32], burst[32], want[32];
-    const char *keys[1] = {num->bucket_key}, *args[3] = {rate, burst, want};
     uint64_t w = num->qlen < num->batch ? num->qlen : num->batch;
 
     if (num->leasing || wa_timer_active(num->timer)) {
         return;
     }
-    snprintf(rate, sizeof(rate), "%.3f", num->mps);
-    snprintf(burst, sizeof(burst), "%llu", (unsigned long long)num->burst);
-    snprintf(want, sizeof(want), "%llu", (unsigned long long)(w > 0 ? w : 1));
-    if (wa_kv_eval(num->nt->kv, lease_lua, 1, keys, 3, args, on_lease, num) != WA_OK) {
+    if (wa_kv_bucket_take(num->nt->kv, num->bucket_key, num->mps, num->burst, w > 0 ? w : 1,
+                          on_lease, num) != WA_OK) {
         wa_timer_start(num->timer, 100, 0);
         return;
     }

@@ -7,7 +7,10 @@
  * never holds up auto-replies.
  *
  * The pump, per destination of the current rules, every WA_ROUTER_TICK:
- *   - leaky bucket: rate_per_s requests per second, bursts up to burst (per instance);
+ *   - rate: rate_per_s requests per second, bursts up to burst, in a token bucket in Redis
+ *     (<p>rt:crmrate:<destination>, wa_kv_bucket_take) shared by every instance, so N routers
+ *     together still send at the destination's rate; a claimed delivery takes its token before
+ *     it is sent and, while it waits for one, nothing more is claimed for that destination;
  *   - claims up to batch_max due jobs (leased) and POSTs them as one request: a single record
  *     when batch_max is 1, else {"count", "events": [records]}; with batching, at most one
  *     request per batch_wait so records accumulate;
@@ -36,11 +39,11 @@
 
 struct dest_state {
     char name[RT_NAME_MAX];
-    double tokens;
-    uint64_t last_refill_ms;
+    char rate_key[RT_KEY_MAX]; /* <p>rt:crmrate:<destination> */
     uint64_t last_send_ms;
     bool claiming;
-    int inflight;
+    bool waiting; /* a claimed delivery waits for a token */
+    int inflight; /* claimed deliveries: waiting for a token or sent */
 };
 
 struct rt_crm {
@@ -65,6 +68,8 @@ struct delivery {
     char **ids;
     json_t **jobs; /* parsed bodies */
     char *body;
+    struct wa_timer *timer; /* next try for a token */
+    bool taking;            /* a token request is in flight (it holds the delivery) */
     struct delivery *prev, *next;
 };
 
@@ -130,7 +135,7 @@ rt_act_forward(const struct rt_act_ctx *ctx, const struct rt_action *a, size_t i
 }
 
 static struct dest_state *
-dest_state(struct rt_crm *crm, const struct rt_dest *d, uint64_t now)
+dest_state(struct rt_crm *crm, const struct rt_dest *d)
 {
     for (size_t i = 0; i < crm->ndests; i++) {
         if (strcmp(crm->dests[i].name, d->name) == 0) {
@@ -142,13 +147,13 @@ dest_state(struct rt_crm *crm, const struct rt_dest *d, uint64_t now)
     }
     struct dest_state *s = &crm->dests[crm->ndests++];
     snprintf(s->name, sizeof(s->name), "%s", d->name);
-    s->tokens = d->burst;
-    s->last_refill_ms = now;
+    snprintf(s->rate_key, sizeof(s->rate_key), "%srt:crmrate:%s", crm->rt->prefix, d->name);
     return s;
 }
 
+/* Takes dl off the live list (the pump stops: a token request in flight still holds it). */
 static void
-delivery_free(struct delivery *dl)
+delivery_unlink(struct delivery *dl)
 {
     if (dl->prev != NULL) {
         dl->prev->next = dl->next;
@@ -158,6 +163,14 @@ delivery_free(struct delivery *dl)
     if (dl->next != NULL) {
         dl->next->prev = dl->prev;
     }
+    dl->prev = dl->next = NULL;
+}
+
+static void
+delivery_free(struct delivery *dl)
+{
+    delivery_unlink(dl);
+    wa_timer_free(dl->timer);
     for (size_t i = 0; i < dl->n; i++) {
         free(dl->ids != NULL ? dl->ids[i] : NULL);
         json_decref(dl->jobs != NULL ? dl->jobs[i] : NULL);
@@ -310,6 +323,56 @@ send_delivery(struct delivery *dl)
     }
 }
 
+static void
+on_token(void *arg, enum wa_err err, uint64_t granted, uint64_t wait_ms)
+{
+    struct delivery *dl = arg;
+    struct rt_crm *crm = dl->crm;
+    struct rt_ruleset *rs;
+    const struct rt_dest *d = dl->dest;
+
+    dl->taking = false;
+    if (crm == NULL) {
+        delivery_free(dl); /* the pump stopped meanwhile; the jobs' lease returns them */
+        return;
+    }
+    if (err != WA_OK || granted == 0) {
+        if (err == WA_OK) {
+            wa_counter_inc(crm->rt->m.crm_limited);
+        }
+        wa_timer_start(dl->timer, err == WA_OK ? wait_ms : 100, 0);
+        return;
+    }
+    dl->ds->waiting = false;
+    rs = rt_rules_ref(dl->rules);
+    send_delivery(dl);     /* may free dl */
+    pump_dest(crm, rs, d); /* claiming was held while this one waited */
+    rt_rules_unref(rs);
+}
+
+/* One token of the destination's shared bucket for dl; sent once granted. */
+static void
+take_token(struct delivery *dl)
+{
+    const struct rt_dest *d = dl->dest;
+    uint64_t burst = d->burst >= 1 ? (uint64_t)d->burst : 1;
+
+    dl->ds->waiting = true;
+    if (wa_kv_bucket_take(dl->crm->rt->kv, dl->ds->rate_key, d->rate_per_s, burst, 1, on_token,
+                          dl) == WA_OK) {
+        dl->taking = true;
+    } else {
+        wa_timer_start(dl->timer, 100, 0); /* Redis refused at once: try again */
+    }
+}
+
+static void
+on_token_timer(struct wa_timer *t, void *arg)
+{
+    (void)t;
+    take_token(arg);
+}
+
 struct claim_ctx {
     struct rt_crm *crm;
     struct rt_ruleset *rules;
@@ -359,10 +422,12 @@ on_claimed(void *arg, enum wa_err err, size_t n, const char *const *ids, const c
     if (k == 0) {
         goto out;
     }
+    if ((dl->timer = wa_timer_new(cc->crm->rt->loop, on_token_timer, dl)) == NULL) {
+        goto out; /* leased: the jobs come back */
+    }
     cc->ds->inflight++;
-    cc->ds->tokens -= 1;
     cc->ds->last_send_ms = wa_loop_now(cc->crm->rt->loop);
-    send_delivery(dl);
+    take_token(dl);
     dl = NULL;
     pump_dest(cc->crm, cc->rules, cc->dest); /* more may be due and allowed */
 out:
@@ -378,21 +443,12 @@ pump_dest(struct rt_crm *crm, struct rt_ruleset *rs, const struct rt_dest *d)
 {
     struct rt *rt = crm->rt;
     uint64_t now = wa_loop_now(rt->loop);
-    struct dest_state *ds = dest_state(crm, d, now);
+    struct dest_state *ds = dest_state(crm, d);
     char zset[RT_KEY_MAX], hash[RT_KEY_MAX];
     struct claim_ctx *cc;
 
-    if (ds == NULL || ds->claiming || ds->inflight >= INFLIGHT_MAX || rt->draining ||
+    if (ds == NULL || ds->claiming || ds->waiting || ds->inflight >= INFLIGHT_MAX || rt->draining ||
         !wa_kv_ready(rt->kv)) {
-        return;
-    }
-    ds->tokens += (double)(now - ds->last_refill_ms) * d->rate_per_s / 1000.0;
-    ds->last_refill_ms = now;
-    if (ds->tokens > d->burst) {
-        ds->tokens = d->burst;
-    }
-    if (ds->tokens < 1) {
-        wa_counter_inc(rt->m.crm_limited);
         return;
     }
     if (d->batch_max > 1 && now - ds->last_send_ms < (uint64_t)d->batch_wait_ms) {
@@ -460,6 +516,14 @@ rt_crm_stop(struct rt *rt)
     wa_httpc_free(crm->http);
     crm->http = NULL;
     while (crm->live != NULL) {
-        delivery_free(crm->live);
+        struct delivery *dl = crm->live;
+
+        if (dl->taking) {
+            delivery_unlink(dl); /* its token request frees it (wa_kv_free answers it) */
+            dl->crm = NULL;
+            wa_timer_stop(dl->timer);
+        } else {
+            delivery_free(dl);
+        }
     }
 }

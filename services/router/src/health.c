@@ -30,8 +30,8 @@ rt_health_start(struct rt *rt, struct wa_error *error)
     C(crm_failed, "wa_router_crm_records_total", "CRM records", "outcome=\"failed_attempt\"");
     C(crm_retried, "wa_router_crm_records_total", "CRM records", "outcome=\"retry_scheduled\"");
     C(crm_dlq, "wa_router_crm_records_total", "CRM records", "outcome=\"dead_lettered\"");
-    C(crm_limited, "wa_router_crm_rate_limited_total", "pump ticks held back by the leaky bucket",
-      NULL);
+    C(crm_limited, "wa_router_crm_rate_limited_total",
+      "CRM deliveries that waited for a token of the shared rate limit", NULL);
     C(reminders_scheduled, "wa_router_reminders_total", "reminders", "outcome=\"scheduled\"");
     C(reminders_fired, "wa_router_reminders_total", "reminders", "outcome=\"fired\"");
     C(reminders_cancelled, "wa_router_reminders_total", "reminders", "outcome=\"cancel_checked\"");

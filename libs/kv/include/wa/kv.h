@@ -148,6 +148,18 @@ enum wa_err wa_kv_del(struct wa_kv *kv, const char *key, wa_kv_int_fn cb, void *
 enum wa_err wa_kv_eval(struct wa_kv *kv, const char *script, int nkeys, const char **keys,
                        int nargs, const char **args, wa_kv_reply_fn cb, void *arg);
 
+/*
+ * A token bucket in Redis at key, shared by every client that uses the same key (bucket.c):
+ * refilled at rate_per_s (Redis's clock), holding at most burst tokens (a new bucket starts
+ * full). Takes up to want tokens at once. cb gets the number granted (0..want) and, when none
+ * was, wait_ms: when one token will exist (at least 1). err is the command's, or WA_EPARSE for
+ * an unexpected reply (granted 0). Returns WA_EINVAL (rate <= 0, burst or want 0) or the
+ * errors of wa_kv_eval, and then never calls cb.
+ */
+typedef void (*wa_kv_bucket_fn)(void *arg, enum wa_err err, uint64_t granted, uint64_t wait_ms);
+enum wa_err wa_kv_bucket_take(struct wa_kv *kv, const char *key, double rate_per_s, uint64_t burst,
+                              uint64_t want, wa_kv_bucket_fn cb, void *arg);
+
 #define WA_KV_SHA1_HEX_LEN 41
 /* Writes the lowercase hex SHA-1 of script (as Redis names scripts) into out. */
 void wa_kv_script_sha1(const char *script, char out[WA_KV_SHA1_HEX_LEN]);
