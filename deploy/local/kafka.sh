@@ -37,8 +37,9 @@ KAFKA_PATTERN="kafka.Kafka $KAFKA_CONF"
 KAFKA_START_TIMEOUT=${KAFKA_START_TIMEOUT:-90}
 # Latency, not footprint: wa-ingest answers a webhook only after the broker's acknowledgement, so
 # every broker pause is a webhook's latency. A fixed, pre-touched 1 GiB heap and ZGC (longest
-# pause 0.014 ms at 5,000 webhooks/s) instead of G1 on 512 MiB (a 6-25 ms young pause every 1-2 s at 10,000 records/s,
-# measured with -Xlog:gc, now always on: $WA_LOG_DIR/kafka-gc.log). Override for small machines.
+# pause 0.014 ms at 5,000 webhooks/s) instead of G1 on 512 MiB (a 6-25 ms young pause every
+# 1-2 s at 10,000 records/s, measured with -Xlog:gc, now always on: $WA_LOG_DIR/kafka-gc.log).
+# Override for small machines.
 KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xmx1g -Xms1g -XX:+AlwaysPreTouch}
 KAFKA_JVM_PERFORMANCE_OPTS=${KAFKA_JVM_PERFORMANCE_OPTS:--XX:+UseZGC}
 WA_TOPIC_PARTITIONS=${WA_TOPIC_PARTITIONS:-4}
