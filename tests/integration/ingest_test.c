@@ -722,8 +722,8 @@ redis_down__published_anyway_and_counted(void **state)
 }
 
 /*
- * "A daemon killed with -9 at any moment loses no message": N distinct webhooks in flight at
- * once, SIGKILL once some have been answered, a restart on the same spool, and what was not
+ * "A daemon killed with -9 at any moment loses no message": N distinct webhooks sent in waves,
+ * SIGKILL once some have been answered (others in flight, the rest still to come), a restart on the same spool, and what was not
  * answered 200 delivered again, as Meta does. Every message must be published at least once;
  * copies are possible only for webhooks the kill caught between Kafka's ack and the 200 (the
  * ones redelivered), and consumers absorb them by wamid.
@@ -756,7 +756,7 @@ kill9__mid_traffic__every_answered_or_redelivered_webhook_published(void **state
     static CURL *easy[N];
     static struct curl_slist *h[N];
     CURLM *multi = curl_multi_init();
-    int running = 1, done = 0, redelivered = 0, at_kill = 0;
+    int running = 0, done = 0, redelivered = 0, at_kill = 0, added = 0;
     size_t extra = 0;
     bool killed = false;
 
@@ -779,13 +779,17 @@ kill9__mid_traffic__every_answered_or_redelivered_webhook_published(void **state
         curl_easy_setopt(easy[i], CURLOPT_WRITEFUNCTION, sink);
         curl_easy_setopt(easy[i], CURLOPT_TIMEOUT_MS, 20000L);
         curl_easy_setopt(easy[i], CURLOPT_PRIVATE, (char *)(intptr_t)i);
-        curl_multi_add_handle(multi, easy[i]);
         status[i] = 0;
     }
-    while (running > 0) {
+    /* Webhooks join in waves of 10, so the kill finds some in flight and more still to come
+     * (all 300 at once could all be answered before the 20th answer is even read). */
+    while (running > 0 || added < N) {
         CURLMsg *m;
         int left;
 
+        for (int j = 0; j < 10 && added < N; j++) {
+            curl_multi_add_handle(multi, easy[added++]);
+        }
         curl_multi_perform(multi, &running);
         while ((m = curl_multi_info_read(multi, &left)) != NULL) {
             char *priv = NULL;
@@ -803,7 +807,7 @@ kill9__mid_traffic__every_answered_or_redelivered_webhook_published(void **state
             killed = true;
             at_kill = done;
         }
-        curl_multi_poll(multi, NULL, 0, 10, NULL);
+        curl_multi_poll(multi, NULL, 0, added < N ? 1 : 10, NULL);
     }
     assert_true(killed);
     for (int i = 0; i < N; i++) {
