@@ -33,6 +33,7 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
+#include "wa/crypto.h"
 #include "wa/log.h"
 
 #include "resolve.h"
@@ -897,6 +898,15 @@ wa_kv_del(struct wa_kv *kv, const char *key, wa_kv_int_fn cb, void *arg)
         op->cb.integer = cb;
     }
     return err;
+}
+
+void
+wa_kv_script_sha1(const char *script, char out[WA_KV_SHA1_HEX_LEN])
+{
+    unsigned char sha[WA_SHA1_LEN];
+
+    wa_sha1(script, strlen(script), sha);
+    wa_hex_encode(sha, sizeof(sha), out);
 }
 
 enum wa_err

@@ -103,7 +103,7 @@ struct ig {
     struct wa_kv *kv;                   /* borrowed: owned by the scaffolding */
     struct ig_spool *spool;             /* owned */
     const char *secrets[2];             /* borrowed from cfg */
-    struct evp_mac_ctx_st *mac[2];      /* owned: HMAC-SHA256 keyed with secrets[i], or NULL */
+    struct wa_hub_verifier *verifier;   /* owned: keyed with secrets */
     unsigned char rnd[512];             /* getrandom output not used yet: rnd[rnd_off..] */
     size_t rnd_off;
     char topic[4][160];     /* full names: message, status, account, raw */
@@ -185,9 +185,8 @@ struct ig_request {
 
 /* ---- stages ---- */
 enum wa_err ig_ingress_start(struct ig *ig, struct wa_error *error);
-/* Keys one HMAC context per configured secret (ig->mac). On failure (WA_EINTERNAL) none is
- * kept and verification uses wa_hub_signature_verify. */
-enum wa_err ig_verify_new(struct ig *ig);
+/* Keys ig->verifier with the configured secrets (WA_ECONFIG when none, WA_ENOMEM). */
+enum wa_err ig_verify_new(struct ig *ig, struct wa_error *error);
 void ig_verify_free(struct ig *ig);
 void ig_verify_start(struct ig_request *r);
 void ig_split_start(struct ig_request *r);

@@ -88,8 +88,8 @@ start(struct wa_service *svc, const void *config, void **state, struct wa_error 
     if (cfg->app_secret == NULL || cfg->app_secret[0] == '\0') {
         return wa_error_set(error, WA_ECONFIG, "WA_APP_SECRET is empty");
     }
-    if (ig_verify_new(ig) != WA_OK) {
-        wa_log_warn(NULL, "cannot key HMAC contexts: signatures checked the slow way");
+    if ((err = ig_verify_new(ig, error)) != WA_OK) {
+        return err;
     }
     if ((err = producer_new(ig, error)) != WA_OK ||
         (err = wa_service_kv(svc, &ig->kv, error)) != WA_OK ||

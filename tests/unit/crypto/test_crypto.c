@@ -1,4 +1,7 @@
-/* test_crypto.c: unit tests of wa/crypto.h: RFC 4231 HMAC vectors, hex, hub signatures. */
+/*
+ * test_crypto.c: unit tests of wa/crypto.h: SHA-1/SHA-256 and RFC 4231 HMAC vectors (stateless
+ * and keyed once), hex, hub signatures (stateless and with a wa_hub_verifier).
+ */
 #include "wa_test.h"
 
 #include <stdio.h>
@@ -27,6 +30,20 @@ sha256__known_vectors(void **state)
     check_hex(out, 32, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     wa_sha256("abc", 3, out);
     check_hex(out, 32, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+static void
+sha1__known_vectors(void **state)
+{
+    unsigned char out[WA_SHA1_LEN];
+
+    (void)state;
+    wa_sha1("", 0, out);
+    check_hex(out, WA_SHA1_LEN, "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+    wa_sha1("abc", 3, out);
+    check_hex(out, WA_SHA1_LEN, "a9993e364706816aba3e25717850c26c9cd0d89d");
+    wa_sha1("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", 56, out);
+    check_hex(out, WA_SHA1_LEN, "84983e441c3bd26ebaae4aa1f95129e5e54670f1");
 }
 
 struct rfc4231_case {
@@ -94,6 +111,15 @@ hmac_sha256__rfc4231_vectors(void **state)
         }
         wa_hmac_sha256(cases[i].key, cases[i].keylen, d, len, out);
         check_hex(out, strlen(cases[i].mac) / 2, cases[i].mac);
+        /* the same key set up once gives the same MAC, for this message and the next */
+        struct wa_hmac *h = NULL;
+        assert_int_equal(wa_hmac_new(cases[i].key, cases[i].keylen, &h), WA_OK);
+        for (int round = 0; round < 2; round++) {
+            memset(out, 0, sizeof(out));
+            wa_hmac_digest(h, d, len, out);
+            check_hex(out, strlen(cases[i].mac) / 2, cases[i].mac);
+        }
+        wa_hmac_free(h);
     }
 }
 
@@ -106,6 +132,14 @@ hmac_sha256__empty_key_and_data__matches_reference(void **state)
     /* HMAC-SHA256("", "") as computed by `openssl dgst -sha256 -hmac ""` */
     wa_hmac_sha256("", 0, "", 0, out);
     check_hex(out, 32, "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad");
+
+    struct wa_hmac *h = NULL;
+    assert_int_equal(wa_hmac_new("", 0, &h), WA_OK);
+    memset(out, 0, sizeof(out));
+    wa_hmac_digest(h, "", 0, out);
+    check_hex(out, 32, "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad");
+    wa_hmac_free(h);
+    wa_hmac_free(NULL);
 }
 
 static void
@@ -294,10 +328,68 @@ hub_signature__no_usable_secret__econfig(void **state)
     assert_int_equal(wa_hub_signature_verify(sig, "body", 4, secrets, 0, NULL), WA_ECONFIG);
 }
 
+static void
+hmac_hub_signature__equals_stateless_make(void **state)
+{
+    const char *bodies[] = {"", "body", "{\"object\":\"whatsapp_business_account\"}"};
+    char want[WA_HUB_SIGNATURE_LEN], got[WA_HUB_SIGNATURE_LEN];
+    struct wa_hmac *h = NULL;
+
+    (void)state;
+    assert_int_equal(wa_hmac_new("app-secret", 10, &h), WA_OK);
+    for (size_t i = 0; i < WA_ARRAY_LEN(bodies); i++) {
+        wa_hub_signature_make("app-secret", bodies[i], strlen(bodies[i]), want);
+        wa_hmac_hub_signature(h, bodies[i], strlen(bodies[i]), got);
+        assert_string_equal(got, want);
+    }
+    wa_hmac_free(h);
+}
+
+static void
+hub_verifier__rotation_tamper_and_malformed__same_as_stateless(void **state)
+{
+    const char *secrets[] = {"new-secret", NULL, "old-secret"};
+    const char *headers[] = {NULL, "", "sha256=", "sha1=0123", "sha256=zz", NULL, NULL, NULL};
+    char sig_new[WA_HUB_SIGNATURE_LEN], sig_old[WA_HUB_SIGNATURE_LEN],
+        sig_other[WA_HUB_SIGNATURE_LEN];
+    struct wa_hub_verifier *v = NULL;
+    struct wa_error e1 = {0}, e2 = {0};
+
+    (void)state;
+    wa_hub_signature_make("new-secret", "body", 4, sig_new);
+    wa_hub_signature_make("old-secret", "body", 4, sig_old);
+    wa_hub_signature_make("someone-else", "body", 4, sig_other);
+    headers[5] = sig_new;
+    headers[6] = sig_old;
+    headers[7] = sig_other;
+    assert_int_equal(wa_hub_verifier_new(secrets, 3, &v, NULL), WA_OK);
+    assert_int_equal(wa_hub_verifier_check(v, sig_new, "body", 4, NULL), WA_OK);
+    assert_int_equal(wa_hub_verifier_check(v, sig_old, "body", 4, NULL), WA_OK);
+    assert_int_equal(wa_hub_verifier_check(v, sig_new, "bodx", 4, NULL), WA_EAUTH);
+    assert_int_equal(wa_hub_verifier_check(v, sig_other, "body", 4, NULL), WA_EAUTH);
+    for (size_t i = 0; i < WA_ARRAY_LEN(headers); i++) {
+        enum wa_err a = wa_hub_verifier_check(v, headers[i], "body", 4, &e1);
+        enum wa_err b = wa_hub_signature_verify(headers[i], "body", 4, secrets, 3, &e2);
+
+        assert_int_equal(a, b);
+        if (a != WA_OK) {
+            assert_string_equal(e1.message, e2.message);
+        }
+    }
+    wa_hub_verifier_free(v);
+    wa_hub_verifier_free(NULL);
+
+    const char *none[] = {NULL, ""};
+    v = (struct wa_hub_verifier *)&e1; /* must be reset to NULL on failure */
+    assert_int_equal(wa_hub_verifier_new(none, 2, &v, NULL), WA_ECONFIG);
+    assert_null(v);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(sha1__known_vectors),
         cmocka_unit_test(sha256__known_vectors),
         cmocka_unit_test(hmac_sha256__rfc4231_vectors),
         cmocka_unit_test(hmac_sha256__empty_key_and_data__matches_reference),
@@ -312,6 +404,8 @@ main(void)
         cmocka_unit_test(hub_signature__tampered_body_or_wrong_secret__eauth),
         cmocka_unit_test(hub_signature__malformed_header__eauth),
         cmocka_unit_test(hub_signature__no_usable_secret__econfig),
+        cmocka_unit_test(hmac_hub_signature__equals_stateless_make),
+        cmocka_unit_test(hub_verifier__rotation_tamper_and_malformed__same_as_stateless),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,8 +1,9 @@
 /*
  * wa/crypto.h: hashing, HMAC, constant-time comparison, hex and Meta webhook signatures.
  *
- * Backed by OpenSSL (libcrypto); no OpenSSL type appears here. Everything is stateless and
- * thread-safe. Outputs go to caller's storage; nothing is allocated for the caller.
+ * Backed by OpenSSL (libcrypto); no OpenSSL type appears here. The functions are stateless and
+ * thread-safe, outputs go to the caller's storage; the exceptions are the keyed objects
+ * (struct wa_hmac, struct wa_hub_verifier): keyed once, used by one thread at a time.
  * Random bytes and ids live in wa/id.h (core).
  */
 #ifndef WA_CRYPTO_H
@@ -14,10 +15,13 @@
 
 #include "wa/err.h"
 
+#define WA_SHA1_LEN   20
 #define WA_SHA256_LEN 32
 /* "sha256=" + 64 hex digits + NUL */
 #define WA_HUB_SIGNATURE_LEN 72
 
+/* Writes SHA-1(data) into out (for names others define with it, e.g. Redis script names). */
+void wa_sha1(const void *data, size_t len, unsigned char out[WA_SHA1_LEN]);
 /* Writes SHA-256(data) into out. */
 void wa_sha256(const void *data, size_t len, unsigned char out[32]);
 /* Writes HMAC-SHA256(key, data) into out (RFC 2104; keys longer than 64 bytes are hashed). */
@@ -49,5 +53,41 @@ enum wa_err wa_hub_signature_verify(const char *header_value, const void *body, 
 /* Writes "sha256=<64 lowercase hex digits>" for HMAC-SHA256(secret, body) and a NUL into out. */
 void wa_hub_signature_make(const char *secret, const void *body, size_t len,
                            char out[WA_HUB_SIGNATURE_LEN]);
+
+/*
+ * HMAC-SHA256 keyed once and used for many messages: the key schedule and OpenSSL's algorithm
+ * lookup happen in wa_hmac_new only. One thread at a time per object.
+ */
+struct wa_hmac;
+/* Keys a new object with a copy of key. Returns WA_OK and sets *out, or WA_ENOMEM. */
+enum wa_err wa_hmac_new(const void *key, size_t keylen, struct wa_hmac **out);
+/* Frees h (NULL is fine). */
+void wa_hmac_free(struct wa_hmac *h);
+/* Writes HMAC-SHA256(key, data) into out; equal to wa_hmac_sha256 with the same key. */
+void wa_hmac_digest(struct wa_hmac *h, const void *data, size_t len,
+                    unsigned char out[WA_SHA256_LEN]);
+/* Writes "sha256=<64 lowercase hex digits>" of HMAC-SHA256(key, body) and a NUL into out. */
+void wa_hmac_hub_signature(struct wa_hmac *h, const void *body, size_t len,
+                           char out[WA_HUB_SIGNATURE_LEN]);
+
+/*
+ * X-Hub-Signature-256 checks keyed once for a set of secrets (several during a rotation):
+ * wa_hub_signature_verify without the per-call key set-up. One thread at a time per object.
+ */
+struct wa_hub_verifier;
+/*
+ * Keys one HMAC per usable secret (NULL and empty ones are skipped). Returns WA_OK and sets *out,
+ * WA_ECONFIG when no usable secret was given, WA_ENOMEM. Copies the secrets.
+ */
+enum wa_err wa_hub_verifier_new(const char *const *secrets, size_t nsecrets,
+                                struct wa_hub_verifier **out, struct wa_error *error);
+/* Frees v (NULL is fine). */
+void wa_hub_verifier_free(struct wa_hub_verifier *v);
+/*
+ * Same rules, results and messages as wa_hub_signature_verify with v's secrets: every secret is
+ * tried, each comparison in constant time. Borrows all arguments.
+ */
+enum wa_err wa_hub_verifier_check(struct wa_hub_verifier *v, const char *header_value,
+                                  const void *body, size_t len, struct wa_error *error);
 
 #endif
