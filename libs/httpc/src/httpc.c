@@ -25,6 +25,7 @@
 
 #include "wa/buf.h"
 #include "wa/clock.h"
+#include "wa/list.h"
 
 #define DEFAULT_MAX_CONNS       64u
 #define DEFAULT_MAX_PER_HOST    16u
@@ -36,7 +37,7 @@ struct sock {
     struct wa_httpc *c;
     curl_socket_t fd;
     struct wa_io *io;
-    struct sock *prev, *next;
+    struct wa_list link; /* on the client's socks */
 };
 
 struct wa_httpc_call {
@@ -50,7 +51,7 @@ struct wa_httpc_call {
     wa_httpc_done_fn fn;
     void *arg;
     uint64_t start_us;
-    struct wa_httpc_call *prev, *next;
+    struct wa_list link; /* on the client's calls */
 };
 
 struct wa_httpc {
@@ -60,9 +61,9 @@ struct wa_httpc {
     struct wa_httpc_config cfg;
     char *user_agent;
     char *ca_file;
-    struct wa_httpc_call *calls;
+    struct wa_list calls; /* struct wa_httpc_call in flight */
     size_t inflight;
-    struct sock *socks;
+    struct wa_list socks; /* struct sock watched for libcurl */
     bool dispatching;
 };
 
@@ -113,18 +114,8 @@ map_curl(CURLcode rc, bool too_big)
 static void
 call_unlink(struct wa_httpc_call *call)
 {
-    struct wa_httpc *c = call->c;
-
-    if (call->prev != NULL) {
-        call->prev->next = call->next;
-    } else {
-        c->calls = call->next;
-    }
-    if (call->next != NULL) {
-        call->next->prev = call->prev;
-    }
-    call->prev = call->next = NULL;
-    c->inflight--;
+    wa_list_remove(&call->link);
+    call->c->inflight--;
 }
 
 /* Removes the easy handle from the multi (if added) and frees everything of call. */
@@ -255,16 +246,7 @@ on_curl_timer(CURLM *multi, long timeout_ms, void *arg)
 static void
 sock_free(struct sock *sk)
 {
-    struct wa_httpc *c = sk->c;
-
-    if (sk->prev != NULL) {
-        sk->prev->next = sk->next;
-    } else {
-        c->socks = sk->next;
-    }
-    if (sk->next != NULL) {
-        sk->next->prev = sk->prev;
-    }
+    wa_list_remove(&sk->link);
     wa_io_free(sk->io);
     free(sk);
 }
@@ -304,11 +286,7 @@ on_socket(CURL *easy, curl_socket_t fd, int what, void *arg, void *socketp)
         free(sk);
         return -1;
     }
-    sk->next = c->socks;
-    if (c->socks != NULL) {
-        c->socks->prev = sk;
-    }
-    c->socks = sk;
+    wa_list_push_back(&c->socks, &sk->link);
     curl_multi_assign(c->multi, fd, sk);
     return 0;
 }
@@ -336,6 +314,8 @@ wa_httpc_new(struct wa_loop *loop, const struct wa_httpc_config *cfg, struct wa_
         return wa_error_set(error, WA_ENOMEM, "out of memory");
     }
     c->loop = loop;
+    wa_list_init(&c->calls);
+    wa_list_init(&c->socks);
     c->cfg = *cfg;
     c->cfg.max_connections = cfg->max_connections ? cfg->max_connections : DEFAULT_MAX_CONNS;
     c->cfg.max_per_host = cfg->max_per_host ? cfg->max_per_host : DEFAULT_MAX_PER_HOST;
@@ -378,21 +358,24 @@ out:
 void
 wa_httpc_free(struct wa_httpc *c)
 {
+    struct wa_list *it;
+
     if (c == NULL) {
         return;
     }
     /* Freeing from a callback would free the call being dispatched under finish(). */
     WA_ASSERT(!c->dispatching);
-    while (c->calls != NULL) {
-        struct wa_httpc_call *call = c->calls;
+    while ((it = wa_list_first(&c->calls)) != NULL) {
+        struct wa_httpc_call *call = WA_LIST_ENTRY(it, struct wa_httpc_call, link);
+
         call_unlink(call);
         call_free(call);
     }
     if (c->multi != NULL) {
         curl_multi_cleanup(c->multi); /* closes the cached connections */
     }
-    while (c->socks != NULL) {
-        sock_free(c->socks);
+    while ((it = wa_list_first(&c->socks)) != NULL) {
+        sock_free(WA_LIST_ENTRY(it, struct sock, link));
     }
     wa_timer_free(c->timer);
     free(c->user_agent);
@@ -544,11 +527,7 @@ wa_httpc_send(struct wa_httpc *c, const struct wa_httpc_request *rq, wa_httpc_do
         err = wa_error_set(error, WA_EINTERNAL, "curl_multi_add_handle failed");
         goto out;
     }
-    call->next = c->calls;
-    if (c->calls != NULL) {
-        c->calls->prev = call;
-    }
-    c->calls = call;
+    wa_list_push_back(&c->calls, &call->link);
     c->inflight++;
     if (out != NULL) {
         *out = call;

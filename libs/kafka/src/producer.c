@@ -19,6 +19,7 @@
 #include "kafka_int.h"
 #include "wa/buf.h"
 #include "wa/cloudevent.h"
+#include "wa/list.h"
 #include "wa/log.h"
 
 #define DRAIN_BUDGET   64  /* rd_kafka_poll calls per wake-up */
@@ -28,7 +29,7 @@
 struct delivery {
     wa_kafka_delivery_fn cb;
     void *arg;
-    struct delivery *prev, *next; /* producer's pending list */
+    struct wa_list link; /* on the producer's pending list */
 };
 
 struct wa_kafka_producer {
@@ -36,7 +37,7 @@ struct wa_kafka_producer {
     rd_kafka_t *rk;
     rd_kafka_queue_t *main_queue;
     struct kafka_wakeup wake;
-    struct delivery *pending;
+    struct wa_list pending; /* struct delivery, not yet reported */
     size_t outq;
     bool ready;
     bool fatal;
@@ -45,15 +46,7 @@ struct wa_kafka_producer {
 static void
 pending_remove(struct wa_kafka_producer *p, struct delivery *d)
 {
-    if (d->prev != NULL) {
-        d->prev->next = d->next;
-    } else {
-        p->pending = d->next;
-    }
-    if (d->next != NULL) {
-        d->next->prev = d->prev;
-    }
-    d->prev = d->next = NULL;
+    wa_list_remove(&d->link);
     p->outq--;
 }
 
@@ -183,6 +176,7 @@ wa_kafka_producer_new(struct wa_loop *loop, const struct wa_kafka_config *cfg,
         return wa_error_set(error, WA_ENOMEM, "out of memory");
     }
     p->loop = loop;
+    wa_list_init(&p->pending);
     p->wake.fds[0] = p->wake.fds[1] = -1;
     if ((err = producer_conf(cfg, p, &conf, error)) != WA_OK) {
         goto out;
@@ -211,6 +205,7 @@ out:
 void
 wa_kafka_producer_free(struct wa_kafka_producer *p)
 {
+    struct wa_list *it;
     struct delivery *d;
 
     if (p == NULL) {
@@ -228,7 +223,8 @@ wa_kafka_producer_free(struct wa_kafka_producer *p)
         wa_log_info(NULL, "kafka producer %s stopped", rd_kafka_name(p->rk));
         rd_kafka_destroy(p->rk);
     }
-    while ((d = p->pending) != NULL) { /* never reported by librdkafka */
+    while ((it = wa_list_first(&p->pending)) != NULL) { /* never reported by librdkafka */
+        d = WA_LIST_ENTRY(it, struct delivery, link);
         pending_remove(p, d);
         if (d->cb != NULL) {
             d->cb(WA_ECLOSED, -1, -1, d->arg);
@@ -284,11 +280,7 @@ wa_kafka_produce(struct wa_kafka_producer *p, const char *topic, const void *key
         free(d);
         return kafka_err(rerr);
     }
-    d->next = p->pending;
-    if (p->pending != NULL) {
-        p->pending->prev = d;
-    }
-    p->pending = d;
+    wa_list_push_back(&p->pending, &d->link);
     p->outq++;
     return WA_OK;
 }

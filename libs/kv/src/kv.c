@@ -34,6 +34,7 @@
 #include <hiredis/hiredis.h>
 
 #include "wa/crypto.h"
+#include "wa/list.h"
 #include "wa/log.h"
 
 #include "resolve.h"
@@ -60,8 +61,8 @@ enum op_kind {
 enum state { ST_IDLE, ST_CONNECTING, ST_CONNECTED };
 
 struct op {
-    struct wa_kv *kv; /* NULL once orphaned by wa_kv_free */
-    struct op *prev, *next;
+    struct wa_kv *kv;    /* NULL once orphaned by wa_kv_free */
+    struct wa_list link; /* on kv->ops while kv is set */
     struct wa_timer *timer;
     enum op_kind kind;
     bool done;  /* the callback has run (or the op is internal and finished) */
@@ -102,7 +103,7 @@ struct wa_kv {
     bool ping_outstanding;
     unsigned ping_failures;
 
-    struct op *ops; /* every op alive */
+    struct wa_list ops; /* every op alive */
     size_t nops;
 
     unsigned depth;
@@ -337,11 +338,7 @@ op_new(struct wa_kv *kv, enum op_kind kind, void *arg)
     op->kv = kv;
     op->kind = kind;
     op->arg = arg;
-    op->next = kv->ops;
-    if (kv->ops != NULL) {
-        kv->ops->prev = op;
-    }
-    kv->ops = op;
+    wa_list_push_back(&kv->ops, &op->link);
     kv->nops++;
     return op;
 }
@@ -354,15 +351,7 @@ op_unlink(struct op *op)
     if (kv == NULL) {
         return;
     }
-    if (op->prev != NULL) {
-        op->prev->next = op->next;
-    } else {
-        kv->ops = op->next;
-    }
-    if (op->next != NULL) {
-        op->next->prev = op->prev;
-    }
-    op->prev = op->next = NULL;
+    wa_list_remove(&op->link);
     kv->nops--;
     op->kv = NULL;
 }
@@ -719,6 +708,7 @@ wa_kv_new(struct wa_loop *loop, const struct wa_kv_config *config, struct wa_kv 
     if ((kv = calloc(1, sizeof(*kv))) == NULL) {
         return wa_error_set(error, WA_ENOMEM, "wa_kv_new: out of memory");
     }
+    wa_list_init(&kv->ops);
     if ((err = wa_kv_url_parse(config->url, &kv->url, error)) != WA_OK) {
         goto out;
     }
@@ -767,7 +757,7 @@ void
 wa_kv_free(struct wa_kv *kv)
 {
     redisAsyncContext *ac;
-    struct op *op, *next;
+    struct wa_list *it, *tmp;
 
     if (kv == NULL || kv->closing) {
         return;
@@ -792,15 +782,17 @@ wa_kv_free(struct wa_kv *kv)
     kv->state = ST_IDLE;
     kv->ready = false;
     /* Callbacks cannot add ops (closing) nor free any; only the op in hand changes. */
-    for (op = kv->ops; op != NULL; op = next) {
-        next = op->next;
+    WA_LIST_FOREACH_SAFE(it, tmp, &kv->ops)
+    {
+        struct op *op = WA_LIST_ENTRY(it, struct op, link);
+
         if (!op->done) {
             op_complete(op, WA_ECLOSED, NULL); /* refs > 0: stays allocated */
         }
     }
     /* Orphan every op; hiredis still holds them and frees them through on_reply. */
-    while (kv->ops != NULL) {
-        op_unlink(kv->ops);
+    while ((it = wa_list_first(&kv->ops)) != NULL) {
+        op_unlink(WA_LIST_ENTRY(it, struct op, link));
     }
     if (ac != NULL) {
         redisAsyncFree(ac); /* deferred by hiredis when called from inside its callback */

@@ -32,6 +32,7 @@
 #include "wa/httpc.h"
 #include "wa/id.h"
 #include "wa/kv.h"
+#include "wa/list.h"
 #include "wa/log.h"
 
 #define DESTS_MAX    64
@@ -52,7 +53,8 @@ struct rt_crm {
     struct wa_timer *timer;
     struct dest_state dests[DESTS_MAX];
     size_t ndests;
-    struct delivery *live; /* requests in flight, freed at stop (cancelled calls never call back) */
+    struct wa_list
+        live; /* struct delivery in flight, freed at stop (cancelled calls never call back) */
 };
 
 /* Static: Redis claims still pending at stop complete (WA_ECLOSED) after the stop hook. */
@@ -70,7 +72,7 @@ struct delivery {
     char *body;
     struct wa_timer *timer; /* next try for a token */
     bool taking;            /* a token request is in flight (it holds the delivery) */
-    struct delivery *prev, *next;
+    struct wa_list link;    /* on crm->live */
 };
 
 static void pump_dest(struct rt_crm *crm, struct rt_ruleset *rs, const struct rt_dest *d);
@@ -155,15 +157,7 @@ dest_state(struct rt_crm *crm, const struct rt_dest *d)
 static void
 delivery_unlink(struct delivery *dl)
 {
-    if (dl->prev != NULL) {
-        dl->prev->next = dl->next;
-    } else if (dl->crm != NULL && dl->crm->live == dl) {
-        dl->crm->live = dl->next;
-    }
-    if (dl->next != NULL) {
-        dl->next->prev = dl->prev;
-    }
-    dl->prev = dl->next = NULL;
+    wa_list_remove(&dl->link);
 }
 
 static void
@@ -396,11 +390,7 @@ on_claimed(void *arg, enum wa_err err, size_t n, const char *const *ids, const c
         goto out; /* leased: the jobs come back */
     }
     dl->crm = cc->crm;
-    dl->next = cc->crm->live;
-    if (dl->next != NULL) {
-        dl->next->prev = dl;
-    }
-    cc->crm->live = dl;
+    wa_list_push_back(&cc->crm->live, &dl->link);
     dl->rules = rt_rules_ref(cc->rules);
     dl->dest = cc->dest;
     dl->ds = cc->ds;
@@ -486,6 +476,7 @@ rt_crm_start(struct rt *rt, struct wa_error *error)
     enum wa_err err;
 
     memset(crm, 0, sizeof(*crm));
+    wa_list_init(&crm->live);
     crm->rt = rt;
     hc.ca_file = rt->cfg->crm_ca_file;
     hc.max_per_host = INFLIGHT_MAX * 2;
@@ -506,6 +497,7 @@ void
 rt_crm_stop(struct rt *rt)
 {
     struct rt_crm *crm = rt->crm;
+    struct wa_list *it;
 
     if (crm == NULL) {
         return;
@@ -515,8 +507,8 @@ rt_crm_stop(struct rt *rt)
     /* cancelled calls never call back: their deliveries are leased in Redis and return */
     wa_httpc_free(crm->http);
     crm->http = NULL;
-    while (crm->live != NULL) {
-        struct delivery *dl = crm->live;
+    while ((it = wa_list_first(&crm->live)) != NULL) {
+        struct delivery *dl = WA_LIST_ENTRY(it, struct delivery, link);
 
         if (dl->taking) {
             delivery_unlink(dl); /* its token request frees it (wa_kv_free answers it) */

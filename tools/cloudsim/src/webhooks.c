@@ -28,6 +28,7 @@
 #include "wa/crypto.h"
 #include "wa/httpc.h"
 #include "wa/id.h"
+#include "wa/list.h"
 #include "wa/log.h"
 #include "wa/whatsapp_errors.h"
 
@@ -66,7 +67,7 @@ struct delivery {
     uint64_t first_ms;
     unsigned attempts;
     struct cs_webhooks *w;
-    struct delivery *prev, *next; /* in flight list */
+    struct wa_list link; /* on w->inflight */
     struct wa_httpc_call *call;
 };
 
@@ -76,7 +77,7 @@ struct cs_webhooks {
     struct wa_timer *timer;
     struct heap events;
     struct heap deliveries;
-    struct delivery *inflight;
+    struct wa_list inflight; /* struct delivery being sent */
     size_t ninflight;
     uint64_t seq;
     uint64_t rng;
@@ -533,15 +534,7 @@ flush_events(struct cs_webhooks *w)
 static void
 inflight_remove(struct cs_webhooks *w, struct delivery *d)
 {
-    if (d->prev != NULL) {
-        d->prev->next = d->next;
-    } else {
-        w->inflight = d->next;
-    }
-    if (d->next != NULL) {
-        d->next->prev = d->prev;
-    }
-    d->prev = d->next = NULL;
+    wa_list_remove(&d->link);
     w->ninflight--;
 }
 
@@ -614,12 +607,7 @@ pump(struct cs_webhooks *w)
 
         d->attempts++;
         w->sim->stats.webhook_attempts++;
-        d->next = w->inflight;
-        d->prev = NULL;
-        if (w->inflight != NULL) {
-            w->inflight->prev = d;
-        }
-        w->inflight = d;
+        wa_list_push_back(&w->inflight, &d->link);
         w->ninflight++;
         if (wa_httpc_send(w->http, &rq, on_delivered, d, &d->call, &error) != WA_OK) {
             inflight_remove(w, d);
@@ -658,6 +646,7 @@ cs_webhooks_new(struct cs_sim *sim, struct cs_webhooks **out, struct wa_error *e
         return wa_error_set(error, WA_ENOMEM, "webhooks");
     }
     w->sim = sim;
+    wa_list_init(&w->inflight);
     (void)wa_random_bytes(&w->rng, sizeof(w->rng));
     w->rng |= 1;
     w->enabled = sim->cfg->webhook_url != NULL && sim->cfg->webhook_url[0] != '\0';
@@ -701,10 +690,12 @@ drain_heaps(struct cs_webhooks *w)
 void
 cs_webhooks_reset(struct cs_webhooks *w)
 {
+    struct wa_list *it;
+
     drain_heaps(w);
     /* Calls in flight are cancelled: their bodies belong to the old state. */
-    while (w->inflight != NULL) {
-        struct delivery *d = w->inflight;
+    while ((it = wa_list_first(&w->inflight)) != NULL) {
+        struct delivery *d = WA_LIST_ENTRY(it, struct delivery, link);
 
         inflight_remove(w, d);
         if (d->call != NULL) {
