@@ -25,7 +25,7 @@
 static enum wa_err
 put_str_or_null(struct wa_buf *b, const char *s)
 {
-    return s != NULL ? wa_json_write_string(b, s, strlen(s)) : PUT_LIT(b, "null");
+    return s != NULL ? wa_buf_append_json_string(b, s, strlen(s)) : PUT_LIT(b, "null");
 }
 
 /* name (the literal ,"member": with its separator) then a string or null */
@@ -173,15 +173,15 @@ raw_data(struct wa_buf *b, const struct wa_contract_raw_meta *meta, const char *
             continue;
         }
         if ((!first && (err = PUT_LIT(b, ",")) != WA_OK) ||
-            (err = wa_json_write_string(b, name, strlen(name))) != WA_OK ||
+            (err = wa_buf_append_json_string(b, name, strlen(name))) != WA_OK ||
             (err = PUT_LIT(b, ":")) != WA_OK ||
-            (err = wa_json_write_string(b, value, strlen(value))) != WA_OK) {
+            (err = wa_buf_append_json_string(b, value, strlen(value))) != WA_OK) {
             return err;
         }
         first = false;
     }
     if ((err = PUT_LIT(b, "},\"body\":")) != WA_OK ||
-        (err = wa_json_write_string(b, len > 0 ? body : "", len)) != WA_OK) {
+        (err = wa_buf_append_json_string(b, len > 0 ? body : "", len)) != WA_OK) {
         return err;
     }
     return PUT_LIT(b, "}");

@@ -120,79 +120,80 @@ wa_buf_printf(struct wa_buf *b, const char *fmt, ...)
     return err;
 }
 
+/*
+ * The one JSON string escaper of the tree (libs/json's writer and the logger both use it):
+ * '"', '\\', \b \f \n \r \t, other controls as \u00XX (upper-case hex) and everything else
+ * verbatim, byte for byte what jansson's json_dumps writes for a valid UTF-8 string.
+ * Per byte: 0 copied verbatim, else the character after the backslash ('u' for \u00XX).
+ */
+static const char json_escape[256] = {
+    ['\0'] = 'u', [0x01] = 'u', [0x02] = 'u', [0x03] = 'u',  [0x04] = 'u', [0x05] = 'u',
+    [0x06] = 'u', [0x07] = 'u', ['\b'] = 'b', ['\t'] = 't',  ['\n'] = 'n', [0x0B] = 'u',
+    ['\f'] = 'f', ['\r'] = 'r', [0x0E] = 'u', [0x0F] = 'u',  [0x10] = 'u', [0x11] = 'u',
+    [0x12] = 'u', [0x13] = 'u', [0x14] = 'u', [0x15] = 'u',  [0x16] = 'u', [0x17] = 'u',
+    [0x18] = 'u', [0x19] = 'u', [0x1A] = 'u', [0x1B] = 'u',  [0x1C] = 'u', [0x1D] = 'u',
+    [0x1E] = 'u', [0x1F] = 'u', ['"'] = '"',  ['\\'] = '\\',
+};
+
+/* Length of the valid UTF-8 sequence at p (1..4), or 0 for a byte to replace by U+FFFD. */
+static size_t
+utf8_seq(const unsigned char *p, size_t n)
+{
+    return p[0] < 0x80 ? 1 : wa_utf8_next(p, n, NULL);
+}
+
 enum wa_err
 wa_buf_append_json_string(struct wa_buf *b, const char *s, size_t len)
 {
+    static const char hex[] = "0123456789ABCDEF";
     const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0, run = 0, start = 0, seq;
+    size_t out = len + 2, i, seq;
     enum wa_err err;
-    char esc[8];
+    char *o;
 
-    /* Worst case is 6 output bytes per input byte; reserve the common case up front. */
-    if ((err = wa_buf_reserve(b, len + 2)) != WA_OK) {
+    /* Two passes: the exact size (so b is unchanged on failure), then the bytes in place. */
+    for (i = 0; i < len; i += seq) {
+        char e = json_escape[p[i]];
+
+        seq = utf8_seq(p + i, len - i);
+        if (seq == 0) {
+            out += 2; /* one byte becomes the 3 bytes of U+FFFD */
+            seq = 1;
+        } else if (e != 0) {
+            out += e == 'u' ? 5 : 1;
+        }
+    }
+    if ((err = wa_buf_reserve(b, out)) != WA_OK) {
         return err;
     }
-    b->data[b->len++] = '"';
-    while (i < len) {
-        const char *rep = NULL;
-        size_t replen = 0;
+    o = b->data + b->len;
+    *o++ = '"';
+    for (i = 0; i < len; i += seq) {
+        char e = json_escape[p[i]];
 
-        if (p[i] >= 0x20 && p[i] != '"' && p[i] != '\\' && p[i] < 0x80) {
-            i++;
-            run++;
-            continue;
-        }
-        if (p[i] >= 0x80) {
-            seq = wa_utf8_next(p + i, len - i, NULL);
-            if (seq > 0) {
-                i += seq;
-                run += seq;
-                continue;
-            }
-            rep = "\xEF\xBF\xBD"; /* U+FFFD */
-            replen = 3;
+        seq = utf8_seq(p + i, len - i);
+        if (seq == 0) {
+            memcpy(o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            seq = 1;
+        } else if (e == 0) {
+            memcpy(o, p + i, seq);
+            o += seq;
         } else {
-            switch (p[i]) {
-            case '"':
-                rep = "\\\"";
-                break;
-            case '\\':
-                rep = "\\\\";
-                break;
-            case '\n':
-                rep = "\\n";
-                break;
-            case '\r':
-                rep = "\\r";
-                break;
-            case '\t':
-                rep = "\\t";
-                break;
-            case '\b':
-                rep = "\\b";
-                break;
-            case '\f':
-                rep = "\\f";
-                break;
-            default:
-                snprintf(esc, sizeof(esc), "\\u%04x", p[i]);
-                rep = esc;
-                break;
+            *o++ = '\\';
+            *o++ = e;
+            if (e == 'u') {
+                *o++ = '0';
+                *o++ = '0';
+                *o++ = hex[p[i] >> 4];
+                *o++ = hex[p[i] & 15];
             }
-            replen = strlen(rep);
         }
-        if ((err = wa_buf_append(b, s + start, run)) != WA_OK ||
-            (err = wa_buf_append(b, rep, replen)) != WA_OK) {
-            return err;
-        }
-        i++;
-        start = i;
-        run = 0;
     }
-    if ((err = wa_buf_append(b, s + start, run)) != WA_OK) {
-        return err;
-    }
-    return wa_buf_append(b, "\"", 1);
+    *o++ = '"';
+    b->len += out;
+    b->data[b->len] = '\0';
+    return WA_OK;
 }
 
 char *

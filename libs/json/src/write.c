@@ -6,7 +6,8 @@
  * two over every webhook fixture and the splitter's fuzz corpus):
  *   - objects keep insertion order, separators "," and ":" without spaces;
  *   - strings escape '"', '\\', \b \f \n \r \t, other controls as \u00XX (upper-case hex),
- *     and copy everything else (UTF-8 included, '/' and DEL too) verbatim;
+ *     and copy everything else (UTF-8 included, '/' and DEL too) verbatim: that is
+ *     wa_buf_append_json_string of libs/core, the tree's one escaper (the logger needs it too);
  *   - integers are printed in decimal; reals are handed to jansson itself (json_dumpb), so
  *     their precision, ".0" and exponent are jansson's.
  * No shared state: safe on any thread.
@@ -14,16 +15,6 @@
 #include "wa/json.h"
 
 #include <string.h>
-
-/* Per byte: 0 copied verbatim, else the character after the backslash ('u' for \u00XX). */
-static const char escape[256] = {
-    ['\0'] = 'u', [0x01] = 'u', [0x02] = 'u', [0x03] = 'u',  [0x04] = 'u', [0x05] = 'u',
-    [0x06] = 'u', [0x07] = 'u', ['\b'] = 'b', ['\t'] = 't',  ['\n'] = 'n', [0x0B] = 'u',
-    ['\f'] = 'f', ['\r'] = 'r', [0x0E] = 'u', [0x0F] = 'u',  [0x10] = 'u', [0x11] = 'u',
-    [0x12] = 'u', [0x13] = 'u', [0x14] = 'u', [0x15] = 'u',  [0x16] = 'u', [0x17] = 'u',
-    [0x18] = 'u', [0x19] = 'u', [0x1A] = 'u', [0x1B] = 'u',  [0x1C] = 'u', [0x1D] = 'u',
-    [0x1E] = 'u', [0x1F] = 'u', ['"'] = '"',  ['\\'] = '\\',
-};
 
 #define PUT_LIT(b, lit) wa_buf_append((b), (lit), sizeof(lit) - 1)
 
@@ -38,48 +29,6 @@ undo(struct wa_buf *b, size_t start, enum wa_err err)
         }
     }
     return err;
-}
-
-enum wa_err
-wa_json_write_string(struct wa_buf *b, const char *s, size_t len)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    const unsigned char *p = (const unsigned char *)s;
-    size_t out = len + 2;
-    enum wa_err err;
-    char *o;
-
-    /* Two passes: the exact size, then the bytes written in place. */
-    for (size_t i = 0; i < len; i++) {
-        char e = escape[p[i]];
-
-        out += e == 0 ? 0 : e == 'u' ? 5 : 1;
-    }
-    if ((err = wa_buf_reserve(b, out)) != WA_OK) {
-        return err;
-    }
-    o = b->data + b->len;
-    *o++ = '"';
-    for (size_t i = 0; i < len; i++) {
-        char e = escape[p[i]];
-
-        if (e == 0) {
-            *o++ = (char)p[i];
-            continue;
-        }
-        *o++ = '\\';
-        *o++ = e;
-        if (e == 'u') {
-            *o++ = '0';
-            *o++ = '0';
-            *o++ = hex[p[i] >> 4];
-            *o++ = hex[p[i] & 15];
-        }
-    }
-    *o++ = '"';
-    b->len += out;
-    b->data[b->len] = '\0';
-    return WA_OK;
 }
 
 enum wa_err
@@ -127,8 +76,8 @@ write_value(struct wa_buf *b, const json_t *v)
         for (void *it = json_object_iter((json_t *)v); it != NULL;
              it = json_object_iter_next((json_t *)v, it)) {
             if ((!first && (err = PUT_LIT(b, ",")) != WA_OK) ||
-                (err = wa_json_write_string(b, json_object_iter_key(it),
-                                            json_object_iter_key_len(it))) != WA_OK ||
+                (err = wa_buf_append_json_string(b, json_object_iter_key(it),
+                                                 json_object_iter_key_len(it))) != WA_OK ||
                 (err = PUT_LIT(b, ":")) != WA_OK ||
                 (err = write_value(b, json_object_iter_value(it))) != WA_OK) {
                 return err;
@@ -152,7 +101,7 @@ write_value(struct wa_buf *b, const json_t *v)
         return PUT_LIT(b, "]");
     }
     case JSON_STRING:
-        return wa_json_write_string(b, json_string_value(v), json_string_length(v));
+        return wa_buf_append_json_string(b, json_string_value(v), json_string_length(v));
     case JSON_INTEGER:
         return wa_json_write_int(b, (int64_t)json_integer_value(v));
     case JSON_REAL:

@@ -121,9 +121,7 @@ enum wa_err wa_json_dump_buf(const json_t *v, struct wa_buf *out);
  */
 /* Appends v (any JSON value; reals formatted by jansson). WA_EINVAL for NULL, NaN, infinity. */
 enum wa_err wa_json_write(struct wa_buf *b, const json_t *v);
-/* Appends s (len bytes, valid UTF-8: not checked, as json_stringn_nocheck) as a JSON string,
- * escaped as jansson escapes it. */
-enum wa_err wa_json_write_string(struct wa_buf *b, const char *s, size_t len);
+/* Strings: wa_buf_append_json_string (wa/buf.h) writes them as jansson does. */
 /* Appends v in decimal, as jansson writes integers. */
 enum wa_err wa_json_write_int(struct wa_buf *b, int64_t v);
 
