@@ -118,7 +118,7 @@ rt_act_forward(const struct rt_act_ctx *ctx, const struct rt_action *a, size_t i
     snprintf(id, sizeof(id), "%s:%zu", ctx->id_base, idx);
     wa_clock_rfc3339(wa_clock_wall_ms(), now);
     job = json_pack("{s:i,s:{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s?,s:s?,s:s?,s:s?,s:s,s:O?}}",
-                    "attempts", 0, "record", "id", id, "type", "wa.router.forward.v1", "rule",
+                    "attempts", 0, "record", "id", id, "type", WA_CE_TYPE_ROUTER_FORWARD, "rule",
                     ctx->rule, "destination", a->dest, "conversation", conv, "phone_number_id",
                     m->phone_number_id, "contact", m->contact, "wamid", m->wamid, "message_type",
                     m->type, "profile_name", m->profile_name, "text", m->text, "forwarded_at", now,
@@ -239,8 +239,8 @@ settle(struct delivery *dl, long status, const char *error)
         json_object_set_new(job, "destination", json_string(dl->dest->name));
         json_object_set_new(job, "reason",
                             json_string(retryable ? "retries_exhausted" : "rejected"));
-        if (rt_publish(rt, rt->topic_crm_dlq, dl->ids[i], "wa.router.crm.dlq.v1", NULL, NULL, job,
-                       on_settled, NULL) == WA_OK) {
+        if (rt_publish(rt, rt->topic_crm_dlq, dl->ids[i], WA_CE_TYPE_ROUTER_CRM_DLQ, NULL, NULL,
+                       job, on_settled, NULL) == WA_OK) {
             wa_counter_inc(rt->m.crm_dlq);
             wa_log_warn(NULL, "crm %s: %s dead-lettered after %lld attempt(s), last %ld %s",
                         dl->dest->name, dl->ids[i], (long long)attempts, status, error);

@@ -82,9 +82,10 @@ start(struct wa_service *svc, const void *config, void **state, struct wa_error 
             WA_OK ||
         wa_kafka_topic(&kc, WA_TOPIC_CONTACT_COMMAND, rt->topic_command,
                        sizeof(rt->topic_command)) != WA_OK ||
-        wa_kafka_topic(&kc, "router.window", rt->topic_window, sizeof(rt->topic_window)) != WA_OK ||
-        wa_kafka_topic(&kc, "router.crm.dlq", rt->topic_crm_dlq, sizeof(rt->topic_crm_dlq)) !=
-            WA_OK) {
+        wa_kafka_topic(&kc, WA_TOPIC_ROUTER_WINDOW, rt->topic_window, sizeof(rt->topic_window)) !=
+            WA_OK ||
+        wa_kafka_topic(&kc, WA_TOPIC_ROUTER_CRM_DLQ, rt->topic_crm_dlq,
+                       sizeof(rt->topic_crm_dlq)) != WA_OK) {
         return wa_error_set(error, WA_ECONFIG, "WA_TOPIC_PREFIX too long");
     }
     if ((err = wa_service_kafka_producer(svc, &rt->producer, error)) != WA_OK ||

@@ -233,8 +233,8 @@ on_pop(void *arg, enum wa_err err, const struct wa_kv_reply *reply)
                          "expires_at", at);
         if (data != NULL) {
             if (rt_publish(rt, rt->topic_window, conv,
-                           pc->closed ? "wa.router.window.closed.v1"
-                                      : "wa.router.window.expiring.v1",
+                           pc->closed ? WA_CE_TYPE_ROUTER_WINDOW_CLOSED
+                                      : WA_CE_TYPE_ROUTER_WINDOW_EXPIRING,
                            pnid, NULL, data, on_window_event_sent, NULL) == WA_OK) {
                 wa_counter_inc(rt->m.window_events);
             }

@@ -58,12 +58,24 @@
 #define WA_TOPIC_CONTACT_COMMAND  "contact.command"
 #define WA_TOPIC_CONTACT_EVENT    "contact.event"
 #define WA_TOPIC_HANDOFF          "handoff"
+#define WA_TOPIC_ROUTER_WINDOW    "router.window"  /* wa-router: window expiring / closed */
+#define WA_TOPIC_ROUTER_CRM_DLQ   "router.crm.dlq" /* wa-router: CRM deliveries given up */
+/* Every topic above, for whoever creates them (wa-infra in tools/infra, from deploy/local). */
+#define WA_CONTRACT_TOPICS                                                                         \
+    WA_TOPIC_WEBHOOK_RAW, WA_TOPIC_INBOUND_MESSAGE, WA_TOPIC_INBOUND_STATUS,                       \
+        WA_TOPIC_ACCOUNT_EVENT, WA_TOPIC_OUTBOUND_REQUEST, WA_TOPIC_OUTBOUND_RESULT,               \
+        WA_TOPIC_OUTBOUND_DLQ, WA_TOPIC_CONTACT_COMMAND, WA_TOPIC_CONTACT_EVENT, WA_TOPIC_HANDOFF, \
+        WA_TOPIC_ROUTER_WINDOW, WA_TOPIC_ROUTER_CRM_DLQ
 
 /* ---- CloudEvent types ---- */
-#define WA_CE_TYPE_WEBHOOK_RAW     "wa.webhook.raw.v1"
-#define WA_CE_TYPE_INBOUND_MESSAGE "wa.inbound.message.v1"
-#define WA_CE_TYPE_INBOUND_STATUS  "wa.inbound.status.v1"
-#define WA_CE_TYPE_ACCOUNT_EVENT   "wa.account.event.v1"
+#define WA_CE_TYPE_WEBHOOK_RAW            "wa.webhook.raw.v1"
+#define WA_CE_TYPE_INBOUND_MESSAGE        "wa.inbound.message.v1"
+#define WA_CE_TYPE_INBOUND_STATUS         "wa.inbound.status.v1"
+#define WA_CE_TYPE_ACCOUNT_EVENT          "wa.account.event.v1"
+#define WA_CE_TYPE_ROUTER_WINDOW_EXPIRING "wa.router.window.expiring.v1"
+#define WA_CE_TYPE_ROUTER_WINDOW_CLOSED   "wa.router.window.closed.v1"
+#define WA_CE_TYPE_ROUTER_CRM_DLQ         "wa.router.crm.dlq.v1"
+#define WA_CE_TYPE_ROUTER_FORWARD         "wa.router.forward.v1" /* the CRM webhook's record */
 
 /* ---- keys ---- */
 #define WA_CONTRACT_KEY_MAX 256 /* conversation keys and subjects, NUL included */
