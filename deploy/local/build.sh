@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# build.sh run|test: configure and build one of the two build trees.
+# build.sh run|test [TARGET...]: configure and build one of the two build trees (every target,
+# or only the ones named, e.g. wa-infra for the infrastructure scripts).
 #   run  -> build/run  (RelWithDebInfo, used by make run and make bench)
 #   test -> build/test (ASan+UBSan, used by make test)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 kind=${1:-run}
+shift || true
 "$root/deploy/local/deps.sh"
 case "$kind" in
 run) dir="$root/build/run"; opts=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DWA_SANITIZE=OFF) ;;
@@ -14,4 +16,4 @@ esac
 if [ ! -f "$dir/build.ninja" ]; then
     cmake -S "$root" -B "$dir" -G Ninja "${opts[@]}" >/dev/null
 fi
-ninja -C "$dir" -j"$(nproc)"
+ninja -C "$dir" -j"$(nproc)" "$@"

@@ -72,6 +72,7 @@ infra_start() {
   # one-time installs (Maven resolution, FerretDB build) in parallel, then start everything;
   # kafka takes longest, redis and mongo are up within a second
   run_parallel install kafka mongo
+  wa_infra_ensure # the probes' tool, built once here rather than by kafka.sh and mongo.sh at once
   run_parallel start "${COMPONENTS[@]}" || {
     wa_log "logs are in $WA_LOG_DIR; stop what did start with: $0 stop --ports $WA_INFRA_PROFILE"
     exit 1

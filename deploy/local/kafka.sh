@@ -44,13 +44,7 @@ KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xmx1g -Xms1g -XX:+AlwaysPreTouch}
 KAFKA_JVM_PERFORMANCE_OPTS=${KAFKA_JVM_PERFORMANCE_OPTS:--XX:+UseZGC}
 WA_TOPIC_PARTITIONS=${WA_TOPIC_PARTITIONS:-4}
 
-# the contract topics (docs/architecture.md) plus the topics wa-router adds (window events, CRM DLQ)
-KAFKA_TOPICS=(
-  webhook.raw inbound.message inbound.status account.event
-  outbound.request outbound.result outbound.dlq
-  contact.command contact.event handoff
-  router.window router.crm.dlq
-)
+# The topics are libs/contract's (WA_CONTRACT_TOPICS): wa-infra creates them.
 
 # ------------------------------------------------------------------ java
 
@@ -196,27 +190,25 @@ while True:
 # ------------------------------------------------------------------ commands
 
 kafka_ping() {
-  wa_port_open "$WA_HOST" "$KAFKA_PORT" && wa_python kafka-ping "$WA_HOST" "$KAFKA_PORT"
+  wa_port_open "$WA_HOST" "$KAFKA_PORT" && wa_infra kafka-ping "$KAFKA_ADDR" 1000
 }
 
 create_topics() {
-  local deadline=$1 left names=() t out
-  for t in "${KAFKA_TOPICS[@]}"; do
-    names+=("$WA_TOPIC_PREFIX$t")
-  done
+  local deadline=$1 left out
   left=$((deadline - SECONDS))
   ((left > 5)) || left=5
-  if ! out=$(wa_python kafka-create-topics --timeout "$left" "$WA_HOST" "$KAFKA_PORT" \
-    "$WA_TOPIC_PARTITIONS" 1 "${names[@]}" 2>&1); then
+  if ! out=$(wa_infra kafka-topics "$KAFKA_ADDR" "$WA_TOPIC_PREFIX" "$WA_TOPIC_PARTITIONS" \
+    "$((left * 1000))" 2>&1); then
     printf '%s\n' "$out" >>"$KAFKA_OUT"
     wa_die "kafka: creating topics on $KAFKA_ADDR failed: $out" "$KAFKA_LOG"
   fi
-  wa_log "kafka: ${#names[@]} topics present (${WA_TOPIC_PREFIX}*, $WA_TOPIC_PARTITIONS partitions each)"
+  wa_log "kafka: $out"
 }
 
 kafka_start() {
   local java pid deadline=$((SECONDS + KAFKA_START_TIMEOUT))
   kafka_install
+  wa_infra_ensure
   wa_lock "$KAFKA_DIR/.lock" 120 "kafka start/stop"
   if pid=$(wa_pid_running "$KAFKA_PID" "$KAFKA_PATTERN"); then
     wa_wait_ready kafka "$KAFKA_START_TIMEOUT" "$KAFKA_PID" "$KAFKA_PATTERN" "$KAFKA_OUT:$KAFKA_LOG" kafka_ping
@@ -246,7 +238,8 @@ kafka_stop() {
 kafka_topics() {
   wa_pid_running "$KAFKA_PID" "$KAFKA_PATTERN" >/dev/null ||
     wa_die "kafka is not running ($KAFKA_PID); start it with deploy/local/kafka.sh start"
-  wa_python kafka-list-topics "$WA_HOST" "$KAFKA_PORT"
+  wa_infra_ensure
+  wa_infra kafka-list "$KAFKA_ADDR"
 }
 
 case "$1" in

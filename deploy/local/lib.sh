@@ -291,8 +291,40 @@ wa_usage_exit() {
   exit 2
 }
 
-# wa_python: python3, needed by the wire-protocol probes.
-wa_python() {
-  command -v python3 >/dev/null 2>&1 || wa_die "python3 not found in PATH (run deploy/local/deps.sh)"
-  python3 "$WA_LOCAL_DIR/wireproto.py" "$@"
+# wa_infra_bin: the path of wa-infra (tools/infra: Kafka and FerretDB probes, topic creation
+# from libs/contract) in the build tree of the profile: build/test for the test profile (the
+# tree `make test` builds), build/run otherwise (`make run`, `make bench`). WA_INFRA_BIN
+# overrides it.
+wa_infra_bin() {
+  local kind=run
+  [[ "$WA_INFRA_PROFILE" == test ]] && kind=test
+  printf '%s\n' "${WA_INFRA_BIN:-$WA_REPO_ROOT/build/$kind/bin/wa-infra}"
+}
+
+# wa_infra_ensure: builds wa-infra (only that target and the libraries it needs) when the
+# profile's tree has none yet, e.g. `infra.sh start` on a fresh clone before any `make`.
+# Concurrent callers (kafka.sh and mongo.sh start in parallel) build it once.
+wa_infra_ensure() {
+  local bin kind=run
+  bin=$(wa_infra_bin)
+  [[ -x "$bin" ]] && return 0
+  [[ -z "${WA_INFRA_BIN:-}" ]] || wa_die "WA_INFRA_BIN=$WA_INFRA_BIN is not executable"
+  [[ "$WA_INFRA_PROFILE" == test ]] && kind=test
+  mkdir -p "$WA_REPO_ROOT/build"
+  (
+    flock -w 900 9 || wa_die "timed out waiting for another build of wa-infra"
+    if [[ ! -x "$bin" ]]; then
+      wa_log "building wa-infra (build/$kind) for the infrastructure probes"
+      "$WA_LOCAL_DIR/build.sh" "$kind" wa-infra >&2 || wa_die "building wa-infra failed"
+    fi
+  ) 9>>"$WA_REPO_ROOT/build/.wa-infra.lock"
+}
+
+# wa_infra ARGS...: runs wa-infra (see tools/infra/wa_infra.c for its commands). Leak checks of
+# a sanitizer build are the tests' business, not the probes'.
+wa_infra() {
+  local bin
+  bin=$(wa_infra_bin)
+  [[ -x "$bin" ]] || wa_die "$bin is missing (deploy/local/build.sh builds it)"
+  ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 "$bin" "$@"
 }

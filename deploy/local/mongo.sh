@@ -96,12 +96,13 @@ mongo_install() {
 }
 
 mongo_ping() {
-  wa_python mongo-ping "$WA_HOST" "$MONGO_PORT"
+  wa_port_open "$WA_HOST" "$MONGO_PORT" && wa_infra mongo-ping "mongodb://$MONGO_ADDR/" 1000
 }
 
 mongo_start() {
   local pid
   mongo_install
+  wa_infra_ensure
   wa_lock "$MONGO_DIR/.lock" 60 "mongo start/stop"
   if pid=$(wa_pid_running "$MONGO_PID" "$MONGO_PATTERN"); then
     wa_wait_ready mongo "$MONGO_START_TIMEOUT" "$MONGO_PID" "$MONGO_PATTERN" "$MONGO_LOG" mongo_ping

@@ -1,5 +1,6 @@
 /*
- * admin.c: creating topics at startup and in tests (blocking by design).
+ * admin.c: creating and listing topics at startup, in tests and in deploy/local's wa-infra
+ * (blocking by design).
  *
  * Uses a short-lived producer handle: CreateTopics through the admin API (a topic that already
  * exists is success), then metadata requests until every topic has partitions with leaders,
@@ -114,14 +115,65 @@ visible(rd_kafka_t *rk, const char *const *names, size_t n, int timeout_ms)
     return found == n;
 }
 
+/* A short-lived handle for the admin calls, without statistics. */
+static enum wa_err
+admin_new(const struct wa_kafka_config *cfg, rd_kafka_t **out, struct wa_error *error)
+{
+    rd_kafka_conf_t *conf = NULL;
+    char errstr[512];
+    enum wa_err err;
+
+    *out = NULL;
+    if ((err = kafka_conf_new(cfg, &conf, error)) != WA_OK ||
+        (err = kafka_conf_set(conf, "statistics.interval.ms", "0", error)) != WA_OK ||
+        (err = kafka_conf_props(conf, cfg, error)) != WA_OK) {
+        if (conf != NULL) {
+            rd_kafka_conf_destroy(conf);
+        }
+        return err;
+    }
+    if ((*out = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr))) == NULL) {
+        rd_kafka_conf_destroy(conf);
+        return wa_error_set(error, WA_ECONFIG, "kafka admin: %s", errstr);
+    }
+    return WA_OK; /* rd_kafka_new took conf */
+}
+
+enum wa_err
+wa_kafka_topics_list(const struct wa_kafka_config *cfg, int timeout_ms, wa_kafka_topic_fn fn,
+                     void *arg, struct wa_error *error)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t rerr;
+    rd_kafka_t *rk = NULL;
+    enum wa_err err;
+
+    if (timeout_ms <= 0) {
+        return wa_error_set(error, WA_EINVAL, "topics_list needs a timeout");
+    }
+    if ((err = admin_new(cfg, &rk, error)) != WA_OK) {
+        return err;
+    }
+    rerr = rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms);
+    if (rerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        err = wa_error_set(error, kafka_err(rerr), "kafka metadata from %s: %s", cfg->brokers,
+                           rd_kafka_err2str(rerr));
+    } else {
+        for (int t = 0; fn != NULL && t < md->topic_cnt; t++) {
+            fn(arg, md->topics[t].topic, md->topics[t].partition_cnt);
+        }
+        rd_kafka_metadata_destroy(md);
+    }
+    rd_kafka_destroy(rk);
+    return err;
+}
+
 enum wa_err
 wa_kafka_topics_ensure(const struct wa_kafka_config *cfg, const char *const *names, size_t n,
                        int partitions, int timeout_ms, struct wa_error *error)
 {
-    rd_kafka_conf_t *conf = NULL;
     rd_kafka_t *rk = NULL;
     uint64_t deadline;
-    char errstr[512];
     enum wa_err err;
 
     if (names == NULL || n == 0 || partitions <= 0 || timeout_ms <= 0) {
@@ -133,16 +185,9 @@ wa_kafka_topics_ensure(const struct wa_kafka_config *cfg, const char *const *nam
         }
     }
     deadline = wa_clock_mono_ms() + (uint64_t)timeout_ms;
-    if ((err = kafka_conf_new(cfg, &conf, error)) != WA_OK ||
-        (err = kafka_conf_set(conf, "statistics.interval.ms", "0", error)) != WA_OK ||
-        (err = kafka_conf_props(conf, cfg, error)) != WA_OK) {
+    if ((err = admin_new(cfg, &rk, error)) != WA_OK) {
         goto out;
     }
-    if ((rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr))) == NULL) {
-        err = wa_error_set(error, WA_ECONFIG, "kafka admin: %s", errstr);
-        goto out;
-    }
-    conf = NULL;
     if ((err = create(rk, names, n, partitions, timeout_ms, error)) != WA_OK) {
         goto out;
     }
@@ -154,9 +199,6 @@ wa_kafka_topics_ensure(const struct wa_kafka_config *cfg, const char *const *nam
     }
     wa_log_debug(NULL, "kafka admin: %zu topic(s) ready", n);
 out:
-    if (conf != NULL) {
-        rd_kafka_conf_destroy(conf);
-    }
     if (rk != NULL) {
         rd_kafka_destroy(rk);
     }

@@ -216,6 +216,15 @@ void wa_kafka_consumer_free(struct wa_kafka_consumer *c);
 enum wa_err wa_kafka_topics_ensure(const struct wa_kafka_config *cfg, const char *const *names,
                                    size_t n, int partitions, int timeout_ms,
                                    struct wa_error *error);
+/*
+ * Asks the brokers for every topic (one metadata request; blocks up to about timeout_ms: for
+ * scripts, startup and tests only) and calls fn(arg, name, partitions) for each, name borrowed
+ * during the call. fn may be NULL: then it is a readiness probe. WA_OK when a broker answered;
+ * WA_ETIMEDOUT, WA_EUNAVAIL or WA_ECONFIG otherwise.
+ */
+typedef void (*wa_kafka_topic_fn)(void *arg, const char *name, int partitions);
+enum wa_err wa_kafka_topics_list(const struct wa_kafka_config *cfg, int timeout_ms,
+                                 wa_kafka_topic_fn fn, void *arg, struct wa_error *error);
 
 /*
  * Waits up to timeout_ms for librdkafka's background threads to end after every handle was

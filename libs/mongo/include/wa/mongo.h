@@ -128,4 +128,11 @@ enum wa_err wa_mongo_drop_collection(struct wa_mongo *m, const char *coll, wa_mo
 /* Drops the whole database of this client (tests use a unique database per run). */
 enum wa_err wa_mongo_drop_database(struct wa_mongo *m, wa_mongo_done_fn cb, void *arg);
 
+/*
+ * Blocking {ping: 1} to the server of uri, giving up after about timeout_ms: for scripts and
+ * tools (wa-infra), never on a running loop. WA_OK when the server answered; WA_EUNAVAIL when
+ * it did not, WA_ECONFIG for a bad URI.
+ */
+enum wa_err wa_mongo_ping_sync(const char *uri, uint32_t timeout_ms, struct wa_error *error);
+
 #endif
