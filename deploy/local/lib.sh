@@ -328,3 +328,59 @@ wa_infra() {
   [[ -x "$bin" ]] || wa_die "$bin is missing (deploy/local/build.sh builds it)"
   ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 "$bin" "$@"
 }
+
+# ------------------------------------------------------------------ daemons (run.sh, bench.d/*)
+
+# wa_daemon_start LOG CMD...: starts CMD in the background (this shell's child, so `wait` works),
+# stdout and stderr appended to LOG; its pid goes to WA_DAEMON_PID and WA_DAEMON_PIDS.
+WA_DAEMON_PIDS=()
+wa_daemon_start() {
+  local log=$1
+  shift
+  "$@" >>"$log" 2>&1 &
+  WA_DAEMON_PID=$!
+  WA_DAEMON_PIDS+=("$WA_DAEMON_PID")
+}
+
+# wa_readyz_wait URL TIMEOUT [PID [LOG]]: polls URL/readyz until it answers 2xx. Returns 1,
+# after saying why (and the tail of LOG), when TIMEOUT seconds pass or PID exits first.
+wa_readyz_wait() {
+  local url=$1 timeout=$2 pid=${3:-} log=${4:-} deadline
+  deadline=$((SECONDS + timeout))
+  until curl -fs -o /dev/null "$url/readyz" 2>/dev/null; do
+    if [[ -n "$pid" ]] && ! wa_alive "$pid"; then
+      wa_warn "$url: the process (pid $pid) exited before it was ready"
+      [[ -n "$log" && -s "$log" ]] && tail -n 20 "$log" >&2
+      return 1
+    fi
+    if ((SECONDS >= deadline)); then
+      wa_warn "$url is not ready after ${timeout}s: $(curl -sS "$url/readyz" 2>&1 | head -c 300)"
+      [[ -n "$log" && -s "$log" ]] && tail -n 20 "$log" >&2
+      return 1
+    fi
+    sleep 0.1
+  done
+}
+
+# wa_daemons_stop TIMEOUT PID...: SIGTERM to each, waits up to TIMEOUT seconds for all, then
+# SIGKILL to what is left, and reaps them.
+wa_daemons_stop() {
+  local timeout=$1 pid deadline alive
+  shift
+  for pid in "$@"; do
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  deadline=$((SECONDS + timeout))
+  while ((SECONDS < deadline)); do
+    alive=0
+    for pid in "$@"; do
+      wa_alive "$pid" && alive=1
+    done
+    ((alive)) || break
+    sleep 0.1
+  done
+  for pid in "$@"; do
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+}

@@ -8,6 +8,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
+# shellcheck source=deploy/local/lib.sh
+source "$root/deploy/local/lib.sh"
 
 : "${WA_SANDBOX_PHONE_NUMBER_ID:=100000000000001}"
 : "${WA_SANDBOX_DISPLAY_NUMBER:=+15550000001}"
@@ -30,20 +32,12 @@ set +a
 
 logs="$root/var/run/logs"
 mkdir -p "$logs"
-pids=()
-names=()
+declare -A listens=()
 
 stop_all() {
     trap - INT TERM EXIT
     echo "[run] stopping daemons"
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for _ in $(seq 1 100); do
-        alive=0
-        for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-        [ "$alive" = 0 ] && break
-        sleep 0.1
-    done
-    for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+    wa_daemons_stop 10 "${WA_DAEMON_PIDS[@]}"
     deploy/local/infra.sh stop || true
     echo "[run] stopped"
 }
@@ -51,9 +45,8 @@ trap stop_all INT TERM EXIT
 
 start_daemon() { # name listen
     local name=$1 listen=$2
-    WA_LISTEN=$listen "$root/build/run/bin/$name" >>"$logs/$name.log" 2>&1 &
-    pids+=($!)
-    names+=("$name")
+    wa_daemon_start "$logs/$name.log" env WA_LISTEN="$listen" "$root/build/run/bin/$name"
+    listens[$WA_DAEMON_PID]=$listen
     printf '[run] %-13s http://%s  (log %s)\n' "$name" "$listen" "var/run/logs/$name.log"
 }
 
@@ -65,21 +58,14 @@ start_daemon wa-notify 127.0.0.1:8083
 start_daemon wa-router 127.0.0.1:8082
 start_daemon wa-gateway 127.0.0.1:8080
 
-# Wait (at most 60 s) for every /readyz.
-deadline=$(( $(date +%s) + 60 ))
-for port in 8090 8081 8085 8084 8083 8082 8080; do
-    until curl -fs -o /dev/null "http://127.0.0.1:$port/readyz" 2>/dev/null; do
-        if [ "$(date +%s)" -ge "$deadline" ]; then
-            echo "[run] 127.0.0.1:$port is not ready after 60 s:" >&2
-            curl -sS "http://127.0.0.1:$port/readyz" >&2 || true
-            break
-        fi
-        sleep 0.5
-    done
+# Wait (at most 60 s each) for every /readyz; a daemon that is not ready is reported, the rest
+# keep running.
+for pid in "${WA_DAEMON_PIDS[@]}"; do
+    wa_readyz_wait "http://${listens[$pid]}" 60 "$pid" || true
 done
 echo "[run] suite is up: gateway http://127.0.0.1:8080, webhooks http://127.0.0.1:8081/webhook,"
 echo "[run] Cloud API simulator $WA_GRAPH_URL (sandbox number $WA_SANDBOX_DISPLAY_NUMBER," \
      "phone_number_id $WA_SANDBOX_PHONE_NUMBER_ID). Ctrl-C stops everything."
 # Wait until a daemon exits or Ctrl-C.
-wait -n "${pids[@]}" || true
+wait -n "${WA_DAEMON_PIDS[@]}" || true
 echo "[run] a daemon exited; see var/run/logs" >&2

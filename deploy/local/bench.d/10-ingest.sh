@@ -12,6 +12,8 @@
 # microseconds per answered request: they share the machine, so read throughput with them.
 set -euo pipefail
 : "${WA_BIN_DIR:?run through deploy/local/bench.sh}"
+# shellcheck source=deploy/local/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 seconds=${BENCH_SECONDS:-10}
 rates=${BENCH_RATES:-1000 5000 10000}
 conns=${BENCH_CONNS:-64}
@@ -25,15 +27,12 @@ prefix="bench$(date +%s)."
 
 # Dedup keys of a run expire after 10 min, not 7 days: each run leaves ~800k keys, and a Redis
 # grown to 8.8 M of them (twenty runs) spent 23-27 µs of CPU per request instead of 6-9.
-WA_LISTEN=127.0.0.1:$port WA_TOPIC_PREFIX=$prefix WA_SPOOL_DIR=$dir/spool WA_LOG_LEVEL=warn \
-    WA_DEDUP_TTL=10m WA_APP_SECRET=bench-secret "$WA_BIN_DIR/wa-ingest" >"$dir/wa-ingest.log" 2>&1 &
-pid=$!
-trap 'kill -TERM $pid 2>/dev/null || true; wait $pid 2>/dev/null || true' EXIT
-for _ in $(seq 100); do
-    curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
-    sleep 0.1
-done
-curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null || { echo "wa-ingest not ready"; cat "$dir/wa-ingest.log"; exit 1; }
+wa_daemon_start "$dir/wa-ingest.log" env WA_LISTEN=127.0.0.1:$port WA_TOPIC_PREFIX=$prefix \
+    WA_SPOOL_DIR=$dir/spool WA_LOG_LEVEL=warn WA_DEDUP_TTL=10m WA_APP_SECRET=bench-secret \
+    "$WA_BIN_DIR/wa-ingest"
+pid=$WA_DAEMON_PID
+trap 'wa_daemons_stop 10 $pid' EXIT
+wa_readyz_wait "http://127.0.0.1:$port" 10 "$pid" "$dir/wa-ingest.log"
 echo "wa-ingest idle RSS: $(awk '/VmRSS/ {print $2, $3}' /proc/$pid/status)"
 
 lg="$WA_BIN_DIR/wa-ingest-loadgen -s bench-secret"

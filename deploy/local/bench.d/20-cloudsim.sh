@@ -6,19 +6,18 @@
 # Knobs: BENCH_SECONDS (default 10), BENCH_CONNS (default 64).
 set -euo pipefail
 : "${WA_BIN_DIR:?run through deploy/local/bench.sh}"
+# shellcheck source=deploy/local/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 seconds=${BENCH_SECONDS:-10}
 conns=${BENCH_CONNS:-64}
 port=${BENCH_CLOUDSIM_PORT:-18190}
 dir=$WA_BENCH_DIR/cloudsim
 mkdir -p "$dir"
 
-WA_LISTEN=127.0.0.1:$port WA_WEBHOOK_URL= WA_SIM_LIMITS=off WA_LOG_LEVEL=warn \
-    "$WA_BIN_DIR/wa-cloudsim" >"$dir/wa-cloudsim.log" 2>&1 &
-pid=$!
-trap 'kill -TERM $pid 2>/dev/null || true; wait $pid 2>/dev/null || true' EXIT
-for _ in $(seq 100); do
-    curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
-    sleep 0.1
-done
+wa_daemon_start "$dir/wa-cloudsim.log" env WA_LISTEN=127.0.0.1:$port WA_WEBHOOK_URL= \
+    WA_SIM_LIMITS=off WA_LOG_LEVEL=warn "$WA_BIN_DIR/wa-cloudsim"
+pid=$WA_DAEMON_PID
+trap 'wa_daemons_stop 10 $pid' EXIT
+wa_readyz_wait "http://127.0.0.1:$port" 10 "$pid" "$dir/wa-cloudsim.log"
 echo "wa-cloudsim: ${seconds}s, $conns connections, limits off"
 "$WA_BIN_DIR/wa-loadgen" -c "$conns" -d "$seconds" "127.0.0.1:$port"

@@ -7,6 +7,8 @@
 # Targets (issue 5): >= 5,000 sends/s; pacing within +-2 %; p99 <= 20 ms at 500 messages/s.
 set -euo pipefail
 : "${WA_BIN_DIR:?run through deploy/local/bench.sh}"
+# shellcheck source=deploy/local/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 n=${BENCH_NOTIFY_N:-20000}
 sim_port=${BENCH_SIM_PORT:-18190}
 nt_port=${BENCH_NOTIFY_PORT:-18183}
@@ -14,24 +16,11 @@ dir=${WA_BENCH_DIR:-/tmp}/notify
 rm -rf "$dir"
 mkdir -p "$dir"
 sim_url=http://127.0.0.1:$sim_port
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT
+trap 'wa_daemons_stop 10 "${WA_DAEMON_PIDS[@]}"' EXIT
 
-wait_ready() {
-    for _ in $(seq 150); do
-        curl -fsS "$1/readyz" >/dev/null 2>&1 && return 0
-        sleep 0.1
-    done
-    echo "not ready: $1"; return 1
-}
-
-WA_LISTEN=127.0.0.1:$sim_port WA_SIM_LIMITS=off WA_WEBHOOK_URL= WA_LOG_LEVEL=warn \
-    WA_SIM_HISTORY=100000 "$WA_BIN_DIR/wa-cloudsim" >"$dir/wa-cloudsim.log" 2>&1 &
-pids+=($!)
-wait_ready "$sim_url"
+wa_daemon_start "$dir/wa-cloudsim.log" env WA_LISTEN=127.0.0.1:$sim_port WA_SIM_LIMITS=off \
+    WA_WEBHOOK_URL= WA_LOG_LEVEL=warn WA_SIM_HISTORY=100000 "$WA_BIN_DIR/wa-cloudsim"
+wa_readyz_wait "$sim_url" 15 "$WA_DAEMON_PID" "$dir/wa-cloudsim.log"
 
 # run <name> <mps> <loadgen args...>: a fresh wa-notify with its own topic prefix per run
 run() {
@@ -39,16 +28,15 @@ run() {
     shift 2
     prefix="bnt$(date +%s%N | cut -c1-13)."
     curl -fsS -X POST "$sim_url/_sim/reset" >/dev/null
-    WA_LISTEN=127.0.0.1:$nt_port WA_TOPIC_PREFIX=$prefix WA_GRAPH_URL=$sim_url/v21.0 \
-        WA_NOTIFY_MPS=$mps WA_LOG_LEVEL=warn WA_NOTIFY_MAX_HTTP=128 \
-        "$WA_BIN_DIR/wa-notify" >"$dir/wa-notify-$name.log" 2>&1 &
-    local pid=$!
-    pids+=("$pid")
-    wait_ready "http://127.0.0.1:$nt_port"
+    wa_daemon_start "$dir/wa-notify-$name.log" env WA_LISTEN=127.0.0.1:$nt_port \
+        WA_TOPIC_PREFIX=$prefix WA_GRAPH_URL=$sim_url/v21.0 WA_NOTIFY_MPS=$mps \
+        WA_LOG_LEVEL=warn WA_NOTIFY_MAX_HTTP=128 "$WA_BIN_DIR/wa-notify"
+    local pid=$WA_DAEMON_PID
+    wa_readyz_wait "http://127.0.0.1:$nt_port" 15 "$pid" "$dir/wa-notify-$name.log"
     printf '%-22s ' "$name:"
     "$WA_BIN_DIR/wa-notify-loadgen" --brokers "$WA_KAFKA_BROKERS" --prefix "$prefix" \
         --sim "$sim_url" "$@" || echo "(incomplete)"
-    kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
+    wa_daemons_stop 10 "$pid"
 }
 
 run saturation 100000 --n "$n" --window 1

@@ -13,6 +13,8 @@
 # raised so that the measurement is the pipeline's latency, not Meta's throughput cap.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
+# shellcheck source=deploy/local/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 BIN=${WA_BIN_DIR:-$ROOT/build/run/bin}
 export WA_KAFKA_BROKERS=${WA_KAFKA_BROKERS:-127.0.0.1:9092}
 export WA_REDIS_URL=${WA_REDIS_URL:-redis://127.0.0.1:6379/0}
@@ -22,32 +24,22 @@ WORK=$(mktemp -d /tmp/wa-bench-router.XXXXXX)
 PREFIX="bench$(date +%s)$$."
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 SIM=$(free_port); INGEST=$(free_port); NOTIFY=$(free_port); ROUTER=$(free_port)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT
+trap 'wa_daemons_stop 10 "${WA_DAEMON_PIDS[@]}"' EXIT
 common=(WA_TOPIC_PREFIX="$PREFIX" WA_APP_SECRET=bench-secret WA_ACCESS_TOKEN=bench-token
         WA_LOG_LEVEL=warn)
-env "${common[@]}" WA_LISTEN=127.0.0.1:$SIM WA_WEBHOOK_URL=http://127.0.0.1:$INGEST/webhook \
-    WA_SIM_LIMITS=off WA_SIM_MPS=100000 "$BIN/wa-cloudsim" >"$WORK/cloudsim.log" 2>&1 &
-PIDS+=($!)
-env "${common[@]}" WA_LISTEN=127.0.0.1:$INGEST WA_SPOOL_DIR="$WORK/spool" WA_DEDUP_TTL=10m \
-    "$BIN/wa-ingest" >"$WORK/ingest.log" 2>&1 &
-PIDS+=($!)
-env "${common[@]}" WA_LISTEN=127.0.0.1:$NOTIFY WA_GRAPH_URL=http://127.0.0.1:$SIM/v21.0 \
-    WA_NOTIFY_MPS=100000 "$BIN/wa-notify" >"$WORK/notify.log" 2>&1 &
-PIDS+=($!)
-env "${common[@]}" WA_LISTEN=127.0.0.1:$ROUTER \
-    WA_ROUTER_RULES="$ROOT/deploy/local/router-rules.json" \
-    "$BIN/wa-router" >"$WORK/router.log" 2>&1 &
-PIDS+=($!)
+wa_daemon_start "$WORK/cloudsim.log" env "${common[@]}" WA_LISTEN=127.0.0.1:$SIM \
+    WA_WEBHOOK_URL=http://127.0.0.1:$INGEST/webhook WA_SIM_LIMITS=off WA_SIM_MPS=100000 \
+    "$BIN/wa-cloudsim"
+wa_daemon_start "$WORK/ingest.log" env "${common[@]}" WA_LISTEN=127.0.0.1:$INGEST \
+    WA_SPOOL_DIR="$WORK/spool" WA_DEDUP_TTL=10m "$BIN/wa-ingest"
+wa_daemon_start "$WORK/notify.log" env "${common[@]}" WA_LISTEN=127.0.0.1:$NOTIFY \
+    WA_GRAPH_URL=http://127.0.0.1:$SIM/v21.0 WA_NOTIFY_MPS=100000 "$BIN/wa-notify"
+wa_daemon_start "$WORK/router.log" env "${common[@]}" WA_LISTEN=127.0.0.1:$ROUTER \
+    WA_ROUTER_RULES="$ROOT/deploy/local/router-rules.json" "$BIN/wa-router"
+i=0
 for port in $SIM $INGEST $NOTIFY $ROUTER; do
-    for _ in $(seq 1 300); do
-        curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
-        sleep 0.1
-    done
+    wa_readyz_wait "http://127.0.0.1:$port" 30 "${WA_DAEMON_PIDS[$i]}" || exit 1
+    i=$((i + 1))
 done
 python3 - "$INGEST" "$SIM" "$RATE" "$DURATION" <<'PY'
 import datetime, hashlib, hmac, http.client, json, queue, sys, threading, time
