@@ -112,36 +112,6 @@ req_str(const json_t *data, const char *key, const char **out, struct wa_error *
 }
 
 enum wa_err
-wa_contract_handoff_decode(const json_t *data, struct wa_contract_handoff *out,
-                           struct wa_error *error)
-{
-    enum wa_err err;
-
-    memset(out, 0, sizeof(*out));
-    if (!json_is_object(data)) {
-        return wa_error_set(error, WA_EPARSE, "data: must be an object");
-    }
-    if ((err = req_str(data, "handoff_id", &out->handoff_id, error)) != WA_OK ||
-        (err = req_str(data, "phone_number_id", &out->phone_number_id, error)) != WA_OK ||
-        (err = req_str(data, "contact", &out->contact, error)) != WA_OK ||
-        (err = req_str(data, "queue", &out->queue, error)) != WA_OK ||
-        (err = req_str(data, "priority", &out->priority, error)) != WA_OK ||
-        (err = req_str(data, "requested_at", &out->requested_at, error)) != WA_OK ||
-        (err = opt_str(data, "reason", &out->reason, error)) != WA_OK ||
-        (err = opt_str(data, "source", &out->source, error)) != WA_OK ||
-        (err = opt_str(data, "wamid", &out->wamid, error)) != WA_OK ||
-        (err = opt_str(data, "text", &out->text, error)) != WA_OK ||
-        (err = opt_str(data, "profile_name", &out->profile_name, error)) != WA_OK ||
-        (err = opt_str(data, "note", &out->note, error)) != WA_OK) {
-        return err;
-    }
-    if (!priority_valid(out->priority)) {
-        return wa_error_set(error, WA_EPARSE, "priority: must be high, medium or low");
-    }
-    return WA_OK;
-}
-
-enum wa_err
 wa_contract_contact_command_data(const struct wa_contract_contact_command *c, json_t **out,
                                  struct wa_error *error)
 {

@@ -778,12 +778,6 @@ wa_http_req_set_data(struct wa_http_req *req, void *data)
     req->data = data;
 }
 
-void *
-wa_http_req_data(const struct wa_http_req *req)
-{
-    return req->data;
-}
-
 void
 wa_http_req_set_abort(struct wa_http_req *req, wa_http_abort_fn fn)
 {

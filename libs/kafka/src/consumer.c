@@ -557,13 +557,6 @@ wa_kafka_consumer_pause(struct wa_kafka_consumer *c)
     apply_pause(c, NULL);
 }
 
-void
-wa_kafka_consumer_resume(struct wa_kafka_consumer *c)
-{
-    c->user_paused = false;
-    apply_pause(c, NULL);
-}
-
 bool
 wa_kafka_consumer_paused(const struct wa_kafka_consumer *c)
 {

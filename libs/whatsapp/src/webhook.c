@@ -41,20 +41,6 @@ wa_webhook_batch_cleanup(struct wa_webhook_batch *batch)
     memset(batch, 0, sizeof(*batch));
 }
 
-const char *
-wa_webhook_kind_name(enum wa_webhook_kind kind)
-{
-    switch (kind) {
-    case WA_WEBHOOK_MESSAGE:
-        return "message";
-    case WA_WEBHOOK_STATUS:
-        return "status";
-    case WA_WEBHOOK_ACCOUNT:
-        return "account";
-    }
-    return "unknown";
-}
-
 int64_t
 wa_webhook_timestamp(const json_t *v)
 {

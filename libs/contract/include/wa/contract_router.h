@@ -84,9 +84,6 @@ enum wa_err wa_contract_command_parse(const char *name, enum wa_contract_command
  */
 enum wa_err wa_contract_handoff_data(const struct wa_contract_handoff *h, json_t **out,
                                      struct wa_error *error);
-/* Fills out from handoff data, borrowing from data. WA_EPARSE naming the field. */
-enum wa_err wa_contract_handoff_decode(const json_t *data, struct wa_contract_handoff *out,
-                                       struct wa_error *error);
 
 /*
  * Builds contact.command data from c (copied). Returns a new reference in *out. WA_EINVAL when

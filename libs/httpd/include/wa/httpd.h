@@ -72,9 +72,9 @@ const char *wa_http_req_query(const struct wa_http_req *req, const char *name);
 /* The raw body bytes (NUL-terminated for convenience; len excludes the NUL). */
 const char *wa_http_req_body(const struct wa_http_req *req, size_t *len);
 const char *wa_http_req_id(const struct wa_http_req *req);
-/* Per-request user pointer, e.g. the state of a pending asynchronous reply. */
+/* Per-request user pointer, e.g. the state of a pending asynchronous reply; the abort callback
+ * below gets it back. */
 void wa_http_req_set_data(struct wa_http_req *req, void *data);
-void *wa_http_req_data(const struct wa_http_req *req);
 /*
  * Called on the loop thread when the server gives up on a request whose handler still owes its
  * reply (only in wa_httpd_free(), which answers it 503): data is the request's user pointer.

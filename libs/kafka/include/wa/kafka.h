@@ -178,9 +178,9 @@ enum wa_err wa_kafka_consumer_new(struct wa_loop *loop, const struct wa_kafka_co
  */
 void wa_kafka_consumer_done(struct wa_kafka_consumer *c, struct wa_kafka_msg *msg);
 
-/* Stops fetching from every assigned partition (and ones assigned later) until resume. */
+/* Stops fetching from every assigned partition (and ones assigned later) for good: intake
+ * stops at drain, while the messages in flight finish and their offsets are committed. */
 void wa_kafka_consumer_pause(struct wa_kafka_consumer *c);
-void wa_kafka_consumer_resume(struct wa_kafka_consumer *c);
 /* True while fetching is paused, by the application or by max_in_flight. */
 bool wa_kafka_consumer_paused(const struct wa_kafka_consumer *c);
 

@@ -86,9 +86,6 @@ void wa_webhook_batch_cleanup(struct wa_webhook_batch *batch);
 enum wa_err wa_webhook_split(const char *body, size_t len, struct wa_webhook_batch *batch,
                              struct wa_error *error);
 
-/* Returns "message", "status" or "account". */
-const char *wa_webhook_kind_name(enum wa_webhook_kind kind);
-
 /*
  * Parses Meta's Unix-seconds timestamp, sent as a string ("1603087229") or a number.
  * Returns -1 when v is NULL or not a non-negative integer.
