@@ -36,10 +36,9 @@ KAFKA_ADDR=$WA_HOST:$KAFKA_PORT
 KAFKA_PATTERN="kafka.Kafka $KAFKA_CONF"
 KAFKA_START_TIMEOUT=${KAFKA_START_TIMEOUT:-90}
 # Latency, not footprint: wa-ingest answers a webhook only after the broker's acknowledgement, so
-# every broker pause is a webhook's latency. A fixed, pre-touched 1 GiB heap and ZGC (longest
-# pause 0.014 ms at 5,000 webhooks/s) instead of G1 on 512 MiB (a 6-25 ms young pause every
-# 1-2 s at 10,000 records/s, measured with -Xlog:gc, now always on: $WA_LOG_DIR/kafka-gc.log).
-# Override for small machines.
+# every broker pause is a webhook's latency. A fixed, pre-touched 1 GiB heap and ZGC instead of
+# G1 (GC pauses go to $WA_LOG_DIR/kafka-gc.log; the measurements: services/ingest/README.md,
+# "Performance notes"). Override for small machines.
 KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xmx1g -Xms1g -XX:+AlwaysPreTouch}
 KAFKA_JVM_PERFORMANCE_OPTS=${KAFKA_JVM_PERFORMANCE_OPTS:--XX:+UseZGC}
 WA_TOPIC_PARTITIONS=${WA_TOPIC_PARTITIONS:-4}
@@ -125,9 +124,8 @@ group.initial.rebalance.delay.ms=0
 num.network.threads=2
 num.io.threads=4
 log.retention.hours=24
-# 1 GiB segments (Kafka's default): a roll schedules an fsync of the old segment. With 64 MiB
-# segments (a roll every ~8 s in the ingest bench) wa-ingest's p99.9 at 5,000/s was 8-37 ms over
-# five runs; with 1 GiB, 7-14 ms
+# 1 GiB segments (Kafka's default): a roll schedules an fsync of the old segment, which shows in
+# wa-ingest's tail latency (services/ingest/README.md, "Performance notes")
 log.segment.bytes=1073741824
 EOF
   mv "$KAFKA_CONF.tmp" "$KAFKA_CONF"

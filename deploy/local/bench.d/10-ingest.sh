@@ -3,7 +3,7 @@
 # claim, Kafka acks=all on the local broker) driven by wa-ingest-loadgen with signed, realistic
 # webhooks and unique wamids. Prints requests/s and latency p50/p99/p99.9 at fixed offered
 # rates (open loop, latency from the scheduled send time) and at saturation, plus idle RSS.
-# Targets (issue 3): >= 20,000 req/s at saturation, p99 <= 5 ms at 5,000 req/s, idle RSS
+# Targets: >= 20,000 req/s at saturation, p99 <= 5 ms at 5,000 req/s, idle RSS
 # <= 16 MB. Knobs: BENCH_SECONDS (per run, default 10), BENCH_RATES (default "1000 5000 10000"),
 # BENCH_CONNS (fixed rates, default 64), BENCH_SAT_CONNS (one saturation run per count, default
 # "64 256": Meta delivers from many connections at once), BENCH_WARMUP (seconds at 5,000/s before

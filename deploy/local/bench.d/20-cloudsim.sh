@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # 20-cloudsim.sh: wa-cloudsim's send endpoint (POST /v21.0/<phone_number_id>/messages) with its
 # limits switched off and webhook delivery disabled, driven by wa-loadgen (keep-alive
-# connections, closed loop). Prints sends/s. Target (issue 4): >= 20,000 sends/s, so the
+# connections, closed loop). Prints sends/s. Target: >= 20,000 sends/s, so the
 # simulator is never the bottleneck of the other benchmarks.
 # Knobs: BENCH_SECONDS (default 10), BENCH_CONNS (default 64).
 set -euo pipefail

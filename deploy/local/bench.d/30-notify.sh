@@ -4,7 +4,7 @@
 #   1. sends/s at saturation (WA_NOTIFY_MPS=100000, BENCH_NOTIFY_N requests, default 20000)
 #   2. pacing accuracy: send rate over 10 s with WA_NOTIFY_MPS=80 and =1000 (backlog of 12 s)
 #   3. request-to-send latency p50/p99 at 500 messages/s offered for 10 s
-# Targets (issue 5): >= 5,000 sends/s; pacing within +-2 %; p99 <= 20 ms at 500 messages/s.
+# Targets: >= 5,000 sends/s; pacing within +-2 %; p99 <= 20 ms at 500 messages/s.
 set -euo pipefail
 : "${WA_BIN_DIR:?run through deploy/local/bench.sh}"
 # shellcheck source=deploy/local/lib.sh

@@ -4,7 +4,7 @@
 # -> wa-notify -> send accepted at wa-cloudsim. Open loop at RT_BENCH_RATE messages/s (default
 # 200) for RT_BENCH_SECONDS (default 15), each from a new customer; latency = cloudsim's accept
 # time minus the moment the webhook POST started (same host clock, ms resolution). Prints
-# p50/p90/p99/max. Target (issue 6): p99 <= 50 ms at 200/s.
+# p50/p90/p99/max. Target: p99 <= 50 ms at 200/s.
 #
 # Run by deploy/local/bench.sh after the build and the infrastructure on default ports; also
 # runnable alone: WA_BIN_DIR (default build/run/bin), WA_KAFKA_BROKERS, WA_REDIS_URL.
