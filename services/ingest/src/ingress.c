@@ -11,8 +11,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include <openssl/crypto.h>
-
 #include "wa/clock.h"
 #include "wa/crypto.h"
 
@@ -74,7 +72,7 @@ random_take(struct ig *ig, unsigned char *out, size_t n)
         ig->rnd_off = 0;
     }
     memcpy(out, ig->rnd + ig->rnd_off, n);
-    OPENSSL_cleanse(ig->rnd + ig->rnd_off, n); /* used once */
+    explicit_bzero(ig->rnd + ig->rnd_off, n); /* used once */
     ig->rnd_off += n;
     return true;
 }
