@@ -68,19 +68,6 @@ member_json(struct wa_buf *b, const char *name, size_t nlen, const json_t *v)
 #define TS(b, lit, v)   member_ts((b), (lit), sizeof(lit) - 1, (v))
 #define JSON(b, lit, v) member_json((b), (lit), sizeof(lit) - 1, (v))
 
-/* Puts b back to start bytes after a failed write. */
-static enum wa_err
-undo(struct wa_buf *b, size_t start, enum wa_err err)
-{
-    if (err != WA_OK) {
-        b->len = start;
-        if (b->data != NULL) {
-            b->data[start] = '\0';
-        }
-    }
-    return err;
-}
-
 static enum wa_err
 event_data(struct wa_buf *b, const struct wa_webhook_event *ev)
 {
@@ -139,7 +126,7 @@ wa_contract_event_data_write(struct wa_buf *b, const struct wa_webhook_event *ev
 {
     size_t start = b->len; /* read before event_data: argument order is unspecified */
 
-    return undo(b, start, event_data(b, ev));
+    return wa_buf_rollback(b, start, event_data(b, ev));
 }
 
 static enum wa_err
@@ -198,5 +185,5 @@ wa_contract_raw_data_write(struct wa_buf *b, const struct wa_contract_raw_meta *
         return WA_ENOTFOUND; /* incomplete meta, several parts or base64: wa_contract_raw_data */
     }
     start = b->len;
-    return undo(b, start, raw_data(b, meta, body, len));
+    return wa_buf_rollback(b, start, raw_data(b, meta, body, len));
 }

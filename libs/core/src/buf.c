@@ -196,6 +196,18 @@ wa_buf_append_json_string(struct wa_buf *b, const char *s, size_t len)
     return WA_OK;
 }
 
+enum wa_err
+wa_buf_rollback(struct wa_buf *b, size_t start, enum wa_err err)
+{
+    if (err != WA_OK && start <= b->len) {
+        b->len = start;
+        if (b->data != NULL) {
+            b->data[start] = '\0';
+        }
+    }
+    return err;
+}
+
 char *
 wa_buf_steal(struct wa_buf *b)
 {

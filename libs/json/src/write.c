@@ -18,19 +18,6 @@
 
 #define PUT_LIT(b, lit) wa_buf_append((b), (lit), sizeof(lit) - 1)
 
-/* Puts b back to start bytes after a failed write. */
-static enum wa_err
-undo(struct wa_buf *b, size_t start, enum wa_err err)
-{
-    if (err != WA_OK) {
-        b->len = start;
-        if (b->data != NULL) {
-            b->data[start] = '\0';
-        }
-    }
-    return err;
-}
-
 enum wa_err
 wa_json_write_int(struct wa_buf *b, int64_t v)
 {
@@ -124,5 +111,5 @@ wa_json_write(struct wa_buf *b, const json_t *v)
     if (v == NULL) {
         return WA_EINVAL;
     }
-    return undo(b, start, write_value(b, v));
+    return wa_buf_rollback(b, start, write_value(b, v));
 }

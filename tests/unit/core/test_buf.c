@@ -191,6 +191,23 @@ json_string__empty__two_quotes(void **state)
     free(out);
 }
 
+static void
+rollback__on_error_only__cuts_back_to_start(void **state)
+{
+    struct wa_buf b;
+
+    (void)state;
+    wa_buf_init(&b, 0);
+    assert_int_equal(wa_buf_append_str(&b, "keep"), WA_OK);
+    assert_int_equal(wa_buf_append_str(&b, "+more"), WA_OK);
+    assert_int_equal(wa_buf_rollback(&b, 4, WA_OK), WA_OK); /* success: untouched */
+    assert_string_equal(b.data, "keep+more");
+    assert_int_equal(wa_buf_rollback(&b, 4, WA_ETOOBIG), WA_ETOOBIG);
+    assert_int_equal(b.len, 4);
+    assert_string_equal(b.data, "keep");
+    wa_buf_cleanup(&b);
+}
+
 int
 main(void)
 {
@@ -199,6 +216,7 @@ main(void)
         cmocka_unit_test(append__past_max__etoobig_and_unchanged),
         cmocka_unit_test(printf__formats_and_appends),
         cmocka_unit_test(steal__returns_data_and_reinitialises),
+        cmocka_unit_test(rollback__on_error_only__cuts_back_to_start),
         cmocka_unit_test(json_string__quotes_backslash_controls__escaped),
         cmocka_unit_test(json_string__embedded_nul__escaped),
         cmocka_unit_test(json_string__invalid_utf8__replaced_by_fffd),

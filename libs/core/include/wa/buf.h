@@ -37,6 +37,9 @@ enum wa_err wa_buf_vprintf(struct wa_buf *b, const char *fmt, va_list ap)
 /* Appends s (len bytes) as a JSON string literal with quotes, escaping as RFC 8259 requires.
  * Invalid UTF-8 bytes are replaced by U+FFFD so the output is always valid JSON. */
 enum wa_err wa_buf_append_json_string(struct wa_buf *b, const char *s, size_t len);
+/* For writers that leave b unchanged on failure: when err is not WA_OK, cuts b back to its
+ * first start bytes (start <= b->len). Returns err. */
+enum wa_err wa_buf_rollback(struct wa_buf *b, size_t start, enum wa_err err);
 /* Takes the data out: returns it (caller frees with free()) and re-initialises b. */
 char *wa_buf_steal(struct wa_buf *b);
 
