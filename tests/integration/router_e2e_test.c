@@ -18,35 +18,6 @@
 #include "wa_test.h"
 #include "wa_test_proc.h"
 
-/* Starts WA_BIN_DIR/name with the common environment plus extra ("NAME=value", NULL-ended). */
-static pid_t
-spawn(const char *name, int port, const char *prefix, const char *const *extra, const char *log)
-{
-    static char env[16][320];
-    const char *envp[17];
-    char bin[512];
-    const char *argv[2] = {bin, NULL};
-    size_t n = 0;
-
-    wa_test_bin_path(name, bin, sizeof(bin));
-    snprintf(env[n++], sizeof(env[0]), "WA_LISTEN=127.0.0.1:%d", port);
-    snprintf(env[n++], sizeof(env[0]), "WA_KAFKA_BROKERS=%s", wa_test_env("WA_KAFKA_BROKERS"));
-    snprintf(env[n++], sizeof(env[0]), "WA_REDIS_URL=%s", wa_test_env("WA_REDIS_URL"));
-    snprintf(env[n++], sizeof(env[0]), "WA_MONGO_URI=%s",
-             wa_test_env_or("WA_MONGO_URI", "mongodb://127.0.0.1:17017/wabridge"));
-    snprintf(env[n++], sizeof(env[0]), "WA_TOPIC_PREFIX=%s", prefix);
-    snprintf(env[n++], sizeof(env[0]), "WA_APP_SECRET=e2e-secret");
-    snprintf(env[n++], sizeof(env[0]), "WA_ACCESS_TOKEN=e2e-token");
-    for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 16; i++) {
-        snprintf(env[n++], sizeof(env[0]), "%s", extra[i]);
-    }
-    for (size_t i = 0; i < n; i++) {
-        envp[i] = env[i];
-    }
-    envp[n] = NULL;
-    return wa_test_spawn(argv, envp, log, 0);
-}
-
 /* One request with a JSON content type; returns the status (0 if no answer), body into out. */
 static long
 http(const char *method, int port, const char *path, const char *body, struct wa_buf *out)
@@ -84,10 +55,10 @@ chain__customer_writes_price__price_list_sent_at_simulator(void **state)
     snprintf(graph, sizeof(graph), "WA_GRAPH_URL=http://127.0.0.1:%d/v21.0", sim);
     snprintf(rules, sizeof(rules), "WA_ROUTER_RULES=%s", RT_DEFAULT_RULES);
     snprintf(spool, sizeof(spool), "WA_SPOOL_DIR=/tmp/wa-router-e2e-spool-%d", (int)getpid());
-    p_sim = spawn("wa-cloudsim", sim, prefix, sim_env, "/tmp/wa-router-e2e-cloudsim.log");
-    p_ingest = spawn("wa-ingest", ingest, prefix, ingest_env, "/tmp/wa-router-e2e-ingest.log");
-    p_notify = spawn("wa-notify", notify, prefix, notify_env, "/tmp/wa-router-e2e-notify.log");
-    p_router = spawn("wa-router", router, prefix, router_env, "/tmp/wa-router-e2e-router.log");
+    p_sim = wa_test_spawn_daemon("wa-cloudsim", sim, prefix, sim_env, "/tmp/wa-router-e2e-cloudsim.log");
+    p_ingest = wa_test_spawn_daemon("wa-ingest", ingest, prefix, ingest_env, "/tmp/wa-router-e2e-ingest.log");
+    p_notify = wa_test_spawn_daemon("wa-notify", notify, prefix, notify_env, "/tmp/wa-router-e2e-notify.log");
+    p_router = wa_test_spawn_daemon("wa-router", router, prefix, router_env, "/tmp/wa-router-e2e-router.log");
     assert_true(wa_test_poll_status(sim, "/readyz", 200, 30000, &b));
     assert_true(wa_test_poll_status(ingest, "/readyz", 200, 30000, &b));
     assert_true(wa_test_poll_status(notify, "/readyz", 200, 30000, &b));

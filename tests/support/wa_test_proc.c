@@ -76,6 +76,36 @@ exit_status(int status)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+pid_t
+wa_test_spawn_daemon(const char *name, int port, const char *prefix, const char *const *extra,
+                     const char *log)
+{
+    char env[20][320];
+    const char *envp[21];
+    char bin[512];
+    const char *argv[2] = {bin, NULL};
+    size_t n = 0;
+
+    wa_test_bin_path(name, bin, sizeof(bin));
+    snprintf(env[n++], sizeof(env[0]), "WA_LISTEN=127.0.0.1:%d", port);
+    snprintf(env[n++], sizeof(env[0]), "WA_KAFKA_BROKERS=%s", wa_test_env("WA_KAFKA_BROKERS"));
+    snprintf(env[n++], sizeof(env[0]), "WA_REDIS_URL=%s", wa_test_env("WA_REDIS_URL"));
+    snprintf(env[n++], sizeof(env[0]), "WA_MONGO_URI=%s",
+             wa_test_env_or("WA_MONGO_URI", "mongodb://127.0.0.1:17017/wabridge"));
+    snprintf(env[n++], sizeof(env[0]), "WA_TOPIC_PREFIX=%s", prefix);
+    snprintf(env[n++], sizeof(env[0]), "WA_APP_SECRET=e2e-secret");
+    snprintf(env[n++], sizeof(env[0]), "WA_ACCESS_TOKEN=e2e-token");
+    for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 19; i++) {
+        snprintf(env[n++], sizeof(env[0]), "%s", extra[i]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        envp[i] = env[i];
+    }
+    envp[n] = NULL;
+    /* the child copies what it needs before exec; env lives on this frame until fork returns */
+    return wa_test_spawn(argv, envp, log, 0);
+}
+
 int
 wa_test_wait_exit(pid_t pid, uint64_t timeout_ms)
 {

@@ -1,35 +1,104 @@
 /*
- * wa-users: contacts, opt-in/opt-out and preferences in MongoDB with a Redis cache.
+ * wa-users: contacts, the consent ledger and the marketing opt-out suppression keys, in
+ * MongoDB and Redis.
  *
- * Composition root only (docs/style.md). Skeleton from the foundation issue: the scaffolding
- * (libs/service) reads the configuration, creates the shared clients named in .uses (Kafka producer, Redis, MongoDB)
- * with their /readyz probes, serves /healthz /readyz /metrics and stops on SIGTERM. The stages
- * of the daemon's own flow arrive with its issue (README.md).
+ * Composition root only (docs/style.md). Flow of one consent-changing event, one file per
+ * stage (README.md has the files in reading order, configuration, topics, keys, collections):
+ *   consume (contact.command STOP/START, inbound.status 131050, account.event user_preferences)
+ *   -> decide the ledger entries (consent.c, pure)
+ *   -> apply each (ledger.c): ledger append, derived state on the contact, optout keys
+ *      (suppress.c), contact.event -> offset committed
+ * At start the optout keys are rebuilt from MongoDB (suppress.c) before the consumer starts.
+ *
+ * Threads: the loop thread; MongoDB calls run on the scaffolding's worker pool.
+ * Stages started in order (start) and stopped in reverse (stop):
+ *   1. shared clients  Kafka producer, Redis, MongoDB, from the scaffolding
+ *   2. health          metrics series and the readiness probes
+ *   3. suppress        rebuild of the optout keys from MongoDB, then:
+ *   4. consume         the consumer of contact.command, inbound.status and account.event
+ *
+ * struct us is static: callbacks of the shared clients may still run while the scaffolding
+ * frees those clients after the stop hook (with WA_ECLOSED), and they reach it.
  */
 #include <stddef.h>
+#include <stdio.h>
+#include <string.h>
 
-#include "wa/service.h"
+#include "users.h"
+#include "wa/contract_router.h"
+#include "wa/kafka.h"
 
-struct us_config {
-    struct wa_common_config common;
-};
+static struct us users;
 
-static const struct wa_cfg_spec spec[] = {
-    WA_CFG_COMMON(struct us_config, common, "127.0.0.1:8085"),
-};
+static enum wa_err
+start(struct wa_service *svc, const void *config, void **state, struct wa_error *error)
+{
+    struct us *us = &users;
+    struct wa_kafka_config kc;
+    enum wa_err err;
 
-static const struct wa_service_def def = {
-    .name = "wa-users",
-    .summary = "contacts, opt-in/opt-out and preferences in MongoDB with a Redis cache.",
-    .spec = spec,
-    .nspec = sizeof(spec) / sizeof(spec[0]),
-    .cfg_size = sizeof(struct us_config),
-    .common_offset = offsetof(struct us_config, common),
-    .uses = WA_SERVICE_USES_KAFKA | WA_SERVICE_USES_REDIS | WA_SERVICE_USES_MONGO,
-};
+    memset(us, 0, sizeof(*us));
+    *state = us;
+    us->svc = svc;
+    us->cfg = config;
+    us->loop = wa_service_loop(svc);
+    snprintf(us->prefix, sizeof(us->prefix), "%s", us->cfg->common.topic_prefix);
+    wa_service_kafka_config(svc, &kc);
+    if (wa_kafka_topic(&kc, WA_TOPIC_CONTACT_COMMAND, us->topic_command,
+                       sizeof(us->topic_command)) != WA_OK ||
+        wa_kafka_topic(&kc, WA_TOPIC_INBOUND_STATUS, us->topic_status,
+                       sizeof(us->topic_status)) != WA_OK ||
+        wa_kafka_topic(&kc, WA_TOPIC_ACCOUNT_EVENT, us->topic_account,
+                       sizeof(us->topic_account)) != WA_OK ||
+        wa_kafka_topic(&kc, WA_TOPIC_CONTACT_EVENT, us->topic_event, sizeof(us->topic_event)) !=
+            WA_OK) {
+        return wa_error_set(error, WA_ECONFIG, "WA_TOPIC_PREFIX too long");
+    }
+    if ((err = wa_service_kafka_producer(svc, &us->producer, error)) != WA_OK ||
+        (err = wa_service_kv(svc, &us->kv, error)) != WA_OK ||
+        (err = wa_service_mongo(svc, &us->mongo, error)) != WA_OK ||
+        (err = us_health_start(us, error)) != WA_OK ||
+        (err = us_suppress_rebuild_start(us, error)) != WA_OK) {
+        return err;
+    }
+    return WA_OK;
+}
+
+static void
+drain(struct wa_service *svc, void *state)
+{
+    (void)svc;
+    us_consume_drain(state);
+}
+
+static void
+stop(struct wa_service *svc, void *state)
+{
+    struct us *us = state;
+
+    (void)svc;
+    if (us == NULL) {
+        return;
+    }
+    us_consume_stop(us);
+    us_suppress_stop(us);
+}
 
 int
 main(int argc, char **argv)
 {
+    struct wa_service_def def = {
+        .name = "wa-users",
+        .summary = "contacts, the consent ledger and the marketing opt-out keys, in MongoDB and "
+                   "Redis.",
+        .spec = us_config_spec,
+        .nspec = us_config_nspec,
+        .cfg_size = sizeof(struct us_config),
+        .common_offset = offsetof(struct us_config, common),
+        .start = start,
+        .drain = drain,
+        .stop = stop,
+    };
+
     return wa_service_main(argc, argv, &def);
 }

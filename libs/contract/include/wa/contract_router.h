@@ -29,6 +29,7 @@
 
 #define WA_CE_TYPE_HANDOFF         "wa.handoff.v1"
 #define WA_CE_TYPE_CONTACT_COMMAND "wa.contact.command.v1"
+#define WA_CE_TYPE_CONTACT_EVENT   "wa.contact.event.v1" /* produced by wa-users */
 
 #define WA_CONTRACT_TAGS_MAX 32 /* tags per contact.command */
 

@@ -1,0 +1,164 @@
+/*
+ * users.h: wa-users' state and the interfaces between its stages (README.md has the flow and
+ * the files in reading order).
+ *
+ * Pure parts (consent.c: the ledger model, decisions from events, the derived state) take and
+ * return plain values and are unit-tested without the daemon (tests/unit/users). The stages
+ * (suppress.c, ledger.c, consume.c) run on the loop thread.
+ */
+#ifndef US_USERS_H
+#define US_USERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wa/config.h"
+#include "wa/contract.h"
+#include "wa/err.h"
+#include "wa/json.h"
+#include "wa/service.h"
+
+/* ---- consent model (consent.c, pure) ---- */
+
+enum us_category { US_CAT_MARKETING, US_CAT_UTILITY, US_CAT_AUTHENTICATION, US_CAT_SERVICE };
+#define US_NCATEGORIES 4
+enum us_status { US_OPTED_IN, US_OPTED_OUT };
+enum us_source { US_SRC_API, US_SRC_KEYWORD, US_SRC_USER_PREFERENCES, US_SRC_META_ERROR,
+                 US_SRC_IMPORT };
+
+#define US_ID_MAX   160 /* entry ids, identities, evidence strings (NUL included) */
+#define US_SCOPE_ALL "all"
+
+/* One ledger entry. Plain value: every string is an array of its own. */
+struct us_entry {
+    char id[US_ID_MAX];      /* idempotency key: the same cause gives the same id */
+    char contact[US_ID_MAX]; /* the identity the cause named: wa_id digits or BSUID */
+    enum us_category category;
+    enum us_status status;
+    char scope[US_ID_MAX]; /* phone_number_id, or "all" */
+    char phone_number_id[64]; /* the business number the cause came through, "" when none */
+    enum us_source source;
+    char evidence_wamid[US_ID_MAX];   /* "" when none */
+    char evidence_command[US_ID_MAX]; /* contact.command id, "" when none */
+    int64_t evidence_code;            /* Cloud API error code, 0 when none */
+    int64_t at_ms;                    /* when the customer or Meta said so (ms since epoch) */
+};
+
+/* Static names ("marketing", "opted_out", "keyword", ...). */
+const char *us_category_name(enum us_category c);
+const char *us_status_name(enum us_status s);
+const char *us_source_name(enum us_source s);
+/* Parse a name. WA_EPARSE when unknown. */
+enum wa_err us_category_parse(const char *s, enum us_category *out);
+enum wa_err us_status_parse(const char *s, enum us_status *out);
+enum wa_err us_source_parse(const char *s, enum us_source *out);
+
+/*
+ * The ledger entries an event asks for, written into out[0..*n) (at most max). Zero entries is
+ * a valid answer (a tag command, a delivered status, another account field). WA_EPARSE (error
+ * names the field) when the event is not of its topic's shape.
+ */
+enum wa_err us_decide_command(const json_t *data, int64_t event_ms, struct us_entry *out,
+                              size_t max, size_t *n, struct wa_error *error);
+enum wa_err us_decide_status(const json_t *data, int64_t event_ms, struct us_entry *out,
+                             size_t max, size_t *n, struct wa_error *error);
+enum wa_err us_decide_account(const json_t *data, int64_t event_ms, struct us_entry *out,
+                              size_t max, size_t *n, struct wa_error *error);
+
+/* An entry as a ledger document ({_id, contact, category, ...}). New reference or NULL (ENOMEM). */
+json_t *us_entry_doc(const struct us_entry *e, const char *contact_id, int64_t recorded_ms);
+
+/* The current state of one category, derived from its ledger. */
+struct us_consent_state {
+    bool known;           /* at least one entry with scope "all" */
+    enum us_status status; /* the latest entry's (by at, then recorded) */
+    int64_t at_ms;
+    enum us_source source;
+};
+
+/*
+ * Derives the state of category from ledger documents (an array, any order; entries of other
+ * categories or a narrower scope are ignored for the global state). Pure.
+ */
+void us_consent_derive(const json_t *ledger, enum us_category category,
+                       struct us_consent_state *out);
+
+/* True when a message of category must not be sent under the marketing state st: only
+ * marketing is muted by a marketing opt-out (authentication, utility and service never). */
+bool us_consent_blocks(const struct us_consent_state *marketing, enum us_category category);
+
+/*
+ * The contact document id of an identity: "+<digits>" for a wa_id / phone, the BSUID as is.
+ * WA_EINVAL when identity is neither (empty, too long, other characters).
+ */
+enum wa_err us_contact_id(const char *identity, char *out, size_t size);
+/* The suppression-key identity of a contact id: digits without '+' for phones, BSUID as is. */
+const char *us_key_identity(const char *contact_id);
+
+/* ---- the daemon ---- */
+
+struct us_config {
+    struct wa_common_config common;
+    char *group;
+    int64_t retry_ms;
+    int64_t max_in_flight;
+};
+extern const struct wa_cfg_spec us_config_spec[];
+extern const size_t us_config_nspec;
+
+struct us_metrics {
+    struct wa_counter *consumed, *applied, *ignored, *invalid, *failures, *entries,
+        *duplicates, *keys_set, *keys_deleted;
+    struct wa_histogram *latency;
+};
+
+struct us_work; /* consume.c */
+
+struct us {
+    struct wa_service *svc;
+    const struct us_config *cfg;
+    struct wa_loop *loop;
+    struct wa_kafka_producer *producer;
+    struct wa_kv *kv;
+    struct wa_mongo *mongo;
+    struct wa_kafka_consumer *consumer;
+    char prefix[128];
+    char topic_command[192], topic_status[192], topic_account[192], topic_event[192];
+    struct us_metrics m;
+    bool rebuilt;  /* the suppression keys were rebuilt from MongoDB (readiness) */
+    bool draining;
+    bool stopped;
+    size_t inflight;
+    struct us_work *head, *tail; /* the queue: one event at a time (consume.c) */
+    struct wa_timer *retry;
+    void *rebuild; /* suppress.c's rebuild while it runs */
+};
+
+/* health.c */
+enum wa_err us_health_start(struct us *us, struct wa_error *error);
+
+/* suppress.c: <p>optout:<identity> keys. */
+enum wa_err us_suppress_rebuild_start(struct us *us, struct wa_error *error);
+void us_suppress_stop(struct us *us);
+typedef void (*us_done_fn)(void *arg, enum wa_err err);
+/* Sets (opted_out) or deletes the key of every identity of contact (a contact document). */
+enum wa_err us_suppress_apply(struct us *us, const json_t *contact, bool opted_out, us_done_fn cb,
+                              void *arg);
+
+/* ledger.c: one entry applied: contact resolved, entry appended, state derived and stored,
+ * keys written, contact.event produced. cb once, on the loop thread. */
+enum wa_err us_ledger_apply(struct us *us, const struct us_entry *e, us_done_fn cb, void *arg);
+
+/* consume.c */
+enum wa_err us_consume_start(struct us *us, struct wa_error *error);
+/* Registers the "consumer" readiness probe (true once the consumer runs and reaches Kafka). */
+enum wa_err us_consume_probe(struct us *us, struct wa_error *error);
+void us_consume_drain(struct us *us);
+void us_consume_stop(struct us *us);
+
+/* Mongo collections (docs/architecture.md "Shared state contracts"). */
+#define US_COLL_CONTACTS "contacts"
+#define US_COLL_CONSENT  "consent_ledger"
+
+#endif

@@ -1,0 +1,569 @@
+/*
+ * users_test.c: the consent loop closed, through real binaries on free ports with a unique
+ * topic prefix and MongoDB database, on the suite's Kafka, Redis and FerretDB:
+ *   wa-cloudsim (the customer and the Cloud API) -> wa-ingest -> wa-router (shipped rules,
+ *   deploy/local/router-rules.json) -> contact.command -> wa-users -> Mongo consent_ledger +
+ *   <p>optout:<wa_id> -> wa-notify refuses marketing, still sends utility.
+ * The test plays the caller of wa-notify (outbound.request in, outbound.result out) and reads
+ * Redis and MongoDB directly. Covered: STOP and START (keyword), a marketing template failed
+ * with 131050 at the simulator (meta_error), Meta's user_preferences stop / resume (produced
+ * as wa-ingest would), a redelivered event appended once, and the keys rebuilt from MongoDB
+ * when wa-users restarts after they were lost.
+ */
+#include <curl/curl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "wa/buf.h"
+#include "wa/clock.h"
+#include "wa/cloudevent.h"
+#include "wa/contract.h"
+#include "wa/contract_outbound.h"
+#include "wa/contract_router.h"
+#include "wa/json.h"
+#include "wa/kafka.h"
+#include "wa/kv.h"
+#include "wa/mongo.h"
+#include "wa_test.h"
+#include "wa_test_proc.h"
+
+#define PNID    "100000000000001"
+#define WAIT_MS 60000 /* consumers join their groups first; the machine may be loaded */
+#define MAX_RES 64
+
+static struct {
+    char prefix[48];
+    char mongo_env[320];
+    struct wa_loop *loop;
+    struct wa_pool *pool;
+    struct wa_kafka_producer *producer;
+    struct wa_kafka_consumer *consumer;
+    struct wa_kv *kv;
+    struct wa_mongo *mongo;
+    json_t *results[MAX_RES];
+    size_t nres;
+    int sim, ingest, router, users, notify;
+    pid_t p_sim, p_ingest, p_router, p_users, p_notify;
+} T;
+
+/* ---- Kafka ---- */
+
+static void
+on_result(struct wa_kafka_consumer *c, struct wa_kafka_msg *msg, void *arg)
+{
+    struct wa_cloudevent_doc *doc = NULL;
+
+    (void)arg;
+    if (T.nres < MAX_RES && wa_cloudevent_decode(msg->value, msg->len, &doc, NULL) == WA_OK) {
+        T.results[T.nres++] = json_incref(doc->ev.data);
+    }
+    wa_cloudevent_doc_free(doc);
+    wa_kafka_consumer_done(c, msg);
+}
+
+static void
+produce(const char *topic, const char *type, const char *id, const char *subject, json_t *data)
+{
+    struct wa_kafka_config kc = {.brokers = wa_test_env("WA_KAFKA_BROKERS"),
+                                 .topic_prefix = T.prefix};
+    struct wa_cloudevent ev;
+    char full[128];
+
+    assert_int_equal(wa_kafka_topic(&kc, topic, full, sizeof(full)), WA_OK);
+    wa_cloudevent_init(&ev, "users-test", type);
+    if (id != NULL) {
+        snprintf(ev.id, sizeof(ev.id), "%s", id);
+    }
+    ev.subject = subject;
+    ev.data = data;
+    assert_int_equal(wa_kafka_produce_event(T.producer, full, &ev, NULL, NULL), WA_OK);
+    json_decref(data);
+}
+
+/* A template request to wa-notify, category as the caller states it. */
+static void
+request(const char *id, const char *to, const char *template, const char *lang,
+        const char *category)
+{
+    char key[128];
+
+    snprintf(key, sizeof(key), PNID ":%s", to);
+    produce(WA_TOPIC_OUTBOUND_REQUEST, WA_CE_TYPE_OUTBOUND_REQUEST, NULL, key,
+            json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:{s:s}}, s:s}", "request_id", id,
+                      "phone_number_id", PNID, "to", to, "type", "template", "template", "name",
+                      template, "language", "code", lang, "category", category));
+}
+
+struct want {
+    const char *id;
+    const json_t *found;
+};
+
+static bool
+has_result(void *arg)
+{
+    struct want *w = arg;
+
+    for (size_t i = 0; i < T.nres; i++) {
+        if (strcmp(wa_json_str(T.results[i], "request_id"), w->id) == 0) {
+            w->found = T.results[i];
+            return true;
+        }
+    }
+    return false;
+}
+
+static const json_t *
+wait_result(const char *id)
+{
+    struct want w = {id, NULL};
+
+    if (!wa_test_run_until(T.loop, has_result, &w, WAIT_MS)) {
+        fail_msg("no outbound.result for %s within %d s (logs /tmp/wa-users-test-*.log)", id,
+                 WAIT_MS / 1000);
+    }
+    return w.found;
+}
+
+/* ---- Redis ---- */
+
+struct kv_probe {
+    char key[256];
+    bool done;
+    enum wa_err err;
+    char value[64]; /* "" when the key is missing */
+};
+
+static void
+on_get(void *arg, enum wa_err err, const char *value, size_t len)
+{
+    struct kv_probe *p = arg;
+
+    p->err = err;
+    p->value[0] = '\0';
+    if (err == WA_OK && value != NULL) {
+        snprintf(p->value, sizeof(p->value), "%.*s", (int)len, value);
+    }
+    p->done = true;
+}
+
+static bool
+probe_done(void *arg)
+{
+    return ((struct kv_probe *)arg)->done;
+}
+
+/* The value of <p>optout:<wa_id> ("" when missing). */
+static void
+optout_value(const char *wa_id, char *out, size_t size)
+{
+    struct kv_probe p = {0};
+
+    snprintf(p.key, sizeof(p.key), "%soptout:%s", T.prefix, wa_id);
+    assert_int_equal(wa_kv_get(T.kv, p.key, on_get, &p), WA_OK);
+    assert_true(wa_test_run_until(T.loop, probe_done, &p, 5000));
+    assert_true(p.err == WA_OK || p.err == WA_ENOTFOUND);
+    snprintf(out, size, "%s", p.value);
+}
+
+/* Waits until <p>optout:<wa_id> is "1" (opted_out) or missing (!opted_out). */
+static void
+await_optout(const char *wa_id, bool opted_out)
+{
+    uint64_t deadline = wa_clock_mono_ms() + WAIT_MS;
+    char v[64] = "?";
+
+    while (wa_clock_mono_ms() < deadline) {
+        optout_value(wa_id, v, sizeof(v));
+        if (opted_out ? strcmp(v, "1") == 0 : v[0] == '\0') {
+            return;
+        }
+        wa_test_run_for(T.loop, 100);
+    }
+    fail_msg("optout:%s is \"%s\", want %s, after %d s (logs /tmp/wa-users-test-*.log)", wa_id,
+             v, opted_out ? "\"1\"" : "missing", WAIT_MS / 1000);
+}
+
+static void
+on_del(void *arg, enum wa_err err, long long n)
+{
+    (void)n;
+    ((struct kv_probe *)arg)->err = err;
+    ((struct kv_probe *)arg)->done = true;
+}
+
+static void
+kv_del(const char *wa_id)
+{
+    struct kv_probe p = {0};
+
+    snprintf(p.key, sizeof(p.key), "%soptout:%s", T.prefix, wa_id);
+    assert_int_equal(wa_kv_del(T.kv, p.key, on_del, &p), WA_OK);
+    assert_true(wa_test_run_until(T.loop, probe_done, &p, 5000));
+    assert_int_equal(p.err, WA_OK);
+}
+
+/* ---- MongoDB ---- */
+
+struct docs_probe {
+    bool done;
+    enum wa_err err;
+    json_t *docs;
+};
+
+static void
+on_docs(void *arg, enum wa_err err, json_t *docs)
+{
+    struct docs_probe *p = arg;
+
+    p->err = err;
+    p->docs = docs != NULL ? json_incref(docs) : NULL;
+    p->done = true;
+}
+
+static bool
+docs_done(void *arg)
+{
+    return ((struct docs_probe *)arg)->done;
+}
+
+/* The ledger entries of contact ("+<digits>"), oldest first. New reference. */
+static json_t *
+ledger(const char *contact)
+{
+    struct docs_probe p = {0};
+    json_t *filter = json_pack("{s:s}", "contact", contact);
+    json_t *opts = json_pack("{s:{s:i, s:i}}", "sort", "at_ms", 1, "recorded_ms", 1);
+
+    assert_int_equal(wa_mongo_find(T.mongo, "consent_ledger", filter, opts, on_docs, &p), WA_OK);
+    json_decref(filter);
+    json_decref(opts);
+    assert_true(wa_test_run_until(T.loop, docs_done, &p, 20000));
+    assert_int_equal(p.err, WA_OK);
+    return p.docs;
+}
+
+/* ---- the simulator ---- */
+
+static long
+sim_post(const char *path, const char *body)
+{
+    static const char *const json[] = {"Content-Type: application/json", NULL};
+    struct wa_test_http_req req = {
+        .port = T.sim, .path = path, .headers = json, .body = body, .timeout_ms = 5000};
+
+    return wa_test_http(&req, NULL);
+}
+
+static void
+customer_writes(const char *from, const char *text)
+{
+    char body[256];
+
+    snprintf(body, sizeof(body),
+             "{\"from\":\"%s\",\"name\":\"Grace Hopper\",\"type\":\"text\",\"text\":{\"body\":"
+             "\"%s\"}}",
+             from, text);
+    assert_int_equal(sim_post("/_sim/inbound", body) / 100, 2);
+}
+
+/* ---- processes ---- */
+
+static pid_t
+spawn_users(void)
+{
+    static int runs;
+    const char *env[] = {T.mongo_env, "WA_USERS_RETRY=200ms", "WA_LOG_LEVEL=debug", NULL};
+    char log[128];
+
+    snprintf(log, sizeof(log), "/tmp/wa-users-test-users-%d.log", ++runs);
+    return wa_test_spawn_daemon("wa-users", T.users, T.prefix, env, log);
+}
+
+static bool
+kv_ready(void *arg)
+{
+    (void)arg;
+    return wa_kv_ready(T.kv);
+}
+
+static int
+setup(void **state)
+{
+    struct wa_kafka_config kc = {0};
+    struct wa_kv_config kvc = {0};
+    struct wa_mongo_config mc = {0};
+    char webhook[128], graph[128], rules[512], spool[128], db[64], uri[256], topics[7][128];
+    const char *names[7] = {WA_TOPIC_INBOUND_MESSAGE, WA_TOPIC_INBOUND_STATUS,
+                            WA_TOPIC_ACCOUNT_EVENT,   WA_TOPIC_OUTBOUND_REQUEST,
+                            WA_TOPIC_OUTBOUND_RESULT, WA_TOPIC_CONTACT_COMMAND,
+                            WA_TOPIC_CONTACT_EVENT};
+    const char *tp[7];
+    const char *sim_env[] = {webhook, NULL}, *ingest_env[] = {spool, NULL},
+               *notify_env[] = {graph, NULL}, *router_env[] = {rules, NULL};
+    const char *base = wa_test_env("WA_MONGO_URI"), *slash = strrchr(base, '/');
+    char resultt[128];
+    const char *rt[1] = {resultt};
+    struct wa_buf b;
+
+    (void)state;
+    memset(&T, 0, sizeof(T));
+    wa_test_unique_prefix(T.prefix, sizeof(T.prefix));
+    snprintf(db, sizeof(db), "users_test_%d", (int)getpid());
+    snprintf(uri, sizeof(uri), "%.*s/%s", (int)(slash - base), base, db);
+    snprintf(T.mongo_env, sizeof(T.mongo_env), "WA_MONGO_URI=%s", uri);
+    assert_int_equal(wa_loop_new(&T.loop), WA_OK);
+    kc.brokers = wa_test_env("WA_KAFKA_BROKERS");
+    kc.topic_prefix = T.prefix;
+    kc.linger_us = 1000;
+    for (int i = 0; i < 7; i++) {
+        wa_kafka_topic(&kc, names[i], topics[i], sizeof(topics[i]));
+        tp[i] = topics[i];
+    }
+    assert_int_equal(wa_kafka_topics_ensure(&kc, tp, 7, 2, 20000, NULL), WA_OK);
+    assert_int_equal(wa_kafka_producer_new(T.loop, &kc, &T.producer, NULL), WA_OK);
+    wa_kafka_topic(&kc, WA_TOPIC_OUTBOUND_RESULT, resultt, sizeof(resultt));
+    assert_int_equal(
+        wa_kafka_consumer_new(T.loop, &kc, "users-test", rt, 1, on_result, NULL, &T.consumer, NULL),
+        WA_OK);
+    kvc.url = wa_test_env("WA_REDIS_URL");
+    assert_int_equal(wa_kv_new(T.loop, &kvc, &T.kv, NULL), WA_OK);
+    assert_true(wa_test_run_until(T.loop, kv_ready, NULL, 10000));
+    assert_int_equal(wa_pool_new(T.loop, 2, &T.pool), WA_OK);
+    mc.uri = uri;
+    assert_int_equal(wa_mongo_new(T.loop, T.pool, &mc, &T.mongo, NULL), WA_OK);
+
+    T.sim = wa_test_free_port();
+    T.ingest = wa_test_free_port();
+    T.router = wa_test_free_port();
+    T.users = wa_test_free_port();
+    T.notify = wa_test_free_port();
+    snprintf(webhook, sizeof(webhook), "WA_WEBHOOK_URL=http://127.0.0.1:%d/webhook", T.ingest);
+    snprintf(graph, sizeof(graph), "WA_GRAPH_URL=http://127.0.0.1:%d/v21.0", T.sim);
+    snprintf(rules, sizeof(rules), "WA_ROUTER_RULES=%s", RT_DEFAULT_RULES);
+    snprintf(spool, sizeof(spool), "WA_SPOOL_DIR=/tmp/wa-users-test-spool-%d", (int)getpid());
+    T.p_sim = wa_test_spawn_daemon("wa-cloudsim", T.sim, T.prefix, sim_env,
+                                   "/tmp/wa-users-test-cloudsim.log");
+    T.p_ingest = wa_test_spawn_daemon("wa-ingest", T.ingest, T.prefix, ingest_env,
+                                      "/tmp/wa-users-test-ingest.log");
+    T.p_router = wa_test_spawn_daemon("wa-router", T.router, T.prefix, router_env,
+                                      "/tmp/wa-users-test-router.log");
+    T.p_notify = wa_test_spawn_daemon("wa-notify", T.notify, T.prefix, notify_env,
+                                      "/tmp/wa-users-test-notify.log");
+    T.p_users = spawn_users();
+    wa_buf_init(&b, 1 << 20);
+    assert_true(wa_test_poll_status(T.sim, "/readyz", 200, 30000, &b));
+    assert_true(wa_test_poll_status(T.ingest, "/readyz", 200, 30000, &b));
+    assert_true(wa_test_poll_status(T.router, "/readyz", 200, 30000, &b));
+    assert_true(wa_test_poll_status(T.notify, "/readyz", 200, 30000, &b));
+    assert_true(wa_test_poll_status(T.users, "/readyz", 200, 30000, &b));
+    wa_buf_cleanup(&b);
+    /* a marketing template without parameters */
+    assert_int_equal(sim_post("/_sim/templates", "{\"name\":\"users_promo\",\"language\":"
+                                                 "\"en\",\"category\":\"MARKETING\","
+                                                 "\"status\":\"APPROVED\"}") /
+                         100,
+                     2);
+    return 0;
+}
+
+static void
+on_dropped(void *arg, enum wa_err err)
+{
+    (void)err;
+    *(bool *)arg = true;
+}
+
+static bool
+flag(void *arg)
+{
+    return *(bool *)arg;
+}
+
+static int
+teardown(void **state)
+{
+    bool dropped = false;
+
+    (void)state;
+    assert_int_equal(wa_test_stop(T.p_users, SIGTERM, 10000), 0);
+    assert_int_equal(wa_test_stop(T.p_notify, SIGTERM, 10000), 0);
+    assert_int_equal(wa_test_stop(T.p_router, SIGTERM, 10000), 0);
+    assert_int_equal(wa_test_stop(T.p_ingest, SIGTERM, 10000), 0);
+    assert_int_equal(wa_test_stop(T.p_sim, SIGTERM, 10000), 0);
+    if (wa_mongo_drop_database(T.mongo, on_dropped, &dropped) == WA_OK) {
+        (void)wa_test_run_until(T.loop, flag, &dropped, 10000);
+    }
+    for (size_t i = 0; i < T.nres; i++) {
+        json_decref(T.results[i]);
+    }
+    wa_kafka_consumer_close(T.consumer, NULL);
+    wa_kafka_consumer_free(T.consumer);
+    wa_kafka_producer_free(T.producer);
+    wa_kv_free(T.kv);
+    wa_mongo_free(T.mongo);
+    wa_pool_free(T.pool);
+    wa_loop_free(T.loop);
+    wa_kafka_wait_destroyed(5000);
+    return 0;
+}
+
+/* ---- tests ---- */
+
+static const json_t *
+last_entry(const json_t *docs)
+{
+    size_t n = json_array_size(docs);
+
+    return n > 0 ? json_array_get(docs, n - 1) : NULL;
+}
+
+static void
+stop_start__keyword__marketing_refused_utility_sent_then_restored(void **state)
+{
+    const json_t *r;
+    json_t *docs;
+
+    (void)state;
+    customer_writes("16505558001", "STOP");
+    await_optout("16505558001", true);
+    docs = ledger("+16505558001");
+    assert_int_equal(json_array_size(docs), 1);
+    assert_string_equal(wa_json_str(last_entry(docs), "status"), "opted_out");
+    assert_string_equal(wa_json_str(last_entry(docs), "category"), "marketing");
+    assert_string_equal(wa_json_str(last_entry(docs), "source"), "keyword");
+    assert_non_null(wa_json_path_str(last_entry(docs), "evidence.wamid"));
+    json_decref(docs);
+
+    request("kw-marketing-1", "16505558001", "users_promo", "en", "marketing");
+    request("kw-utility-1", "16505558001", "hello_world", "en_US", "utility");
+    r = wait_result("kw-marketing-1");
+    assert_string_equal(wa_json_str(r, "status"), "failed");
+    assert_string_equal(wa_json_str(r, "reason"), "opted_out");
+    assert_true(json_is_null(json_object_get(r, "wamid")));
+    r = wait_result("kw-utility-1");
+    assert_string_equal(wa_json_str(r, "status"), "accepted");
+
+    customer_writes("16505558001", "START");
+    await_optout("16505558001", false);
+    docs = ledger("+16505558001");
+    assert_int_equal(json_array_size(docs), 2);
+    assert_string_equal(wa_json_str(last_entry(docs), "status"), "opted_in");
+    json_decref(docs);
+    request("kw-marketing-2", "16505558001", "users_promo", "en", "marketing");
+    r = wait_result("kw-marketing-2");
+    assert_string_equal(wa_json_str(r, "status"), "accepted");
+}
+
+static void
+meta_error_131050__failed_status__opted_out(void **state)
+{
+    const json_t *r;
+    json_t *docs;
+
+    (void)state;
+    assert_int_equal(
+        sim_post("/_sim/users", "{\"wa_id\":\"16505558002\",\"marketing\":\"stop\"}") / 100, 2);
+    request("me-marketing-1", "16505558002", "users_promo", "en", "marketing");
+    /* the simulator accepts, then reports the failure (131050) in a status webhook */
+    (void)wait_result("me-marketing-1");
+    await_optout("16505558002", true);
+    docs = ledger("+16505558002");
+    assert_int_equal(json_array_size(docs), 1);
+    assert_string_equal(wa_json_str(last_entry(docs), "source"), "meta_error");
+    assert_int_equal(json_integer_value(wa_json_path(last_entry(docs), "evidence.error_code")),
+                     131050);
+    assert_non_null(wa_json_path_str(last_entry(docs), "evidence.wamid"));
+    json_decref(docs);
+    request("me-marketing-2", "16505558002", "users_promo", "en", "marketing");
+    r = wait_result("me-marketing-2");
+    assert_string_equal(wa_json_str(r, "reason"), "opted_out");
+    request("me-utility-1", "16505558002", "hello_world", "en_US", "utility");
+    r = wait_result("me-utility-1");
+    assert_string_equal(wa_json_str(r, "status"), "accepted");
+}
+
+static json_t *
+preferences(const char *wa_id, const char *value, int64_t ts)
+{
+    return json_pack("{s:s, s:s, s:n, s:I, s:s, s:{s:s, s:{s:s, s:s}, s:[{s:s, s:s, s:s, s:s, "
+                     "s:I}]}}",
+                     "waba_id", "200000000000001", "field", "user_preferences", "event",
+                     "timestamp", (json_int_t)ts, "phone_number_id", PNID, "value",
+                     "messaging_product", "whatsapp", "metadata", "display_phone_number",
+                     "15550000001", "phone_number_id", PNID, "user_preferences", "wa_id", wa_id,
+                     "detail", "User requested to stop marketing messages", "category",
+                     "marketing_messages", "value", value, "timestamp", (json_int_t)ts);
+}
+
+static void
+user_preferences__stop_resume_and_redelivery__ledger_once_each(void **state)
+{
+    int64_t now = (int64_t)(wa_clock_wall_ms() / 1000);
+    json_t *docs;
+
+    (void)state;
+    produce(WA_TOPIC_ACCOUNT_EVENT, WA_CE_TYPE_ACCOUNT_EVENT, "up-1", "200000000000001",
+            preferences("16505558003", "stop", now - 10));
+    await_optout("16505558003", true);
+    /* the same webhook again (account events are never deduplicated upstream) */
+    produce(WA_TOPIC_ACCOUNT_EVENT, WA_CE_TYPE_ACCOUNT_EVENT, "up-1-copy", "200000000000001",
+            preferences("16505558003", "stop", now - 10));
+    produce(WA_TOPIC_ACCOUNT_EVENT, WA_CE_TYPE_ACCOUNT_EVENT, "up-2", "200000000000001",
+            preferences("16505558003", "resume", now));
+    await_optout("16505558003", false);
+    docs = ledger("+16505558003");
+    assert_int_equal(json_array_size(docs), 2);
+    assert_string_equal(wa_json_str(json_array_get(docs, 0), "status"), "opted_out");
+    assert_string_equal(wa_json_str(json_array_get(docs, 0), "source"), "user_preferences");
+    assert_string_equal(wa_json_str(json_array_get(docs, 1), "status"), "opted_in");
+    json_decref(docs);
+}
+
+static void
+restart__keys_lost__rebuilt_from_mongodb(void **state)
+{
+    struct wa_buf b;
+    char v[64];
+
+    (void)state;
+    produce(WA_TOPIC_CONTACT_COMMAND, WA_CE_TYPE_CONTACT_COMMAND, NULL, PNID ":16505558004",
+            json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "command_id", "rebuild-cmd-1",
+                      "command", "opt_out", "phone_number_id", PNID, "contact", "16505558004",
+                      "source", "crm", "reason", "asked by phone", "requested_at",
+                      "2026-01-02T03:04:05Z"));
+    await_optout("16505558004", true);
+    assert_int_equal(wa_test_stop(T.p_users, SIGTERM, 10000), 0);
+    kv_del("16505558004");
+    kv_del("16505558002");
+    optout_value("16505558004", v, sizeof(v));
+    assert_string_equal(v, "");
+    T.p_users = spawn_users();
+    wa_buf_init(&b, 1 << 20);
+    assert_true(wa_test_poll_status(T.users, "/readyz", 200, 30000, &b));
+    wa_buf_cleanup(&b);
+    /* ready means rebuilt: both keys are back at once, and no opted-in contact got one */
+    optout_value("16505558004", v, sizeof(v));
+    assert_string_equal(v, "1");
+    optout_value("16505558002", v, sizeof(v));
+    assert_string_equal(v, "1");
+    optout_value("16505558001", v, sizeof(v));
+    assert_string_equal(v, "");
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(stop_start__keyword__marketing_refused_utility_sent_then_restored),
+        cmocka_unit_test(meta_error_131050__failed_status__opted_out),
+        cmocka_unit_test(user_preferences__stop_resume_and_redelivery__ledger_once_each),
+        cmocka_unit_test(restart__keys_lost__rebuilt_from_mongodb),
+    };
+
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
