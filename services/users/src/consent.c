@@ -174,15 +174,14 @@ identity_ok(const char *contact, const char *field, struct wa_error *error)
     char id[US_ID_MAX];
 
     if (us_contact_id(contact, id, sizeof(id)) != WA_OK) {
-        return wa_error_set(error, WA_EPARSE, "%s: not a wa_id or business-scoped user id",
-                            field);
+        return wa_error_set(error, WA_EPARSE, "%s: not a wa_id or business-scoped user id", field);
     }
     return WA_OK;
 }
 
 enum wa_err
-us_decide_command(const json_t *data, int64_t event_ms, struct us_entry *out, size_t max,
-                  size_t *n, struct wa_error *error)
+us_decide_command(const json_t *data, int64_t event_ms, struct us_entry *out, size_t max, size_t *n,
+                  struct wa_error *error)
 {
     struct wa_contract_contact_command c;
     struct us_entry *e = out;
@@ -208,8 +207,8 @@ us_decide_command(const json_t *data, int64_t event_ms, struct us_entry *out, si
         return wa_error_set(error, WA_EPARSE, "command_id: too long");
     }
     if ((err = copy(e->contact, sizeof(e->contact), c.contact, "contact", error)) != WA_OK ||
-        (err = copy(e->evidence_command, sizeof(e->evidence_command), c.command_id,
-                    "command_id", error)) != WA_OK ||
+        (err = copy(e->evidence_command, sizeof(e->evidence_command), c.command_id, "command_id",
+                    error)) != WA_OK ||
         (err = copy(e->evidence_wamid, sizeof(e->evidence_wamid), c.wamid, "wamid", error)) !=
             WA_OK) {
         return err;
@@ -218,8 +217,8 @@ us_decide_command(const json_t *data, int64_t event_ms, struct us_entry *out, si
     e->category = US_CAT_MARKETING;
     e->status = c.command == WA_CONTRACT_CMD_OPT_OUT ? US_OPTED_OUT : US_OPTED_IN;
     /* a customer's own words (wa-router's keyword rules) or another service's request */
-    e->source = c.source != NULL && strncmp(c.source, "wa-router", 9) == 0 ? US_SRC_KEYWORD
-                                                                           : US_SRC_API;
+    e->source =
+        c.source != NULL && strncmp(c.source, "wa-router", 9) == 0 ? US_SRC_KEYWORD : US_SRC_API;
     snprintf(e->scope, sizeof(e->scope), "%s", US_SCOPE_ALL);
     e->at_ms = at;
     *n = 1;
@@ -227,8 +226,8 @@ us_decide_command(const json_t *data, int64_t event_ms, struct us_entry *out, si
 }
 
 enum wa_err
-us_decide_status(const json_t *data, int64_t event_ms, struct us_entry *out, size_t max,
-                 size_t *n, struct wa_error *error)
+us_decide_status(const json_t *data, int64_t event_ms, struct us_entry *out, size_t max, size_t *n,
+                 struct wa_error *error)
 {
     struct wa_contract_inbound_status s;
     struct us_entry *e = out;
@@ -244,7 +243,8 @@ us_decide_status(const json_t *data, int64_t event_ms, struct us_entry *out, siz
     if (strcmp(s.status, "failed") != 0 || !json_is_array(s.errors)) {
         return WA_OK;
     }
-    json_array_foreach (s.errors, i, item) {
+    json_array_foreach(s.errors, i, item)
+    {
         const json_t *code = json_object_get(item, "code");
 
         stopped = stopped || (json_is_integer(code) && json_integer_value(code) == 131050);
@@ -285,8 +285,8 @@ us_decide_status(const json_t *data, int64_t event_ms, struct us_entry *out, siz
  * (docs/cloud-api.md). Items of other categories or values are ignored.
  */
 enum wa_err
-us_decide_account(const json_t *data, int64_t event_ms, struct us_entry *out, size_t max,
-                  size_t *n, struct wa_error *error)
+us_decide_account(const json_t *data, int64_t event_ms, struct us_entry *out, size_t max, size_t *n,
+                  struct wa_error *error)
 {
     struct wa_contract_account_event a;
     const json_t *prefs, *item;
@@ -304,7 +304,8 @@ us_decide_account(const json_t *data, int64_t event_ms, struct us_entry *out, si
     if (!json_is_array(prefs)) {
         return wa_error_set(error, WA_EPARSE, "value.user_preferences: not an array");
     }
-    json_array_foreach (prefs, i, item) {
+    json_array_foreach(prefs, i, item)
+    {
         const char *wa_id = wa_json_str(item, "wa_id"), *cat = wa_json_str(item, "category"),
                    *value = wa_json_str(item, "value");
         const json_t *ts = json_object_get(item, "timestamp");
@@ -361,8 +362,8 @@ us_entry_doc(const struct us_entry *e, const char *contact_id, int64_t recorded_
         json_object_set_new(ev, "error_code", json_integer(e->evidence_code));
     }
     wa_clock_rfc3339((uint64_t)(e->at_ms > 0 ? e->at_ms : 0), at);
-    doc = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:I, s:I}", "_id", e->id,
-                    "contact", contact_id, "category", us_category_name(e->category), "status",
+    doc = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:I, s:I}", "_id", e->id, "contact",
+                    contact_id, "category", us_category_name(e->category), "status",
                     us_status_name(e->status), "scope", e->scope, "source",
                     us_source_name(e->source), "evidence", ev, "at", at, "at_ms",
                     (json_int_t)e->at_ms, "recorded_ms", (json_int_t)recorded_ms);
@@ -386,7 +387,8 @@ us_consent_derive(const json_t *ledger, enum us_category category, struct us_con
 
     memset(out, 0, sizeof(*out));
     out->status = US_OPTED_IN;
-    json_array_foreach (ledger, i, doc) {
+    json_array_foreach(ledger, i, doc)
+    {
         enum us_category c;
         enum us_status st;
         enum us_source src;

@@ -122,8 +122,7 @@ decide(struct us *us, struct us_work *w)
     int64_t event_ms = m->timestamp_ms > 0 ? m->timestamp_ms : (int64_t)wa_clock_wall_ms();
     enum wa_err err;
 
-    if (m->value == NULL ||
-        wa_cloudevent_decode(m->value, m->len, &doc, &error) != WA_OK) {
+    if (m->value == NULL || wa_cloudevent_decode(m->value, m->len, &doc, &error) != WA_OK) {
         wa_log_warn(NULL, "%s@%d:%lld: not a CloudEvent: %s", m->topic, (int)m->partition,
                     (long long)m->offset, error.message);
         return false;
@@ -140,9 +139,8 @@ decide(struct us *us, struct us_work *w)
         wa_log_warn(NULL, "%s@%d:%lld (event %s): %s", m->topic, (int)m->partition,
                     (long long)m->offset, doc->ev.id, error.message);
     } else {
-        wa_log_debug(NULL, "%s@%d:%lld (event %s): %zu ledger entr%s", m->topic,
-                     (int)m->partition, (long long)m->offset, doc->ev.id, w->n,
-                     w->n == 1 ? "y" : "ies");
+        wa_log_debug(NULL, "%s@%d:%lld (event %s): %zu ledger entr%s", m->topic, (int)m->partition,
+                     (long long)m->offset, doc->ev.id, w->n, w->n == 1 ? "y" : "ies");
     }
     wa_cloudevent_doc_free(doc);
     return err == WA_OK;

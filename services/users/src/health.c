@@ -27,8 +27,7 @@ us_health_start(struct us *us, struct wa_error *error)
     C(entries, "wa_users_ledger_entries_total", "consent ledger entries appended", NULL);
     C(duplicates, "wa_users_ledger_duplicates_total",
       "ledger entries already present (redelivered events)", NULL);
-    C(keys_set, "wa_users_suppression_keys_total", "optout keys written",
-      "op=\"set\"");
+    C(keys_set, "wa_users_suppression_keys_total", "optout keys written", "op=\"set\"");
     C(keys_deleted, "wa_users_suppression_keys_total", "optout keys written", "op=\"del\"");
 #undef C
     x->latency = wa_metrics_histogram(m, "wa_users_event_seconds",

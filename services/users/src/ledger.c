@@ -68,15 +68,14 @@ produce_event(struct ap *a)
     data = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s}}", "event_id", a->e.id,
                      "kind", "consent", "contact", a->cid, "identity", us_key_identity(a->cid),
                      "category", us_category_name(a->e.category), "status",
-                     us_status_name(a->e.status), "source", us_source_name(a->e.source),
-                     "state", "status", us_status_name(a->st.status), "source",
-                     us_source_name(a->st.source), "at", at);
+                     us_status_name(a->e.status), "source", us_source_name(a->e.source), "state",
+                     "status", us_status_name(a->st.status), "source", us_source_name(a->st.source),
+                     "at", at);
     if (data == NULL) {
         finish(a, WA_ENOMEM);
         return;
     }
-    if (wa_contract_conversation_key(a->e.phone_number_id[0] != '\0' ? a->e.phone_number_id
-                                                                      : NULL,
+    if (wa_contract_conversation_key(a->e.phone_number_id[0] != '\0' ? a->e.phone_number_id : NULL,
                                      us_key_identity(a->cid), key, sizeof(key)) != WA_OK) {
         json_decref(data);
         finish(a, WA_ETOOBIG);
@@ -144,9 +143,9 @@ on_upserted(void *arg, enum wa_err err, int64_t matched, int64_t modified, bool 
         return;
     }
     filter = json_pack("{s:s}", "_id", a->cid);
-    err = filter != NULL ? wa_mongo_find_one(a->us->mongo, US_COLL_CONTACTS, filter, NULL,
-                                             on_contact, a)
-                         : WA_ENOMEM;
+    err = filter != NULL
+              ? wa_mongo_find_one(a->us->mongo, US_COLL_CONTACTS, filter, NULL, on_contact, a)
+              : WA_ENOMEM;
     json_decref(filter);
     if (err != WA_OK) {
         finish(a, err);
@@ -169,9 +168,9 @@ on_ledger(void *arg, enum wa_err err, json_t *docs)
     wa_clock_rfc3339(wa_clock_wall_ms(), now);
     snprintf(path, sizeof(path), "consent.%s", us_category_name(a->e.category));
     filter = json_pack("{s:s}", "_id", a->cid);
-    set = json_pack("{s:{s:s, s:s, s:s, s:I}, s:s}", path, "status",
-                    us_status_name(a->st.status), "source", us_source_name(a->st.source), "at", at,
-                    "at_ms", (json_int_t)a->st.at_ms, "updated_at", now);
+    set = json_pack("{s:{s:s, s:s, s:s, s:I}, s:s}", path, "status", us_status_name(a->st.status),
+                    "source", us_source_name(a->st.source), "at", at, "at_ms",
+                    (json_int_t)a->st.at_ms, "updated_at", now);
     insert = json_pack("{s:s}", "created_at", now);
     if (insert != NULL) {
         json_object_set_new(insert, a->cid[0] == '+' ? "phone" : "bsuid", json_string(a->cid));
@@ -209,8 +208,8 @@ on_appended(void *arg, enum wa_err err)
         finish(a, err != WA_OK ? err : WA_ECLOSED);
         return;
     }
-    filter = json_pack("{s:s, s:s}", "contact", a->cid, "category",
-                       us_category_name(a->e.category));
+    filter =
+        json_pack("{s:s, s:s}", "contact", a->cid, "category", us_category_name(a->e.category));
     opts = json_pack("{s:{s:i, s:i}, s:i}", "sort", "at_ms", -1, "recorded_ms", -1, "limit",
                      LEDGER_READ_MAX);
     err = filter != NULL && opts != NULL

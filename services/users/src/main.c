@@ -46,10 +46,10 @@ start(struct wa_service *svc, const void *config, void **state, struct wa_error 
     wa_service_kafka_config(svc, &kc);
     if (wa_kafka_topic(&kc, WA_TOPIC_CONTACT_COMMAND, us->topic_command,
                        sizeof(us->topic_command)) != WA_OK ||
-        wa_kafka_topic(&kc, WA_TOPIC_INBOUND_STATUS, us->topic_status,
-                       sizeof(us->topic_status)) != WA_OK ||
-        wa_kafka_topic(&kc, WA_TOPIC_ACCOUNT_EVENT, us->topic_account,
-                       sizeof(us->topic_account)) != WA_OK ||
+        wa_kafka_topic(&kc, WA_TOPIC_INBOUND_STATUS, us->topic_status, sizeof(us->topic_status)) !=
+            WA_OK ||
+        wa_kafka_topic(&kc, WA_TOPIC_ACCOUNT_EVENT, us->topic_account, sizeof(us->topic_account)) !=
+            WA_OK ||
         wa_kafka_topic(&kc, WA_TOPIC_CONTACT_EVENT, us->topic_event, sizeof(us->topic_event)) !=
             WA_OK) {
         return wa_error_set(error, WA_ECONFIG, "WA_TOPIC_PREFIX too long");

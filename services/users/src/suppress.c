@@ -205,7 +205,8 @@ on_page(void *arg, enum wa_err err, json_t *docs)
     }
     r->page_done = false;
     r->page_len = json_array_size(docs);
-    json_array_foreach (docs, i, doc) {
+    json_array_foreach(docs, i, doc)
+    {
         const char *status = wa_json_path_str(doc, "consent.marketing.status");
         const char *id = wa_json_str(doc, "_id");
 
@@ -238,12 +239,11 @@ next_page(struct rebuild *r)
     enum wa_err err;
 
     r->page_done = false;
-    filter = r->after[0] != '\0'
-                 ? json_pack("{s:{s:b}, s:{s:s}}", "consent.marketing", "$exists", 1, "_id",
-                             "$gt", r->after)
-                 : json_pack("{s:{s:b}}", "consent.marketing", "$exists", 1);
-    opts = json_pack("{s:{s:i}, s:i, s:{s:i, s:i, s:i}}", "sort", "_id", 1, "limit",
-                     REBUILD_PAGE, "projection", "phone", 1, "bsuid", 1, "consent", 1);
+    filter = r->after[0] != '\0' ? json_pack("{s:{s:b}, s:{s:s}}", "consent.marketing", "$exists",
+                                             1, "_id", "$gt", r->after)
+                                 : json_pack("{s:{s:b}}", "consent.marketing", "$exists", 1);
+    opts = json_pack("{s:{s:i}, s:i, s:{s:i, s:i, s:i}}", "sort", "_id", 1, "limit", REBUILD_PAGE,
+                     "projection", "phone", 1, "bsuid", 1, "consent", 1);
     err = filter != NULL && opts != NULL
               ? wa_mongo_find(r->us->mongo, US_COLL_CONTACTS, filter, opts, on_page, r)
               : WA_ENOMEM;

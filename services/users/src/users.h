@@ -24,10 +24,15 @@
 enum us_category { US_CAT_MARKETING, US_CAT_UTILITY, US_CAT_AUTHENTICATION, US_CAT_SERVICE };
 #define US_NCATEGORIES 4
 enum us_status { US_OPTED_IN, US_OPTED_OUT };
-enum us_source { US_SRC_API, US_SRC_KEYWORD, US_SRC_USER_PREFERENCES, US_SRC_META_ERROR,
-                 US_SRC_IMPORT };
+enum us_source {
+    US_SRC_API,
+    US_SRC_KEYWORD,
+    US_SRC_USER_PREFERENCES,
+    US_SRC_META_ERROR,
+    US_SRC_IMPORT
+};
 
-#define US_ID_MAX   160 /* entry ids, identities, evidence strings (NUL included) */
+#define US_ID_MAX    160 /* entry ids, identities, evidence strings (NUL included) */
 #define US_SCOPE_ALL "all"
 
 /* One ledger entry. Plain value: every string is an array of its own. */
@@ -36,7 +41,7 @@ struct us_entry {
     char contact[US_ID_MAX]; /* the identity the cause named: wa_id digits or BSUID */
     enum us_category category;
     enum us_status status;
-    char scope[US_ID_MAX]; /* phone_number_id, or "all" */
+    char scope[US_ID_MAX];    /* phone_number_id, or "all" */
     char phone_number_id[64]; /* the business number the cause came through, "" when none */
     enum us_source source;
     char evidence_wamid[US_ID_MAX];   /* "" when none */
@@ -61,8 +66,8 @@ enum wa_err us_source_parse(const char *s, enum us_source *out);
  */
 enum wa_err us_decide_command(const json_t *data, int64_t event_ms, struct us_entry *out,
                               size_t max, size_t *n, struct wa_error *error);
-enum wa_err us_decide_status(const json_t *data, int64_t event_ms, struct us_entry *out,
-                             size_t max, size_t *n, struct wa_error *error);
+enum wa_err us_decide_status(const json_t *data, int64_t event_ms, struct us_entry *out, size_t max,
+                             size_t *n, struct wa_error *error);
 enum wa_err us_decide_account(const json_t *data, int64_t event_ms, struct us_entry *out,
                               size_t max, size_t *n, struct wa_error *error);
 
@@ -71,7 +76,7 @@ json_t *us_entry_doc(const struct us_entry *e, const char *contact_id, int64_t r
 
 /* The current state of one category, derived from its ledger. */
 struct us_consent_state {
-    bool known;           /* at least one entry with scope "all" */
+    bool known;            /* at least one entry with scope "all" */
     enum us_status status; /* the latest entry's (by at, then recorded) */
     int64_t at_ms;
     enum us_source source;
@@ -108,8 +113,8 @@ extern const struct wa_cfg_spec us_config_spec[];
 extern const size_t us_config_nspec;
 
 struct us_metrics {
-    struct wa_counter *consumed, *applied, *ignored, *invalid, *failures, *entries,
-        *duplicates, *keys_set, *keys_deleted;
+    struct wa_counter *consumed, *applied, *ignored, *invalid, *failures, *entries, *duplicates,
+        *keys_set, *keys_deleted;
     struct wa_histogram *latency;
 };
 
@@ -126,7 +131,7 @@ struct us {
     char prefix[128];
     char topic_command[192], topic_status[192], topic_account[192], topic_event[192];
     struct us_metrics m;
-    bool rebuilt;  /* the suppression keys were rebuilt from MongoDB (readiness) */
+    bool rebuilt; /* the suppression keys were rebuilt from MongoDB (readiness) */
     bool draining;
     bool stopped;
     size_t inflight;
