@@ -55,10 +55,14 @@ chain__customer_writes_price__price_list_sent_at_simulator(void **state)
     snprintf(graph, sizeof(graph), "WA_GRAPH_URL=http://127.0.0.1:%d/v21.0", sim);
     snprintf(rules, sizeof(rules), "WA_ROUTER_RULES=%s", RT_DEFAULT_RULES);
     snprintf(spool, sizeof(spool), "WA_SPOOL_DIR=/tmp/wa-router-e2e-spool-%d", (int)getpid());
-    p_sim = wa_test_spawn_daemon("wa-cloudsim", sim, prefix, sim_env, "/tmp/wa-router-e2e-cloudsim.log");
-    p_ingest = wa_test_spawn_daemon("wa-ingest", ingest, prefix, ingest_env, "/tmp/wa-router-e2e-ingest.log");
-    p_notify = wa_test_spawn_daemon("wa-notify", notify, prefix, notify_env, "/tmp/wa-router-e2e-notify.log");
-    p_router = wa_test_spawn_daemon("wa-router", router, prefix, router_env, "/tmp/wa-router-e2e-router.log");
+    p_sim = wa_test_spawn_daemon("wa-cloudsim", sim, prefix, sim_env,
+                                 "/tmp/wa-router-e2e-cloudsim.log");
+    p_ingest = wa_test_spawn_daemon("wa-ingest", ingest, prefix, ingest_env,
+                                    "/tmp/wa-router-e2e-ingest.log");
+    p_notify = wa_test_spawn_daemon("wa-notify", notify, prefix, notify_env,
+                                    "/tmp/wa-router-e2e-notify.log");
+    p_router = wa_test_spawn_daemon("wa-router", router, prefix, router_env,
+                                    "/tmp/wa-router-e2e-router.log");
     assert_true(wa_test_poll_status(sim, "/readyz", 200, 30000, &b));
     assert_true(wa_test_poll_status(ingest, "/readyz", 200, 30000, &b));
     assert_true(wa_test_poll_status(notify, "/readyz", 200, 30000, &b));

@@ -183,8 +183,8 @@ await_optout(const char *wa_id, bool opted_out)
         }
         wa_test_run_for(T.loop, 100);
     }
-    fail_msg("optout:%s is \"%s\", want %s, after %d s (logs /tmp/wa-users-test-*.log)", wa_id,
-             v, opted_out ? "\"1\"" : "missing", WAIT_MS / 1000);
+    fail_msg("optout:%s is \"%s\", want %s, after %d s (logs /tmp/wa-users-test-*.log)", wa_id, v,
+             opted_out ? "\"1\"" : "missing", WAIT_MS / 1000);
 }
 
 static void

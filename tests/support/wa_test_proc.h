@@ -48,8 +48,8 @@ pid_t wa_test_spawn(const char *const *argv, const char *const *env, const char 
  * the end-to-end tests' app secret and access token) plus extra ("NAME=value", NULL-ended, at
  * most 12; later settings win), stdout and stderr to log. Returns the child's pid.
  */
-pid_t wa_test_spawn_daemon(const char *name, int port, const char *prefix,
-                           const char *const *extra, const char *log);
+pid_t wa_test_spawn_daemon(const char *name, int port, const char *prefix, const char *const *extra,
+                           const char *log);
 /*
  * Waits at most timeout_ms (WA_TEST_NO_TIMEOUT: no limit) for pid to end. Returns its exit
  * status, 128 + the signal when a signal ended it, or -1 on timeout (then the child is killed
