@@ -323,12 +323,46 @@ tags_have(const struct rt_msg *msg, const char *tag)
     return false;
 }
 
+/* True when the byte range [at, at + k) of norm is bounded on both sides by the text's ends, a
+ * space or a punctuation mark. */
+static bool
+word_at(const char *norm, size_t len, size_t at, size_t k)
+{
+    size_t after = at + k, back;
+    bool left = at == 0 || norm[at - 1] == ' ', right = after == len || norm[after] == ' ';
+
+    if (!right) {
+        right = punct_len(norm + after, len - after) > 0;
+    }
+    for (back = 1; !left && back <= 2 && back <= at; back++) {
+        left = punct_len(norm + at - back, back) == back;
+    }
+    return left && right;
+}
+
+static bool
+word_match(const char *norm, const char *word)
+{
+    size_t len = strlen(norm), k = strlen(word);
+    const char *p = norm;
+
+    while (k > 0 && (p = strstr(p, word)) != NULL) {
+        if (word_at(norm, len, (size_t)(p - norm), k)) {
+            return true;
+        }
+        p++;
+    }
+    return false;
+}
+
 static bool
 keywords_match(const struct rt_match *m, const struct rt_msg *msg)
 {
     const char *norm = msg->norm, *t;
     size_t i, n, k;
-    bool any = m->kw[RT_KW_EXACT].n + m->kw[RT_KW_CONTAINS].n + m->kw[RT_KW_PREFIX].n > 0;
+    bool any = m->kw[RT_KW_EXACT].n + m->kw[RT_KW_CONTAINS].n + m->kw[RT_KW_PREFIX].n +
+                   m->kw[RT_KW_WORD].n >
+               0;
 
     if (!any) {
         return true;
@@ -351,6 +385,11 @@ keywords_match(const struct rt_match *m, const struct rt_msg *msg)
     }
     for (i = 0; i < m->kw[RT_KW_CONTAINS].n; i++) {
         if (strstr(norm, m->kw[RT_KW_CONTAINS].v[i]) != NULL) {
+            return true;
+        }
+    }
+    for (i = 0; i < m->kw[RT_KW_WORD].n; i++) {
+        if (word_match(norm, m->kw[RT_KW_WORD].v[i])) {
             return true;
         }
     }

@@ -69,7 +69,9 @@ struct rt_strlist {
     size_t n;
 };
 
-enum rt_kw_mode { RT_KW_EXACT, RT_KW_CONTAINS, RT_KW_PREFIX, RT_KW__COUNT };
+/* exact: the whole message; contains: anywhere; prefix: at the start; word: a whole word (or
+ * words) anywhere, bounded by the text's ends, spaces or punctuation. All case-insensitive. */
+enum rt_kw_mode { RT_KW_EXACT, RT_KW_CONTAINS, RT_KW_PREFIX, RT_KW_WORD, RT_KW__COUNT };
 
 struct rt_hours {
     bool set;

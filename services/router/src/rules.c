@@ -278,7 +278,7 @@ match_parse(struct vctx *v, const char *where, const json_t *m, struct rt_match 
     static const char *const known[] = {
         "type",      "keywords", "regex", "reply_id",      "button_payload", "tags_any", "tags_all",
         "tags_none", "language", "hours", "outside_hours", "first_message",  NULL};
-    static const char *const kw_known[] = {"exact", "contains", "prefix", NULL};
+    static const char *const kw_known[] = {"exact", "contains", "prefix", "word", NULL};
     const json_t *val;
     const char *re;
 
@@ -296,9 +296,9 @@ match_parse(struct vctx *v, const char *where, const json_t *m, struct rt_match 
     }
     if ((val = json_object_get(m, "keywords")) != NULL) {
         if (!json_is_object(val)) {
-            verr(v, where, "match.keywords: must be an object {exact, contains, prefix}");
+            verr(v, where, "match.keywords: must be an object {exact, contains, prefix, word}");
         } else {
-            static const char *const names[RT_KW__COUNT] = {"exact", "contains", "prefix"};
+            static const char *const names[RT_KW__COUNT] = {"exact", "contains", "prefix", "word"};
             keys_known(v, where, "match.keywords", val, kw_known);
             for (int k = 0; k < RT_KW__COUNT; k++) {
                 char field[64];

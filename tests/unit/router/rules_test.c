@@ -168,10 +168,40 @@ defaults__shipped_file__opt_out_and_price(void **state)
     assert_string_equal(decide(rs, "text", "Price"), "price");
     assert_string_equal(decide(rs, "text", "what is the price list?"), "price");
     assert_string_equal(decide(rs, "text", "الأسعار"), "price");
+    assert_string_equal(decide(rs, "text", "Hi, what is the PRICE of the blue one?"), "price");
+    assert_string_equal(decide(rs, "text", "كم السعر؟ شكرا"), "price");
+    assert_string_equal(decide(rs, "text", "START"), "opt-in");
     assert_string_equal(decide(rs, "text", "hello"), "-");
+    assert_string_equal(decide(rs, "text", "the priced items, priceless"), "-");
+    assert_string_equal(decide(rs, "text", "please don't stop the music"), "-");
     assert_string_equal(decide(rs, "image", "price"), "-");
     assert_int_equal(rs->rules[0].actions[0].kind, RT_ACT_OPT_OUT);
     assert_int_equal(rs->rules[0].actions[1].kind, RT_ACT_REPLY);
+    rt_rules_unref(rs);
+    wa_buf_cleanup(&errors);
+}
+
+/* word: a whole word anywhere, bounded by the ends, spaces or punctuation, in any case */
+static void
+keywords__word__whole_word_anywhere_any_case(void **state)
+{
+    static const char file[] =
+        "{\"version\":1,\"rules\":[{\"name\":\"w\",\"match\":{\"keywords\":{\"word\":"
+        "[\"price\",\"price list\",\"سعر\"]}},\"actions\":[{\"tag\":[\"x\"]}]}]}";
+    struct rt_ruleset *rs = NULL;
+    struct wa_buf errors;
+
+    (void)state;
+    wa_buf_init(&errors, 0);
+    assert_int_equal(rt_rules_parse(file, strlen(file), "t", &rs, &errors, NULL), WA_OK);
+    assert_string_equal(decide(rs, "text", "PRICE"), "w");
+    assert_string_equal(decide(rs, "text", "the Price, please"), "w");
+    assert_string_equal(decide(rs, "text", "(price)"), "w");
+    assert_string_equal(decide(rs, "text", "send the PRICE LIST now"), "w");
+    assert_string_equal(decide(rs, "text", "ما هو سعر، هذا"), "w");
+    assert_string_equal(decide(rs, "text", "prices"), "-");
+    assert_string_equal(decide(rs, "text", "overprice"), "-");
+    assert_string_equal(decide(rs, "text", "pricelist"), "-");
     rt_rules_unref(rs);
     wa_buf_cleanup(&errors);
 }
@@ -184,6 +214,7 @@ main(void)
         cmocka_unit_test(rules__several_problems__all_reported),
         cmocka_unit_test(rules__complete_file__accepted),
         cmocka_unit_test(defaults__shipped_file__opt_out_and_price),
+        cmocka_unit_test(keywords__word__whole_word_anywhere_any_case),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
