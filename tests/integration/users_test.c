@@ -7,8 +7,9 @@
  * The test plays the caller of wa-notify (outbound.request in, outbound.result out) and reads
  * Redis and MongoDB directly. Covered: STOP and START (keyword), a marketing template failed
  * with 131050 at the simulator (meta_error), Meta's user_preferences stop / resume (produced
- * as wa-ingest would), a redelivered event appended once, and the keys rebuilt from MongoDB
- * when wa-users restarts after they were lost.
+ * as wa-ingest would), a redelivered event appended once, the keys rebuilt from MongoDB
+ * when wa-users restarts after they were lost, and unread_count: three inbound messages (and
+ * their redelivered copies) count 3, a reply accepted by the Cloud API resets it to 0.
  */
 #include <curl/curl.h>
 #include <signal.h>
@@ -244,6 +245,63 @@ ledger(const char *contact)
     assert_true(wa_test_run_until(T.loop, docs_done, &p, 20000));
     assert_int_equal(p.err, WA_OK);
     return p.docs;
+}
+
+struct doc_probe {
+    bool done;
+    enum wa_err err;
+    json_t *doc;
+};
+
+static void
+on_doc(void *arg, enum wa_err err, json_t *doc)
+{
+    struct doc_probe *p = arg;
+
+    p->err = err;
+    p->doc = doc != NULL ? json_incref(doc) : NULL;
+    p->done = true;
+}
+
+static bool
+doc_done(void *arg)
+{
+    return ((struct doc_probe *)arg)->done;
+}
+
+/* The contacts document of id, or NULL. New reference. */
+static json_t *
+contact(const char *id)
+{
+    struct doc_probe p = {0};
+    json_t *filter = json_pack("{s:s}", "_id", id);
+
+    assert_int_equal(wa_mongo_find_one(T.mongo, "contacts", filter, NULL, on_doc, &p), WA_OK);
+    json_decref(filter);
+    assert_true(wa_test_run_until(T.loop, doc_done, &p, 20000));
+    assert_true(p.err == WA_OK || p.err == WA_ENOTFOUND);
+    return p.doc;
+}
+
+/* Waits until the contact's unread_count is want. */
+static void
+await_unread(const char *id, int64_t want)
+{
+    uint64_t deadline = wa_clock_mono_ms() + WAIT_MS;
+    int64_t have = -1;
+
+    while (wa_clock_mono_ms() < deadline) {
+        json_t *doc = contact(id);
+
+        have = doc != NULL ? json_integer_value(json_object_get(doc, "unread_count")) : -1;
+        json_decref(doc);
+        if (have == want) {
+            return;
+        }
+        wa_test_run_for(T.loop, 100);
+    }
+    fail_msg("%s: unread_count %lld, want %lld after %d s", id, (long long)have, (long long)want,
+             WAIT_MS / 1000);
 }
 
 /* ---- the simulator ---- */
@@ -554,6 +612,84 @@ restart__keys_lost__rebuilt_from_mongodb(void **state)
     assert_string_equal(v, "");
 }
 
+/* wa-users' wa_users_duplicates_total (redeliveries found applied), -1 when unreadable. */
+static long long
+duplicates(void)
+{
+    struct wa_buf b;
+    struct wa_test_http_req req = {.port = T.users, .path = "/metrics"};
+    const char *p;
+    long long v = -1;
+
+    wa_buf_init(&b, 1 << 20);
+    if (wa_test_http(&req, &b) == 200 &&
+        (p = strstr(b.data, "\nwa_users_duplicates_total ")) != NULL) {
+        v = strtoll(p + strlen("\nwa_users_duplicates_total "), NULL, 10);
+    }
+    wa_buf_cleanup(&b);
+    return v;
+}
+
+static void
+await_duplicates(long long want)
+{
+    uint64_t deadline = wa_clock_mono_ms() + WAIT_MS;
+    long long have = -1;
+
+    while (wa_clock_mono_ms() < deadline && (have = duplicates()) < want) {
+        wa_test_run_for(T.loop, 100);
+    }
+    assert_true(have >= want);
+}
+
+static json_t *
+inbound(const char *wamid, const char *from, const char *text, int64_t ts_s)
+{
+    char ts[24];
+
+    snprintf(ts, sizeof(ts), "%lld", (long long)ts_s);
+    return json_pack(
+        "{s:s,s:s,s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:{s:{s:s},s:s},s:{s:s,s:s,s:s,s:s,s:{s:s}}}",
+        "wamid", wamid, "type", "text", "timestamp", (json_int_t)ts_s, "phone_number_id", PNID,
+        "display_phone_number", "15550000001", "waba_id", "200000000000001", "contact", from,
+        "from", from, "from_user_id", "US.7788990011", "profile", "profile", "name", "Ada Lovelace",
+        "wa_id", from, "message", "from", from, "id", wamid, "timestamp", ts, "type", "text",
+        "text", "body", text);
+}
+
+static void
+unread__three_messages_redelivered_then_reply__three_then_zero(void **state)
+{
+    int64_t now = (int64_t)(wa_clock_wall_ms() / 1000);
+    long long dups = duplicates();
+    json_t *doc;
+
+    (void)state;
+    for (int round = 0; round < 2; round++) { /* the second round is a redelivery */
+        produce(WA_TOPIC_INBOUND_MESSAGE, WA_CE_TYPE_INBOUND_MESSAGE, NULL, PNID ":16505558005",
+                inbound("wamid.unread-1", "16505558005", "one", now - 3));
+        produce(WA_TOPIC_INBOUND_MESSAGE, WA_CE_TYPE_INBOUND_MESSAGE, NULL, PNID ":16505558005",
+                inbound("wamid.unread-2", "16505558005", "two", now - 2));
+        produce(WA_TOPIC_INBOUND_MESSAGE, WA_CE_TYPE_INBOUND_MESSAGE, NULL, PNID ":16505558005",
+                inbound("wamid.unread-3", "16505558005", "three", now - 1));
+    }
+    /* every copy was seen as one (the counter) before unread is read */
+    await_duplicates(dups + 3);
+    await_unread("+16505558005", 3);
+    doc = contact("+16505558005");
+    assert_string_equal(wa_json_str(doc, "phone"), "+16505558005");
+    assert_string_equal(wa_json_str(doc, "bsuid"), "US.7788990011");
+    assert_string_equal(wa_json_str(doc, "name"), "Ada Lovelace");
+    assert_non_null(wa_json_str(doc, "last_interaction_at"));
+    json_decref(doc);
+    produce(WA_TOPIC_OUTBOUND_RESULT, WA_CE_TYPE_OUTBOUND_RESULT, NULL, PNID ":16505558005",
+            json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:n, s:n, s:b, s:n}", "request_id", "reply-1",
+                      "phone_number_id", PNID, "to", "16505558005", "status", "accepted", "wamid",
+                      "wamid.reply-1", "attempts", 1, "reason", "error", "fallback", 0,
+                      "metadata"));
+    await_unread("+16505558005", 0);
+}
+
 int
 main(void)
 {
@@ -562,6 +698,7 @@ main(void)
         cmocka_unit_test(meta_error_131050__failed_status__opted_out),
         cmocka_unit_test(user_preferences__stop_resume_and_redelivery__ledger_once_each),
         cmocka_unit_test(restart__keys_lost__rebuilt_from_mongodb),
+        cmocka_unit_test(unread__three_messages_redelivered_then_reply__three_then_zero),
     };
 
     curl_global_init(CURL_GLOBAL_DEFAULT);

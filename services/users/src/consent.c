@@ -323,9 +323,11 @@ us_decide_account(const json_t *data, int64_t event_ms, struct us_entry *out, si
             continue;
         }
         if ((err = identity_ok(wa_id, "value.user_preferences[].wa_id", error)) != WA_OK) {
+            *n = 0;
             return err;
         }
         if (*n >= max) {
+            *n = 0;
             return wa_error_set(error, WA_ETOOBIG, "more than %zu preferences in one event", max);
         }
         e = &out[(*n)++];

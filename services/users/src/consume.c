@@ -1,9 +1,10 @@
 /*
  * consume.c: stage 3 of 3 (consume). Input: <p>contact.command (wa-router's STOP / START and
- * other services' requests), <p>inbound.status (failed with 131050) and <p>account.event
- * (user_preferences), one consumer in group WA_USERS_GROUP, started once the suppression keys
- * were rebuilt (suppress.c). For each event:
- *   decode -> decide the ledger entries (consent.c) -> apply each (ledger.c) -> offset done.
+ * other services' requests), <p>inbound.status (failed with 131050), <p>account.event
+ * (user_preferences), <p>inbound.message and <p>outbound.result, one consumer in group
+ * WA_USERS_GROUP, started once the suppression keys were rebuilt (suppress.c). For each event:
+ *   decode -> decide (consent.c: ledger entries; contact.c: profile change)
+ *   -> apply (ledger.c each entry; profile.c) -> offset done.
  * Order: one event at a time, in arrival order (the queue below), so two events about one
  * contact never interleave their read-derive-write steps. An event whose apply fails is applied
  * again after WA_USERS_RETRY (its entries are idempotent); an event that does not decode is
@@ -25,11 +26,16 @@
 
 #define ENTRIES_MAX 16 /* ledger entries one event may ask for */
 
+enum work_kind { W_LEDGER, W_INBOUND, W_REPLY };
+
 struct us_work {
     struct us *us;
     struct wa_kafka_msg *kmsg;
-    struct us_entry entries[ENTRIES_MAX];
-    size_t n, next;
+    enum work_kind kind;
+    struct us_entry entries[ENTRIES_MAX]; /* W_LEDGER */
+    struct us_inbound in;                 /* W_INBOUND */
+    char replied[US_ID_MAX];              /* W_REPLY */
+    size_t n, next;                       /* steps to apply (0: the event changes nothing) */
     uint64_t started_us;
     bool waiting; /* an apply callback is due */
     struct us_work *next_work;
@@ -73,8 +79,10 @@ on_applied(void *arg, enum wa_err err)
     }
     if (err != WA_OK) {
         wa_counter_inc(us->m.failures);
-        wa_log_warn(NULL, "ledger entry %s: %s; the event is applied again later",
-                    w->entries[w->next].id, wa_err_name(err));
+        wa_log_warn(NULL, "%s@%d:%lld: %s; the event is applied again later",
+                    w->kmsg != NULL ? w->kmsg->topic : "?",
+                    w->kmsg != NULL ? (int)w->kmsg->partition : -1,
+                    w->kmsg != NULL ? (long long)w->kmsg->offset : -1LL, wa_err_name(err));
         wa_timer_start(us->retry, (uint64_t)us->cfg->retry_ms, 0);
         return;
     }
@@ -93,7 +101,18 @@ apply_next(struct us_work *w)
         finish(w);
         return;
     }
-    if ((err = us_ledger_apply(us, &w->entries[w->next], on_applied, w)) != WA_OK) {
+    switch (w->kind) {
+    case W_INBOUND:
+        err = us_profile_inbound(us, &w->in, on_applied, w);
+        break;
+    case W_REPLY:
+        err = us_profile_replied(us, w->replied, on_applied, w);
+        break;
+    default:
+        err = us_ledger_apply(us, &w->entries[w->next], on_applied, w);
+        break;
+    }
+    if (err != WA_OK) {
         wa_counter_inc(us->m.failures);
         wa_timer_start(us->retry, (uint64_t)us->cfg->retry_ms, 0);
         return;
@@ -128,7 +147,16 @@ decide(struct us *us, struct us_work *w)
         return false;
     }
     (void)wa_contract_time_parse(doc->ev.time, &event_ms);
-    if (strcmp(m->topic, us->topic_command) == 0) {
+    w->kind = W_LEDGER;
+    if (strcmp(m->topic, us->topic_inbound) == 0) {
+        w->kind = W_INBOUND;
+        err = us_decide_inbound(doc->ev.data, event_ms, &w->in, &error);
+        w->n = err == WA_OK ? 1 : 0;
+    } else if (strcmp(m->topic, us->topic_result) == 0) {
+        w->kind = W_REPLY;
+        err = us_decide_result(doc->ev.data, w->replied, sizeof(w->replied), &error);
+        w->n = err == WA_OK && w->replied[0] != '\0' ? 1 : 0;
+    } else if (strcmp(m->topic, us->topic_command) == 0) {
         err = us_decide_command(doc->ev.data, event_ms, w->entries, ENTRIES_MAX, &w->n, &error);
     } else if (strcmp(m->topic, us->topic_status) == 0) {
         err = us_decide_status(doc->ev.data, event_ms, w->entries, ENTRIES_MAX, &w->n, &error);
@@ -204,14 +232,15 @@ enum wa_err
 us_consume_start(struct us *us, struct wa_error *error)
 {
     struct wa_kafka_config kc;
-    const char *topics[] = {us->topic_command, us->topic_status, us->topic_account};
+    const char *topics[] = {us->topic_command, us->topic_status, us->topic_account,
+                            us->topic_inbound, us->topic_result};
 
     wa_service_kafka_config(us->svc, &kc);
     kc.max_in_flight = (int)us->cfg->max_in_flight;
     if ((us->retry = wa_timer_new(us->loop, on_retry, us)) == NULL) {
         return wa_error_set(error, WA_ENOMEM, "retry timer");
     }
-    return wa_kafka_consumer_new(us->loop, &kc, us->cfg->group, topics, 3, on_message, us,
+    return wa_kafka_consumer_new(us->loop, &kc, us->cfg->group, topics, 5, on_message, us,
                                  &us->consumer, error);
 }
 

@@ -25,8 +25,8 @@ us_health_start(struct us *us, struct wa_error *error)
     C(invalid, "wa_users_events_total", "events consumed", "outcome=\"invalid\"");
     C(failures, "wa_users_failures_total", "applies that failed (then retried)", NULL);
     C(entries, "wa_users_ledger_entries_total", "consent ledger entries appended", NULL);
-    C(duplicates, "wa_users_ledger_duplicates_total",
-      "ledger entries already present (redelivered events)", NULL);
+    C(duplicates, "wa_users_duplicates_total",
+      "events already applied (redeliveries): ledger entry present or message counted", NULL);
     C(keys_set, "wa_users_suppression_keys_total", "optout keys written", "op=\"set\"");
     C(keys_deleted, "wa_users_suppression_keys_total", "optout keys written", "op=\"del\"");
 #undef C

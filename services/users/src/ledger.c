@@ -18,9 +18,6 @@
 
 #include "users.h"
 #include "wa/clock.h"
-#include "wa/cloudevent.h"
-#include "wa/contract_router.h"
-#include "wa/kafka.h"
 #include "wa/log.h"
 #include "wa/mongo.h"
 
@@ -58,40 +55,18 @@ on_produced(enum wa_err err, int32_t partition, int64_t offset, void *arg)
 static void
 produce_event(struct ap *a)
 {
-    struct us *us = a->us;
-    struct wa_cloudevent ev;
-    char at[WA_RFC3339_LEN], key[WA_CONTRACT_KEY_MAX];
+    char at[WA_RFC3339_LEN];
     json_t *data;
     enum wa_err err;
 
     wa_clock_rfc3339((uint64_t)(a->st.at_ms > 0 ? a->st.at_ms : 0), at);
-    data = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s}}", "event_id", a->e.id,
-                     "kind", "consent", "contact", a->cid, "identity", us_key_identity(a->cid),
-                     "category", us_category_name(a->e.category), "status",
-                     us_status_name(a->e.status), "source", us_source_name(a->e.source), "state",
-                     "status", us_status_name(a->st.status), "source", us_source_name(a->st.source),
-                     "at", at);
-    if (data == NULL) {
-        finish(a, WA_ENOMEM);
-        return;
-    }
-    if (wa_contract_conversation_key(a->e.phone_number_id[0] != '\0' ? a->e.phone_number_id : NULL,
-                                     us_key_identity(a->cid), key, sizeof(key)) != WA_OK) {
-        json_decref(data);
-        finish(a, WA_ETOOBIG);
-        return;
-    }
-    wa_cloudevent_init(&ev, wa_service_instance(us->svc), WA_CE_TYPE_CONTACT_EVENT);
-    if (strlen(a->e.id) >= sizeof(ev.id)) {
-        json_decref(data);
-        finish(a, WA_ETOOBIG);
-        return;
-    }
-    memcpy(ev.id, a->e.id, strlen(a->e.id) + 1);
-    ev.subject = key;
-    ev.data = data;
-    err = wa_kafka_produce_event(us->producer, us->topic_event, &ev, on_produced, a);
-    json_decref(data);
+    data = json_pack(
+        "{s:s, s:s, s:s, s:{s:s, s:s, s:s}}", "category", us_category_name(a->e.category), "status",
+        us_status_name(a->e.status), "source", us_source_name(a->e.source), "state", "status",
+        us_status_name(a->st.status), "source", us_source_name(a->st.source), "at", at);
+    err = data != NULL ? us_event_produce(a->us, a->e.id, "consent", a->cid, a->e.phone_number_id,
+                                          data, on_produced, a)
+                       : WA_ENOMEM;
     if (err != WA_OK) {
         finish(a, err);
     }

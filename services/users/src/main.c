@@ -8,6 +8,8 @@
  *   -> decide the ledger entries (consent.c, pure)
  *   -> apply each (ledger.c): ledger append, derived state on the contact, optout keys
  *      (suppress.c), contact.event -> offset committed
+ * and of a profile event (inbound.message, outbound.result accepted):
+ *   consume -> decide (contact.c, pure) -> one atomic contact update (profile.c) -> offset
  * At start the optout keys are rebuilt from MongoDB (suppress.c) before the consumer starts.
  *
  * Threads: the loop thread; MongoDB calls run on the scaffolding's worker pool.
@@ -51,6 +53,10 @@ start(struct wa_service *svc, const void *config, void **state, struct wa_error 
         wa_kafka_topic(&kc, WA_TOPIC_ACCOUNT_EVENT, us->topic_account, sizeof(us->topic_account)) !=
             WA_OK ||
         wa_kafka_topic(&kc, WA_TOPIC_CONTACT_EVENT, us->topic_event, sizeof(us->topic_event)) !=
+            WA_OK ||
+        wa_kafka_topic(&kc, WA_TOPIC_INBOUND_MESSAGE, us->topic_inbound,
+                       sizeof(us->topic_inbound)) != WA_OK ||
+        wa_kafka_topic(&kc, WA_TOPIC_OUTBOUND_RESULT, us->topic_result, sizeof(us->topic_result)) !=
             WA_OK) {
         return wa_error_set(error, WA_ECONFIG, "WA_TOPIC_PREFIX too long");
     }

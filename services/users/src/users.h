@@ -17,6 +17,7 @@
 #include "wa/contract.h"
 #include "wa/err.h"
 #include "wa/json.h"
+#include "wa/kafka.h"
 #include "wa/service.h"
 
 /* ---- consent model (consent.c, pure) ---- */
@@ -101,6 +102,28 @@ enum wa_err us_contact_id(const char *identity, char *out, size_t size);
 /* The suppression-key identity of a contact id: digits without '+' for phones, BSUID as is. */
 const char *us_key_identity(const char *contact_id);
 
+/* ---- profile events (contact.c, pure) ---- */
+
+/* What an inbound.message asks of its contact. Plain value. */
+struct us_inbound {
+    char contact_id[US_ID_MAX]; /* "+<digits>" (from) or the BSUID when no number */
+    char bsuid[US_ID_MAX];      /* the BSUID beside a number, "" when none */
+    char wamid[US_ID_MAX];      /* counted once: the idempotency key of unread_count += 1 */
+    char profile_name[256];
+    char phone_number_id[64];
+    int64_t at_ms; /* the message's time: last_interaction_at only moves forward */
+};
+
+/* Decodes an inbound.message. WA_EPARSE (error names the field) when it is not one. */
+enum wa_err us_decide_inbound(const json_t *data, int64_t event_ms, struct us_inbound *out,
+                              struct wa_error *error);
+/*
+ * The contact an outbound.result answered (status accepted, "to" a number), into contact_id;
+ * "" when the result resets nothing (failed, BSUID recipient). WA_EPARSE for a malformed result.
+ */
+enum wa_err us_decide_result(const json_t *data, char *contact_id, size_t size,
+                             struct wa_error *error);
+
 /* ---- the daemon ---- */
 
 struct us_config {
@@ -129,7 +152,8 @@ struct us {
     struct wa_mongo *mongo;
     struct wa_kafka_consumer *consumer;
     char prefix[128];
-    char topic_command[192], topic_status[192], topic_account[192], topic_event[192];
+    char topic_command[192], topic_status[192], topic_account[192], topic_event[192],
+        topic_inbound[192], topic_result[192];
     struct us_metrics m;
     bool rebuilt; /* the suppression keys were rebuilt from MongoDB (readiness) */
     bool draining;
@@ -150,6 +174,21 @@ typedef void (*us_done_fn)(void *arg, enum wa_err err);
 /* Sets (opted_out) or deletes the key of every identity of contact (a contact document). */
 enum wa_err us_suppress_apply(struct us *us, const json_t *contact, bool opted_out, us_done_fn cb,
                               void *arg);
+
+/*
+ * events.c: produces contact.event kind for contact_id with the caller's fields (a new
+ * reference, taken; NULL: none) plus event_id, kind, contact and identity. Same contract as
+ * wa_kafka_produce_event (cb once on success; an error returned: cb never called).
+ */
+enum wa_err us_event_produce(struct us *us, const char *id, const char *kind,
+                             const char *contact_id, const char *phone_number_id, json_t *fields,
+                             wa_kafka_delivery_fn cb, void *arg);
+
+/* profile.c: an inbound message upserts its contact and counts it unread once (by wamid); a
+ * reply accepted by the Cloud API sets unread back to 0. cb once, on the loop thread. */
+enum wa_err us_profile_inbound(struct us *us, const struct us_inbound *in, us_done_fn cb,
+                               void *arg);
+enum wa_err us_profile_replied(struct us *us, const char *contact_id, us_done_fn cb, void *arg);
 
 /* ledger.c: one entry applied: contact resolved, entry appended, state derived and stored,
  * keys written, contact.event produced. cb once, on the loop thread. */
