@@ -204,18 +204,15 @@ create_topics() {
 }
 
 kafka_start() {
-  local java pid deadline=$((SECONDS + KAFKA_START_TIMEOUT))
+  local java deadline=$((SECONDS + KAFKA_START_TIMEOUT))
   kafka_install
   wa_infra_ensure
   wa_lock "$KAFKA_DIR/.lock" 120 "kafka start/stop"
-  if pid=$(wa_pid_running "$KAFKA_PID" "$KAFKA_PATTERN"); then
-    wa_wait_ready kafka "$KAFKA_START_TIMEOUT" "$KAFKA_PID" "$KAFKA_PATTERN" "$KAFKA_OUT:$KAFKA_LOG" kafka_ping
+  if wa_reuse_running kafka "$KAFKA_PID" "$KAFKA_PATTERN" "$KAFKA_OUT:$KAFKA_LOG" \
+    "$KAFKA_START_TIMEOUT" "$KAFKA_PORT" kafka_ping; then
     create_topics "$deadline"
-    wa_log "kafka: already running (pid $pid) on $KAFKA_ADDR"
     return 0
   fi
-  rm -f "$KAFKA_PID"
-  wa_ensure_port_free kafka "$KAFKA_PORT"
   wa_ensure_port_free "kafka controller" "$KAFKA_CONTROLLER_PORT"
   java=$(find_java)
   write_config

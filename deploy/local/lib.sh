@@ -233,6 +233,22 @@ wa_wait_ready() {
   done
 }
 
+# wa_reuse_running NAME PIDFILE PATTERN LOGFILE TIMEOUT PORT PROBE...: when NAME already runs
+# (PIDFILE names a live PATTERN process), waits until PROBE succeeds and returns 0; otherwise
+# clears the stale PIDFILE, makes sure nothing else holds PORT and returns 1 (start it).
+wa_reuse_running() {
+  local name=$1 pidfile=$2 pattern=$3 logfile=$4 timeout=$5 port=$6 pid
+  shift 6
+  if pid=$(wa_pid_running "$pidfile" "$pattern"); then
+    wa_wait_ready "$name" "$timeout" "$pidfile" "$pattern" "$logfile" "$@"
+    wa_log "$name: already running (pid $pid) on $WA_HOST:$port"
+    return 0
+  fi
+  rm -f "$pidfile"
+  wa_ensure_port_free "$name" "$port"
+  return 1
+}
+
 # wa_ensure_port_free NAME PORT: dies if something that is not ours listens on PORT.
 wa_ensure_port_free() {
   local name=$1 port=$2 owner

@@ -100,17 +100,13 @@ mongo_ping() {
 }
 
 mongo_start() {
-  local pid
   mongo_install
   wa_infra_ensure
   wa_lock "$MONGO_DIR/.lock" 60 "mongo start/stop"
-  if pid=$(wa_pid_running "$MONGO_PID" "$MONGO_PATTERN"); then
-    wa_wait_ready mongo "$MONGO_START_TIMEOUT" "$MONGO_PID" "$MONGO_PATTERN" "$MONGO_LOG" mongo_ping
-    wa_log "mongo: already running (pid $pid) on $MONGO_ADDR"
+  if wa_reuse_running mongo "$MONGO_PID" "$MONGO_PATTERN" "$MONGO_LOG" "$MONGO_START_TIMEOUT" \
+    "$MONGO_PORT" mongo_ping; then
     return 0
   fi
-  rm -f "$MONGO_PID"
-  wa_ensure_port_free mongo "$MONGO_PORT"
   mkdir -p "$MONGO_DATA"
   : >>"$MONGO_LOG"
   wa_spawn "$MONGO_PID" "$MONGO_LOG" "$FERRETDB_BIN" \

@@ -49,16 +49,12 @@ EOF
 }
 
 redis_start() {
-  local pid
   redis_install
   wa_lock "$REDIS_DIR/.lock" 60 "redis start/stop"
-  if pid=$(wa_pid_running "$REDIS_PID" "$REDIS_PATTERN"); then
-    wa_wait_ready redis "$REDIS_START_TIMEOUT" "$REDIS_PID" "$REDIS_PATTERN" "$REDIS_LOG" redis_ping
-    wa_log "redis: already running (pid $pid) on $REDIS_ADDR"
+  if wa_reuse_running redis "$REDIS_PID" "$REDIS_PATTERN" "$REDIS_LOG" "$REDIS_START_TIMEOUT" \
+    "$REDIS_PORT" redis_ping; then
     return 0
   fi
-  rm -f "$REDIS_PID"
-  wa_ensure_port_free redis "$REDIS_PORT"
   redis_write_conf
   : >>"$REDIS_LOG"
   if ! (wa_close_locks && exec redis-server "$REDIS_CONF") >>"$REDIS_LOG" 2>&1 </dev/null; then
