@@ -25,6 +25,7 @@
 #include "wa/json.h"
 #include "wa/kafka.h"
 #include "wa/kv.h"
+#include "wa/list.h"
 #include "wa/loop.h"
 #include "wa/metrics.h"
 #include "wa/service.h"
@@ -140,10 +141,10 @@ struct nt_req;
 struct nt_recipient {
     struct nt_recipient *hnext; /* hash chain */
     char key[WA_CONTRACT_KEY_MAX];
-    struct nt_req *head, *tail; /* FIFO of this recipient's requests; head is the active one */
-    unsigned pair_x;            /* 131056 count for 4^X */
-    uint64_t blocked_until;     /* monotonic ms */
-    bool active;                /* head is queued on its number or being sent */
+    struct wa_list reqs;    /* FIFO of this recipient's requests (rlink); first is active */
+    unsigned pair_x;        /* 131056 count for 4^X */
+    uint64_t blocked_until; /* monotonic ms */
+    bool active;            /* head is queued on its number or being sent */
 };
 
 struct nt_number {
@@ -159,8 +160,8 @@ struct nt_number {
     bool leasing;          /* a lease script is in flight */
     uint64_t paused_until; /* after 130429 */
     unsigned throttle_x;
-    bool token_bad;               /* 0/190 seen: stopped until reload */
-    struct nt_req *qhead, *qtail; /* ready to send: priority (higher first), then arrival */
+    bool token_bad;       /* 0/190 seen: stopped until reload */
+    struct wa_list queue; /* ready to send (qlink): priority (higher first), then arrival */
     size_t qlen;
     struct wa_timer *timer; /* lease wait / pause end */
     struct wa_counter *sent, *throttled;
@@ -183,8 +184,8 @@ enum nt_req_state {
 struct nt_req {
     struct nt *nt;
     struct nt_req *next_all, *prev_all; /* every live request */
-    struct nt_req *rnext;               /* recipient queue */
-    struct nt_req *qnext;               /* number queue */
+    struct wa_list rlink;               /* on its recipient's reqs */
+    struct wa_list qlink;               /* on its number's queue while ready */
     enum nt_req_state state;
     struct wa_kafka_msg *msg; /* owned until wa_kafka_consumer_done */
     struct wa_cloudevent_doc *doc;

@@ -94,6 +94,7 @@ nt_pace_number(struct nt *nt, const char *id)
     if ((num = calloc(1, sizeof(*num))) == NULL) {
         return NULL;
     }
+    wa_list_init(&num->queue);
     if ((num->timer = wa_timer_new(nt->loop, on_number_timer, num)) == NULL) {
         free(num);
         return NULL;
@@ -140,6 +141,7 @@ recipient(struct nt *nt, const char *key, bool create)
     if (!create || (rc = calloc(1, sizeof(*rc))) == NULL) {
         return NULL;
     }
+    wa_list_init(&rc->reqs);
     snprintf(rc->key, sizeof(rc->key), "%s", key);
     rc->hnext = nt->rtab[i];
     nt->rtab[i] = rc;
@@ -175,14 +177,8 @@ nt_pace_submit(struct nt_req *r)
         return;
     }
     r->rcp = rc;
-    r->rnext = NULL;
-    if (rc->tail != NULL) {
-        rc->tail->rnext = r;
-    } else {
-        rc->head = r;
-    }
-    rc->tail = r;
-    if (rc->head == r) {
+    wa_list_push_back(&rc->reqs, &r->rlink);
+    if (wa_list_first(&rc->reqs) == &r->rlink) {
         nt_pace_ready(r);
     } else {
         r->state = NT_REQ_WAIT;
@@ -194,6 +190,7 @@ nt_pace_ready(struct nt_req *r)
 {
     struct nt_number *num = r->num;
     uint64_t now = wa_loop_now(r->nt->loop);
+    struct wa_list *last;
 
     if (r->rcp != NULL && r->rcp->blocked_until > now) {
         nt_retry_schedule(r, r->rcp->blocked_until - now);
@@ -201,21 +198,17 @@ nt_pace_ready(struct nt_req *r)
     }
     r->state = NT_REQ_READY;
     r->ready_us = wa_clock_mono_us();
-    r->qnext = NULL;
-    if (num->qtail == NULL) {
-        num->qhead = num->qtail = r;
-    } else if (num->qtail->rq.priority >= r->rq.priority) {
-        num->qtail->qnext = r; /* the common case: no higher priority than the last one */
-        num->qtail = r;
+    last = wa_list_last(&num->queue);
+    if (last == NULL || WA_LIST_ENTRY(last, struct nt_req, qlink)->rq.priority >= r->rq.priority) {
+        wa_list_push_back(&num->queue, &r->qlink); /* the common case: no higher priority */
     } else {
         /* ahead of every request of lower priority, behind those of its own or higher */
-        struct nt_req **pp = &num->qhead;
+        struct wa_list *pos = num->queue.next;
 
-        while ((*pp)->rq.priority >= r->rq.priority) {
-            pp = &(*pp)->qnext;
+        while (WA_LIST_ENTRY(pos, struct nt_req, qlink)->rq.priority >= r->rq.priority) {
+            pos = pos->next;
         }
-        r->qnext = *pp;
-        *pp = r;
+        wa_list_insert_before(pos, &r->qlink);
     }
     num->qlen++;
     wa_gauge_add(r->nt->g_queued, 1);
@@ -227,28 +220,21 @@ nt_pace_release(struct nt_req *r)
 {
     struct nt *nt = r->nt;
     struct nt_recipient *rc = r->rcp;
-    struct nt_req **pp;
+    struct wa_list *first;
 
     if (rc == NULL) {
         return;
     }
     r->rcp = NULL;
-    for (pp = &rc->head; *pp != NULL; pp = &(*pp)->rnext) {
-        if (*pp == r) {
-            *pp = r->rnext;
-            break;
-        }
-    }
-    rc->tail = NULL;
-    for (struct nt_req *q = rc->head; q != NULL; q = q->rnext) {
-        rc->tail = q;
-    }
+    wa_list_remove(&r->rlink);
     if (r->accepted) {
         rc->pair_x = 0;
     }
-    if (rc->head != NULL) {
-        if (rc->head->state == NT_REQ_WAIT) {
-            nt_pace_ready(rc->head);
+    if ((first = wa_list_first(&rc->reqs)) != NULL) {
+        struct nt_req *head = WA_LIST_ENTRY(first, struct nt_req, rlink);
+
+        if (head->state == NT_REQ_WAIT) {
+            nt_pace_ready(head);
         }
     } else if (rc->blocked_until <= wa_loop_now(nt->loop)) {
         recipient_drop(nt, rc);
@@ -297,6 +283,7 @@ nt_pace_pump(struct nt_number *num)
 {
     struct nt *nt = num->nt;
     uint64_t now = wa_loop_now(nt->loop);
+    struct wa_list *first;
 
     if (nt->draining || nt->stopped || num->token_bad) {
         return;
@@ -307,8 +294,9 @@ nt_pace_pump(struct nt_number *num)
         }
         return;
     }
-    while (num->qhead != NULL && nt->http_inflight < (size_t)nt->cfg->max_http) {
-        struct nt_req *r = num->qhead;
+    while ((first = wa_list_first(&num->queue)) != NULL &&
+           nt->http_inflight < (size_t)nt->cfg->max_http) {
+        struct nt_req *r = WA_LIST_ENTRY(first, struct nt_req, qlink);
 
         if (num->tokens == 0) {
             lease(num);
@@ -321,14 +309,10 @@ nt_pace_pump(struct nt_number *num)
             }
             return;
         }
-        num->qhead = r->qnext;
-        if (num->qhead == NULL) {
-            num->qtail = NULL;
-        }
+        wa_list_remove(&r->qlink);
         num->qlen--;
         wa_gauge_add(nt->g_queued, -1);
         num->tokens--;
-        r->qnext = NULL;
         wa_histogram_observe(nt->h_pacing, (double)(wa_clock_mono_us() - r->ready_us) / 1e6);
         nt->http_inflight++;
         wa_gauge_set(nt->g_http, (double)nt->http_inflight);

@@ -45,6 +45,7 @@ list__push_remove__keeps_order(void **state)
     wa_list_push_back(&head, &items[3].link);
     expect(&head, (const int[]){0, 1, 2, 3}, 4);
     assert_ptr_equal(wa_list_first(&head), &items[0].link);
+    assert_ptr_equal(wa_list_last(&head), &items[3].link);
     assert_true(wa_list_linked(&items[2].link));
 
     wa_list_remove(&items[2].link); /* middle */
@@ -54,8 +55,14 @@ list__push_remove__keeps_order(void **state)
     wa_list_remove(&items[0].link); /* first */
     wa_list_remove(&items[3].link); /* last */
     expect(&head, (const int[]){1}, 1);
+    wa_list_insert_before(&items[1].link, &items[0].link); /* before a node */
+    wa_list_insert_before(&head, &items[3].link);          /* before the head: last */
+    expect(&head, (const int[]){0, 1, 3}, 3);
+    wa_list_remove(&items[0].link);
     wa_list_remove(&items[1].link);
+    wa_list_remove(&items[3].link);
     expect(&head, NULL, 0);
+    assert_null(wa_list_last(&head));
 }
 
 static void

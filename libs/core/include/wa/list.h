@@ -58,27 +58,35 @@ wa_list_first(const struct wa_list *head)
     return head->next != head ? head->next : NULL;
 }
 
-static inline void
-wa_list_insert_between(struct wa_list *node, struct wa_list *prev, struct wa_list *next)
+/* The last node of head, or NULL when empty. */
+static inline struct wa_list *
+wa_list_last(const struct wa_list *head)
 {
-    node->prev = prev;
-    node->next = next;
-    prev->next = node;
-    next->prev = node;
+    return head->prev != head ? head->prev : NULL;
+}
+
+/* Links node (not on any list) right before pos (a node of a list, or its head: then last). */
+static inline void
+wa_list_insert_before(struct wa_list *pos, struct wa_list *node)
+{
+    node->prev = pos->prev;
+    node->next = pos;
+    pos->prev->next = node;
+    pos->prev = node;
 }
 
 /* Links node (not on any list) last in head. */
 static inline void
 wa_list_push_back(struct wa_list *head, struct wa_list *node)
 {
-    wa_list_insert_between(node, head->prev, head);
+    wa_list_insert_before(head, node);
 }
 
 /* Links node (not on any list) first in head. */
 static inline void
 wa_list_push_front(struct wa_list *head, struct wa_list *node)
 {
-    wa_list_insert_between(node, head, head->next);
+    wa_list_insert_before(head->next, node);
 }
 
 /* Unlinks node from its list and leaves it unlinked; a no-op for an unlinked node. */
