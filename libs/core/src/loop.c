@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "wa/clock.h"
+#include "wa/list.h"
 
 #define MAX_EVENTS  128
 #define MAX_SIGNALS 32
@@ -46,7 +47,7 @@ struct wa_timer {
 struct post {
     wa_post_fn fn;
     void *arg;
-    struct post *next;
+    struct wa_list link; /* on the loop's posts */
 };
 
 struct wa_loop {
@@ -60,7 +61,7 @@ struct wa_loop {
     uint64_t timer_seq;
     struct wa_io *dead;
     pthread_mutex_t post_lock;
-    struct post *post_head, *post_tail;
+    struct wa_list posts; /* struct post, FIFO, under post_lock */
     struct wa_io *event_io, *signal_io;
     sigset_t sigmask;
     struct {
@@ -323,15 +324,9 @@ wa_loop_post(struct wa_loop *loop, wa_post_fn fn, void *arg)
     }
     p->fn = fn;
     p->arg = arg;
-    p->next = NULL;
     pthread_mutex_lock(&loop->post_lock);
-    was_empty = loop->post_head == NULL;
-    if (loop->post_tail != NULL) {
-        loop->post_tail->next = p;
-    } else {
-        loop->post_head = p;
-    }
-    loop->post_tail = p;
+    was_empty = wa_list_empty(&loop->posts);
+    wa_list_push_back(&loop->posts, &p->link);
     pthread_mutex_unlock(&loop->post_lock);
     if (was_empty) {
         /* eventfd writes cannot fail short of counter overflow; the reader drains it */
@@ -344,17 +339,17 @@ wa_loop_post(struct wa_loop *loop, wa_post_fn fn, void *arg)
 static void
 run_posts(struct wa_loop *l)
 {
-    struct post *p;
+    struct wa_list batch, *it;
 
     pthread_mutex_lock(&l->post_lock);
-    p = l->post_head;
-    l->post_head = l->post_tail = NULL;
+    wa_list_take_all(&l->posts, &batch);
     pthread_mutex_unlock(&l->post_lock);
-    while (p != NULL) {
-        struct post *next = p->next;
+    while ((it = wa_list_first(&batch)) != NULL) {
+        struct post *p = WA_LIST_ENTRY(it, struct post, link);
+
+        wa_list_remove(it);
         p->fn(p->arg);
         free(p);
-        p = next;
     }
 }
 
@@ -421,6 +416,7 @@ wa_loop_new(struct wa_loop **out)
         return WA_ENOMEM;
     }
     l->epfd = l->eventfd = l->sigfd = -1;
+    wa_list_init(&l->posts);
     pthread_mutex_init(&l->post_lock, NULL);
     sigemptyset(&l->sigmask);
     sigaddset(&l->sigmask, SIGINT);

@@ -5,17 +5,19 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
+#include "wa/list.h"
+
 struct job {
     wa_work_fn work, done;
     void *arg;
-    struct job *next;
+    struct wa_list link; /* on the pool's queue */
 };
 
 struct wa_pool {
     struct wa_loop *loop;
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    struct job *head, *tail;
+    struct wa_list queue; /* struct job, FIFO, under lock */
     size_t pending;
     bool closing;
     unsigned nthreads;
@@ -37,21 +39,19 @@ worker(void *arg)
     struct wa_pool *p = arg;
 
     for (;;) {
+        struct wa_list *first;
         struct job *j;
 
         pthread_mutex_lock(&p->lock);
-        while (p->head == NULL && !p->closing) {
+        while (wa_list_empty(&p->queue) && !p->closing) {
             pthread_cond_wait(&p->cond, &p->lock);
         }
-        j = p->head;
-        if (j == NULL) {
+        if ((first = wa_list_first(&p->queue)) == NULL) {
             pthread_mutex_unlock(&p->lock);
             return NULL;
         }
-        p->head = j->next;
-        if (p->head == NULL) {
-            p->tail = NULL;
-        }
+        wa_list_remove(first);
+        j = WA_LIST_ENTRY(first, struct job, link);
         pthread_mutex_unlock(&p->lock);
 
         j->work(j->arg);
@@ -75,6 +75,7 @@ wa_pool_new(struct wa_loop *loop, unsigned threads, struct wa_pool **out)
         return p == NULL ? WA_ENOMEM : WA_EINVAL;
     }
     p->loop = loop;
+    wa_list_init(&p->queue);
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->cond, NULL);
     p->threads = calloc(threads, sizeof(*p->threads));
@@ -104,19 +105,13 @@ wa_pool_submit(struct wa_pool *pool, wa_work_fn work, wa_work_fn done, void *arg
     j->work = work;
     j->done = done;
     j->arg = arg;
-    j->next = NULL;
     pthread_mutex_lock(&pool->lock);
     if (pool->closing) {
         pthread_mutex_unlock(&pool->lock);
         free(j);
         return WA_ECLOSED;
     }
-    if (pool->tail != NULL) {
-        pool->tail->next = j;
-    } else {
-        pool->head = j;
-    }
-    pool->tail = j;
+    wa_list_push_back(&pool->queue, &j->link);
     pool->pending++;
     pthread_cond_signal(&pool->cond);
     pthread_mutex_unlock(&pool->lock);

@@ -89,6 +89,20 @@ wa_list_push_front(struct wa_list *head, struct wa_list *node)
     wa_list_insert_before(head->next, node);
 }
 
+/* Moves every node of from (emptied) to to, a head whose old contents are forgotten. */
+static inline void
+wa_list_take_all(struct wa_list *from, struct wa_list *to)
+{
+    wa_list_init(to);
+    if (!wa_list_empty(from)) {
+        to->next = from->next;
+        to->prev = from->prev;
+        to->next->prev = to;
+        to->prev->next = to;
+        wa_list_init(from);
+    }
+}
+
 /* Unlinks node from its list and leaves it unlinked; a no-op for an unlinked node. */
 static inline void
 wa_list_remove(struct wa_list *node)
