@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "kafka_int.h"
+#include "wa/list.h"
 #include "wa/log.h"
 
 #define DRAIN_BUDGET   256 /* messages per wake-up */
@@ -38,18 +39,18 @@ struct kmsg {
     struct wa_kafka_msg pub; /* first: done() casts back */
     rd_kafka_message_t *rkm; /* NULL once done */
     struct part *part;       /* NULL once detached by a revoke */
-    struct kmsg *next;       /* partition in-flight list, offset order */
-    struct kmsg *live_prev, *live_next;
+    struct wa_list plink;    /* on part->msgs, offset order */
+    struct wa_list live;     /* on the consumer's live list while not done */
     bool done;
 };
 
 struct part {
-    struct part *next;
+    struct wa_list link; /* on the consumer's parts */
     char *topic;
     int32_t partition;
-    struct kmsg *head, *tail;
-    int64_t commit;    /* offset to commit (next to read); -1: nothing done yet */
-    int64_t committed; /* last offset sent in a commit; -1: none */
+    struct wa_list msgs; /* struct kmsg delivered, in offset order, until the done prefix pops */
+    int64_t commit;      /* offset to commit (next to read); -1: nothing done yet */
+    int64_t committed;   /* last offset sent in a commit; -1: none */
 };
 
 struct wa_kafka_consumer {
@@ -60,8 +61,8 @@ struct wa_kafka_consumer {
     struct wa_timer *commit_timer;
     wa_kafka_message_fn on_message;
     void *arg;
-    struct part *parts;
-    struct kmsg *live; /* delivered, not done */
+    struct wa_list parts; /* struct part */
+    struct wa_list live;  /* struct kmsg delivered, not done */
     size_t in_flight;
     size_t max_in_flight;
     bool user_paused;
@@ -78,7 +79,8 @@ part_find(struct wa_kafka_consumer *c, const char *topic, int32_t partition, boo
 {
     struct part *pt;
 
-    for (pt = c->parts; pt != NULL; pt = pt->next) {
+    for (struct wa_list *it = c->parts.next; it != &c->parts; it = it->next) {
+        pt = WA_LIST_ENTRY(it, struct part, link);
         if (pt->partition == partition && strcmp(pt->topic, topic) == 0) {
             return pt;
         }
@@ -92,41 +94,22 @@ part_find(struct wa_kafka_consumer *c, const char *topic, int32_t partition, boo
     }
     pt->partition = partition;
     pt->commit = pt->committed = -1;
-    pt->next = c->parts;
-    c->parts = pt;
+    wa_list_init(&pt->msgs);
+    wa_list_push_front(&c->parts, &pt->link);
     return pt;
-}
-
-static void
-live_remove(struct wa_kafka_consumer *c, struct kmsg *m)
-{
-    if (m->live_prev != NULL) {
-        m->live_prev->live_next = m->live_next;
-    } else {
-        c->live = m->live_next;
-    }
-    if (m->live_next != NULL) {
-        m->live_next->live_prev = m->live_prev;
-    }
-    m->live_prev = m->live_next = NULL;
 }
 
 /* Forgets a partition: done nodes are freed, not-done ones detached (done() frees those). */
 static void
-part_drop(struct wa_kafka_consumer *c, struct part *pt)
+part_drop(struct part *pt)
 {
-    struct part **pp;
-    struct kmsg *m, *next;
+    struct wa_list *it;
 
-    for (pp = &c->parts; *pp != NULL; pp = &(*pp)->next) {
-        if (*pp == pt) {
-            *pp = pt->next;
-            break;
-        }
-    }
-    for (m = pt->head; m != NULL; m = next) {
-        next = m->next;
-        m->next = NULL;
+    wa_list_remove(&pt->link);
+    while ((it = wa_list_first(&pt->msgs)) != NULL) {
+        struct kmsg *m = WA_LIST_ENTRY(it, struct kmsg, plink);
+
+        wa_list_remove(it);
         m->part = NULL;
         if (m->done) {
             free(m);
@@ -141,14 +124,13 @@ static bool
 part_advance(struct part *pt)
 {
     bool moved = false;
-    struct kmsg *m;
+    struct wa_list *it;
 
-    while ((m = pt->head) != NULL && m->done) {
+    while ((it = wa_list_first(&pt->msgs)) != NULL && WA_LIST_ENTRY(it, struct kmsg, plink)->done) {
+        struct kmsg *m = WA_LIST_ENTRY(it, struct kmsg, plink);
+
         pt->commit = m->pub.offset + 1;
-        pt->head = m->next;
-        if (pt->head == NULL) {
-            pt->tail = NULL;
-        }
+        wa_list_remove(it);
         free(m);
         moved = true;
     }
@@ -202,7 +184,9 @@ commit_list(struct wa_kafka_consumer *c, const rd_kafka_topic_partition_list_t *
 {
     rd_kafka_topic_partition_list_t *list = NULL;
 
-    for (struct part *pt = c->parts; pt != NULL; pt = pt->next) {
+    for (struct wa_list *it = c->parts.next; it != &c->parts; it = it->next) {
+        struct part *pt = WA_LIST_ENTRY(it, struct part, link);
+
         if (pt->commit < 0 || pt->commit == pt->committed) {
             continue;
         }
@@ -294,7 +278,7 @@ on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_l
             struct part *pt = part_find(c, parts->elems[i].topic, parts->elems[i].partition, false);
 
             if (pt != NULL) {
-                part_drop(c, pt);
+                part_drop(pt);
             }
         }
         if (cooperative) {
@@ -355,17 +339,8 @@ deliver(struct wa_kafka_consumer *c, rd_kafka_message_t *rkm)
     m->pub.value = rkm->payload;
     m->pub.len = rkm->len;
     m->pub.timestamp_ms = rd_kafka_message_timestamp(rkm, &tstype);
-    if (pt->tail != NULL) {
-        pt->tail->next = m;
-    } else {
-        pt->head = m;
-    }
-    pt->tail = m;
-    m->live_next = c->live;
-    if (c->live != NULL) {
-        c->live->live_prev = m;
-    }
-    c->live = m;
+    wa_list_push_back(&pt->msgs, &m->plink);
+    wa_list_push_back(&c->live, &m->live);
     c->in_flight++;
     c->ready = true;
     check_in_flight(c);
@@ -426,7 +401,7 @@ wa_kafka_consumer_done(struct wa_kafka_consumer *c, struct wa_kafka_msg *msg)
 
     WA_ASSERT(!m->done);
     m->done = true;
-    live_remove(c, m);
+    wa_list_remove(&m->live);
     rd_kafka_message_destroy(m->rkm);
     m->rkm = NULL;
     c->in_flight--;
@@ -490,6 +465,8 @@ wa_kafka_consumer_new(struct wa_loop *loop, const struct wa_kafka_config *cfg, c
     if ((c = calloc(1, sizeof(*c))) == NULL) {
         return wa_error_set(error, WA_ENOMEM, "out of memory");
     }
+    wa_list_init(&c->parts);
+    wa_list_init(&c->live);
     c->loop = loop;
     c->on_message = on_message;
     c->arg = arg;
@@ -580,6 +557,7 @@ wa_kafka_consumer_close(struct wa_kafka_consumer *c, struct wa_error *error)
 {
     enum wa_err err;
     rd_kafka_resp_err_t rerr;
+    struct wa_list *it;
 
     if (c->closed || c->rk == NULL) {
         c->closed = true;
@@ -595,8 +573,8 @@ wa_kafka_consumer_close(struct wa_kafka_consumer *c, struct wa_error *error)
                            rd_kafka_err2str(rerr));
     }
     kafka_wakeup_stop(&c->wake);
-    while (c->parts != NULL) {
-        part_drop(c, c->parts);
+    while ((it = wa_list_first(&c->parts)) != NULL) {
+        part_drop(WA_LIST_ENTRY(it, struct part, link));
     }
     wa_log_info(NULL, "kafka consumer %s closed", rd_kafka_name(c->rk));
     return err;
@@ -605,7 +583,7 @@ wa_kafka_consumer_close(struct wa_kafka_consumer *c, struct wa_error *error)
 void
 wa_kafka_consumer_free(struct wa_kafka_consumer *c)
 {
-    struct kmsg *m;
+    struct wa_list *it;
 
     if (c == NULL) {
         return;
@@ -615,11 +593,13 @@ wa_kafka_consumer_free(struct wa_kafka_consumer *c)
     }
     kafka_wakeup_stop(&c->wake);
     wa_timer_free(c->commit_timer);
-    while (c->parts != NULL) {
-        part_drop(c, c->parts);
+    while ((it = wa_list_first(&c->parts)) != NULL) {
+        part_drop(WA_LIST_ENTRY(it, struct part, link));
     }
-    while ((m = c->live) != NULL) { /* the application never handed these back */
-        live_remove(c, m);
+    while ((it = wa_list_first(&c->live)) != NULL) { /* the application never handed these back */
+        struct kmsg *m = WA_LIST_ENTRY(it, struct kmsg, live);
+
+        wa_list_remove(it);
         rd_kafka_message_destroy(m->rkm);
         free(m);
     }

@@ -91,12 +91,31 @@ list__remove_while_iterating__visits_every_node(void **state)
     expect(&head, (const int[]){1, 3}, 2);
 }
 
+static void
+list__take_all__moves_every_node_in_order(void **state)
+{
+    struct item items[3] = {{.value = 0}, {.value = 1}, {.value = 2}};
+    struct wa_list from, to;
+
+    (void)state;
+    wa_list_init(&from);
+    wa_list_take_all(&from, &to); /* empty to empty */
+    expect(&to, NULL, 0);
+    for (int i = 0; i < 3; i++) {
+        wa_list_push_back(&from, &items[i].link);
+    }
+    wa_list_take_all(&from, &to);
+    expect(&from, NULL, 0);
+    expect(&to, (const int[]){0, 1, 2}, 3);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(list__push_remove__keeps_order),
         cmocka_unit_test(list__remove_while_iterating__visits_every_node),
+        cmocka_unit_test(list__take_all__moves_every_node_in_order),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
