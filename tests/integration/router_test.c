@@ -339,7 +339,7 @@ setup(void **state)
     char topics[6][128];
     const char *tp[6] = {topics[0], topics[1], topics[2], topics[3], topics[4], topics[5]};
     const char *names[6] = {WA_TOPIC_OUTBOUND_REQUEST, WA_TOPIC_HANDOFF,
-                            WA_TOPIC_CONTACT_COMMAND,  "router.crm.dlq",
+                            WA_TOPIC_CONTACT_COMMAND,  WA_TOPIC_ROUTER_CRM_DLQ,
                             WA_TOPIC_INBOUND_MESSAGE,  WA_TOPIC_WEBHOOK_RAW};
     struct log_wait lw;
 
@@ -598,7 +598,7 @@ crm__rejected_with_400__dead_lettered(void **state)
     for (uint64_t end = wa_clock_mono_ms() + 10000; dlq == NULL && wa_clock_mono_ms() < end;) {
         wa_test_run_for(T.loop, 50);
         for (size_t i = 0; i < T.nevents; i++) {
-            if (strcmp(T.events[i].topic, "router.crm.dlq") == 0) {
+            if (strcmp(T.events[i].topic, WA_TOPIC_ROUTER_CRM_DLQ) == 0) {
                 dlq = T.events[i].data;
             }
         }
