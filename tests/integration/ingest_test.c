@@ -710,8 +710,11 @@ redis_down__published_anyway_and_counted(void **state)
     daemon_start(F->kcfg.brokers, "redis://127.0.0.1:1/0");
     assert_int_equal(post_signed(body, len, SECRET), 200);
     assert_int_equal(post_signed(body, len, SECRET), 200);
-    /* Without dedup both copies go out: consumers' idempotency absorbs them; none is lost. */
-    assert_int_equal(await(T_MESSAGE, "wamid.noredis-", 2), 2);
+    /* Without dedup both copies go out: consumers' idempotency absorbs them; none is lost. A
+     * loaded machine may add one: an ack later than WA_INGEST_ACK_TIMEOUT (the producer of a
+     * just started daemon still connecting) spools the request, and spool and producer both
+     * deliver it. */
+    assert_true(await(T_MESSAGE, "wamid.noredis-", 2) >= 2);
     wa_buf_init(&metrics, 0);
     assert_int_equal(http("GET", "/metrics", NULL, NULL, 0, NULL, &metrics), 200);
     assert_non_null(strstr(metrics.data, "wa_ingest_dedup_failures_total 2"));
