@@ -204,7 +204,8 @@ def check_policy(docs, out, router_rules):
     if router_rules is not None:
         rules = [cm for cm in by_kind(docs, "ConfigMap") if cm["metadata"]["name"].startswith("wa-router-rules")]
         if not rules or json.loads(rules[0]["data"]["rules.json"]) != router_rules:
-            out.append("ConfigMap wa-router-rules differs from deploy/local/router-rules.json")
+            out.append("ConfigMap wa-router-rules differs from deploy/local/router-rules.json "
+                   "(copy it to k8s/base/router-rules.json)")
 
 
 def findings(docs, router_rules):
