@@ -690,6 +690,211 @@ unread__three_messages_redelivered_then_reply__three_then_zero(void **state)
     await_unread("+16505558005", 0);
 }
 
+/* ---- the contacts API ---- */
+
+static long
+api(const char *method, const char *path, const char *body, json_t **out)
+{
+    static const char *const json[] = {"Content-Type: application/json", NULL};
+    struct wa_test_http_req req = {.method = method,
+                                   .port = T.users,
+                                   .path = path,
+                                   .headers = json,
+                                   .body = body,
+                                   .timeout_ms = 10000};
+    struct wa_buf b;
+    long status;
+
+    wa_buf_init(&b, 1 << 22);
+    status = wa_test_http(&req, &b);
+    if (out != NULL) {
+        *out = b.len > 0 ? json_loadb(b.data, b.len, 0, NULL) : NULL;
+    }
+    wa_buf_cleanup(&b);
+    return status;
+}
+
+/* True when the problem body names pointer among its errors. */
+static bool
+names_field(const json_t *problem, const char *pointer)
+{
+    size_t i;
+    const json_t *e;
+
+    json_array_foreach(json_object_get(problem, "errors"), i, e)
+    {
+        if (strcmp(wa_json_str(e, "pointer"), pointer) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void
+on_keys(void *arg, enum wa_err err, const struct wa_kv_reply *reply)
+{
+    json_t **out = arg;
+
+    *out = json_array();
+    for (size_t i = 0; err == WA_OK && i < wa_kv_reply_len(reply); i++) {
+        json_array_append_new(*out, json_string(wa_kv_reply_str(wa_kv_reply_at(reply, i), NULL)));
+    }
+}
+
+static bool
+keys_done(void *arg)
+{
+    return *(json_t **)arg != NULL;
+}
+
+/* True when any Redis key of this run or any document of the two collections holds s. */
+static bool
+stored_anywhere(const char *s)
+{
+    const char *colls[] = {"contacts", "consent_ledger"};
+    char pattern[64];
+    const char *argv[2] = {"KEYS", pattern};
+    json_t *keys = NULL;
+    bool found = false;
+
+    for (size_t c = 0; c < 2; c++) {
+        struct docs_probe p = {0};
+        char *text;
+
+        assert_int_equal(wa_mongo_find(T.mongo, colls[c], NULL, NULL, on_docs, &p), WA_OK);
+        assert_true(wa_test_run_until(T.loop, docs_done, &p, 20000));
+        assert_int_equal(p.err, WA_OK);
+        text = json_dumps(p.docs, JSON_COMPACT);
+        found = found || strstr(text, s) != NULL;
+        free(text);
+        json_decref(p.docs);
+    }
+    snprintf(pattern, sizeof(pattern), "%s*", T.prefix);
+    assert_int_equal(wa_kv_command_argv(T.kv, 2, argv, NULL, on_keys, &keys), WA_OK);
+    assert_true(wa_test_run_until(T.loop, keys_done, &keys, 5000));
+    {
+        char *text = json_dumps(keys, JSON_COMPACT);
+
+        found = found || strstr(text, s) != NULL;
+        free(text);
+    }
+    json_decref(keys);
+    return found;
+}
+
+static void
+rest__write_read_list_patch_consent_export_erase(void **state)
+{
+    json_t *v = NULL;
+    const char *cursor;
+    char path[256];
+
+    (void)state;
+    assert_int_equal(api("PUT", "/v1/contacts/%2B15551230001",
+                         "{\"name\":\"Ana Lima\",\"priority\":\"high\",\"language\":"
+                         "\"en-US\",\"tags\":[\"vip\",\"bulk\"],\"order_status\":"
+                         "\"shipped\",\"attributes\":{\"k\":1}}",
+                         &v),
+                     201);
+    assert_string_equal(wa_json_str(v, "id"), "+15551230001");
+    assert_string_equal(wa_json_str(v, "phone"), "+15551230001");
+    assert_int_equal(json_integer_value(json_object_get(v, "unread_count")), 0);
+    json_decref(v);
+    assert_int_equal(api("PUT", "/v1/contacts/+1%20(555)%20123-0001",
+                         "{\"name\":\"Ana Lima\",\"tags\":[\"vip\",\"bulk\"]}", NULL),
+                     200);
+    assert_int_equal(api("GET", "/v1/contacts/15551230001", NULL, &v), 200);
+    assert_string_equal(wa_json_str(v, "name"), "Ana Lima");
+    assert_null(json_object_get(v, "priority")); /* PUT replaced the whole set of fields */
+    json_decref(v);
+    assert_int_equal(api("GET", "/v1/contacts/00966500000001", NULL, &v), 404);
+    assert_int_equal(json_integer_value(json_object_get(v, "status")), 404);
+    json_decref(v);
+
+    /* invalid numbers and bodies: 422 naming every field */
+    assert_int_equal(api("PUT", "/v1/contacts/+12ab", "{}", &v), 422);
+    assert_true(names_field(v, "/id"));
+    json_decref(v);
+    assert_int_equal(api("GET", "/v1/contacts/+999123", NULL, &v), 422);
+    assert_true(names_field(v, "/id"));
+    json_decref(v);
+    assert_int_equal(api("PUT", "/v1/contacts/+15551230001",
+                         "{\"priority\":\"urgent\",\"unread_count\":3,\"colour\":1,"
+                         "\"language\":\"english!\"}",
+                         &v),
+                     422);
+    assert_true(names_field(v, "/priority"));
+    assert_true(names_field(v, "/unread_count"));
+    assert_true(names_field(v, "/colour"));
+    assert_true(names_field(v, "/language"));
+    json_decref(v);
+    assert_int_equal(api("PUT", "/v1/contacts/+15551230001", "{not json", NULL), 400);
+    assert_int_equal(api("POST", "/v1/contacts/+15551230001", "{}", NULL), 405);
+
+    /* merge patch: null removes, tags replaced */
+    assert_int_equal(
+        api("PATCH", "/v1/contacts/+15551230001", "{\"name\":null,\"tags\":[\"x\"]}", &v), 200);
+    assert_null(json_object_get(v, "name"));
+    assert_int_equal(json_array_size(json_object_get(v, "tags")), 1);
+    json_decref(v);
+    assert_int_equal(api("PATCH", "/v1/contacts/+15551239999", "{\"name\":\"x\"}", NULL), 404);
+
+    /* list by tag, two pages */
+    for (int i = 2; i <= 4; i++) {
+        snprintf(path, sizeof(path), "/v1/contacts/+1555123000%d", i);
+        assert_int_equal(api("PUT", path, "{\"tags\":[\"bulk\"],\"priority\":\"low\"}", NULL), 201);
+    }
+    assert_int_equal(api("GET", "/v1/contacts?tag=bulk&limit=2", NULL, &v), 200);
+    assert_int_equal(json_array_size(json_object_get(v, "data")), 2);
+    assert_string_equal(wa_json_path_str(v, "data.0.id"), "+15551230002");
+    cursor = wa_json_str(v, "next_cursor");
+    assert_non_null(cursor);
+    snprintf(path, sizeof(path), "/v1/contacts?tag=bulk&limit=2&cursor=%s", cursor);
+    json_decref(v);
+    assert_int_equal(api("GET", path, NULL, &v), 200);
+    assert_int_equal(json_array_size(json_object_get(v, "data")), 1);
+    assert_string_equal(wa_json_path_str(v, "data.0.id"), "+15551230004");
+    assert_true(json_is_null(json_object_get(v, "next_cursor")));
+    json_decref(v);
+    assert_int_equal(api("GET", "/v1/contacts?limit=5000&cursor=zz", NULL, &v), 422);
+    assert_true(names_field(v, "limit"));
+    assert_true(names_field(v, "cursor"));
+    json_decref(v);
+
+    /* consent through the API: the ledger, the key, the state */
+    assert_int_equal(api("POST", "/v1/contacts/+15551230001/consent",
+                         "{\"category\":\"marketing\",\"status\":\"opted_out\"}", &v),
+                     201);
+    assert_string_equal(wa_json_str(v, "source"), "api");
+    json_decref(v);
+    await_optout("15551230001", true);
+    assert_int_equal(api("POST", "/v1/contacts/+15551230001/consent",
+                         "{\"category\":\"promo\",\"status\":\"maybe\"}", &v),
+                     422);
+    assert_true(names_field(v, "/category"));
+    assert_true(names_field(v, "/status"));
+    json_decref(v);
+    assert_int_equal(api("GET", "/v1/contacts/+15551230001/consent", NULL, &v), 200);
+    assert_int_equal(json_array_size(json_object_get(v, "data")), 1);
+    assert_string_equal(wa_json_path_str(v, "state.marketing.status"), "opted_out");
+    assert_string_equal(wa_json_path_str(v, "state.utility.status"), "opted_in");
+    json_decref(v);
+    assert_int_equal(api("GET", "/v1/contacts?opted_out=marketing&tag=x", NULL, &v), 200);
+    assert_int_equal(json_array_size(json_object_get(v, "data")), 1);
+    json_decref(v);
+    assert_int_equal(api("GET", "/v1/contacts/+15551230001/export", NULL, &v), 200);
+    assert_string_equal(wa_json_path_str(v, "contact.id"), "+15551230001");
+    assert_int_equal(json_array_size(json_object_get(v, "consent")), 1);
+    json_decref(v);
+
+    /* erasure: nothing left holding the number */
+    assert_true(stored_anywhere("15551230001"));
+    assert_int_equal(api("DELETE", "/v1/contacts/+15551230001", NULL, NULL), 204);
+    assert_int_equal(api("GET", "/v1/contacts/+15551230001", NULL, NULL), 404);
+    assert_int_equal(api("DELETE", "/v1/contacts/+15551230001", NULL, NULL), 404);
+    assert_false(stored_anywhere("15551230001"));
+}
+
 int
 main(void)
 {
@@ -699,6 +904,7 @@ main(void)
         cmocka_unit_test(user_preferences__stop_resume_and_redelivery__ledger_once_each),
         cmocka_unit_test(restart__keys_lost__rebuilt_from_mongodb),
         cmocka_unit_test(unread__three_messages_redelivered_then_reply__three_then_zero),
+        cmocka_unit_test(rest__write_read_list_patch_consent_export_erase),
     };
 
     curl_global_init(CURL_GLOBAL_DEFAULT);

@@ -16,8 +16,10 @@
  * Stages started in order (start) and stopped in reverse (stop):
  *   1. shared clients  Kafka producer, Redis, MongoDB, from the scaffolding
  *   2. health          metrics series and the readiness probes
- *   3. suppress        rebuild of the optout keys from MongoDB, then:
- *   4. consume         the consumer of contact.command, inbound.status and account.event
+ *   3. rest            the contacts API (rest.c) on the scaffolding's listener
+ *   4. suppress        rebuild of the optout keys from MongoDB, then 5.
+ *   5. consume         the consumer of contact.command, inbound.status, account.event,
+ *                      inbound.message and outbound.result
  *
  * struct us is static: callbacks of the shared clients may still run while the scaffolding
  * frees those clients after the stop hook (with WA_ECLOSED), and they reach it.
@@ -63,7 +65,7 @@ start(struct wa_service *svc, const void *config, void **state, struct wa_error 
     if ((err = wa_service_kafka_producer(svc, &us->producer, error)) != WA_OK ||
         (err = wa_service_kv(svc, &us->kv, error)) != WA_OK ||
         (err = wa_service_mongo(svc, &us->mongo, error)) != WA_OK ||
-        (err = us_health_start(us, error)) != WA_OK ||
+        (err = us_health_start(us, error)) != WA_OK || (err = us_rest_start(us, error)) != WA_OK ||
         (err = us_suppress_rebuild_start(us, error)) != WA_OK) {
         return err;
     }

@@ -124,6 +124,45 @@ enum wa_err us_decide_inbound(const json_t *data, int64_t event_ms, struct us_in
 enum wa_err us_decide_result(const json_t *data, char *contact_id, size_t size,
                              struct wa_error *error);
 
+/* ---- the contact document and REST bodies (contact.c, pure) ---- */
+
+#define US_TAGS_MAX        50
+#define US_ATTRIBUTES_MAX  16384 /* bytes of compact JSON */
+#define US_BODY_ERRORS_MAX 16
+
+/*
+ * Canonical E.164 "+<digits>" from a number as people write it: spaces, dashes, dots and
+ * parentheses ignored; "+" or the international prefix "00" optional (a number without either
+ * is taken as already international: country code first). 8 to 15 digits, not starting with 0.
+ * WA_EINVAL otherwise ("+12ab", "+999123").
+ */
+enum wa_err us_phone_canonical(const char *in, char *out, size_t size);
+/* The contact id of a REST path parameter: a BSUID as is, else us_phone_canonical. */
+enum wa_err us_contact_path_id(const char *param, char *out, size_t size);
+
+struct us_field_error {
+    char pointer[80]; /* JSON pointer into the body, "" for the whole body */
+    char detail[160];
+};
+struct us_body_check {
+    struct us_field_error errors[US_BODY_ERRORS_MAX];
+    size_t n; /* 0: valid */
+};
+/*
+ * Validates a PUT (patch false) or a JSON merge patch (patch true; null removes a field) body
+ * of a contact: the writable fields name, order_status, priority (high|medium|low), language
+ * (BCP 47), tags (a set of at most 50 short strings), attributes (an object of at most 16 KiB),
+ * last_interaction_at (RFC 3339). unread_count, identities, timestamps and consent are refused,
+ * unknown keys too. Every violation is reported with its JSON pointer.
+ */
+void us_contact_body_check(const json_t *body, bool patch, struct us_body_check *c);
+/* The MongoDB update of a checked body: $set of the given fields (and updated_at = now), $unset
+ * of the fields a PUT leaves out or a patch sets to null. New reference in *update. */
+enum wa_err us_contact_update(const json_t *body, bool patch, const char *now, json_t **update);
+/* A contacts document as the API shows it ("id" instead of "_id", internal fields dropped).
+ * New reference or NULL. */
+json_t *us_contact_render(const json_t *doc);
+
 /* ---- the daemon ---- */
 
 struct us_config {
@@ -193,6 +232,9 @@ enum wa_err us_profile_replied(struct us *us, const char *contact_id, us_done_fn
 /* ledger.c: one entry applied: contact resolved, entry appended, state derived and stored,
  * keys written, contact.event produced. cb once, on the loop thread. */
 enum wa_err us_ledger_apply(struct us *us, const struct us_entry *e, us_done_fn cb, void *arg);
+
+/* rest.c: the contacts API routes (before the listener starts). */
+enum wa_err us_rest_start(struct us *us, struct wa_error *error);
 
 /* consume.c */
 enum wa_err us_consume_start(struct us *us, struct wa_error *error);

@@ -97,4 +97,34 @@ void wa_http_reply_json(struct wa_http_req *req, int status, const char *json);
 void wa_http_reply_error(struct wa_http_req *req, int status, const char *code, const char *fmt,
                          ...) __attribute__((format(printf, 4, 5)));
 
+/* ---- REST helpers (rest.c) ---- */
+
+#define WA_HTTP_PARAM_MAX 256 /* a decoded path parameter, NUL included */
+
+/*
+ * Matches path against tpl ("/v1/contacts/{id}/consent": literal segments and "{name}"
+ * segments of one non-empty path segment each). On a match returns true with the parameters,
+ * percent-decoded, in params[0..*n) in template order. False when the shapes differ, a
+ * parameter is empty, has a bad escape or %00, is longer than WA_HTTP_PARAM_MAX - 1, or there
+ * are more than max. Pure.
+ */
+bool wa_http_path_match(const char *tpl, const char *path, char params[][WA_HTTP_PARAM_MAX],
+                        size_t max, size_t *n);
+
+/* One invalid field of a problem answer: a JSON pointer into the request ("/priority") and
+ * what is wrong with it. Borrowed. */
+struct wa_http_problem_field {
+    const char *pointer;
+    const char *detail;
+};
+
+/*
+ * Answers an RFC 9457 problem: Content-Type application/problem+json, body {"type":
+ * "about:blank", "title", "status", "detail", "instance" (the path), "request_id", "errors":
+ * [{"pointer", "detail"}] (only when nfields > 0)}. All strings are borrowed for the call.
+ */
+void wa_http_reply_problem(struct wa_http_req *req, int status, const char *title,
+                           const char *detail, const struct wa_http_problem_field *fields,
+                           size_t nfields);
+
 #endif

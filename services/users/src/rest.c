@@ -1,0 +1,642 @@
+/*
+ * rest.c: the contacts API (README.md "REST"): JSON bodies, RFC 9457 problem+json errors with
+ * every invalid field named (libs/httpd rest.c). Routes (one prefix route per method,
+ * dispatched here by path template):
+ *   GET    /v1/contacts                  list: tag, priority, language, order_status,
+ *                                        opted_out=marketing, updated_since, limit (<= 1000),
+ *                                        cursor -> {"data": [...], "next_cursor": ...}
+ *   PUT    /v1/contacts/{id}             create (201) or replace (200) the writable fields
+ *   PATCH  /v1/contacts/{id}             JSON merge patch (200, 404)
+ *   GET    /v1/contacts/{id}             200 / 404
+ *   DELETE /v1/contacts/{id}             erasure (204, 404): contact, ledger, keys; event erased
+ *   POST   /v1/contacts/{id}/consent     a ledger entry, source api (201)
+ *   GET    /v1/contacts/{id}/consent     the ledger and the derived state
+ *   GET    /v1/contacts/{id}/export      everything held about the contact
+ * {id}: "+15551234567", "%2B15551234567", "15551234567", "00 1 555 123 4567" or a BSUID.
+ *
+ * Threading: loop thread; each request is answered once, later, from a MongoDB callback.
+ * Ownership: struct rq owns its documents; freed after the reply.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "users.h"
+#include "wa/clock.h"
+#include "wa/contract_outbound.h"
+#include "wa/crypto.h"
+#include "wa/httpd.h"
+#include "wa/log.h"
+#include "wa/mongo.h"
+
+#define LIST_DEFAULT 100
+#define LIST_MAX     1000
+#define BODY_MAX     (64u * 1024u)
+
+enum op {
+    OP_GET,
+    OP_PUT,
+    OP_PATCH,
+    OP_DELETE,
+    OP_CONSENT_POST,
+    OP_CONSENT_GET,
+    OP_EXPORT,
+    OP_LIST
+};
+
+struct rq {
+    struct us *us;
+    struct wa_http_req *req;
+    enum op op;
+    char cid[US_ID_MAX];
+    int status;
+    json_t *body;    /* the parsed request body */
+    json_t *contact; /* the contact document read */
+    size_t limit;
+    struct us_entry entry;
+    int pending; /* erasure: MongoDB deletes not answered */
+    enum wa_err err;
+};
+
+static void
+rq_free(struct rq *r)
+{
+    json_decref(r->body);
+    json_decref(r->contact);
+    free(r);
+}
+
+static void
+problem(struct rq *r, int status, const char *title, const char *detail)
+{
+    wa_http_reply_problem(r->req, status, title, detail, NULL, 0);
+    rq_free(r);
+}
+
+static void
+unavailable(struct rq *r, enum wa_err err)
+{
+    wa_log_warn(NULL, "%s %s: MongoDB %s", wa_http_req_method(r->req), wa_http_req_path(r->req),
+                wa_err_name(err));
+    problem(r, 503, "Service Unavailable", "the contact store did not answer; retry later");
+}
+
+static void
+reply_json(struct rq *r, int status, json_t *v)
+{
+    char *text = v != NULL ? json_dumps(v, JSON_COMPACT) : NULL;
+
+    if (text == NULL) {
+        json_decref(v);
+        problem(r, 500, "Internal Server Error", "out of memory");
+        return;
+    }
+    wa_http_reply_json(r->req, status, text);
+    free(text);
+    json_decref(v);
+    rq_free(r);
+}
+
+static void
+invalid_fields(struct rq *r, const struct us_body_check *c)
+{
+    struct wa_http_problem_field f[US_BODY_ERRORS_MAX];
+
+    for (size_t i = 0; i < c->n; i++) {
+        f[i].pointer = c->errors[i].pointer;
+        f[i].detail = c->errors[i].detail;
+    }
+    wa_http_reply_problem(r->req, 422, "Unprocessable Content", "the request has invalid fields", f,
+                          c->n);
+    rq_free(r);
+}
+
+static void
+invalid_one(struct rq *r, const char *pointer, const char *detail)
+{
+    struct wa_http_problem_field f = {pointer, detail};
+
+    wa_http_reply_problem(r->req, 422, "Unprocessable Content", detail, &f, 1);
+    rq_free(r);
+}
+
+/* ---- read one contact ---- */
+
+static void
+on_ledger(void *arg, enum wa_err err, json_t *docs)
+{
+    struct rq *r = arg;
+    json_t *data, *state, *out, *doc;
+    size_t i;
+
+    if (err != WA_OK) {
+        unavailable(r, err);
+        return;
+    }
+    data = json_array();
+    state = json_object();
+    json_array_foreach(docs, i, doc)
+    {
+        json_t *e = json_deep_copy(doc);
+
+        if (e != NULL) {
+            json_object_set(e, "id", json_object_get(doc, "_id"));
+            json_object_del(e, "_id");
+            json_array_append_new(data, e);
+        }
+    }
+    for (int c = 0; c < US_NCATEGORIES; c++) {
+        struct us_consent_state st;
+
+        us_consent_derive(docs, (enum us_category)c, &st);
+        json_object_set_new(state, us_category_name((enum us_category)c),
+                            json_pack("{s:s, s:b}", "status",
+                                      us_status_name(st.known ? st.status : US_OPTED_IN),
+                                      "recorded", st.known));
+    }
+    if (r->op == OP_EXPORT) {
+        out = json_pack("{s:o, s:o, s:o}", "contact", us_contact_render(r->contact), "consent",
+                        data, "state", state);
+    } else {
+        out = json_pack("{s:s, s:o, s:o}", "contact", r->cid, "data", data, "state", state);
+    }
+    reply_json(r, 200, out);
+}
+
+static void
+read_ledger(struct rq *r)
+{
+    json_t *filter = json_pack("{s:s}", "contact", r->cid);
+    json_t *opts = json_pack("{s:{s:i, s:i}, s:i}", "sort", "at_ms", 1, "recorded_ms", 1, "limit",
+                             WA_MONGO_MAX_DOCS);
+    enum wa_err err = filter != NULL && opts != NULL
+                          ? wa_mongo_find(r->us->mongo, US_COLL_CONSENT, filter, opts, on_ledger, r)
+                          : WA_ENOMEM;
+
+    json_decref(filter);
+    json_decref(opts);
+    if (err != WA_OK) {
+        unavailable(r, err);
+    }
+}
+
+static void start_erasure(struct rq *r);
+
+static void
+on_contact(void *arg, enum wa_err err, json_t *doc)
+{
+    struct rq *r = arg;
+
+    if (err == WA_ENOTFOUND) {
+        problem(r, 404, "Not Found", "no such contact");
+        return;
+    }
+    if (err != WA_OK) {
+        unavailable(r, err);
+        return;
+    }
+    r->contact = json_incref(doc);
+    switch (r->op) {
+    case OP_CONSENT_GET:
+    case OP_EXPORT:
+        read_ledger(r);
+        return;
+    case OP_DELETE:
+        start_erasure(r);
+        return;
+    default:
+        reply_json(r, r->status, us_contact_render(doc));
+        return;
+    }
+}
+
+static void
+read_contact(struct rq *r)
+{
+    json_t *filter = json_pack("{s:s}", "_id", r->cid);
+    enum wa_err err = filter != NULL ? wa_mongo_find_one(r->us->mongo, US_COLL_CONTACTS, filter,
+                                                         NULL, on_contact, r)
+                                     : WA_ENOMEM;
+
+    json_decref(filter);
+    if (err != WA_OK) {
+        unavailable(r, err);
+    }
+}
+
+/* ---- PUT / PATCH ---- */
+
+static void
+on_written(void *arg, enum wa_err err, int64_t matched, int64_t modified, bool upserted)
+{
+    struct rq *r = arg;
+
+    (void)modified;
+    if (err != WA_OK) {
+        unavailable(r, err);
+        return;
+    }
+    if (r->op == OP_PATCH && matched == 0) {
+        problem(r, 404, "Not Found", "no such contact");
+        return;
+    }
+    r->status = upserted ? 201 : 200;
+    r->op = OP_GET;
+    read_contact(r);
+}
+
+static void
+write_contact(struct rq *r)
+{
+    struct us_body_check c;
+    char now[WA_RFC3339_LEN];
+    json_t *update = NULL, *filter;
+    bool patch = r->op == OP_PATCH;
+    enum wa_err err;
+
+    us_contact_body_check(r->body, patch, &c);
+    if (c.n > 0) {
+        invalid_fields(r, &c);
+        return;
+    }
+    wa_clock_rfc3339(wa_clock_wall_ms(), now);
+    if (us_contact_update(r->body, patch, now, &update) != WA_OK) {
+        problem(r, 500, "Internal Server Error", "out of memory");
+        return;
+    }
+    if (!patch) {
+        json_object_set_new(update, "$setOnInsert",
+                            json_pack("{s:s, s:s, s:i}", "created_at", now,
+                                      r->cid[0] == '+' ? "phone" : "bsuid", r->cid, "unread_count",
+                                      0));
+    }
+    filter = json_pack("{s:s}", "_id", r->cid);
+    err = filter != NULL ? wa_mongo_update_one(r->us->mongo, US_COLL_CONTACTS, filter, update,
+                                               !patch, on_written, r)
+                         : WA_ENOMEM;
+    json_decref(filter);
+    json_decref(update);
+    if (err != WA_OK) {
+        unavailable(r, err);
+    }
+}
+
+/* ---- DELETE: erasure ---- */
+
+static void
+on_erased_event(enum wa_err err, int32_t partition, int64_t offset, void *arg)
+{
+    struct rq *r = arg;
+
+    (void)partition;
+    (void)offset;
+    if (err != WA_OK) {
+        wa_log_warn(NULL, "contact.event erased: %s", wa_err_name(err));
+    }
+    wa_http_reply(r->req, 204, NULL, "", 0);
+    rq_free(r);
+}
+
+static void
+erasure_step(struct rq *r, enum wa_err err)
+{
+    char id[US_ID_MAX + 40];
+
+    if (err != WA_OK && r->err == WA_OK) {
+        r->err = err;
+    }
+    if (--r->pending > 0) {
+        return;
+    }
+    if (r->err != WA_OK) {
+        unavailable(r, r->err);
+        return;
+    }
+    snprintf(id, sizeof(id), "erased:%s:%llu", r->cid, (unsigned long long)wa_clock_wall_ms());
+    if ((err = us_event_produce(r->us, id, "erased", r->cid, NULL, NULL, on_erased_event, r)) !=
+        WA_OK) {
+        on_erased_event(err, -1, -1, r);
+    }
+}
+
+static void
+on_deleted(void *arg, enum wa_err err, int64_t count)
+{
+    (void)count;
+    erasure_step(arg, err);
+}
+
+static void
+on_keys_deleted(void *arg, enum wa_err err)
+{
+    erasure_step(arg, err == WA_ENOTFOUND ? WA_OK : err);
+}
+
+static void
+start_erasure(struct rq *r)
+{
+    json_t *by_id = json_pack("{s:s}", "_id", r->cid);
+    json_t *by_contact = json_pack("{s:s}", "contact", r->cid);
+
+    r->pending = 1;
+    if (by_id != NULL &&
+        wa_mongo_delete_many(r->us->mongo, US_COLL_CONTACTS, by_id, on_deleted, r) == WA_OK) {
+        r->pending++;
+    } else {
+        r->err = WA_EUNAVAIL;
+    }
+    if (by_contact != NULL &&
+        wa_mongo_delete_many(r->us->mongo, US_COLL_CONSENT, by_contact, on_deleted, r) == WA_OK) {
+        r->pending++;
+    } else {
+        r->err = WA_EUNAVAIL;
+    }
+    if (us_suppress_apply(r->us, r->contact, false, on_keys_deleted, r) == WA_OK) {
+        r->pending++;
+    }
+    json_decref(by_id);
+    json_decref(by_contact);
+    erasure_step(r, WA_OK);
+}
+
+/* ---- POST consent ---- */
+
+static void
+on_consent(void *arg, enum wa_err err)
+{
+    struct rq *r = arg;
+
+    if (err != WA_OK) {
+        unavailable(r, err);
+        return;
+    }
+    reply_json(r, 201, us_entry_doc(&r->entry, r->cid, (int64_t)wa_clock_wall_ms()));
+}
+
+static void
+post_consent(struct rq *r)
+{
+    struct us_body_check c;
+    const char *category = wa_json_str(r->body, "category"),
+               *status = wa_json_str(r->body, "status"), *scope = wa_json_str(r->body, "scope");
+    struct us_entry *e = &r->entry;
+    enum wa_err err;
+
+    memset(&c, 0, sizeof(c));
+    memset(e, 0, sizeof(*e));
+    if (!json_is_object(r->body)) {
+        invalid_one(r, "", "the body must be a JSON object");
+        return;
+    }
+    if (us_category_parse(category, &e->category) != WA_OK) {
+        snprintf(c.errors[c.n].pointer, sizeof(c.errors[0].pointer), "/category");
+        snprintf(c.errors[c.n++].detail, sizeof(c.errors[0].detail),
+                 "must be one of marketing, utility, authentication, service");
+    }
+    if (us_status_parse(status, &e->status) != WA_OK) {
+        snprintf(c.errors[c.n].pointer, sizeof(c.errors[0].pointer), "/status");
+        snprintf(c.errors[c.n++].detail, sizeof(c.errors[0].detail),
+                 "must be opted_in or opted_out");
+    }
+    if (scope != NULL && (strlen(scope) == 0 || strlen(scope) >= sizeof(e->scope))) {
+        snprintf(c.errors[c.n].pointer, sizeof(c.errors[0].pointer), "/scope");
+        snprintf(c.errors[c.n++].detail, sizeof(c.errors[0].detail),
+                 "must be \"all\" or a phone_number_id");
+    }
+    if (c.n > 0) {
+        invalid_fields(r, &c);
+        return;
+    }
+    /* the request id (X-Request-Id when the client sends one) makes a retried POST one entry */
+    {
+        char cause[3 * US_ID_MAX], hex[65];
+        unsigned char digest[32];
+        int w =
+            snprintf(cause, sizeof(cause), "%s\n%s\n%s", wa_http_req_id(r->req), category, r->cid);
+
+        wa_sha256(cause, w > 0 ? (size_t)w : 0, digest);
+        wa_hex_encode(digest, 16, hex);
+        snprintf(e->id, sizeof(e->id), "api:%s", hex);
+    }
+    snprintf(e->contact, sizeof(e->contact), "%s", us_key_identity(r->cid));
+    snprintf(e->scope, sizeof(e->scope), "%s", scope != NULL ? scope : US_SCOPE_ALL);
+    snprintf(e->evidence_command, sizeof(e->evidence_command), "%s", wa_http_req_id(r->req));
+    e->source = US_SRC_API;
+    e->at_ms = (int64_t)wa_clock_wall_ms();
+    if ((err = us_ledger_apply(r->us, e, on_consent, r)) != WA_OK) {
+        unavailable(r, err);
+    }
+}
+
+/* ---- list ---- */
+
+static void
+on_list(void *arg, enum wa_err err, json_t *docs)
+{
+    struct rq *r = arg;
+    json_t *data, *doc, *out;
+    size_t i, n = json_array_size(docs);
+    char cursor[2 * US_ID_MAX + 1] = "";
+
+    if (err != WA_OK) {
+        unavailable(r, err);
+        return;
+    }
+    data = json_array();
+    json_array_foreach(docs, i, doc)
+    {
+        if (i < r->limit) {
+            json_array_append_new(data, us_contact_render(doc));
+        }
+    }
+    if (n > r->limit) {
+        const char *last = wa_json_str(json_array_get(docs, r->limit - 1), "_id");
+
+        if (last != NULL && 2 * strlen(last) < sizeof(cursor)) {
+            wa_hex_encode((const unsigned char *)last, strlen(last), cursor);
+        }
+    }
+    out = json_pack("{s:o, s:o}", "data", data, "next_cursor",
+                    cursor[0] != '\0' ? json_string(cursor) : json_null());
+    reply_json(r, 200, out);
+}
+
+static void
+list(struct rq *r)
+{
+    const char *q;
+    json_t *filter = json_object(), *opts;
+    struct wa_http_problem_field f[4];
+    size_t nf = 0;
+    enum wa_err err;
+
+    static const char *const equal[] = {"tag", "priority", "language", "order_status"};
+    for (size_t i = 0; i < 4; i++) {
+        if ((q = wa_http_req_query(r->req, equal[i])) != NULL) {
+            json_object_set_new(filter, i == 0 ? "tags" : equal[i], json_string(q));
+        }
+    }
+    if ((q = wa_http_req_query(r->req, "opted_out")) != NULL) {
+        enum us_category c;
+
+        if (us_category_parse(q, &c) != WA_OK) {
+            f[nf++] =
+                (struct wa_http_problem_field){"opted_out", "must be a category (marketing, ...)"};
+        } else {
+            char path[64];
+
+            snprintf(path, sizeof(path), "consent.%s.status", q);
+            json_object_set_new(filter, path, json_string("opted_out"));
+        }
+    }
+    if ((q = wa_http_req_query(r->req, "updated_since")) != NULL) {
+        int64_t ms;
+        char at[WA_RFC3339_LEN];
+
+        if (wa_contract_time_parse(q, &ms) != WA_OK || ms < 0) {
+            f[nf++] =
+                (struct wa_http_problem_field){"updated_since", "must be an RFC 3339 date-time"};
+        } else {
+            wa_clock_rfc3339((uint64_t)ms, at);
+            json_object_set_new(filter, "updated_at", json_pack("{s:s}", "$gte", at));
+        }
+    }
+    r->limit = LIST_DEFAULT;
+    if ((q = wa_http_req_query(r->req, "limit")) != NULL) {
+        char *end = NULL;
+        long long v = strtoll(q, &end, 10);
+
+        if (end == q || *end != '\0' || v < 1 || v > LIST_MAX) {
+            f[nf++] = (struct wa_http_problem_field){"limit", "must be an integer 1..1000"};
+        } else {
+            r->limit = (size_t)v;
+        }
+    }
+    if ((q = wa_http_req_query(r->req, "cursor")) != NULL) {
+        char last[US_ID_MAX], check[US_ID_MAX];
+        ssize_t len = wa_hex_decode(q, (unsigned char *)last, sizeof(last) - 1);
+        bool ok = len > 0 && memchr(last, '\0', (size_t)len) == NULL;
+
+        last[ok ? len : 0] = '\0';
+        if (!ok || us_contact_id(last, check, sizeof(check)) != WA_OK) {
+            f[nf++] = (struct wa_http_problem_field){"cursor", "is not a cursor of this list"};
+        } else {
+            json_object_set_new(filter, "_id", json_pack("{s:s}", "$gt", last));
+        }
+    }
+    if (nf > 0) {
+        json_decref(filter);
+        wa_http_reply_problem(r->req, 422, "Unprocessable Content",
+                              "the query has invalid parameters", f, nf);
+        rq_free(r);
+        return;
+    }
+    opts = json_pack("{s:{s:i}, s:I, s:{s:i}}", "sort", "_id", 1, "limit",
+                     (json_int_t)(r->limit + 1), "projection", "unread_wamids", 0);
+    err = filter != NULL && opts != NULL
+              ? wa_mongo_find(r->us->mongo, US_COLL_CONTACTS, filter, opts, on_list, r)
+              : WA_ENOMEM;
+    json_decref(filter);
+    json_decref(opts);
+    if (err != WA_OK) {
+        unavailable(r, err);
+    }
+}
+
+/* ---- dispatch ---- */
+
+static bool
+parse_body(struct rq *r)
+{
+    size_t len = 0;
+    const char *text = wa_http_req_body(r->req, &len);
+    json_error_t jerr;
+
+    r->body = json_loadb(text != NULL ? text : "", len, JSON_REJECT_DUPLICATES, &jerr);
+    if (r->body == NULL) {
+        wa_http_reply_problem(r->req, 400, "Bad Request", jerr.text, NULL, 0);
+        rq_free(r);
+        return false;
+    }
+    return true;
+}
+
+static void
+on_request(struct wa_http_req *req, void *arg)
+{
+    struct us *us = arg;
+    const char *method = wa_http_req_method(req), *path = wa_http_req_path(req), *allow = NULL;
+    char p[1][WA_HTTP_PARAM_MAX];
+    size_t n;
+    struct rq *r = calloc(1, sizeof(*r));
+
+    if (r == NULL) {
+        wa_http_reply_problem(req, 503, "Service Unavailable", "out of memory", NULL, 0);
+        return;
+    }
+    r->us = us;
+    r->req = req;
+    r->status = 200;
+    if (wa_http_path_match("/v1/contacts", path, p, 1, &n)) {
+        allow = "GET";
+        r->op = OP_LIST;
+    } else if (wa_http_path_match("/v1/contacts/{id}/consent", path, p, 1, &n)) {
+        allow = "GET, POST";
+        r->op = strcmp(method, "POST") == 0 ? OP_CONSENT_POST : OP_CONSENT_GET;
+    } else if (wa_http_path_match("/v1/contacts/{id}/export", path, p, 1, &n)) {
+        allow = "GET";
+        r->op = OP_EXPORT;
+    } else if (wa_http_path_match("/v1/contacts/{id}", path, p, 1, &n)) {
+        allow = "GET, PUT, PATCH, DELETE";
+        r->op = strcmp(method, "PUT") == 0      ? OP_PUT
+                : strcmp(method, "PATCH") == 0  ? OP_PATCH
+                : strcmp(method, "DELETE") == 0 ? OP_DELETE
+                                                : OP_GET;
+    } else {
+        problem(r, 404, "Not Found", "no such resource");
+        return;
+    }
+    if (strstr(allow, method) == NULL || (strcmp(method, "GET") == 0 && r->op == OP_CONSENT_POST)) {
+        wa_http_reply_header(req, "Allow", allow);
+        problem(r, 405, "Method Not Allowed", "see the Allow header");
+        return;
+    }
+    if (r->op != OP_LIST && us_contact_path_id(p[0], r->cid, sizeof(r->cid)) != WA_OK) {
+        invalid_one(r, "/id",
+                    "not an E.164 phone number (+15551234567, 8 to 15 digits) or a BSUID");
+        return;
+    }
+    switch (r->op) {
+    case OP_LIST:
+        list(r);
+        return;
+    case OP_PUT:
+    case OP_PATCH:
+        if (parse_body(r)) {
+            write_contact(r);
+        }
+        return;
+    case OP_CONSENT_POST:
+        if (parse_body(r)) {
+            post_consent(r);
+        }
+        return;
+    default:
+        read_contact(r);
+        return;
+    }
+}
+
+enum wa_err
+us_rest_start(struct us *us, struct wa_error *error)
+{
+    static const char *const methods[] = {"GET", "PUT", "PATCH", "DELETE", "POST"};
+    struct wa_httpd *h = wa_service_httpd(us->svc);
+
+    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+        if (wa_httpd_route(h, methods[i], "/v1/contacts*", BODY_MAX, on_request, us) != WA_OK) {
+            return wa_error_set(error, WA_ENOMEM, "route %s /v1/contacts", methods[i]);
+        }
+    }
+    return WA_OK;
+}
