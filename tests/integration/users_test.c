@@ -895,6 +895,22 @@ rest__write_read_list_patch_consent_export_erase(void **state)
     assert_false(stored_anywhere("15551230001"));
 }
 
+static void
+migrate__twice__exits_0(void **state)
+{
+    char bin[512];
+    const char *argv[3] = {bin, "migrate", NULL};
+    const char *env[2] = {T.mongo_env, NULL};
+
+    (void)state;
+    wa_test_bin_path("wa-users", bin, sizeof(bin));
+    for (int i = 0; i < 2; i++) { /* idempotent: the second run finds everything in place */
+        pid_t p = wa_test_spawn(argv, env, "/tmp/wa-users-test-migrate.log", WA_TEST_SPAWN_APPEND);
+
+        assert_int_equal(wa_test_wait_exit(p, 90000), 0);
+    }
+}
+
 int
 main(void)
 {
@@ -905,6 +921,7 @@ main(void)
         cmocka_unit_test(restart__keys_lost__rebuilt_from_mongodb),
         cmocka_unit_test(unread__three_messages_redelivered_then_reply__three_then_zero),
         cmocka_unit_test(rest__write_read_list_patch_consent_export_erase),
+        cmocka_unit_test(migrate__twice__exits_0),
     };
 
     curl_global_init(CURL_GLOBAL_DEFAULT);

@@ -10,7 +10,8 @@
  *      (suppress.c), contact.event -> offset committed
  * and of a profile event (inbound.message, outbound.result accepted):
  *   consume -> decide (contact.c, pure) -> one atomic contact update (profile.c) -> offset
- * At start the optout keys are rebuilt from MongoDB (suppress.c) before the consumer starts.
+ * At start the optout keys are rebuilt from MongoDB (suppress.c) before the consumer starts, and
+ * the indexes are created (migrate.c). `wa-users migrate` only creates them and exits 0.
  *
  * Threads: the loop thread; MongoDB calls run on the scaffolding's worker pool.
  * Stages started in order (start) and stopped in reverse (stop):
@@ -31,8 +32,19 @@
 #include "users.h"
 #include "wa/contract_router.h"
 #include "wa/kafka.h"
+#include "wa/log.h"
 
 static struct us users;
+
+static void
+on_migrated(void *arg, enum wa_err err)
+{
+    (void)arg;
+    if (err != WA_OK && err != WA_ECLOSED) {
+        wa_log_warn(NULL, "indexes not created (%s); `wa-users migrate` creates them",
+                    wa_err_name(err));
+    }
+}
 
 static enum wa_err
 start(struct wa_service *svc, const void *config, void **state, struct wa_error *error)
@@ -68,6 +80,9 @@ start(struct wa_service *svc, const void *config, void **state, struct wa_error 
         (err = us_health_start(us, error)) != WA_OK || (err = us_rest_start(us, error)) != WA_OK ||
         (err = us_suppress_rebuild_start(us, error)) != WA_OK) {
         return err;
+    }
+    if (us_migrate_start(us->mongo, on_migrated, NULL) != WA_OK) {
+        wa_log_warn(NULL, "indexes not created; `wa-users migrate` creates them");
     }
     return WA_OK;
 }
@@ -108,5 +123,8 @@ main(int argc, char **argv)
         .stop = stop,
     };
 
+    if (argc == 2 && strcmp(argv[1], "migrate") == 0) {
+        return us_migrate_main();
+    }
     return wa_service_main(argc, argv, &def);
 }

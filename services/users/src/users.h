@@ -180,7 +180,8 @@ struct us_metrics {
     struct wa_histogram *latency;
 };
 
-struct us_work; /* consume.c */
+/* a queued event (consume.c) */
+struct us_work;
 
 struct us {
     struct wa_service *svc;
@@ -235,6 +236,10 @@ enum wa_err us_ledger_apply(struct us *us, const struct us_entry *e, us_done_fn 
 
 /* rest.c: the contacts API routes (before the listener starts). */
 enum wa_err us_rest_start(struct us *us, struct wa_error *error);
+
+/* migrate.c: collections and indexes (idempotent); `wa-users migrate` runs us_migrate_main. */
+enum wa_err us_migrate_start(struct wa_mongo *mongo, us_done_fn cb, void *arg);
+int us_migrate_main(void);
 
 /* consume.c */
 enum wa_err us_consume_start(struct us *us, struct wa_error *error);
