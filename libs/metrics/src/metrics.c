@@ -22,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wa/list.h"
+
 enum kind { KIND_COUNTER, KIND_GAUGE, KIND_HISTOGRAM };
 
 static const char *const kind_names[] = {"counter", "gauge", "histogram"};
@@ -34,15 +36,15 @@ struct family {
     enum kind kind;
     double *bounds; /* histograms only; owned */
     size_t nbounds;
-    struct series *head, *tail;
-    struct family *next;
+    struct wa_list series; /* struct series, creation order */
+    struct wa_list link;   /* on the registry's families, registration order */
 };
 
 struct series {
     struct family *fam;
     char *labels; /* owned; "" when there are none */
     uint64_t hash;
-    struct series *next;  /* next in the family, creation order */
+    struct wa_list link;  /* on the family's series */
     struct series *hnext; /* next in the hash chain */
 };
 
@@ -68,7 +70,7 @@ struct wa_histogram {
 
 struct wa_metrics {
     pthread_mutex_t lock;
-    struct family *head, *tail;
+    struct wa_list families; /* struct family, registration order */
     struct series **table;
     size_t nbuckets; /* a power of two */
     size_t nseries;
@@ -165,6 +167,7 @@ wa_metrics_new(struct wa_metrics **out)
     if (m == NULL) {
         return WA_ENOMEM;
     }
+    wa_list_init(&m->families);
     m->nbuckets = 64;
     m->table = calloc(m->nbuckets, sizeof(*m->table));
     if (m->table == NULL) {
@@ -179,16 +182,19 @@ wa_metrics_new(struct wa_metrics **out)
 void
 wa_metrics_free(struct wa_metrics *m)
 {
-    struct family *f, *fnext;
-    struct series *s, *snext;
+    struct wa_list *fi, *ftmp, *si, *stmp;
 
     if (m == NULL) {
         return;
     }
-    for (f = m->head; f != NULL; f = fnext) {
-        fnext = f->next;
-        for (s = f->head; s != NULL; s = snext) {
-            snext = s->next;
+    WA_LIST_FOREACH_SAFE(fi, ftmp, &m->families)
+    {
+        struct family *f = WA_LIST_ENTRY(fi, struct family, link);
+
+        WA_LIST_FOREACH_SAFE(si, stmp, &f->series)
+        {
+            struct series *s = WA_LIST_ENTRY(si, struct series, link);
+
             free(s->labels);
             free(s);
         }
@@ -228,9 +234,9 @@ maybe_grow(struct wa_metrics *m)
 static struct family *
 family_find(struct wa_metrics *m, const char *name)
 {
-    struct family *f;
+    for (struct wa_list *it = m->families.next; it != &m->families; it = it->next) {
+        struct family *f = WA_LIST_ENTRY(it, struct family, link);
 
-    for (f = m->head; f != NULL; f = f->next) {
         if (strcmp(f->name, name) == 0) {
             return f;
         }
@@ -286,12 +292,8 @@ family_new(struct wa_metrics *m, enum kind kind, const char *name, const char *h
         free(f);
         return NULL;
     }
-    if (m->tail != NULL) {
-        m->tail->next = f;
-    } else {
-        m->head = f;
-    }
-    m->tail = f;
+    wa_list_init(&f->series);
+    wa_list_push_back(&m->families, &f->link);
     return f;
 }
 
@@ -381,12 +383,7 @@ lookup(struct wa_metrics *m, enum kind kind, const char *name, const char *help,
     }
     s->fam = f;
     s->hash = h;
-    if (f->tail != NULL) {
-        f->tail->next = s;
-    } else {
-        f->head = s;
-    }
-    f->tail = s;
+    wa_list_push_back(&f->series, &s->link);
     s->hnext = m->table[h & (m->nbuckets - 1)];
     m->table[h & (m->nbuckets - 1)] = s;
     m->nseries++;
@@ -597,14 +594,14 @@ render_series(struct wa_buf *b, const struct family *f, struct series *s)
 enum wa_err
 wa_metrics_render(struct wa_metrics *m, struct wa_buf *out)
 {
-    const struct family *f;
-    struct series *s;
     size_t mark = out->len;
     enum wa_err err = WA_OK;
 
     pthread_mutex_lock(&m->lock);
-    for (f = m->head; f != NULL && err == WA_OK; f = f->next) {
-        if (f->head == NULL) {
+    for (struct wa_list *fi = m->families.next; fi != &m->families && err == WA_OK; fi = fi->next) {
+        const struct family *f = WA_LIST_ENTRY(fi, struct family, link);
+
+        if (wa_list_empty(&f->series)) {
             continue;
         }
         if (f->help[0] != '\0') {
@@ -615,16 +612,10 @@ wa_metrics_render(struct wa_metrics *m, struct wa_buf *out)
             }
         }
         err = wa_buf_printf(out, "# TYPE %s %s\n", f->name, kind_names[f->kind]);
-        for (s = f->head; s != NULL && err == WA_OK; s = s->next) {
-            err = render_series(out, f, s);
+        for (struct wa_list *si = f->series.next; si != &f->series && err == WA_OK; si = si->next) {
+            err = render_series(out, f, WA_LIST_ENTRY(si, struct series, link));
         }
     }
     pthread_mutex_unlock(&m->lock);
-    if (err != WA_OK) {
-        out->len = mark; /* all or nothing */
-        if (out->data != NULL) {
-            out->data[mark] = '\0';
-        }
-    }
-    return err;
+    return wa_buf_rollback(out, mark, err); /* all or nothing */
 }
