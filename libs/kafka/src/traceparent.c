@@ -89,41 +89,59 @@ fallback_random(void)
     return z ^ (z >> 31);
 }
 
-/* Writes n random lowercase hex digits (n even, n <= 32), never all zeros. */
+/* Fills b with n random bytes: the kernel's, else the fallback generator's. */
 static void
-random_id(char *out, size_t n)
+random_fill(unsigned char *b, size_t n)
+{
+    if (wa_random_bytes(b, n) != WA_OK) {
+        for (size_t i = 0; i < n; i += 8) {
+            uint64_t r = fallback_random();
+
+            memcpy(b + i, &r, n - i < 8 ? n - i : 8);
+        }
+    }
+}
+
+/* Writes the 2n lowercase hex digits of b[0..n) (n <= 16) into out; an all-zero id (invalid)
+ * gets a last byte of 1. */
+static void
+hex_id(const unsigned char *b, size_t n, char *out)
 {
     static const char hex[] = "0123456789abcdef";
     unsigned char bytes[16];
     bool zero = true;
 
-    if (wa_random_bytes(bytes, n / 2) != WA_OK) {
-        for (size_t i = 0; i < n / 2; i += 8) {
-            uint64_t r = fallback_random();
-
-            memcpy(bytes + i, &r, n / 2 - i < 8 ? n / 2 - i : 8);
-        }
-    }
-    for (size_t i = 0; i < n / 2; i++) {
+    memcpy(bytes, b, n);
+    for (size_t i = 0; i < n; i++) {
         zero = zero && bytes[i] == 0;
     }
     if (zero) {
-        bytes[n / 2 - 1] = 1;
+        bytes[n - 1] = 1;
     }
-    for (size_t i = 0; i < n / 2; i++) {
+    for (size_t i = 0; i < n; i++) {
         out[2 * i] = hex[bytes[i] >> 4];
         out[2 * i + 1] = hex[bytes[i] & 0xf];
     }
 }
 
 void
-wa_traceparent_new(char out[WA_TRACEPARENT_LEN])
+wa_traceparent_from_random(const unsigned char rnd[WA_TRACEPARENT_RANDOM_LEN],
+                           char out[WA_TRACEPARENT_LEN])
 {
     memcpy(out, "00-", 3);
-    random_id(out + 3, TRACE_HEX);
+    hex_id(rnd, TRACE_HEX / 2, out + 3);
     out[35] = '-';
-    random_id(out + 36, SPAN_HEX);
+    hex_id(rnd + TRACE_HEX / 2, SPAN_HEX / 2, out + 36);
     memcpy(out + 52, "-01", 4); /* sampled; copies the NUL too */
+}
+
+void
+wa_traceparent_new(char out[WA_TRACEPARENT_LEN])
+{
+    unsigned char rnd[WA_TRACEPARENT_RANDOM_LEN];
+
+    random_fill(rnd, sizeof(rnd));
+    wa_traceparent_from_random(rnd, out);
 }
 
 void
@@ -133,10 +151,13 @@ wa_traceparent_child(const char *parent, char out[WA_TRACEPARENT_LEN])
         wa_traceparent_new(out);
         return;
     }
+    unsigned char span[SPAN_HEX / 2];
+
     memcpy(out, "00-", 3);
     memcpy(out + 3, parent + 3, TRACE_HEX);
     out[35] = '-';
-    random_id(out + 36, SPAN_HEX);
+    random_fill(span, sizeof(span));
+    hex_id(span, sizeof(span), out + 36);
     out[52] = '-';
     memcpy(out + 53, parent + 53, 2); /* flags travel with the trace */
     out[55] = '\0';

@@ -77,31 +77,12 @@ random_take(struct ig *ig, unsigned char *out, size_t n)
     return true;
 }
 
-/* Lower-case hex of b[0..n), never all zeros (as wa_traceparent_new). */
-static void
-hex_id(unsigned char *b, size_t n, char *out)
-{
-    static const char hex[] = "0123456789abcdef";
-    bool zero = true;
-
-    for (size_t i = 0; i < n; i++) {
-        zero = zero && b[i] == 0;
-    }
-    if (zero) {
-        b[n - 1] = 1;
-    }
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = hex[b[i] >> 4];
-        out[2 * i + 1] = hex[b[i] & 0xf];
-    }
-}
-
 /* wa_traceparent_child(parent, out), with the new ids drawn from the request path's random
  * buffer when the trace starts here (no valid parent: the common case). */
 static void
 traceparent_start(struct ig *ig, const char *parent, char out[WA_TRACEPARENT_LEN])
 {
-    unsigned char b[24];
+    unsigned char b[WA_TRACEPARENT_RANDOM_LEN];
 
     if (parent != NULL && wa_traceparent_valid(parent)) {
         wa_traceparent_child(parent, out);
@@ -111,11 +92,7 @@ traceparent_start(struct ig *ig, const char *parent, char out[WA_TRACEPARENT_LEN
         wa_traceparent_new(out); /* getrandom refused: the library's own fallback */
         return;
     }
-    memcpy(out, "00-", 3);
-    hex_id(b, 16, out + 3);
-    out[35] = '-';
-    hex_id(b + 16, 8, out + 36);
-    memcpy(out + 52, "-01", 4); /* sampled; copies the NUL too */
+    wa_traceparent_from_random(b, out);
 }
 
 /* The server gave up on the HTTP request (shutdown): the work goes on without a reply. */

@@ -84,11 +84,31 @@ valid__future_version_with_extra_field__accepted(void **state)
     assert_true(wa_traceparent_valid("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
 }
 
+static void
+from_random__given_bytes__hex_ids_and_never_all_zero(void **state)
+{
+    unsigned char rnd[WA_TRACEPARENT_RANDOM_LEN];
+    char tp[WA_TRACEPARENT_LEN];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(rnd); i++) {
+        rnd[i] = (unsigned char)(0xa0 + i);
+    }
+    wa_traceparent_from_random(rnd, tp);
+    assert_string_equal(tp, "00-a0a1a2a3a4a5a6a7a8a9aaabacadaeaf-b0b1b2b3b4b5b6b7-01");
+    assert_true(wa_traceparent_valid(tp));
+    memset(rnd, 0, sizeof(rnd)); /* all-zero ids are invalid: the last byte becomes 1 */
+    wa_traceparent_from_random(rnd, tp);
+    assert_string_equal(tp, "00-00000000000000000000000000000001-0000000000000001-01");
+    assert_true(wa_traceparent_valid(tp));
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(new__twice__valid_and_different),
+        cmocka_unit_test(from_random__given_bytes__hex_ids_and_never_all_zero),
         cmocka_unit_test(child__of_valid_parent__keeps_trace_and_flags_new_span),
         cmocka_unit_test(child__of_malformed_parent__starts_new_trace),
         cmocka_unit_test(valid__malformed_values__rejected),

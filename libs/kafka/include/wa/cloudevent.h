@@ -100,6 +100,11 @@ bool wa_cloudevent_time_valid(const char *s);
 
 /* Writes a new traceparent (random trace and span ids, never all zeros, sampled) into out. */
 void wa_traceparent_new(char out[WA_TRACEPARENT_LEN]);
+/* The same from random bytes the caller drew (16 for the trace id, then 8 for the span id),
+ * e.g. from a buffered getrandom on a hot path. Borrows rnd. */
+#define WA_TRACEPARENT_RANDOM_LEN 24
+void wa_traceparent_from_random(const unsigned char rnd[WA_TRACEPARENT_RANDOM_LEN],
+                                char out[WA_TRACEPARENT_LEN]);
 
 /*
  * Writes a child of parent into out: same trace id and flags, new span id. A NULL or malformed
