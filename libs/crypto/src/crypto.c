@@ -77,6 +77,18 @@ wa_crypto_equal(const void *a, const void *b, size_t len)
     return CRYPTO_memcmp(a, b, len) == 0;
 }
 
+bool
+wa_crypto_str_equal(const char *given, const char *secret)
+{
+    size_t n;
+
+    if (given == NULL || secret == NULL) {
+        return false;
+    }
+    n = strlen(secret);
+    return strlen(given) == n && wa_crypto_equal(given, secret, n);
+}
+
 size_t
 wa_hex_encode(const unsigned char *in, size_t len, char *out)
 {

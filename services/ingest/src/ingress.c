@@ -16,15 +16,6 @@
 
 #include "ingest.h"
 
-static bool
-token_equal(const char *given, const char *want)
-{
-    size_t n = strlen(want);
-
-    /* Constant time over the configured token's length; the length itself is not secret. */
-    return given != NULL && strlen(given) == n && wa_crypto_equal(given, want, n);
-}
-
 /* GET /webhook?hub.mode=subscribe&hub.verify_token=...&hub.challenge=... (cloud-api.md §3.1) */
 static void
 on_handshake(struct wa_http_req *req, void *arg)
@@ -36,7 +27,7 @@ on_handshake(struct wa_http_req *req, void *arg)
     struct wa_log_ctx log = {.request_id = wa_http_req_id(req)};
 
     if (mode == NULL || strcmp(mode, "subscribe") != 0 ||
-        !token_equal(token, ig->cfg->verify_token)) {
+        !wa_crypto_str_equal(token, ig->cfg->verify_token)) {
         wa_log_warn(&log, "webhook handshake refused (mode or verify token wrong)");
         wa_http_reply_error(req, 403, "forbidden", "hub.mode or hub.verify_token is wrong");
         return;

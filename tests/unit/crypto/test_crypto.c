@@ -161,6 +161,19 @@ crypto_equal__detects_any_difference(void **state)
 }
 
 static void
+crypto_str_equal__length_content_and_null(void **state)
+{
+    (void)state;
+    assert_true(wa_crypto_str_equal("sandbox-token", "sandbox-token"));
+    assert_true(wa_crypto_str_equal("", ""));
+    assert_false(wa_crypto_str_equal("sandbox-tokem", "sandbox-token"));
+    assert_false(wa_crypto_str_equal("sandbox-token-", "sandbox-token"));
+    assert_false(wa_crypto_str_equal("sandbox", "sandbox-token"));
+    assert_false(wa_crypto_str_equal(NULL, "sandbox-token"));
+    assert_false(wa_crypto_str_equal("x", NULL));
+}
+
+static void
 hex_encode__lowercase_and_terminated(void **state)
 {
     const unsigned char in[] = {0x00, 0x0f, 0xa5, 0xff};
@@ -394,6 +407,7 @@ main(void)
         cmocka_unit_test(hmac_sha256__rfc4231_vectors),
         cmocka_unit_test(hmac_sha256__empty_key_and_data__matches_reference),
         cmocka_unit_test(crypto_equal__detects_any_difference),
+        cmocka_unit_test(crypto_str_equal__length_content_and_null),
         cmocka_unit_test(hex_encode__lowercase_and_terminated),
         cmocka_unit_test(hex_decode__upper_and_lower_case),
         cmocka_unit_test(hex_decode__hostile_input__minus_one),

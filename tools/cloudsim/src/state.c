@@ -281,19 +281,10 @@ cs_sim_number(const struct cs_sim *sim, const char *id)
     return -1;
 }
 
-static bool
-token_equal(const char *a, const char *b, size_t blen)
-{
-    size_t alen = strlen(a);
-
-    return alen == blen && wa_crypto_equal(a, b, blen);
-}
-
 bool
 cs_sim_auth(const struct cs_sim *sim, const char *authorization, long number)
 {
     const char *tok;
-    size_t len;
 
     if (authorization == NULL || strncasecmp(authorization, "Bearer ", 7) != 0) {
         return false;
@@ -302,18 +293,17 @@ cs_sim_auth(const struct cs_sim *sim, const char *authorization, long number)
     while (*tok == ' ') {
         tok++;
     }
-    len = strlen(tok);
-    if (len == 0) {
+    if (*tok == '\0') {
         return false;
     }
     for (size_t i = 0; i < sim->ntokens; i++) {
-        if (token_equal(sim->tokens[i], tok, len)) {
+        if (wa_crypto_str_equal(tok, sim->tokens[i])) {
             return true;
         }
     }
     for (size_t i = 0; i < sim->nnumbers; i++) {
         if ((number < 0 || (size_t)number == i) && sim->numbers[i].token != NULL &&
-            token_equal(sim->numbers[i].token, tok, len)) {
+            wa_crypto_str_equal(tok, sim->numbers[i].token)) {
             return true;
         }
     }

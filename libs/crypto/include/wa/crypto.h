@@ -29,6 +29,9 @@ void wa_hmac_sha256(const void *key, size_t keylen, const void *data, size_t len
                     unsigned char out[32]);
 /* Compares len bytes in time that depends only on len. Returns true when equal. */
 bool wa_crypto_equal(const void *a, const void *b, size_t len);
+/* True when the NUL-terminated strings given and secret are equal (NULL never matches), in time
+ * that depends only on their lengths: for tokens and passwords. The length is not secret. */
+bool wa_crypto_str_equal(const char *given, const char *secret);
 
 /* Writes 2*len lowercase hex digits and a NUL into out (size 2*len+1). Returns 2*len. */
 size_t wa_hex_encode(const unsigned char *in, size_t len, char *out);
