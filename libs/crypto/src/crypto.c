@@ -16,6 +16,8 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "wa/hex.h"
+
 #define SHA256_BLOCK   64
 #define HUB_PREFIX     "sha256="
 #define HUB_PREFIX_LEN (sizeof(HUB_PREFIX) - 1)
@@ -103,21 +105,6 @@ wa_hex_encode(const unsigned char *in, size_t len, char *out)
     return 2 * len;
 }
 
-static int
-hex_value(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 ssize_t
 wa_hex_decode(const char *hex, unsigned char *out, size_t outlen)
 {
@@ -132,7 +119,7 @@ wa_hex_decode(const char *hex, unsigned char *out, size_t outlen)
         return -1;
     }
     for (i = 0; i < n / 2; i++) {
-        int hi = hex_value(hex[2 * i]), lo = hex_value(hex[2 * i + 1]);
+        int hi = wa_hex_value(hex[2 * i]), lo = wa_hex_value(hex[2 * i + 1]);
 
         if (hi < 0 || lo < 0) {
             return -1;

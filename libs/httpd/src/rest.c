@@ -10,22 +10,8 @@
 #include <string.h>
 
 #include "wa/buf.h"
+#include "wa/hex.h"
 #include "wa/httpd.h"
-
-static int
-hexval(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
 
 /* Percent-decodes n bytes of s into out (size bytes). False for a bad escape, %00 or no room. */
 static bool
@@ -42,8 +28,8 @@ decode(const char *s, size_t n, char *out, size_t size)
             if (i + 2 >= n) {
                 return false;
             }
-            hi = hexval(s[i + 1]);
-            lo = hexval(s[i + 2]);
+            hi = wa_hex_value(s[i + 1]);
+            lo = wa_hex_value(s[i + 2]);
             if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
                 return false;
             }
