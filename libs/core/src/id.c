@@ -7,6 +7,7 @@
 #include <sys/random.h>
 
 #include "wa/clock.h"
+#include "wa/hex.h"
 
 static const char crockford[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
@@ -36,19 +37,15 @@ wa_random_bytes(void *buf, size_t len)
 enum wa_err
 wa_random_hex(char *out, size_t len)
 {
-    static const char hex[] = "0123456789abcdef";
     unsigned char tmp[64];
-    size_t i, done = 0;
+    size_t done = 0;
 
     while (done < len) {
         size_t n = len - done < sizeof(tmp) ? len - done : sizeof(tmp);
         if (wa_random_bytes(tmp, n) != WA_OK) {
             return WA_EIO;
         }
-        for (i = 0; i < n; i++) {
-            out[2 * (done + i)] = hex[tmp[i] >> 4];
-            out[2 * (done + i) + 1] = hex[tmp[i] & 15];
-        }
+        wa_hex_encode(tmp, n, out + 2 * done); /* its NUL is overwritten by the next part */
         done += n;
     }
     out[2 * len] = '\0';

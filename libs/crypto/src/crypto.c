@@ -91,20 +91,6 @@ wa_crypto_str_equal(const char *given, const char *secret)
     return strlen(given) == n && wa_crypto_equal(given, secret, n);
 }
 
-size_t
-wa_hex_encode(const unsigned char *in, size_t len, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    size_t i;
-
-    for (i = 0; i < len; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 15];
-    }
-    out[2 * len] = '\0';
-    return 2 * len;
-}
-
 ssize_t
 wa_hex_decode(const char *hex, unsigned char *out, size_t outlen)
 {

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "wa/clock.h"
+#include "wa/hex.h"
 #include "wa/id.h"
 
 #define TRACE_HEX 32
@@ -102,12 +103,11 @@ random_fill(unsigned char *b, size_t n)
     }
 }
 
-/* Writes the 2n lowercase hex digits of b[0..n) (n <= 16) into out; an all-zero id (invalid)
- * gets a last byte of 1. */
+/* Writes the 2n lowercase hex digits of b[0..n) (n <= 16) and a NUL into out; an all-zero id
+ * (invalid) gets a last byte of 1. */
 static void
 hex_id(const unsigned char *b, size_t n, char *out)
 {
-    static const char hex[] = "0123456789abcdef";
     unsigned char bytes[16];
     bool zero = true;
 
@@ -118,10 +118,7 @@ hex_id(const unsigned char *b, size_t n, char *out)
     if (zero) {
         bytes[n - 1] = 1;
     }
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = hex[bytes[i] >> 4];
-        out[2 * i + 1] = hex[bytes[i] & 0xf];
-    }
+    wa_hex_encode(bytes, n, out);
 }
 
 void

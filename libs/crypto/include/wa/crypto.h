@@ -14,6 +14,7 @@
 #include <sys/types.h>
 
 #include "wa/err.h"
+#include "wa/hex.h"
 
 #define WA_SHA1_LEN   20
 #define WA_SHA256_LEN 32
@@ -33,8 +34,7 @@ bool wa_crypto_equal(const void *a, const void *b, size_t len);
  * that depends only on their lengths: for tokens and passwords. The length is not secret. */
 bool wa_crypto_str_equal(const char *given, const char *secret);
 
-/* Writes 2*len lowercase hex digits and a NUL into out (size 2*len+1). Returns 2*len. */
-size_t wa_hex_encode(const unsigned char *in, size_t len, char *out);
+/* wa_hex_encode (lowercase hex) is in wa/hex.h, included here. */
 /*
  * Decodes the NUL-terminated hex string (upper or lower case) into out (size outlen).
  * Returns the number of bytes decoded, or -1 for an odd length, a non-hex character, or more
