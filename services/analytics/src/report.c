@@ -1,0 +1,362 @@
+/*
+ * report.c: the figures of a set of message documents (pure): totals of each state reached,
+ * rates with their denominators, latency histograms, failures by code, cost, replies and first
+ * responses; and the go-live KPIs computed from them. A bucket's figures merge into a longer
+ * period's by addition, so a day is exactly the merge of its half hours.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "analytics.h"
+#include "wa/whatsapp_errors.h"
+
+void
+an_totals_init(struct an_totals *t)
+{
+    memset(t, 0, sizeof(*t));
+    t->failures = json_object();
+}
+
+void
+an_totals_clear(struct an_totals *t)
+{
+    json_decref(t->failures);
+    memset(t, 0, sizeof(*t));
+}
+
+static int64_t
+num(const json_t *o, const char *key)
+{
+    const json_t *v = json_object_get(o, key);
+
+    return json_is_integer(v) ? json_integer_value(v) : json_is_real(v) ? (int64_t)json_real_value(v) : 0;
+}
+
+static void
+count_failure(json_t *failures, const char *key, uint64_t n)
+{
+    json_t *v = json_object_get(failures, key);
+
+    (void)json_object_set_new(failures, key,
+                              json_integer((v != NULL ? json_integer_value(v) : 0) + (json_int_t)n));
+}
+
+void
+an_totals_add_message(struct an_totals *t, const json_t *doc, const struct an_ratecard *rc)
+{
+    struct an_timeline tl;
+    const json_t *pricing = json_object_get(doc, "pricing");
+    bool reached[AN_NSTATES] = {false};
+
+    an_timeline_from_doc(doc, &tl);
+    /* a later state implies the earlier ones of the delivery path, even when their webhook
+     * was lost or has not arrived yet */
+    for (int s = AN_READ; s >= AN_ACCEPTED; s--) {
+        reached[s] = tl.at[s] != 0 || (s < AN_READ && reached[s + 1]);
+    }
+    reached[AN_REQUESTED] = tl.at[AN_REQUESTED] != 0;
+    reached[AN_FAILED] = tl.at[AN_FAILED] != 0;
+    for (size_t s = 0; s < AN_NSTATES; s++) {
+        t->n[s] += reached[s];
+    }
+    t->attempted += reached[AN_ACCEPTED] || reached[AN_FAILED];
+    t->late_failures += reached[AN_FAILED] && tl.at[AN_DELIVERED] != 0;
+    if (tl.at[AN_ACCEPTED] && tl.at[AN_SENT]) {
+        an_hist_add(&t->lat[0], tl.at[AN_SENT] - tl.at[AN_ACCEPTED]);
+    }
+    if (tl.at[AN_SENT] && tl.at[AN_DELIVERED]) {
+        an_hist_add(&t->lat[1], tl.at[AN_DELIVERED] - tl.at[AN_SENT]);
+    }
+    if (tl.at[AN_DELIVERED] && tl.at[AN_READ]) {
+        an_hist_add(&t->lat[2], tl.at[AN_READ] - tl.at[AN_DELIVERED]);
+    }
+    if (tl.at[AN_ACCEPTED] && tl.at[AN_DELIVERED]) {
+        an_hist_add(&t->delivery, tl.at[AN_DELIVERED] - tl.at[AN_ACCEPTED]);
+    }
+    if (reached[AN_FAILED]) {
+        char key[32];
+
+        if (tl.error.has_code) {
+            snprintf(key, sizeof(key), "%lld", (long long)tl.error.code);
+        } else {
+            snprintf(key, sizeof(key), "none");
+        }
+        count_failure(t->failures, key, 1);
+    }
+    if (json_is_object(pricing)) {
+        const char *cat = json_string_value(json_object_get(pricing, "category"));
+        const char *type = json_string_value(json_object_get(pricing, "type"));
+        const json_t *b = json_object_get(pricing, "billable");
+        int billable = json_is_boolean(b) ? json_is_true(b) : -1;
+        int64_t when = tl.at[AN_SENT] ? tl.at[AN_SENT] : num(doc, "at"), micros;
+        enum an_category c;
+
+        if (an_ratecard_cost(rc, json_string_value(json_object_get(doc, "country")), cat, type,
+                             billable, when, &micros)) {
+            if (micros > 0 && an_category_parse(cat, &c)) {
+                t->cost_micros[c] += micros;
+            }
+        } else {
+            t->unpriced++;
+        }
+    }
+}
+
+void
+an_totals_merge(struct an_totals *into, const struct an_totals *from)
+{
+    const char *key;
+    json_t *v;
+
+    for (size_t s = 0; s < AN_NSTATES; s++) {
+        into->n[s] += from->n[s];
+    }
+    into->attempted += from->attempted;
+    into->late_failures += from->late_failures;
+    for (size_t i = 0; i < 3; i++) {
+        an_hist_merge(&into->lat[i], &from->lat[i]);
+    }
+    an_hist_merge(&into->delivery, &from->delivery);
+    for (size_t c = 0; c < AN_NCATEGORIES; c++) {
+        into->cost_micros[c] += from->cost_micros[c];
+    }
+    into->unpriced += from->unpriced;
+    into->business_initiated += from->business_initiated;
+    into->replied += from->replied;
+    into->inbound += from->inbound;
+    an_hist_merge(&into->first_response, &from->first_response);
+    json_object_foreach(from->failures, key, v)
+    {
+        count_failure(into->failures, key, (uint64_t)json_integer_value(v));
+    }
+}
+
+/* ---- engagement: replies within 24 h, first response ---- */
+
+struct an_point {
+    const char *contact;
+    int64_t at;
+};
+
+static int
+point_cmp(const void *a, const void *b)
+{
+    const struct an_point *x = a, *y = b;
+    int c = strcmp(x->contact, y->contact);
+
+    return c != 0 ? c : (x->at > y->at) - (x->at < y->at);
+}
+
+/* Index of the first point of contact with at > t, or n. */
+static size_t
+first_after(const struct an_point *p, size_t n, const char *contact, int64_t t)
+{
+    size_t lo = 0, hi = n;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(p[mid].contact, contact);
+        if (c < 0 || (c == 0 && p[mid].at <= t)) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+static struct an_point *
+points(const json_t *docs, bool sent_time, size_t *n)
+{
+    struct an_point *p = calloc(json_array_size(docs) + 1, sizeof(*p));
+    size_t k = 0, i;
+    const json_t *d;
+
+    *n = 0;
+    if (p == NULL) {
+        return NULL;
+    }
+    json_array_foreach(docs, i, d)
+    {
+        const char *c = json_string_value(json_object_get(d, "contact"));
+        int64_t at = sent_time ? num(json_object_get(d, "t"), "sent") : 0;
+
+        if (at == 0) {
+            at = num(d, "at");
+        }
+        if (c != NULL && at > 0) {
+            p[k].contact = c;
+            p[k].at = at;
+            k++;
+        }
+    }
+    qsort(p, k, sizeof(*p), point_cmp);
+    *n = k;
+    return p;
+}
+
+#define DAY_MS 86400000LL
+
+void
+an_totals_add_engagement(struct an_totals *t, const json_t *messages, const json_t *inbound,
+                         int64_t from_ms, int64_t to_ms)
+{
+    size_t nin, nout, i;
+    struct an_point *in = points(inbound, false, &nin), *out = points(messages, true, &nout);
+    const json_t *d;
+
+    if (in == NULL || out == NULL) {
+        free(in);
+        free(out);
+        return;
+    }
+    json_array_foreach(messages, i, d)
+    {
+        const char *type = json_string_value(json_object_get(d, "type"));
+        const char *c = json_string_value(json_object_get(d, "contact"));
+        const json_t *tt = json_object_get(d, "t");
+        int64_t sent = num(tt, "sent"), at = num(d, "at");
+        size_t j;
+
+        if (sent == 0) {
+            sent = num(tt, "delivered") ? num(tt, "delivered") : num(tt, "read");
+        }
+        if (type == NULL || strcmp(type, "template") != 0 || c == NULL || sent == 0 ||
+            at < from_ms || at >= to_ms) {
+            continue;
+        }
+        t->business_initiated++;
+        j = first_after(in, nin, c, sent);
+        t->replied += j < nin && strcmp(in[j].contact, c) == 0 && in[j].at <= sent + DAY_MS;
+    }
+    for (i = 0; i < nin; i++) {
+        size_t j;
+
+        if (in[i].at < from_ms || in[i].at >= to_ms) {
+            continue;
+        }
+        t->inbound++;
+        j = first_after(out, nout, in[i].contact, in[i].at);
+        /* only the first inbound since the business last wrote waits for this reply */
+        if (j < nout && strcmp(out[j].contact, in[i].contact) == 0 &&
+            (i == 0 || strcmp(in[i - 1].contact, in[i].contact) != 0 ||
+             first_after(out, nout, in[i].contact, in[i - 1].at) != j)) {
+            an_hist_add(&t->first_response, out[j].at - in[i].at);
+        }
+    }
+    free(in);
+    free(out);
+}
+
+/* ---- JSON ---- */
+
+static json_t *
+rate(uint64_t num_, uint64_t den)
+{
+    return json_pack("{s:o, s:I, s:I}", "value",
+                     den > 0 ? json_real(round((double)num_ / (double)den * 1e6) / 1e6)
+                             : json_null(),
+                     "numerator", (json_int_t)num_, "denominator", (json_int_t)den);
+}
+
+static json_t *
+money(int64_t micros)
+{
+    return json_real((double)micros / 1e6);
+}
+
+json_t *
+an_totals_json(const struct an_totals *t, const char *currency)
+{
+    json_t *totals = json_object(), *by_cat = json_object(), *fail = json_array(), *o;
+    int64_t total = 0;
+    const char *key;
+    json_t *v;
+
+    for (size_t s = 0; s < AN_NSTATES; s++) {
+        (void)json_object_set_new(totals, an_state_name((enum an_state)s),
+                                  json_integer((json_int_t)t->n[s]));
+    }
+    (void)json_object_set_new(totals, "attempted", json_integer((json_int_t)t->attempted));
+    (void)json_object_set_new(totals, "late_failures",
+                              json_integer((json_int_t)t->late_failures));
+    for (size_t c = 0; c < AN_NCATEGORIES; c++) {
+        (void)json_object_set_new(by_cat, an_category_name((enum an_category)c),
+                                  money(t->cost_micros[c]));
+        total += t->cost_micros[c];
+    }
+    json_object_foreach(t->failures, key, v)
+    {
+        char *end;
+        long long code = strtoll(key, &end, 10);
+        bool has = *end == '\0';
+
+        (void)json_array_append_new(
+            fail, json_pack("{s:o, s:I, s:s}", "code", has ? json_integer(code) : json_null(),
+                            "count", (json_int_t)json_integer_value(v), "meaning",
+                            has ? an_error_meaning(code) : ""));
+    }
+    o = json_pack(
+        "{s:o, s:{s:o, s:o, s:o}, s:{s:o, s:o, s:o, s:o}, s:o, s:{s:s, s:o, s:I, s:o, s:I},"
+        " s:{s:I}, s:o, s:o}",
+        "totals", totals, "rates", "delivery", rate(t->n[AN_DELIVERED], t->n[AN_SENT]), "read",
+        rate(t->n[AN_READ], t->n[AN_DELIVERED]), "failure", rate(t->n[AN_FAILED], t->attempted),
+        "latency_ms", "accepted_to_sent", an_hist_json(&t->lat[0]), "sent_to_delivered",
+        an_hist_json(&t->lat[1]), "delivered_to_read", an_hist_json(&t->lat[2]),
+        "accepted_to_delivered", an_hist_json(&t->delivery), "failures_by_code", fail, "cost",
+        "currency", currency != NULL ? currency : "", "total", money(total), "total_micros",
+        (json_int_t)total, "by_category", by_cat, "unpriced", (json_int_t)t->unpriced,
+        "inbound", "messages", (json_int_t)t->inbound, "reply_rate",
+        rate(t->replied, t->business_initiated), "first_response_ms",
+        an_hist_json(&t->first_response));
+    return o;
+}
+
+/* ---- KPIs ---- */
+
+void
+an_kpis(const struct an_totals *t, struct an_kpi k[AN_NKPIS])
+{
+    double dr = t->n[AN_SENT] ? (double)t->n[AN_DELIVERED] / (double)t->n[AN_SENT] : NAN;
+    double lat = t->delivery.count ? (double)t->delivery.sum_ms / (double)t->delivery.count / 1e3
+                                   : NAN;
+    double rr = t->business_initiated ? (double)t->replied / (double)t->business_initiated : NAN;
+
+    k[0] = (struct an_kpi){"delivery_rate", dr, ">", 0.98, 0.98, !isnan(dr) && dr > 0.98};
+    k[1] = (struct an_kpi){"average_latency_seconds", lat, "<", 2.0, 2.0,
+                           !isnan(lat) && lat < 2.0};
+    k[2] = (struct an_kpi){"reply_rate", rr, "between", 0.12, 0.18,
+                           !isnan(rr) && rr >= 0.12 && rr <= 0.18};
+}
+
+json_t *
+an_kpis_json(const struct an_kpi k[AN_NKPIS])
+{
+    json_t *a = json_array();
+    bool all = true;
+
+    for (size_t i = 0; i < AN_NKPIS; i++) {
+        json_t *thr = strcmp(k[i].op, "between") == 0
+                          ? json_pack("{s:s, s:f, s:f}", "op", k[i].op, "min", k[i].lo, "max",
+                                      k[i].hi)
+                          : json_pack("{s:s, s:f}", "op", k[i].op, "value", k[i].lo);
+
+        (void)json_array_append_new(
+            a, json_pack("{s:s, s:o, s:o, s:b}", "name", k[i].name, "value",
+                         isnan(k[i].value) ? json_null()
+                                           : json_real(round(k[i].value * 1e6) / 1e6),
+                         "threshold", thr, "pass", k[i].pass));
+        all = all && k[i].pass;
+    }
+    return json_pack("{s:o, s:b}", "kpis", a, "pass", all);
+}
+
+const char *
+an_error_meaning(int64_t code)
+{
+    const struct wa_whatsapp_error_info *e = wa_whatsapp_error_lookup(code);
+
+    return e != NULL ? e->title : "";
+}

@@ -1,0 +1,298 @@
+/*
+ * timeline.c: the state machine of one message and the MongoDB update that applies one event
+ * to its document (pure).
+ *
+ * A message document (collection "messages"):
+ *   {_id, request_id, wamid, rank, at (earliest time seen), t: {<state>: first time},
+ *    phone_number_id, contact, country, type, template, category,
+ *    pricing: {category, type, billable}, error: {code, title, details}, reason,
+ *    p: {<participant>: {rank, t: {<state>: first time}}}}
+ * Each event becomes $min of its state's time (first time kept), $max of rank (never
+ * regresses; failed ranks highest, so a late failure after delivered is the final state while
+ * the delivered time stays), $set of attributes that are the same in every copy of the event.
+ * Every operator is idempotent and $min/$max commute: a redelivered event changes nothing and
+ * the order of events does not matter, which is what makes the consumer's writes safe to
+ * repeat after a crash (README.md, "Guarantees").
+ */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "analytics.h"
+
+static const char *const state_names[AN_NSTATES] = {
+    "requested", "accepted", "sent", "delivered", "read", "failed",
+};
+
+const char *
+an_state_name(enum an_state s)
+{
+    return (unsigned)s < AN_NSTATES ? state_names[s] : NULL;
+}
+
+bool
+an_state_parse(const char *name, enum an_state *out)
+{
+    for (size_t i = 0; name != NULL && i < AN_NSTATES; i++) {
+        if (strcmp(name, state_names[i]) == 0) {
+            *out = (enum an_state)i;
+            return true;
+        }
+    }
+    return false;
+}
+
+void
+an_timeline_init(struct an_timeline *tl)
+{
+    memset(tl, 0, sizeof(*tl));
+    tl->rank = -1;
+}
+
+void
+an_timeline_apply(struct an_timeline *tl, enum an_state s, int64_t t,
+                  const struct an_error *error)
+{
+    if ((unsigned)s >= AN_NSTATES) {
+        return;
+    }
+    if (tl->at[s] == 0 || t < tl->at[s]) {
+        tl->at[s] = t;
+    }
+    if ((int)s > tl->rank) {
+        tl->rank = (int)s;
+    }
+    if (s == AN_FAILED && error != NULL) {
+        tl->error = *error;
+    }
+}
+
+enum an_state
+an_timeline_state(const struct an_timeline *tl)
+{
+    return tl->rank < 0 ? AN_REQUESTED : (enum an_state)tl->rank;
+}
+
+/* Participant ids become field names: digits and letters only. */
+static bool
+field_safe(const char *s)
+{
+    size_t n = 0;
+
+    for (; s[n] != '\0'; n++) {
+        char c = s[n];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              c == '_' || c == '-')) {
+            return false;
+        }
+    }
+    return n > 0 && n <= 64;
+}
+
+static int
+set_str(json_t *o, const char *key, const char *v)
+{
+    return v != NULL ? json_object_set_new(o, key, json_string(v)) : 0;
+}
+
+enum wa_err
+an_timeline_update(const struct an_event *ev, json_t **out)
+{
+    json_t *u = json_object(), *min = json_object(), *max = json_object(), *set = json_object(),
+           *ins = json_object();
+    const char *sname = an_state_name(ev->state);
+    char path[128];
+    int bad = 0;
+
+    *out = NULL;
+    if (u == NULL || min == NULL || max == NULL || set == NULL || ins == NULL) {
+        json_decref(u);
+        json_decref(min);
+        json_decref(max);
+        json_decref(set);
+        json_decref(ins);
+        return WA_ENOMEM;
+    }
+    bad |= json_object_set_new(u, "$min", min);
+    bad |= json_object_set_new(u, "$max", max);
+    bad |= json_object_set_new(u, "$set", set);
+    bad |= json_object_set_new(u, "$setOnInsert", ins);
+    if (ev->id == NULL || ev->id[0] == '\0' || sname == NULL) {
+        json_decref(u);
+        return WA_EINVAL;
+    }
+    if (ev->participant != NULL && field_safe(ev->participant)) {
+        /* A group message: the participant's own timeline; the message's counts once. */
+        snprintf(path, sizeof(path), "p.%s.t.%s", ev->participant, sname);
+        bad |= json_object_set_new(min, path, json_integer(ev->at_ms));
+        snprintf(path, sizeof(path), "p.%s.rank", ev->participant);
+        bad |= json_object_set_new(max, path, json_integer((json_int_t)ev->state));
+    }
+    snprintf(path, sizeof(path), "t.%s", sname);
+    bad |= json_object_set_new(min, path, json_integer(ev->at_ms));
+    bad |= json_object_set_new(min, "at", json_integer(ev->at_ms));
+    bad |= json_object_set_new(max, "rank", json_integer((json_int_t)ev->state));
+    bad |= set_str(set, "request_id", ev->request_id);
+    bad |= set_str(set, "wamid", ev->wamid);
+    bad |= set_str(set, "phone_number_id", ev->phone_number_id);
+    bad |= set_str(set, "type", ev->type);
+    bad |= set_str(set, "template", ev->template_name);
+    bad |= set_str(set, "category", ev->category);
+    bad |= set_str(set, "reason", ev->reason);
+    /* Personal data is written once, so an erasure (pseudonymisation) is never undone by a
+     * later event of the same message. */
+    bad |= set_str(ins, "contact", ev->contact);
+    bad |= set_str(set, "country", ev->country);
+    if (ev->pricing_category != NULL || ev->pricing_type != NULL) {
+        bad |= set_str(set, "pricing.category", ev->pricing_category);
+        bad |= set_str(set, "pricing.type", ev->pricing_type);
+        if (ev->pricing_billable >= 0) {
+            bad |= json_object_set_new(set, "pricing.billable",
+                                       json_boolean(ev->pricing_billable > 0));
+        }
+    }
+    if (ev->state == AN_FAILED && ev->error != NULL) {
+        json_t *e = json_object();
+
+        bad |= json_object_set_new(set, "error", e);
+        bad |= e == NULL;
+        if (e != NULL) {
+            bad |= json_object_set_new(e, "code", ev->error->has_code
+                                                      ? json_integer(ev->error->code)
+                                                      : json_null());
+            bad |= json_object_set_new(e, "title", json_string(ev->error->title));
+            bad |= json_object_set_new(e, "details", json_string(ev->error->details));
+        }
+    }
+    if (json_object_size(ins) == 0) {
+        json_object_del(u, "$setOnInsert");
+    }
+    if (json_object_size(set) == 0) {
+        json_object_del(u, "$set");
+    }
+    if (bad) {
+        json_decref(u);
+        return WA_ENOMEM;
+    }
+    *out = u;
+    return WA_OK;
+}
+
+static int64_t
+int_at(const json_t *o, const char *key)
+{
+    const json_t *v = json_object_get(o, key);
+
+    if (json_is_integer(v)) {
+        return json_integer_value(v);
+    }
+    if (json_is_real(v)) {
+        return (int64_t)json_real_value(v);
+    }
+    return 0;
+}
+
+void
+an_timeline_from_doc(const json_t *doc, struct an_timeline *tl)
+{
+    const json_t *t = json_object_get(doc, "t"), *err = json_object_get(doc, "error");
+    const json_t *rank = json_object_get(doc, "rank");
+
+    an_timeline_init(tl);
+    for (size_t i = 0; i < AN_NSTATES; i++) {
+        tl->at[i] = int_at(t, state_names[i]);
+    }
+    tl->rank = json_is_number(rank) ? (int)json_number_value(rank) : -1;
+    if (json_is_object(err)) {
+        const json_t *code = json_object_get(err, "code");
+        const char *title = json_string_value(json_object_get(err, "title"));
+        const char *details = json_string_value(json_object_get(err, "details"));
+
+        tl->error.has_code = json_is_integer(code);
+        tl->error.code = json_is_integer(code) ? json_integer_value(code) : 0;
+        snprintf(tl->error.title, sizeof(tl->error.title), "%s", title != NULL ? title : "");
+        snprintf(tl->error.details, sizeof(tl->error.details), "%s",
+                 details != NULL ? details : "");
+    }
+}
+
+/* RFC 3339 with milliseconds, UTC. */
+static json_t *
+time_json(int64_t ms)
+{
+    char s[40];
+    time_t secs = (time_t)(ms / 1000);
+    struct tm tm;
+
+    if (gmtime_r(&secs, &tm) == NULL) {
+        return json_null();
+    }
+    snprintf(s, sizeof(s), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+    return json_string(s);
+}
+
+static json_t *
+states_json(const json_t *t)
+{
+    json_t *a = json_array();
+
+    for (size_t i = 0; a != NULL && i < AN_NSTATES; i++) {
+        int64_t ms = int_at(t, state_names[i]);
+
+        if (ms > 0) {
+            json_t *s = json_pack("{s:s, s:o, s:I}", "state", state_names[i], "at",
+                                  time_json(ms), "at_ms", (json_int_t)ms);
+            if (s == NULL || json_array_append_new(a, s) != 0) {
+                json_decref(a);
+                return NULL;
+            }
+        }
+    }
+    return a;
+}
+
+json_t *
+an_timeline_view(const json_t *doc)
+{
+    struct an_timeline tl;
+    json_t *v, *parts;
+    const char *keys[] = {"request_id", "wamid", "phone_number_id", "contact", "country",
+                          "type", "template", "category", "reason"};
+    const char *pid;
+    json_t *p;
+
+    an_timeline_from_doc(doc, &tl);
+    v = json_pack("{s:O?, s:s, s:o?}", "id", json_object_get(doc, "_id"), "state",
+                  state_names[an_timeline_state(&tl)], "states",
+                  states_json(json_object_get(doc, "t")));
+    if (v == NULL) {
+        return NULL;
+    }
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        const json_t *x = json_object_get(doc, keys[i]);
+        (void)json_object_set_new(v, keys[i], x != NULL ? json_deep_copy(x) : json_null());
+    }
+    (void)json_object_set_new(v, "error", json_is_object(json_object_get(doc, "error"))
+                                              ? json_deep_copy(json_object_get(doc, "error"))
+                                              : json_null());
+    (void)json_object_set_new(v, "pricing", json_is_object(json_object_get(doc, "pricing"))
+                                                ? json_deep_copy(json_object_get(doc, "pricing"))
+                                                : json_null());
+    (void)json_object_set_new(v, "late_failure",
+                              json_boolean(tl.at[AN_FAILED] != 0 && tl.at[AN_DELIVERED] != 0));
+    parts = json_object();
+    json_object_foreach((json_t *)json_object_get(doc, "p"), pid, p)
+    {
+        const json_t *r = json_object_get(p, "rank");
+        int rank = json_is_integer(r) ? (int)json_integer_value(r) : 0;
+
+        (void)json_object_set_new(
+            parts, pid,
+            json_pack("{s:s, s:o?}", "state",
+                      state_names[rank >= 0 && rank < AN_NSTATES ? rank : 0], "states",
+                      states_json(json_object_get(p, "t"))));
+    }
+    (void)json_object_set_new(v, "participants", parts);
+    return v;
+}
