@@ -263,6 +263,38 @@ wa_contract_outbound_result_data(const struct wa_contract_outbound_result *r, js
     return WA_OK;
 }
 
+enum wa_err
+wa_contract_outbound_result_decode(const json_t *data, struct wa_contract_outbound_result *out,
+                                   struct wa_error *error)
+{
+    const char *status = wa_json_str(data, "status");
+    const json_t *e = json_object_get(data, "error"), *code = json_object_get(e, "code");
+    const json_t *attempts = json_object_get(data, "attempts"), *md;
+
+    memset(out, 0, sizeof(*out));
+    out->request_id = wa_json_str(data, "request_id");
+    if (out->request_id == NULL || out->request_id[0] == '\0') {
+        return wa_error_set(error, WA_EPARSE, "request_id: missing");
+    }
+    if (status == NULL || (strcmp(status, "accepted") != 0 && strcmp(status, "failed") != 0)) {
+        return wa_error_set(error, WA_EPARSE, "status: accepted or failed");
+    }
+    out->accepted = strcmp(status, "accepted") == 0;
+    out->phone_number_id = wa_json_str(data, "phone_number_id");
+    out->to = wa_json_str(data, "to");
+    out->wamid = wa_json_str(data, "wamid");
+    out->reason = wa_json_str(data, "reason");
+    out->attempts = json_is_integer(attempts) ? json_integer_value(attempts) : 0;
+    out->has_code = json_is_integer(code);
+    out->code = out->has_code ? json_integer_value(code) : 0;
+    out->title = wa_json_str(e, "title");
+    out->details = wa_json_str(e, "details");
+    out->fallback = json_is_true(json_object_get(data, "fallback"));
+    md = json_object_get(data, "metadata");
+    out->metadata = json_is_null(md) ? NULL : md;
+    return WA_OK;
+}
+
 static char *
 base64(const unsigned char *p, size_t len)
 {

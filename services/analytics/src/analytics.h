@@ -23,6 +23,8 @@
 
 #include "wa/err.h"
 #include "wa/json.h"
+#include "wa/list.h"
+#include "wa/service.h"
 
 /* ---- timeline ---- */
 
@@ -52,9 +54,9 @@ struct an_error {
 
 /* A timeline in memory: the reference semantics the MongoDB update reproduces. */
 struct an_timeline {
-    int rank;                   /* highest state reached, -1 = none */
-    int64_t at[AN_NSTATES];     /* first time of each state, 0 = never */
-    struct an_error error;      /* of the failed state */
+    int rank;               /* highest state reached, -1 = none */
+    int64_t at[AN_NSTATES]; /* first time of each state, 0 = never */
+    struct an_error error;  /* of the failed state */
 };
 
 void an_timeline_init(struct an_timeline *tl);
@@ -71,16 +73,16 @@ enum an_state an_timeline_state(const struct an_timeline *tl);
 
 /* What one consumed event says about one message (strings borrowed from the event). */
 struct an_event {
-    const char *id;              /* the message's document id: request_id, else "wamid:<wamid>" */
-    const char *request_id;      /* NULL when unknown */
-    const char *wamid;           /* NULL when unknown */
+    const char *id;         /* the message's document id: request_id, else "wamid:<wamid>" */
+    const char *request_id; /* NULL when unknown */
+    const char *wamid;      /* NULL when unknown */
     enum an_state state;
     int64_t at_ms;
     const char *participant;     /* group status: the participant, else NULL */
     const char *phone_number_id; /* NULL: unchanged */
     const char *contact;
-    const char *country;         /* calling code matched in the rate card, or NULL */
-    const char *type;            /* message type (outbound.request) */
+    const char *country; /* calling code matched in the rate card, or NULL */
+    const char *type;    /* message type (outbound.request) */
     const char *template_name;
     const char *category;
     const char *pricing_category; /* status pricing, or NULL */
@@ -97,6 +99,12 @@ struct an_event {
  * WA_EINVAL when ev has no id, WA_ENOMEM.
  */
 enum wa_err an_timeline_update(const struct an_event *ev, json_t **out);
+/*
+ * Folds the update from (an_timeline_update's shape) into into, so one write applies both with
+ * the same result as applying them in turn: $min keeps the smaller value, $max the larger, $set
+ * the later, $setOnInsert the earlier. WA_ENOMEM.
+ */
+enum wa_err an_update_merge(json_t *into, const json_t *from);
 /*
  * Fills tl from a stored message document (the fields an_timeline_update writes).
  */
@@ -138,10 +146,10 @@ bool an_granularity_parse(const char *s, enum an_granularity *out);
 /* A zone's UTC offsets, read from a TZif file. */
 struct an_tz {
     char name[64];
-    size_t n;          /* transitions */
-    int64_t *when;     /* UTC seconds, ascending */
-    int32_t *offset;   /* offset (seconds east of UTC) from when[i] on */
-    int32_t initial;   /* offset before the first transition */
+    size_t n;        /* transitions */
+    int64_t *when;   /* UTC seconds, ascending */
+    int32_t *offset; /* offset (seconds east of UTC) from when[i] on */
+    int32_t initial; /* offset before the first transition */
 };
 
 /*
@@ -149,8 +157,7 @@ struct an_tz {
  * WA_EINVAL for a name that is not a zone name (characters, "..", leading "/"), WA_ENOTFOUND
  * when the file is missing, WA_EPARSE when it is not TZif. Free with an_tz_free.
  */
-enum wa_err an_tz_load(const char *name, const char *dir, struct an_tz *tz,
-                       struct wa_error *error);
+enum wa_err an_tz_load(const char *name, const char *dir, struct an_tz *tz, struct wa_error *error);
 /* Parses TZif bytes (v1 or the 64-bit v2+ section). */
 enum wa_err an_tz_parse(const unsigned char *data, size_t len, struct an_tz *tz,
                         struct wa_error *error);
@@ -205,9 +212,8 @@ const char *an_ratecard_country(const struct an_ratecard *rc, const char *contac
  * "regular" (or billable without a type) costs the rate in force at t_ms (latest effective
  * date <= t_ms); free types and non-billable cost 0. false when no rate applies (unpriced).
  */
-bool an_ratecard_cost(const struct an_ratecard *rc, const char *calling_code,
-                      const char *category, const char *pricing_type, int billable, int64_t t_ms,
-                      int64_t *micros);
+bool an_ratecard_cost(const struct an_ratecard *rc, const char *calling_code, const char *category,
+                      const char *pricing_type, int billable, int64_t t_ms, int64_t *micros);
 
 /* ---- reports ---- */
 
@@ -233,18 +239,18 @@ bool an_query_match(const struct an_query *q, const json_t *doc);
 
 /* Accumulated figures of a set of messages (one bucket, or a whole period). */
 struct an_totals {
-    uint64_t n[AN_NSTATES]; /* messages that reached each state */
-    uint64_t attempted;     /* reached accepted or failed */
-    uint64_t late_failures; /* failed after delivered */
-    struct an_hist lat[3];  /* accepted->sent, sent->delivered, delivered->read */
+    uint64_t n[AN_NSTATES];  /* messages that reached each state */
+    uint64_t attempted;      /* reached accepted or failed */
+    uint64_t late_failures;  /* failed after delivered */
+    struct an_hist lat[3];   /* accepted->sent, sent->delivered, delivered->read */
     struct an_hist delivery; /* accepted->delivered (the KPI's latency) */
     int64_t cost_micros[AN_NCATEGORIES];
-    uint64_t unpriced;       /* billable messages without a rate */
+    uint64_t unpriced;           /* billable messages without a rate */
     uint64_t business_initiated; /* templates that reached sent */
-    uint64_t replied;        /* of those, answered within 24 h */
+    uint64_t replied;            /* of those, answered within 24 h */
     uint64_t inbound;
     struct an_hist first_response;
-    json_t *failures;        /* {"<code>": count} */
+    json_t *failures; /* {"<code>": count} */
 };
 
 void an_totals_init(struct an_totals *t);
@@ -269,11 +275,11 @@ void an_totals_add_engagement(struct an_totals *t, const json_t *messages, const
 
 /* The go-live checks: delivery > 98%, average latency < 2 s, reply rate in [12%, 18%]. */
 struct an_kpi {
-    const char *name;      /* "delivery_rate", "average_latency_seconds", "reply_rate" */
-    double value;          /* NAN without data */
-    const char *op;        /* ">", "<", "between" */
-    double lo, hi;         /* threshold(s) */
-    bool pass;             /* false without data */
+    const char *name; /* "delivery_rate", "average_latency_seconds", "reply_rate" */
+    double value;     /* NAN without data */
+    const char *op;   /* ">", "<", "between" */
+    double lo, hi;    /* threshold(s) */
+    bool pass;        /* false without data */
 };
 #define AN_NKPIS 3
 void an_kpis(const struct an_totals *t, struct an_kpi out[AN_NKPIS]);
@@ -282,5 +288,118 @@ json_t *an_kpis_json(const struct an_kpi k[AN_NKPIS]);
 
 /* The meaning of a Cloud API error code for reports ("" when unknown). */
 const char *an_error_meaning(int64_t code);
+
+/* ---- the daemon ---- */
+
+struct wa_service;
+struct wa_loop;
+struct wa_metrics;
+struct wa_mongo;
+struct wa_kafka_consumer;
+struct wa_kafka_msg;
+struct wa_timer;
+struct wa_counter;
+struct wa_gauge;
+struct wa_histogram;
+struct wa_http_req;
+
+#define AN_COLL_MESSAGES "messages"
+#define AN_COLL_INBOUND  "inbound"
+
+struct an_config {
+    struct wa_common_config common;
+    char *group;
+    int64_t batch;
+    int64_t flush_ms;
+    char *ratecard;
+    char *tz_dir;
+    int64_t max_scan;
+    int64_t kpi_interval_ms;
+    int64_t kpi_period_ms;
+};
+extern const struct wa_cfg_spec an_config_spec[];
+extern const size_t an_config_nspec;
+
+struct an_batch;
+struct an_kpi_job;
+
+struct an {
+    const struct an_config *cfg;
+    struct wa_service *svc;
+    struct wa_loop *loop;
+    struct wa_metrics *metrics;
+    struct wa_mongo *mongo;
+    struct wa_kafka_consumer *consumer;
+    struct an_ratecard ratecard; /* empty when WA_ANALYTICS_RATECARD is unset */
+    char topic_prefix[64];
+    struct an_batch *filling; /* events waiting for the next write */
+    struct an_batch *writing; /* the write in progress, or NULL */
+    struct wa_timer *flush_timer;
+    struct wa_timer *kpi_timer;
+    bool draining;
+    bool stopped;
+    size_t queries;             /* API queries in progress */
+    struct wa_list jobs;        /* API requests waiting for MongoDB (api.c) */
+    struct an_kpi_job *kpi_job; /* the KPI gauges' scan in progress (health.c) */
+    struct an_tz zones[16];     /* zones loaded so far (api.c) */
+    size_t nzones;
+    struct {
+        struct wa_counter *events[6], *malformed, *ignored, *batches, *write_errors;
+        struct wa_histogram *batch_size;
+        struct wa_gauge *kpi_value[AN_NKPIS], *kpi_pass[AN_NKPIS], *kpi_messages;
+    } m;
+};
+
+/* consume.c: Kafka -> one batch -> MongoDB -> commit (README.md "Guarantees"). */
+enum wa_err an_consume_start(struct an *an, struct wa_error *error);
+void an_consume_drain(struct an *an); /* stop fetching; calls wa_service_drained when idle */
+/* Draining and nothing left in flight (writes, queries): tells the scaffolding. */
+void an_drain_check(struct an *an);
+void an_consume_stop(struct an *an);
+/* The events of one consumed message (pure; used by tests and fuzzing through it). Appends
+ * {"coll", "filter", "update"} operations to ops; an erased contact gives {"erase": contact}.
+ * WA_EPARSE for an event that cannot be read (error says why), WA_ENOTFOUND for one that
+ * carries nothing to record. */
+enum wa_err an_consume_translate(const char *topic_suffix, const void *value, size_t len,
+                                 int64_t kafka_ts_ms, const struct an_ratecard *rc, json_t *ops,
+                                 struct wa_error *error);
+
+/* query.c helpers used by api.c: run a query against MongoDB, then call done. */
+struct an_scan;
+typedef void (*an_scan_fn)(struct an_scan *scan, enum wa_err err, void *arg);
+struct an_scan {
+    struct an *an; /* set to NULL by stop: the scan then ends with WA_ECLOSED */
+    struct an_query q;
+    const struct an_tz *tz; /* borrowed from an->zones */
+    json_t *messages;       /* matching the filters, "at" in [from, to) */
+    json_t *inbound;        /* "at" in [from, to + 24 h) */
+    char last_id[256];
+    int phase;
+    an_scan_fn done;
+    void *arg;
+};
+/* Starts loading; done runs once, later, with WA_OK, WA_ETOOBIG (more than
+ * WA_ANALYTICS_MAX_SCAN messages), WA_ECLOSED (stopping) or a MongoDB error (or an error is
+ * returned and done never runs). */
+enum wa_err an_scan_start(struct an *an, struct an_scan *scan, an_scan_fn done, void *arg);
+void an_scan_cleanup(struct an_scan *scan);
+/* Figures of the scan: the whole period (engagement included). New reference. */
+json_t *an_scan_summary(const struct an_scan *scan, struct an_totals *out_totals);
+/* Per period of the query's granularity in its zone. New reference. */
+json_t *an_scan_series(const struct an_scan *scan);
+
+/* api.c: REST routes; dashboard.c: GET /dashboard. */
+enum wa_err an_api_start(struct an *an, struct wa_error *error);
+/* Forgets the requests still waiting (their callbacks then free them). */
+void an_api_stop(struct an *an);
+enum wa_err an_dashboard_start(struct an *an, struct wa_error *error);
+/* The zone called name, loaded on first use (cached); NULL with error set when unknown. */
+const struct an_tz *an_zone(struct an *an, const char *name, struct wa_error *error);
+/* Answers req with application/problem+json. */
+void an_problem(struct wa_http_req *req, int status, const char *title, const char *detail);
+
+/* health.c: metrics and the KPI gauges (recomputed every WA_ANALYTICS_KPI_INTERVAL). */
+enum wa_err an_health_start(struct an *an, struct wa_error *error);
+void an_health_stop(struct an *an);
 
 #endif

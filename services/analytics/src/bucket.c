@@ -75,8 +75,8 @@ an_tz_parse(const unsigned char *data, size_t len, struct an_tz *tz, struct wa_e
         timecnt = be32(h + 32);
         typecnt = be32(h + 36);
         charcnt = be32(h + 40);
-        if (timecnt > 100000 || typecnt == 0 || typecnt > 256 || charcnt > 65536 ||
-            leap > 100000 || isutc > typecnt || isstd > typecnt) {
+        if (timecnt > 100000 || typecnt == 0 || typecnt > 256 || charcnt > 65536 || leap > 100000 ||
+            isutc > typecnt || isstd > typecnt) {
             return wa_error_set(error, WA_EPARSE, "TZif counts out of range");
         }
         need = (size_t)timecnt * (tsize + 1) + (size_t)typecnt * 6 + charcnt +
@@ -215,8 +215,7 @@ an_bucket_half_hour(int64_t t_ms)
 }
 
 void
-an_bucket_label(const struct an_tz *tz, int64_t b_ms, enum an_granularity g, char *out,
-                size_t size)
+an_bucket_label(const struct an_tz *tz, int64_t b_ms, enum an_granularity g, char *out, size_t size)
 {
     time_t local = (time_t)(b_ms / 1000 + an_tz_offset(tz, b_ms));
     struct tm tm;

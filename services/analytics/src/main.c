@@ -1,35 +1,159 @@
 /*
- * wa-analytics: message tracking and engagement metrics from the event stream.
+ * wa-analytics: message timelines, delivery and engagement KPIs, and cost, from the event
+ * stream (docs/architecture.md; design: README.md).
  *
- * Composition root only (docs/style.md). Skeleton from the foundation issue: the scaffolding
- * (libs/service) reads the configuration, creates the shared clients named in .uses (Kafka producer, MongoDB)
- * with their /readyz probes, serves /healthz /readyz /metrics and stops on SIGTERM. The stages
- * of the daemon's own flow arrive with its issue (README.md).
+ * Composition root only (docs/style.md). Flow of one event, one file per stage:
+ *   consume (translate -> batch -> one MongoDB write -> commit)   -> messages, inbound
+ *   api / dashboard (scan -> report -> JSON or HTML)               <- messages, inbound
+ * Threads: the loop thread; MongoDB calls run on the worker pool (libs/mongo).
+ *
+ * Stages started in order (start) and stopped in reverse (stop):
+ *   1. clients     MongoDB (shared, with its probe), the rate card, the collections' indexes
+ *   2. health      metrics series and the KPI gauges' timer
+ *   3. api         REST routes and GET /dashboard
+ *   4. consume     the consumer group over the five topics; events start flowing
  */
-#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
-#include "wa/service.h"
+#include "analytics.h"
+#include "wa/log.h"
+#include "wa/mongo.h"
 
-struct an_config {
-    struct wa_common_config common;
-};
+static void
+on_index(void *arg, enum wa_err err)
+{
+    if (err != WA_OK) {
+        wa_log_warn(NULL, "index %s not created: %s", (const char *)arg, wa_err_name(err));
+    }
+}
 
-static const struct wa_cfg_spec spec[] = {
-    WA_CFG_COMMON(struct an_config, common, "127.0.0.1:8084"),
-};
+static void
+ensure_indexes(struct an *an)
+{
+    static const struct {
+        const char *coll, *field;
+    } idx[] = {
+        {AN_COLL_MESSAGES, "wamid"}, {AN_COLL_MESSAGES, "at"},     {AN_COLL_MESSAGES, "contact"},
+        {AN_COLL_INBOUND, "at"},     {AN_COLL_INBOUND, "contact"},
+    };
 
-static const struct wa_service_def def = {
-    .name = "wa-analytics",
-    .summary = "message tracking and engagement metrics from the event stream.",
-    .spec = spec,
-    .nspec = sizeof(spec) / sizeof(spec[0]),
-    .cfg_size = sizeof(struct an_config),
-    .common_offset = offsetof(struct an_config, common),
-    .uses = WA_SERVICE_USES_KAFKA | WA_SERVICE_USES_MONGO,
-};
+    for (size_t i = 0; i < sizeof(idx) / sizeof(idx[0]); i++) {
+        json_t *keys = json_pack("{s:i}", idx[i].field, 1);
+
+        if (keys == NULL || wa_mongo_create_index(an->mongo, idx[i].coll, keys, false, 0, on_index,
+                                                  (void *)idx[i].field) != WA_OK) {
+            wa_log_warn(NULL, "index %s not created", idx[i].field);
+        }
+        json_decref(keys);
+    }
+}
+
+static enum wa_err
+load_ratecard(struct an *an, struct wa_error *error)
+{
+    const char *path = an->cfg->ratecard;
+    FILE *f;
+    char *text;
+    size_t len;
+    enum wa_err err;
+
+    if (path == NULL || path[0] == '\0') {
+        return WA_OK;
+    }
+    if ((f = fopen(path, "rb")) == NULL) {
+        return wa_error_set(error, WA_ECONFIG, "WA_ANALYTICS_RATECARD: cannot open %s", path);
+    }
+    text = malloc(4 << 20);
+    len = text != NULL ? fread(text, 1, 4 << 20, f) : 0;
+    fclose(f);
+    if (text == NULL) {
+        return wa_error_set(error, WA_ENOMEM, "out of memory");
+    }
+    err = an_ratecard_parse(text, len, &an->ratecard, error);
+    free(text);
+    if (err != WA_OK) {
+        char msg[sizeof(error->message)];
+
+        snprintf(msg, sizeof(msg), "%s", error->message);
+        return wa_error_set(error, WA_ECONFIG, "WA_ANALYTICS_RATECARD %s: %s", path, msg);
+    }
+    return WA_OK;
+}
+
+static enum wa_err
+start(struct wa_service *svc, const void *config, void **state, struct wa_error *error)
+{
+    const struct an_config *cfg = config;
+    struct an *an = calloc(1, sizeof(*an));
+    enum wa_err err;
+
+    if (an == NULL) {
+        return wa_error_set(error, WA_ENOMEM, "out of memory");
+    }
+    *state = an;
+    an->cfg = cfg;
+    an->svc = svc;
+    an->loop = wa_service_loop(svc);
+    an->metrics = wa_service_metrics(svc);
+    wa_list_init(&an->jobs);
+    snprintf(an->topic_prefix, sizeof(an->topic_prefix), "%s", cfg->common.topic_prefix);
+    if ((err = load_ratecard(an, error)) != WA_OK ||
+        (err = wa_service_mongo(svc, &an->mongo, error)) != WA_OK) {
+        return err;
+    }
+    ensure_indexes(an);
+    if ((err = an_health_start(an, error)) != WA_OK || (err = an_api_start(an, error)) != WA_OK ||
+        (err = an_dashboard_start(an, error)) != WA_OK) {
+        return err;
+    }
+    return an_consume_start(an, error);
+}
+
+/* SIGTERM: stop fetching; write the batch being filled, finish queries; then drained. */
+static void
+drain(struct wa_service *svc, void *state)
+{
+    (void)svc;
+    an_consume_drain(state);
+}
+
+static void
+stop(struct wa_service *svc, void *state)
+{
+    struct an *an = state;
+
+    (void)svc;
+    if (an == NULL) {
+        return;
+    }
+    an_consume_stop(an);
+    an_api_stop(an);
+    an_health_stop(an);
+    for (size_t i = 0; i < an->nzones; i++) {
+        an_tz_free(&an->zones[i]);
+    }
+    an_ratecard_free(&an->ratecard);
+    free(an);
+}
 
 int
 main(int argc, char **argv)
 {
-    return wa_service_main(argc, argv, &def);
+    static const struct wa_service_def def = {
+        .name = "wa-analytics",
+        .summary = "message timelines, delivery and engagement KPIs, and cost.",
+        .spec = an_config_spec,
+        .cfg_size = sizeof(struct an_config),
+        .common_offset = offsetof(struct an_config, common),
+        .uses = WA_SERVICE_USES_KAFKA | WA_SERVICE_USES_MONGO,
+        .start = start,
+        .drain = drain,
+        .stop = stop,
+    };
+    struct wa_service_def d = def;
+
+    d.nspec = an_config_nspec;
+    return wa_service_main(argc, argv, &d);
 }

@@ -13,7 +13,10 @@
 #include "analytics.h"
 
 static const char *const category_names[AN_NCATEGORIES] = {
-    "marketing", "utility", "authentication", "service",
+    "marketing",
+    "utility",
+    "authentication",
+    "service",
 };
 
 bool
@@ -157,8 +160,10 @@ an_ratecard_parse(const char *text, size_t len, struct an_ratecard *rc, struct w
     qsort(rc->rates, rc->n, sizeof(*rc->rates), rate_cmp);
     for (size_t i = 1; i < rc->n; i++) {
         if (rate_cmp(&rc->rates[i - 1], &rc->rates[i]) == 0) {
-            err = wa_error_set(error, WA_EPARSE, "calling code %s has two rates effective on "
-                               "the same date", rc->rates[i].calling_code);
+            err = wa_error_set(error, WA_EPARSE,
+                               "calling code %s has two rates effective on "
+                               "the same date",
+                               rc->rates[i].calling_code);
             an_ratecard_free(rc);
             return err;
         }

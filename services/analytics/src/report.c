@@ -31,7 +31,9 @@ num(const json_t *o, const char *key)
 {
     const json_t *v = json_object_get(o, key);
 
-    return json_is_integer(v) ? json_integer_value(v) : json_is_real(v) ? (int64_t)json_real_value(v) : 0;
+    return json_is_integer(v) ? json_integer_value(v)
+           : json_is_real(v)  ? (int64_t)json_real_value(v)
+                              : 0;
 }
 
 static void
@@ -39,8 +41,8 @@ count_failure(json_t *failures, const char *key, uint64_t n)
 {
     json_t *v = json_object_get(failures, key);
 
-    (void)json_object_set_new(failures, key,
-                              json_integer((v != NULL ? json_integer_value(v) : 0) + (json_int_t)n));
+    (void)json_object_set_new(
+        failures, key, json_integer((v != NULL ? json_integer_value(v) : 0) + (json_int_t)n));
 }
 
 void
@@ -280,8 +282,7 @@ an_totals_json(const struct an_totals *t, const char *currency)
                                   json_integer((json_int_t)t->n[s]));
     }
     (void)json_object_set_new(totals, "attempted", json_integer((json_int_t)t->attempted));
-    (void)json_object_set_new(totals, "late_failures",
-                              json_integer((json_int_t)t->late_failures));
+    (void)json_object_set_new(totals, "late_failures", json_integer((json_int_t)t->late_failures));
     for (size_t c = 0; c < AN_NCATEGORIES; c++) {
         (void)json_object_set_new(by_cat, an_category_name((enum an_category)c),
                                   money(t->cost_micros[c]));
@@ -293,10 +294,10 @@ an_totals_json(const struct an_totals *t, const char *currency)
         long long code = strtoll(key, &end, 10);
         bool has = *end == '\0';
 
-        (void)json_array_append_new(
-            fail, json_pack("{s:o, s:I, s:s}", "code", has ? json_integer(code) : json_null(),
-                            "count", (json_int_t)json_integer_value(v), "meaning",
-                            has ? an_error_meaning(code) : ""));
+        (void)json_array_append_new(fail, json_pack("{s:o, s:I, s:s}", "code",
+                                                    has ? json_integer(code) : json_null(), "count",
+                                                    (json_int_t)json_integer_value(v), "meaning",
+                                                    has ? an_error_meaning(code) : ""));
     }
     o = json_pack(
         "{s:o, s:{s:o, s:o, s:o}, s:{s:o, s:o, s:o, s:o}, s:o, s:{s:s, s:o, s:I, s:o, s:I},"
@@ -307,10 +308,9 @@ an_totals_json(const struct an_totals *t, const char *currency)
         an_hist_json(&t->lat[1]), "delivered_to_read", an_hist_json(&t->lat[2]),
         "accepted_to_delivered", an_hist_json(&t->delivery), "failures_by_code", fail, "cost",
         "currency", currency != NULL ? currency : "", "total", money(total), "total_micros",
-        (json_int_t)total, "by_category", by_cat, "unpriced", (json_int_t)t->unpriced,
-        "inbound", "messages", (json_int_t)t->inbound, "reply_rate",
-        rate(t->replied, t->business_initiated), "first_response_ms",
-        an_hist_json(&t->first_response));
+        (json_int_t)total, "by_category", by_cat, "unpriced", (json_int_t)t->unpriced, "inbound",
+        "messages", (json_int_t)t->inbound, "reply_rate", rate(t->replied, t->business_initiated),
+        "first_response_ms", an_hist_json(&t->first_response));
     return o;
 }
 
@@ -320,15 +320,14 @@ void
 an_kpis(const struct an_totals *t, struct an_kpi k[AN_NKPIS])
 {
     double dr = t->n[AN_SENT] ? (double)t->n[AN_DELIVERED] / (double)t->n[AN_SENT] : NAN;
-    double lat = t->delivery.count ? (double)t->delivery.sum_ms / (double)t->delivery.count / 1e3
-                                   : NAN;
+    double lat =
+        t->delivery.count ? (double)t->delivery.sum_ms / (double)t->delivery.count / 1e3 : NAN;
     double rr = t->business_initiated ? (double)t->replied / (double)t->business_initiated : NAN;
 
     k[0] = (struct an_kpi){"delivery_rate", dr, ">", 0.98, 0.98, !isnan(dr) && dr > 0.98};
-    k[1] = (struct an_kpi){"average_latency_seconds", lat, "<", 2.0, 2.0,
-                           !isnan(lat) && lat < 2.0};
-    k[2] = (struct an_kpi){"reply_rate", rr, "between", 0.12, 0.18,
-                           !isnan(rr) && rr >= 0.12 && rr <= 0.18};
+    k[1] = (struct an_kpi){"average_latency_seconds", lat, "<", 2.0, 2.0, !isnan(lat) && lat < 2.0};
+    k[2] = (struct an_kpi){"reply_rate", rr,   "between",
+                           0.12,         0.18, !isnan(rr) && rr >= 0.12 && rr <= 0.18};
 }
 
 json_t *
@@ -338,15 +337,14 @@ an_kpis_json(const struct an_kpi k[AN_NKPIS])
     bool all = true;
 
     for (size_t i = 0; i < AN_NKPIS; i++) {
-        json_t *thr = strcmp(k[i].op, "between") == 0
-                          ? json_pack("{s:s, s:f, s:f}", "op", k[i].op, "min", k[i].lo, "max",
-                                      k[i].hi)
-                          : json_pack("{s:s, s:f}", "op", k[i].op, "value", k[i].lo);
+        json_t *thr =
+            strcmp(k[i].op, "between") == 0
+                ? json_pack("{s:s, s:f, s:f}", "op", k[i].op, "min", k[i].lo, "max", k[i].hi)
+                : json_pack("{s:s, s:f}", "op", k[i].op, "value", k[i].lo);
 
         (void)json_array_append_new(
             a, json_pack("{s:s, s:o, s:o, s:b}", "name", k[i].name, "value",
-                         isnan(k[i].value) ? json_null()
-                                           : json_real(round(k[i].value * 1e6) / 1e6),
+                         isnan(k[i].value) ? json_null() : json_real(round(k[i].value * 1e6) / 1e6),
                          "threshold", thr, "pass", k[i].pass));
         all = all && k[i].pass;
     }

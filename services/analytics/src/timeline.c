@@ -50,8 +50,7 @@ an_timeline_init(struct an_timeline *tl)
 }
 
 void
-an_timeline_apply(struct an_timeline *tl, enum an_state s, int64_t t,
-                  const struct an_error *error)
+an_timeline_apply(struct an_timeline *tl, enum an_state s, int64_t t, const struct an_error *error)
 {
     if ((unsigned)s >= AN_NSTATES) {
         return;
@@ -157,9 +156,8 @@ an_timeline_update(const struct an_event *ev, json_t **out)
         bad |= json_object_set_new(set, "error", e);
         bad |= e == NULL;
         if (e != NULL) {
-            bad |= json_object_set_new(e, "code", ev->error->has_code
-                                                      ? json_integer(ev->error->code)
-                                                      : json_null());
+            bad |= json_object_set_new(
+                e, "code", ev->error->has_code ? json_integer(ev->error->code) : json_null());
             bad |= json_object_set_new(e, "title", json_string(ev->error->title));
             bad |= json_object_set_new(e, "details", json_string(ev->error->details));
         }
@@ -227,8 +225,8 @@ time_json(int64_t ms)
     if (gmtime_r(&secs, &tm) == NULL) {
         return json_null();
     }
-    snprintf(s, sizeof(s), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+    snprintf(s, sizeof(s), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
     return json_string(s);
 }
 
@@ -241,8 +239,8 @@ states_json(const json_t *t)
         int64_t ms = int_at(t, state_names[i]);
 
         if (ms > 0) {
-            json_t *s = json_pack("{s:s, s:o, s:I}", "state", state_names[i], "at",
-                                  time_json(ms), "at_ms", (json_int_t)ms);
+            json_t *s = json_pack("{s:s, s:o, s:I}", "state", state_names[i], "at", time_json(ms),
+                                  "at_ms", (json_int_t)ms);
             if (s == NULL || json_array_append_new(a, s) != 0) {
                 json_decref(a);
                 return NULL;
@@ -257,8 +255,8 @@ an_timeline_view(const json_t *doc)
 {
     struct an_timeline tl;
     json_t *v, *parts;
-    const char *keys[] = {"request_id", "wamid", "phone_number_id", "contact", "country",
-                          "type", "template", "category", "reason"};
+    const char *keys[] = {"request_id", "wamid",    "phone_number_id", "contact", "country",
+                          "type",       "template", "category",        "reason"};
     const char *pid;
     json_t *p;
 
@@ -273,12 +271,14 @@ an_timeline_view(const json_t *doc)
         const json_t *x = json_object_get(doc, keys[i]);
         (void)json_object_set_new(v, keys[i], x != NULL ? json_deep_copy(x) : json_null());
     }
-    (void)json_object_set_new(v, "error", json_is_object(json_object_get(doc, "error"))
-                                              ? json_deep_copy(json_object_get(doc, "error"))
-                                              : json_null());
-    (void)json_object_set_new(v, "pricing", json_is_object(json_object_get(doc, "pricing"))
-                                                ? json_deep_copy(json_object_get(doc, "pricing"))
-                                                : json_null());
+    (void)json_object_set_new(v, "error",
+                              json_is_object(json_object_get(doc, "error"))
+                                  ? json_deep_copy(json_object_get(doc, "error"))
+                                  : json_null());
+    (void)json_object_set_new(v, "pricing",
+                              json_is_object(json_object_get(doc, "pricing"))
+                                  ? json_deep_copy(json_object_get(doc, "pricing"))
+                                  : json_null());
     (void)json_object_set_new(v, "late_failure",
                               json_boolean(tl.at[AN_FAILED] != 0 && tl.at[AN_DELIVERED] != 0));
     parts = json_object();
@@ -287,12 +287,46 @@ an_timeline_view(const json_t *doc)
         const json_t *r = json_object_get(p, "rank");
         int rank = json_is_integer(r) ? (int)json_integer_value(r) : 0;
 
-        (void)json_object_set_new(
-            parts, pid,
-            json_pack("{s:s, s:o?}", "state",
-                      state_names[rank >= 0 && rank < AN_NSTATES ? rank : 0], "states",
-                      states_json(json_object_get(p, "t"))));
+        (void)json_object_set_new(parts, pid,
+                                  json_pack("{s:s, s:o?}", "state",
+                                            state_names[rank >= 0 && rank < AN_NSTATES ? rank : 0],
+                                            "states", states_json(json_object_get(p, "t"))));
     }
     (void)json_object_set_new(v, "participants", parts);
     return v;
+}
+
+/* $min/$max keep the extreme value; $set takes from's (the later event); $setOnInsert keeps
+ * into's (the first). */
+enum wa_err
+an_update_merge(json_t *into, const json_t *from)
+{
+    static const char *const ops[] = {"$min", "$max", "$set", "$setOnInsert"};
+
+    for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+        const json_t *src = json_object_get(from, ops[i]);
+        json_t *dst = json_object_get(into, ops[i]), *v;
+        const char *key;
+
+        if (src == NULL) {
+            continue;
+        }
+        if (dst == NULL) {
+            if (json_object_set_new(into, ops[i], dst = json_object()) != 0) {
+                return WA_ENOMEM;
+            }
+        }
+        json_object_foreach((json_t *)src, key, v)
+        {
+            const json_t *old = json_object_get(dst, key);
+            bool take = old == NULL || i == 2 ||
+                        (i == 0 && json_integer_value(v) < json_integer_value(old)) ||
+                        (i == 1 && json_integer_value(v) > json_integer_value(old));
+
+            if (take && json_object_set(dst, key, v) != 0) {
+                return WA_ENOMEM;
+            }
+        }
+    }
+    return WA_OK;
 }

@@ -94,6 +94,15 @@ enum wa_err wa_contract_outbound_result_data(const struct wa_contract_outbound_r
                                              json_t **out);
 
 /*
+ * Fills out from outbound.result data (pointers borrowed from data; metadata NULL for null).
+ * WA_EPARSE with the field named when request_id or status is missing or status is neither
+ * "accepted" nor "failed"; the other fields are optional (NULL, 0, false when absent).
+ */
+enum wa_err wa_contract_outbound_result_decode(const json_t *data,
+                                               struct wa_contract_outbound_result *out,
+                                               struct wa_error *error);
+
+/*
  * Builds outbound.dlq data: r's fields, attempts_log (borrowed, copied by reference; NULL:
  * empty array), and request (borrowed, by reference) or, when request is NULL, raw (len bytes,
  * copied: as text when UTF-8, else base64). Returns a new reference in *out. WA_ENOMEM.

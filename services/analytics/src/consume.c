@@ -1,0 +1,699 @@
+/*
+ * consume.c: stage 1. Input: outbound.request, outbound.result, inbound.status,
+ * inbound.message and contact.event, consumed as the group WA_ANALYTICS_GROUP. Each event
+ * becomes MongoDB updates (an_consume_translate, pure); events gather in a batch of at most
+ * WA_ANALYTICS_BATCH (or WA_ANALYTICS_FLUSH old) written together; the batch's Kafka messages
+ * are handed back (their offsets become committable) only once every write of the batch
+ * succeeded. A failed write retries the whole batch a second later: every update is idempotent
+ * (timeline.c), so a repeat, or the redelivery after a crash, changes nothing.
+ *
+ * Erasure (contact.event "erased"): the contact is replaced by a random pseudonym
+ * ("erased:<ULID>") in every message and inbound document; totals stay.
+ *
+ * Threading: loop thread. Ownership: a batch owns its operations and holds its Kafka messages
+ * until they are done; a batch whose write is in flight when the daemon stops is orphaned and
+ * freed by its last callback.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "analytics.h"
+#include "wa/cloudevent.h"
+#include "wa/contract.h"
+#include "wa/contract_outbound.h"
+#include "wa/id.h"
+#include "wa/kafka.h"
+#include "wa/log.h"
+#include "wa/loop.h"
+#include "wa/metrics.h"
+#include "wa/mongo.h"
+#include "wa/whatsapp_message.h"
+
+#define RETRY_MS     1000
+#define EEXIST_TRIES 3
+
+/* Order of the m.events counters. */
+static const char *const topics[] = {
+    WA_TOPIC_OUTBOUND_REQUEST, WA_TOPIC_OUTBOUND_RESULT, WA_TOPIC_INBOUND_STATUS,
+    WA_TOPIC_INBOUND_MESSAGE,  WA_TOPIC_CONTACT_EVENT,
+};
+#define NTOPICS (sizeof(topics) / sizeof(topics[0]))
+
+struct an_batch {
+    struct an *an; /* NULL once orphaned by stop */
+    json_t *ops;   /* updates, one per document (merged), then erasures */
+    json_t *index; /* "<coll>/<_id>" -> its update in ops */
+    json_t *erase; /* erasure operations, run after the updates */
+    int phase;     /* 0: updates being written, 1: erasures */
+    struct wa_kafka_msg **msgs;
+    size_t nmsgs, cap;
+    size_t pending;
+    bool failed;
+    struct wa_timer *retry;
+};
+
+/* ---- translation (pure) ---- */
+
+static int
+add_op(json_t *ops, const char *coll, json_t *filter, json_t *update)
+{
+    json_t *op = json_pack("{s:s, s:o, s:o}", "coll", coll, "filter", filter, "update", update);
+
+    return op != NULL ? json_array_append_new(ops, op) : -1;
+}
+
+static int64_t
+event_time(const struct wa_cloudevent_doc *doc, int64_t kafka_ts_ms)
+{
+    int64_t ms;
+
+    if (doc->ev.time[0] != '\0' && wa_contract_time_parse(doc->ev.time, &ms) == WA_OK && ms > 0) {
+        return ms;
+    }
+    return kafka_ts_ms > 0 ? kafka_ts_ms : 1;
+}
+
+static enum wa_err
+message_op(json_t *ops, const struct an_event *ev)
+{
+    json_t *u;
+    enum wa_err err = an_timeline_update(ev, &u);
+
+    if (err != WA_OK) {
+        return err;
+    }
+    return add_op(ops, AN_COLL_MESSAGES, json_pack("{s:s}", "_id", ev->id), u) == 0 ? WA_OK
+                                                                                    : WA_ENOMEM;
+}
+
+static enum wa_err
+from_request(const json_t *data, int64_t at, const struct an_ratecard *rc, json_t *ops,
+             struct wa_error *error)
+{
+    struct wa_contract_outbound_request rq;
+    struct an_event ev = {.state = AN_REQUESTED, .at_ms = at, .pricing_billable = -1};
+    char digits[32];
+    enum wa_err err = wa_contract_outbound_request_decode(data, &rq, error);
+
+    if (err != WA_OK) {
+        return err;
+    }
+    ev.id = ev.request_id = rq.request_id;
+    ev.phone_number_id = rq.phone_number_id;
+    ev.contact = rq.recipient;
+    if (rq.recipient == NULL && rq.to != NULL &&
+        wa_whatsapp_wa_id_from_to(rq.to, digits, sizeof(digits)) == WA_OK) {
+        ev.contact = digits;
+    }
+    ev.country = an_ratecard_country(rc, ev.contact);
+    ev.type = rq.type;
+    ev.category = rq.category;
+    if (strcmp(rq.type, "template") == 0) {
+        ev.template_name = wa_json_str(rq.body, "name");
+    }
+    if (strcmp(rq.type, "read-receipt") == 0) {
+        return wa_error_set(error, WA_ENOTFOUND, "a read receipt is not a message");
+    }
+    return message_op(ops, &ev);
+}
+
+static enum wa_err
+from_result(const json_t *data, int64_t at, json_t *ops, struct wa_error *error)
+{
+    struct wa_contract_outbound_result r;
+    struct an_error e = {0};
+    struct an_event ev = {.at_ms = at, .pricing_billable = -1};
+    enum wa_err err = wa_contract_outbound_result_decode(data, &r, error);
+
+    if (err != WA_OK) {
+        return err;
+    }
+    ev.id = ev.request_id = r.request_id;
+    ev.wamid = r.wamid;
+    ev.phone_number_id = r.phone_number_id;
+    ev.state = r.accepted ? AN_ACCEPTED : AN_FAILED;
+    ev.reason = r.reason;
+    if (!r.accepted) {
+        e.has_code = r.has_code;
+        e.code = r.code;
+        snprintf(e.title, sizeof(e.title), "%s", r.title != NULL ? r.title : "");
+        snprintf(e.details, sizeof(e.details), "%s", r.details != NULL ? r.details : "");
+        ev.error = &e;
+    }
+    return message_op(ops, &ev);
+}
+
+static enum wa_err
+from_status(const json_t *data, const struct an_ratecard *rc, json_t *ops, struct wa_error *error)
+{
+    struct wa_contract_inbound_status st;
+    struct an_error e = {0};
+    struct an_event ev = {.pricing_billable = -1};
+    char id[WA_CONTRACT_REQUEST_ID_MAX + 200];
+    const json_t *err0, *billable;
+    enum wa_err err = wa_contract_inbound_status_decode(data, &st, error);
+
+    if (err != WA_OK) {
+        return err;
+    }
+    if (!an_state_parse(st.status, &ev.state) || ev.state < AN_SENT) {
+        return wa_error_set(error, WA_ENOTFOUND, "status %s is not tracked", st.status);
+    }
+    if (st.timestamp <= 0) {
+        return wa_error_set(error, WA_EPARSE, "timestamp: missing");
+    }
+    if (st.biz_opaque_callback_data != NULL && st.biz_opaque_callback_data[0] != '\0' &&
+        strlen(st.biz_opaque_callback_data) <= WA_CONTRACT_REQUEST_ID_MAX) {
+        ev.id = ev.request_id = st.biz_opaque_callback_data; /* wa-notify's request_id */
+    } else {
+        snprintf(id, sizeof(id), "wamid:%s", st.wamid);
+        ev.id = id;
+    }
+    ev.wamid = st.wamid;
+    ev.at_ms = st.timestamp * 1000;
+    ev.phone_number_id = st.phone_number_id;
+    ev.contact = st.contact;
+    ev.country = an_ratecard_country(rc, st.contact);
+    ev.participant = wa_json_str(st.status_object, "recipient_participant_id");
+    if (st.pricing != NULL) {
+        ev.pricing_category = wa_json_str(st.pricing, "category");
+        ev.pricing_type = wa_json_str(st.pricing, "type");
+        billable = json_object_get(st.pricing, "billable");
+        ev.pricing_billable = json_is_boolean(billable) ? json_is_true(billable) : -1;
+    }
+    if (ev.state == AN_FAILED) {
+        err0 = json_array_get(st.errors, 0);
+        e.has_code = json_is_integer(json_object_get(err0, "code"));
+        e.code = e.has_code ? json_integer_value(json_object_get(err0, "code")) : 0;
+        snprintf(e.title, sizeof(e.title), "%s",
+                 wa_json_str(err0, "title") != NULL ? wa_json_str(err0, "title") : "");
+        snprintf(e.details, sizeof(e.details), "%s",
+                 wa_json_path_str(err0, "error_data.details") != NULL
+                     ? wa_json_path_str(err0, "error_data.details")
+                     : "");
+        ev.error = &e;
+    }
+    return message_op(ops, &ev);
+}
+
+static enum wa_err
+from_inbound(const json_t *data, json_t *ops, struct wa_error *error)
+{
+    struct wa_contract_inbound_message m;
+    enum wa_err err = wa_contract_inbound_message_decode(data, &m, error);
+    json_t *u;
+
+    if (err != WA_OK) {
+        return err;
+    }
+    if (m.timestamp <= 0) {
+        return wa_error_set(error, WA_EPARSE, "timestamp: missing");
+    }
+    u = json_pack("{s:{s:s, s:s?}, s:{s:I}}", "$setOnInsert", "contact", m.contact,
+                  "phone_number_id", m.phone_number_id, "$min", "at",
+                  (json_int_t)(m.timestamp * 1000));
+    return u != NULL && add_op(ops, AN_COLL_INBOUND, json_pack("{s:s}", "_id", m.wamid), u) == 0
+               ? WA_OK
+               : WA_ENOMEM;
+}
+
+static enum wa_err
+from_contact(const json_t *data, json_t *ops, struct wa_error *error)
+{
+    const char *event = wa_json_str(data, "event"), *contact = wa_json_str(data, "contact");
+
+    if (event == NULL) {
+        return wa_error_set(error, WA_EPARSE, "event: missing");
+    }
+    if (strcmp(event, "erased") != 0) {
+        return wa_error_set(error, WA_ENOTFOUND, "contact event %s changes no timeline", event);
+    }
+    if (contact == NULL || contact[0] == '\0') {
+        return wa_error_set(error, WA_EPARSE, "contact: missing");
+    }
+    return json_array_append_new(ops, json_pack("{s:s}", "erase", contact)) == 0 ? WA_OK
+                                                                                 : WA_ENOMEM;
+}
+
+enum wa_err
+an_consume_translate(const char *topic, const void *value, size_t len, int64_t kafka_ts_ms,
+                     const struct an_ratecard *rc, json_t *ops, struct wa_error *error)
+{
+    struct wa_cloudevent_doc *doc = NULL;
+    enum wa_err err;
+
+    if (value == NULL) {
+        return wa_error_set(error, WA_EPARSE, "empty message");
+    }
+    if ((err = wa_cloudevent_decode(value, len, &doc, error)) != WA_OK) {
+        return err;
+    }
+    if (doc->ev.data == NULL || !json_is_object(doc->ev.data)) {
+        err = wa_error_set(error, WA_EPARSE, "data: not an object");
+    } else if (strcmp(topic, WA_TOPIC_OUTBOUND_REQUEST) == 0) {
+        err = from_request(doc->ev.data, event_time(doc, kafka_ts_ms), rc, ops, error);
+    } else if (strcmp(topic, WA_TOPIC_OUTBOUND_RESULT) == 0) {
+        err = from_result(doc->ev.data, event_time(doc, kafka_ts_ms), ops, error);
+    } else if (strcmp(topic, WA_TOPIC_INBOUND_STATUS) == 0) {
+        err = from_status(doc->ev.data, rc, ops, error);
+    } else if (strcmp(topic, WA_TOPIC_INBOUND_MESSAGE) == 0) {
+        err = from_inbound(doc->ev.data, ops, error);
+    } else if (strcmp(topic, WA_TOPIC_CONTACT_EVENT) == 0) {
+        err = from_contact(doc->ev.data, ops, error);
+    } else {
+        err = wa_error_set(error, WA_ENOTFOUND, "topic %s is not consumed", topic);
+    }
+    wa_cloudevent_doc_free(doc);
+    return err;
+}
+
+/* ---- batches ---- */
+
+static struct an_batch *
+batch_new(struct an *an)
+{
+    struct an_batch *b = calloc(1, sizeof(*b));
+
+    if (b == NULL || (b->ops = json_array()) == NULL || (b->index = json_object()) == NULL ||
+        (b->erase = json_array()) == NULL) {
+        if (b != NULL) {
+            json_decref(b->ops);
+            json_decref(b->index);
+            free(b);
+        }
+        return NULL;
+    }
+    b->an = an;
+    return b;
+}
+
+static void
+batch_free(struct an_batch *b)
+{
+    if (b == NULL) {
+        return;
+    }
+    json_decref(b->ops);
+    json_decref(b->index);
+    json_decref(b->erase);
+    free(b->msgs);
+    wa_timer_free(b->retry);
+    free(b);
+}
+
+static void write_batch(struct an_batch *b);
+static void write_ops(struct an_batch *b, const json_t *ops);
+static void flush(struct an *an);
+
+void
+an_drain_check(struct an *an)
+{
+    if (an->draining && an->writing == NULL && (an->filling == NULL || an->filling->nmsgs == 0) &&
+        an->queries == 0) {
+        wa_service_drained(an->svc);
+    }
+}
+
+static void
+on_retry(struct wa_timer *t, void *arg)
+{
+    (void)t;
+    write_batch(arg);
+}
+
+/* Every write of the batch answered. */
+static void
+batch_done(struct an_batch *b)
+{
+    struct an *an = b->an;
+
+    if (an == NULL || an->stopped) {
+        batch_free(b); /* orphaned: its messages were freed with the consumer */
+        return;
+    }
+    if (b->failed) {
+        wa_counter_inc(an->m.write_errors);
+        wa_log_warn(NULL, "batch of %zu events not written; retrying in %d ms", b->nmsgs, RETRY_MS);
+        if (b->retry == NULL) {
+            b->retry = wa_timer_new(an->loop, on_retry, b);
+        }
+        if (b->retry != NULL) {
+            wa_timer_start(b->retry, RETRY_MS, 0);
+            return;
+        }
+        /* no timer: retry at once rather than lose the batch */
+        write_batch(b);
+        return;
+    }
+    if (b->phase == 0 && json_array_size(b->erase) > 0) {
+        b->phase = 1;
+        write_ops(b, b->erase);
+        return;
+    }
+    for (size_t i = 0; i < b->nmsgs; i++) {
+        wa_kafka_consumer_done(an->consumer, b->msgs[i]);
+    }
+    wa_counter_inc(an->m.batches);
+    wa_histogram_observe(an->m.batch_size, (double)b->nmsgs);
+    an->writing = NULL;
+    batch_free(b);
+    if (!an->draining && wa_kafka_consumer_paused(an->consumer)) {
+        wa_kafka_consumer_resume(an->consumer);
+    }
+    if (an->filling != NULL && an->filling->nmsgs > 0) {
+        flush(an); /* what arrived during the write goes next, without waiting */
+    }
+    an_drain_check(an);
+}
+
+struct write_op {
+    struct an_batch *b;
+    const json_t *op;
+    int tries;
+    /* erasure */
+    const char *coll;
+    char pseudonym[40];
+};
+
+static void op_finish(struct write_op *w, enum wa_err err);
+static void start_op(struct write_op *w);
+
+static void
+on_updated(void *arg, enum wa_err err, int64_t matched, int64_t modified, bool upserted)
+{
+    struct write_op *w = arg;
+
+    (void)modified;
+    (void)upserted;
+    if (err == WA_EEXIST && w->b->an != NULL && ++w->tries < EEXIST_TRIES) {
+        start_op(w); /* two upserts of one new _id raced: the second one now updates */
+        return;
+    }
+    if (err == WA_OK && w->coll != NULL && matched > 0 && w->b->an != NULL) {
+        start_op(w); /* erasure: one document per update, until none is left */
+        return;
+    }
+    if (err == WA_OK && w->coll != NULL && strcmp(w->coll, AN_COLL_MESSAGES) == 0 &&
+        w->b->an != NULL) {
+        w->coll = AN_COLL_INBOUND;
+        start_op(w);
+        return;
+    }
+    op_finish(w, err);
+}
+
+static void
+start_op(struct write_op *w)
+{
+    struct an *an = w->b->an;
+    const char *erase = wa_json_str(w->op, "erase");
+    enum wa_err err;
+
+    if (erase != NULL) {
+        json_t *f = json_pack("{s:s}", "contact", erase);
+        json_t *u = json_pack("{s:{s:s}}", "$set", "contact", w->pseudonym);
+
+        err = f != NULL && u != NULL
+                  ? wa_mongo_update_one(an->mongo, w->coll, f, u, false, on_updated, w)
+                  : WA_ENOMEM;
+        json_decref(f);
+        json_decref(u);
+    } else {
+        err = wa_mongo_update_one(an->mongo, wa_json_str(w->op, "coll"),
+                                  json_object_get(w->op, "filter"),
+                                  json_object_get(w->op, "update"), true, on_updated, w);
+    }
+    if (err != WA_OK) {
+        op_finish(w, err);
+    }
+}
+
+static void
+op_finish(struct write_op *w, enum wa_err err)
+{
+    struct an_batch *b = w->b;
+
+    if (err != WA_OK) {
+        if (b->an != NULL && !b->failed) {
+            wa_log_warn(NULL, "analytics write failed: %s", wa_err_name(err));
+        }
+        b->failed = true;
+    }
+    free(w);
+    if (--b->pending == 0) {
+        batch_done(b);
+    }
+}
+
+/* Starts every operation of ops (updates, or erasures) at once. */
+static void
+write_ops(struct an_batch *b, const json_t *ops)
+{
+    size_t i;
+    const json_t *op;
+    char ulid[WA_ULID_LEN];
+
+    b->pending = 1; /* held while the writes start, so none can finish the batch early */
+    json_array_foreach(ops, i, op)
+    {
+        struct write_op *w = calloc(1, sizeof(*w));
+
+        if (w == NULL) {
+            b->failed = true;
+            continue;
+        }
+        w->b = b;
+        w->op = op;
+        if (wa_json_str(op, "erase") != NULL) {
+            wa_ulid_new(ulid);
+            snprintf(w->pseudonym, sizeof(w->pseudonym), "erased:%s", ulid);
+            w->coll = AN_COLL_MESSAGES;
+        }
+        b->pending++;
+        start_op(w);
+    }
+    if (--b->pending == 0) {
+        batch_done(b);
+    }
+}
+
+/* Phase 0: the updates (one per document); phase 1: the erasures, after them. */
+static void
+write_batch(struct an_batch *b)
+{
+    b->failed = false;
+    b->phase = 0;
+    write_ops(b, b->ops);
+}
+
+static void
+flush(struct an *an)
+{
+    struct an_batch *b = an->filling;
+
+    wa_timer_stop(an->flush_timer);
+    if (an->writing != NULL || b == NULL || b->nmsgs == 0) {
+        return;
+    }
+    an->filling = NULL;
+    an->writing = b;
+    write_batch(b);
+}
+
+static void
+on_flush_timer(struct wa_timer *t, void *arg)
+{
+    (void)t;
+    flush(arg);
+}
+
+static size_t
+topic_index(const struct an *an, const char *topic, const char **suffix)
+{
+    size_t n = strlen(an->topic_prefix);
+
+    *suffix = topic;
+    if (strncmp(topic, an->topic_prefix, n) == 0) {
+        *suffix = topic + n;
+    }
+    for (size_t i = 0; i < NTOPICS; i++) {
+        if (strcmp(*suffix, topics[i]) == 0) {
+            return i;
+        }
+    }
+    return NTOPICS;
+}
+
+/*
+ * Adds the operations of one event to b: an update of a document the batch already writes is
+ * folded into that write, so no two writes of a batch touch one document (MongoDB-wire servers
+ * such as FerretDB do not serialise concurrent updates of one document) and a batch costs one
+ * write per document. Erasures run after the updates.
+ */
+static enum wa_err
+batch_add(struct an_batch *b, json_t *ops)
+{
+    size_t i;
+    json_t *op;
+    char key[512];
+
+    json_array_foreach(ops, i, op)
+    {
+        json_t *prev;
+
+        if (json_object_get(op, "erase") != NULL) {
+            if (json_array_append(b->erase, op) != 0) {
+                return WA_ENOMEM;
+            }
+            continue;
+        }
+        snprintf(key, sizeof(key), "%s/%s", wa_json_str(op, "coll"),
+                 wa_json_path_str(op, "filter._id") != NULL ? wa_json_path_str(op, "filter._id")
+                                                            : "");
+        if ((prev = json_object_get(b->index, key)) != NULL) {
+            if (an_update_merge(json_object_get(prev, "update"), json_object_get(op, "update")) !=
+                WA_OK) {
+                return WA_ENOMEM;
+            }
+        } else if (json_array_append(b->ops, op) != 0 || json_object_set(b->index, key, op) != 0) {
+            return WA_ENOMEM;
+        }
+    }
+    return WA_OK;
+}
+
+static void
+on_message(struct wa_kafka_consumer *c, struct wa_kafka_msg *msg, void *arg)
+{
+    struct an *an = arg;
+    struct an_batch *b;
+    struct wa_error error = {0};
+    const char *suffix;
+    size_t ti = topic_index(an, msg->topic, &suffix);
+    json_t *ops;
+    enum wa_err err;
+
+    if (an->filling == NULL && (an->filling = batch_new(an)) == NULL) {
+        wa_log_error(NULL, "out of memory: event at offset %lld left unconsumed",
+                     (long long)msg->offset);
+        return; /* not done: redelivered after a restart */
+    }
+    b = an->filling;
+    if (b->nmsgs == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 64;
+        struct wa_kafka_msg **m = realloc(b->msgs, cap * sizeof(*m));
+
+        if (m == NULL) {
+            wa_log_error(NULL, "out of memory: event at offset %lld left unconsumed",
+                         (long long)msg->offset);
+            return;
+        }
+        b->msgs = m;
+        b->cap = cap;
+    }
+    wa_counter_inc(an->m.events[ti]);
+    if ((ops = json_array()) == NULL) {
+        wa_log_error(NULL, "out of memory: event at offset %lld left unconsumed",
+                     (long long)msg->offset);
+        return;
+    }
+    err = an_consume_translate(suffix, msg->value, msg->len, msg->timestamp_ms, &an->ratecard, ops,
+                               &error);
+    if (err == WA_OK && batch_add(b, ops) != WA_OK) {
+        json_decref(ops);
+        wa_log_error(NULL, "out of memory: event at offset %lld left unconsumed",
+                     (long long)msg->offset);
+        return;
+    }
+    json_decref(ops);
+    if (err == WA_ENOTFOUND) {
+        wa_counter_inc(an->m.ignored);
+    } else if (err != WA_OK) {
+        wa_counter_inc(an->m.malformed);
+        wa_log_warn(NULL, "%s offset %lld: event skipped: %s", msg->topic, (long long)msg->offset,
+                    error.message);
+    }
+    /* every message rides with the batch, so offsets commit in order after its write */
+    b->msgs[b->nmsgs++] = msg;
+    (void)c;
+    if (b->nmsgs >= (size_t)an->cfg->batch) {
+        if (an->writing == NULL) {
+            flush(an);
+        } else {
+            wa_kafka_consumer_pause(an->consumer); /* resumed when the write ends */
+        }
+    } else if (!wa_timer_active(an->flush_timer)) {
+        wa_timer_start(an->flush_timer, (uint64_t)an->cfg->flush_ms, 0);
+    }
+}
+
+static bool
+consumer_ready(void *arg)
+{
+    struct an *an = arg;
+
+    return an->consumer != NULL && wa_kafka_consumer_ready(an->consumer);
+}
+
+enum wa_err
+an_consume_start(struct an *an, struct wa_error *error)
+{
+    struct wa_kafka_config kcfg;
+    char names[NTOPICS][128];
+    const char *list[NTOPICS];
+    enum wa_err err;
+
+    for (size_t i = 0; i < NTOPICS; i++) {
+        snprintf(names[i], sizeof(names[i]), "%s%s", an->topic_prefix, topics[i]);
+        list[i] = names[i];
+    }
+    if ((an->flush_timer = wa_timer_new(an->loop, on_flush_timer, an)) == NULL) {
+        return wa_error_set(error, WA_ENOMEM, "out of memory");
+    }
+    memset(&kcfg, 0, sizeof(kcfg));
+    wa_service_kafka_config(an->svc, &kcfg);
+    /* a full batch plus the next one may be held before their offsets are done */
+    kcfg.max_in_flight = (int)an->cfg->batch * 2 + 100;
+    if ((err = wa_kafka_consumer_new(an->loop, &kcfg, an->cfg->group, list, NTOPICS, on_message, an,
+                                     &an->consumer, error)) != WA_OK) {
+        return err;
+    }
+    return wa_service_probe(an->svc, "kafka_consumer", consumer_ready, an);
+}
+
+void
+an_consume_drain(struct an *an)
+{
+    an->draining = true;
+    if (an->consumer != NULL) {
+        wa_kafka_consumer_pause(an->consumer);
+    }
+    flush(an);
+    an_drain_check(an);
+}
+
+void
+an_consume_stop(struct an *an)
+{
+    struct wa_error error = {0};
+
+    an->stopped = true;
+    if (an->consumer != NULL && wa_kafka_consumer_close(an->consumer, &error) != WA_OK) {
+        wa_log_warn(NULL, "final commit failed: %s", error.message);
+    }
+    wa_kafka_consumer_free(an->consumer);
+    an->consumer = NULL;
+    if (an->writing != NULL) {
+        if (an->writing->pending == 0) {
+            batch_free(an->writing); /* waiting for its retry: no callback outstanding */
+        } else {
+            an->writing->an = NULL; /* orphaned: the last callback frees it */
+        }
+        an->writing = NULL;
+    }
+    batch_free(an->filling);
+    an->filling = NULL;
+    wa_timer_free(an->flush_timer);
+    an->flush_timer = NULL;
+}

@@ -1,0 +1,234 @@
+/*
+ * scan.c: loads the documents a report needs from MongoDB, a page at a time (the message
+ * documents of the period, then the inbound messages of the period plus the 24 h a reply may
+ * take), and turns them into the summary and the series (report.c).
+ *
+ * Threading: loop thread; MongoDB calls run on the worker pool (libs/mongo).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "analytics.h"
+#include "wa/log.h"
+#include "wa/mongo.h"
+
+#define PAGE   5000
+#define DAY_MS 86400000LL
+
+static void next_page(struct an_scan *s);
+
+static void
+finish(struct an_scan *s, enum wa_err err)
+{
+    s->done(s, err, s->arg);
+}
+
+static void
+on_page(void *arg, enum wa_err err, json_t *docs)
+{
+    struct an_scan *s = arg;
+    size_t i, n;
+    json_t *d;
+
+    if (s->an == NULL) {
+        finish(s, WA_ECLOSED);
+        return;
+    }
+    if (err != WA_OK) {
+        finish(s, err);
+        return;
+    }
+    n = json_array_size(docs);
+    json_array_foreach(docs, i, d)
+    {
+        const char *id = json_string_value(json_object_get(d, "_id"));
+
+        if (id != NULL) {
+            snprintf(s->last_id, sizeof(s->last_id), "%s", id);
+        }
+        if (s->phase == 0 && !an_query_match(&s->q, d)) {
+            continue;
+        }
+        (void)json_array_append(s->phase == 0 ? s->messages : s->inbound, d);
+    }
+    if (json_array_size(s->messages) + json_array_size(s->inbound) > (size_t)s->an->cfg->max_scan) {
+        finish(s, WA_ETOOBIG);
+        return;
+    }
+    if (n < PAGE) {
+        if (s->phase == 1) {
+            finish(s, WA_OK);
+            return;
+        }
+        s->phase = 1;
+        s->last_id[0] = '\0';
+    }
+    next_page(s);
+}
+
+static void
+next_page(struct an_scan *s)
+{
+    int64_t to = s->phase == 0 ? s->q.to_ms : s->q.to_ms + DAY_MS;
+    json_t *filter = json_pack("{s:{s:I, s:I}, s:{s:s}}", "at", "$gte", (json_int_t)s->q.from_ms,
+                               "$lt", (json_int_t)to, "_id", "$gt", s->last_id);
+    json_t *opts = json_pack("{s:{s:i}, s:i}", "sort", "_id", 1, "limit", PAGE);
+    enum wa_err err =
+        filter != NULL && opts != NULL
+            ? wa_mongo_find(s->an->mongo, s->phase == 0 ? AN_COLL_MESSAGES : AN_COLL_INBOUND,
+                            filter, opts, on_page, s)
+            : WA_ENOMEM;
+
+    json_decref(filter);
+    json_decref(opts);
+    if (err != WA_OK) {
+        finish(s, err);
+    }
+}
+
+enum wa_err
+an_scan_start(struct an *an, struct an_scan *s, an_scan_fn done, void *arg)
+{
+    s->an = an;
+    s->done = done;
+    s->arg = arg;
+    s->phase = 0;
+    s->last_id[0] = '\0';
+    s->messages = json_array();
+    s->inbound = json_array();
+    if (s->messages == NULL || s->inbound == NULL) {
+        an_scan_cleanup(s);
+        return WA_ENOMEM;
+    }
+    next_page(s);
+    return WA_OK;
+}
+
+void
+an_scan_cleanup(struct an_scan *s)
+{
+    json_decref(s->messages);
+    json_decref(s->inbound);
+    s->messages = s->inbound = NULL;
+}
+
+static json_t *
+period_json(const struct an_scan *s)
+{
+    char from[40], to[40];
+    time_t f = (time_t)(s->q.from_ms / 1000), t = (time_t)(s->q.to_ms / 1000);
+    struct tm a, b;
+
+    gmtime_r(&f, &a);
+    gmtime_r(&t, &b);
+    strftime(from, sizeof(from), "%Y-%m-%dT%H:%M:%SZ", &a);
+    strftime(to, sizeof(to), "%Y-%m-%dT%H:%M:%SZ", &b);
+    return json_pack("{s:s, s:s, s:s, s:I, s:I}", "from", from, "to", to, "tz", s->tz->name,
+                     "from_ms", (json_int_t)s->q.from_ms, "to_ms", (json_int_t)s->q.to_ms);
+}
+
+json_t *
+an_scan_summary(const struct an_scan *s, struct an_totals *out)
+{
+    struct an_totals t;
+    size_t i;
+    const json_t *d;
+    json_t *o;
+
+    an_totals_init(&t);
+    json_array_foreach(s->messages, i, d)
+    {
+        an_totals_add_message(&t, d, &s->an->ratecard);
+    }
+    an_totals_add_engagement(&t, s->messages, s->inbound, s->q.from_ms, s->q.to_ms);
+    o = an_totals_json(&t, s->an->ratecard.currency);
+    if (o != NULL) {
+        (void)json_object_set_new(o, "period", period_json(s));
+    }
+    if (out != NULL) {
+        *out = t;
+    } else {
+        an_totals_clear(&t);
+    }
+    return o;
+}
+
+static int
+label_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+json_t *
+an_scan_series(const struct an_scan *s)
+{
+    static const char *const names[] = {"half_hour", "hour", "day", "month"};
+    json_t *index = json_object(), *series = json_array(), *o;
+    struct an_totals *per = NULL;
+    size_t n = 0, i;
+    const json_t *d;
+    const char *label;
+    json_t *v;
+
+    if (index == NULL || series == NULL) {
+        json_decref(index);
+        json_decref(series);
+        return NULL;
+    }
+    json_array_foreach(s->messages, i, d)
+    {
+        char key[32];
+        int64_t at = json_integer_value(json_object_get(d, "at"));
+        json_t *slot;
+
+        an_bucket_label(s->tz, an_bucket_half_hour(at), s->q.granularity, key, sizeof(key));
+        if ((slot = json_object_get(index, key)) == NULL) {
+            struct an_totals *p = realloc(per, (n + 1) * sizeof(*per));
+
+            if (p == NULL) {
+                continue;
+            }
+            per = p;
+            an_totals_init(&per[n]);
+            (void)json_object_set_new(index, key, json_integer((json_int_t)n));
+            slot = json_object_get(index, key);
+            n++;
+        }
+        an_totals_add_message(&per[json_integer_value(slot)], d, &s->an->ratecard);
+    }
+    /* labels sort as their periods do */
+    {
+        const char **keys = calloc(n + 1, sizeof(*keys));
+        size_t k = 0;
+
+        json_object_foreach(index, label, v)
+        {
+            if (keys != NULL) {
+                keys[k++] = label;
+            }
+        }
+        if (keys != NULL) {
+            qsort(keys, k, sizeof(*keys), label_cmp);
+        }
+        for (size_t a = 0; keys != NULL && a < k; a++) {
+            json_t *p = an_totals_json(&per[json_integer_value(json_object_get(index, keys[a]))],
+                                       s->an->ratecard.currency);
+
+            if (p != NULL) {
+                (void)json_object_set_new(p, "period_start", json_string(keys[a]));
+                (void)json_array_append_new(series, p);
+            }
+        }
+        free(keys);
+    }
+    for (i = 0; i < n; i++) {
+        an_totals_clear(&per[i]);
+    }
+    free(per);
+    json_decref(index);
+    o = json_pack("{s:o, s:s, s:o}", "period", period_json(s), "granularity",
+                  names[s->q.granularity], "series", series);
+    return o;
+}

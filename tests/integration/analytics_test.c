@@ -1,0 +1,488 @@
+/*
+ * analytics_test.c: wa-analytics through its binary on real Kafka and MongoDB (FerretDB in
+ * make test), each test with its own topic prefix and database:
+ *   - events produced straight to the topics, statuses out of order and twice: the same
+ *     timelines and totals as in order; a 131026 failure in the timeline and in failures by
+ *     code; problem+json errors; the KPI gauges in /metrics;
+ *   - kill -9 while a backlog is consumed, restart: the totals are exact (no event lost or
+ *     counted twice);
+ *   - the whole chain: template sends through wa-notify to wa-cloudsim, whose status webhooks
+ *     (duplicated and reordered by its chaos settings) reach wa-analytics through wa-ingest:
+ *     N sent, delivered and read in the summary; an undeliverable user's 131026.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "wa/buf.h"
+#include "wa/clock.h"
+#include "wa/cloudevent.h"
+#include "wa/contract.h"
+#include "wa/contract_outbound.h"
+#include "wa/json.h"
+#include "wa/kafka.h"
+#include "wa_test.h"
+#include "wa_test_proc.h"
+
+#define WAIT_MS 60000
+
+struct fx {
+    struct wa_loop *loop;
+    struct wa_kafka_config kcfg;
+    struct wa_kafka_producer *producer;
+    char prefix[64];
+    char mongo_uri[256];
+    int port;
+    pid_t an;
+    int acked, sent;
+};
+
+static struct fx *F;
+
+static pid_t
+spawn(const char *bin, const char *const *env, const char *tag)
+{
+    char path[512], log[256], pairs[20][512];
+    const char *argv[] = {path, NULL};
+    const char *envp[21];
+    size_t n = 0;
+
+    wa_test_bin_path(bin, path, sizeof(path));
+    snprintf(log, sizeof(log), "/tmp/analytics-test-%d-%s.log", (int)getpid(), tag);
+    for (size_t i = 0; env[i] != NULL && n < 20; i += 2, n++) {
+        snprintf(pairs[n], sizeof(pairs[n]), "%s=%s", env[i], env[i + 1]);
+        envp[n] = pairs[n];
+    }
+    envp[n] = NULL;
+    return wa_test_spawn(argv, envp, log, WA_TEST_SPAWN_APPEND);
+}
+
+static pid_t
+spawn_analytics(void)
+{
+    char listen[64];
+    const char *env[] = {"WA_LISTEN",
+                         listen,
+                         "WA_KAFKA_BROKERS",
+                         wa_test_env("WA_KAFKA_BROKERS"),
+                         "WA_MONGO_URI",
+                         F->mongo_uri,
+                         "WA_TOPIC_PREFIX",
+                         F->prefix,
+                         "WA_ANALYTICS_BATCH",
+                         "50",
+                         "WA_ANALYTICS_KPI_INTERVAL",
+                         "1s",
+                         "WA_LOG_LEVEL",
+                         "warn",
+                         NULL};
+    pid_t pid;
+
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", F->port);
+    pid = spawn("wa-analytics", env, "analytics");
+    assert_true(wa_test_poll_status(F->port, "/readyz", 200, WAIT_MS, NULL));
+    return pid;
+}
+
+static int
+setup(void **state)
+{
+    const char *mongo = wa_test_env("WA_MONGO_URI");
+    const char *slash;
+
+    (void)state;
+    F = calloc(1, sizeof(*F));
+    assert_non_null(F);
+    assert_int_equal(wa_loop_new(&F->loop), WA_OK);
+    wa_test_unique_prefix(F->prefix, sizeof(F->prefix));
+    /* the same server, a database of this run's own */
+    slash = strchr(mongo + strlen("mongodb://"), '/');
+    snprintf(F->mongo_uri, sizeof(F->mongo_uri), "%.*s/an_%.*s",
+             (int)(slash != NULL ? slash - mongo : (long)strlen(mongo)), mongo,
+             (int)strlen(F->prefix) - 1, F->prefix);
+    F->kcfg.brokers = wa_test_env("WA_KAFKA_BROKERS");
+    F->kcfg.topic_prefix = F->prefix;
+    F->kcfg.linger_us = 0;
+    assert_int_equal(wa_kafka_producer_new(F->loop, &F->kcfg, &F->producer, NULL), WA_OK);
+    {
+        static const char *const names[] = {WA_TOPIC_OUTBOUND_REQUEST, WA_TOPIC_OUTBOUND_RESULT,
+                                            WA_TOPIC_INBOUND_STATUS, WA_TOPIC_INBOUND_MESSAGE,
+                                            WA_TOPIC_CONTACT_EVENT};
+        char full[5][128];
+        const char *list[5];
+
+        for (size_t i = 0; i < 5; i++) {
+            snprintf(full[i], sizeof(full[i]), "%s%s", F->prefix, names[i]);
+            list[i] = full[i];
+        }
+        assert_int_equal(wa_kafka_topics_ensure(&F->kcfg, list, 5, 3, 30000, NULL), WA_OK);
+    }
+    F->port = wa_test_free_port();
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    (void)state;
+    if (F->an > 0) {
+        (void)wa_test_stop(F->an, SIGTERM, 15000);
+    }
+    wa_kafka_producer_free(F->producer);
+    wa_loop_free(F->loop);
+    (void)wa_kafka_wait_destroyed(10000);
+    free(F);
+    return 0;
+}
+
+/* ---- producing ---- */
+
+static void
+on_ack(enum wa_err err, int32_t partition, int64_t offset, void *arg)
+{
+    (void)partition;
+    (void)offset;
+    (void)arg;
+    assert_int_equal(err, WA_OK);
+    F->acked++;
+}
+
+static bool
+all_acked(void *arg)
+{
+    (void)arg;
+    return F->acked == F->sent;
+}
+
+static void
+produce(const char *topic, const char *type, const char *key, json_t *data)
+{
+    struct wa_cloudevent ev;
+    char full[128];
+
+    snprintf(full, sizeof(full), "%s%s", F->prefix, topic);
+    wa_cloudevent_init(&ev, "analytics-test", type);
+    ev.subject = key;
+    ev.data = data;
+    assert_int_equal(wa_kafka_produce_event(F->producer, full, &ev, on_ack, NULL), WA_OK);
+    F->sent++;
+    json_decref(data);
+}
+
+static void
+flush_produced(void)
+{
+    assert_true(wa_test_run_until(F->loop, all_acked, NULL, WAIT_MS));
+}
+
+static void
+request(const char *rid, const char *to)
+{
+    produce(WA_TOPIC_OUTBOUND_REQUEST, WA_CE_TYPE_OUTBOUND_REQUEST, to,
+            json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:{s:s}}, s:s}", "request_id", rid,
+                      "phone_number_id", "100000000000001", "to", to, "type", "template",
+                      "template", "name", "spring_sale", "language", "code", "en", "category",
+                      "marketing"));
+}
+
+static void
+result(const char *rid, const char *wamid)
+{
+    produce(WA_TOPIC_OUTBOUND_RESULT, WA_CE_TYPE_OUTBOUND_RESULT, rid,
+            json_pack("{s:s, s:s, s:s, s:s, s:i, s:n, s:n}", "request_id", rid, "status",
+                      "accepted", "wamid", wamid, "phone_number_id", "100000000000001", "attempts",
+                      1, "reason", "error"));
+}
+
+static void
+status(const char *rid, const char *wamid, const char *to, const char *st, int64_t ts, int64_t code)
+{
+    json_t *so = json_pack("{s:s, s:s, s:s, s:s}", "id", wamid, "status", st, "timestamp", "0",
+                           "recipient_id", to);
+
+    if (code != 0) {
+        json_object_set_new(so, "errors",
+                            json_pack("[{s:I, s:s, s:{s:s}}]", "code", (json_int_t)code, "title",
+                                      "Message Undeliverable", "error_data", "details",
+                                      "simulated"));
+    }
+    if (strcmp(st, "sent") == 0) {
+        json_object_set_new(so, "pricing",
+                            json_pack("{s:b, s:s, s:s, s:s}", "billable", 1, "pricing_model", "PMP",
+                                      "category", "marketing", "type", "regular"));
+    }
+    produce(WA_TOPIC_INBOUND_STATUS, WA_CE_TYPE_INBOUND_STATUS, to,
+            json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:o}", "wamid", wamid, "status", st,
+                      "timestamp", (json_int_t)ts, "phone_number_id", "100000000000001",
+                      "display_phone_number", "15550000001", "waba_id", "200000000000001",
+                      "contact", to, "biz_opaque_callback_data", rid, "status_object", so));
+}
+
+/* ---- reading ---- */
+
+static json_t *
+get_json(const char *path, long want)
+{
+    struct wa_buf b;
+    json_t *v = NULL;
+    struct wa_test_http_req req = {.port = F->port, .path = path, .timeout_ms = 10000};
+    long got;
+
+    wa_buf_init(&b, 1 << 24);
+    got = wa_test_http(&req, &b);
+    if (got != want) {
+        fail_msg("GET %s: %ld, want %ld: %s", path, got, want, b.data != NULL ? b.data : "");
+    }
+    assert_int_equal(wa_json_parse(b.data, b.len, 0, &v, NULL), WA_OK);
+    wa_buf_cleanup(&b);
+    return v;
+}
+
+static int64_t
+total(const json_t *summary, const char *state)
+{
+    return json_integer_value(json_object_get(json_object_get(summary, "totals"), state));
+}
+
+/* Polls the summary until totals[state] == want. */
+static json_t *
+wait_total(const char *query, const char *state, int64_t want)
+{
+    uint64_t deadline = wa_clock_mono_ms() + WAIT_MS;
+    json_t *s = NULL;
+    char path[256];
+
+    snprintf(path, sizeof(path), "/v1/analytics/summary%s", query);
+    while (wa_clock_mono_ms() < deadline) {
+        json_decref(s);
+        s = get_json(path, 200);
+        if (total(s, state) == want) {
+            return s;
+        }
+        usleep(200000);
+    }
+    fail_msg("summary %s = %lld, want %lld", state, (long long)total(s, state), (long long)want);
+    return NULL;
+}
+
+static json_t *
+wait_message(const char *id, const char *state)
+{
+    uint64_t deadline = wa_clock_mono_ms() + WAIT_MS;
+    char path[256];
+    struct wa_buf b;
+    json_t *v = NULL;
+
+    snprintf(path, sizeof(path), "/v1/messages/%s", id);
+    wa_buf_init(&b, 1 << 20);
+    while (wa_clock_mono_ms() < deadline) {
+        struct wa_test_http_req req = {.port = F->port, .path = path};
+
+        if (wa_test_http(&req, &b) == 200) {
+            json_decref(v);
+            assert_int_equal(wa_json_parse(b.data, b.len, 0, &v, NULL), WA_OK);
+            if (strcmp(json_string_value(json_object_get(v, "state")), state) == 0) {
+                wa_buf_cleanup(&b);
+                return v;
+            }
+        }
+        usleep(200000);
+    }
+    fail_msg("message %s never reached %s: %s", id, state, b.data != NULL ? b.data : "");
+    return NULL;
+}
+
+static const char *
+state_at(const json_t *view, size_t i)
+{
+    return json_string_value(
+        json_object_get(json_array_get(json_object_get(view, "states"), i), "state"));
+}
+
+/* ---- tests ---- */
+
+static void
+events__out_of_order_and_twice__same_timeline_and_totals(void **state)
+{
+    int64_t now = (int64_t)(wa_clock_wall_ms() / 1000);
+    json_t *v, *s, *fail;
+    struct wa_buf b;
+
+    (void)state;
+    F->an = spawn_analytics();
+    /* r1 in order */
+    request("r1", "+919800000001");
+    result("r1", "wamid.R1");
+    status("r1", "wamid.R1", "919800000001", "sent", now, 0);
+    status("r1", "wamid.R1", "919800000001", "delivered", now + 1, 0);
+    status("r1", "wamid.R1", "919800000001", "read", now + 5, 0);
+    /* r2: read first, every status twice, the request last */
+    status("r2", "wamid.R2", "919800000002", "read", now + 5, 0);
+    status("r2", "wamid.R2", "919800000002", "delivered", now + 1, 0);
+    status("r2", "wamid.R2", "919800000002", "read", now + 5, 0);
+    status("r2", "wamid.R2", "919800000002", "sent", now, 0);
+    status("r2", "wamid.R2", "919800000002", "delivered", now + 1, 0);
+    status("r2", "wamid.R2", "919800000002", "sent", now, 0);
+    result("r2", "wamid.R2");
+    result("r2", "wamid.R2");
+    request("r2", "+919800000002");
+    /* r3: sent, then failed later with 131026 */
+    request("r3", "+919800000003");
+    result("r3", "wamid.R3");
+    status("r3", "wamid.R3", "919800000003", "sent", now, 0);
+    status("r3", "wamid.R3", "919800000003", "failed", now + 2, 131026);
+    flush_produced();
+
+    s = wait_total("", "read", 2);
+    json_decref(s);
+    s = wait_total("", "failed", 1);
+    assert_int_equal(total(s, "requested"), 3);
+    assert_int_equal(total(s, "accepted"), 3);
+    assert_int_equal(total(s, "sent"), 3);
+    assert_int_equal(total(s, "delivered"), 2);
+    fail = json_array_get(json_object_get(s, "failures_by_code"), 0);
+    assert_int_equal(json_integer_value(json_object_get(fail, "code")), 131026);
+    assert_int_equal(json_integer_value(json_object_get(fail, "count")), 1);
+    assert_int_equal(json_integer_value(wa_json_path(s, "rates.delivery.denominator")), 3);
+    json_decref(s);
+
+    /* r2's timeline equals r1's shape: every state, each with its first time */
+    v = wait_message("r2", "read");
+    if (json_array_size(json_object_get(v, "states")) != 5) {
+        char *d = wa_json_dump(v);
+        fail_msg("r2: %s", d);
+    }
+    assert_string_equal(state_at(v, 0), "requested");
+    assert_string_equal(state_at(v, 4), "read");
+    assert_int_equal(json_integer_value(
+                         json_object_get(json_array_get(json_object_get(v, "states"), 3), "at_ms")),
+                     (now + 1) * 1000);
+    assert_string_equal(json_string_value(json_object_get(v, "wamid")), "wamid.R2");
+    json_decref(v);
+    v = wait_message("wamid.R3", "failed"); /* by wamid */
+    assert_int_equal(json_integer_value(wa_json_path(v, "error.code")), 131026);
+    assert_string_equal(json_string_value(json_object_get(v, "request_id")), "r3");
+    json_decref(v);
+
+    /* errors are problem+json naming the parameter */
+    wa_buf_init(&b, 1 << 16);
+    {
+        struct wa_test_http_req req = {.port = F->port,
+                                       .path = "/v1/analytics/summary?from=yesterday"};
+        json_t *p;
+
+        assert_int_equal(wa_test_http(&req, &b), 400);
+        assert_int_equal(wa_json_parse(b.data, b.len, 0, &p, NULL), WA_OK);
+        assert_int_equal(json_integer_value(json_object_get(p, "status")), 400);
+        assert_non_null(strstr(json_string_value(json_object_get(p, "detail")), "from"));
+        json_decref(p);
+        req.path = "/v1/analytics/series?granularity=week";
+        assert_int_equal(wa_test_http(&req, &b), 400);
+        req.path = "/v1/analytics/kpis?tz=Mars/Olympus";
+        assert_int_equal(wa_test_http(&req, &b), 400);
+        req.path = "/v1/messages/nope";
+        assert_int_equal(wa_test_http(&req, &b), 404);
+        assert_non_null(strstr(b.data, "\"status\":404"));
+    }
+    /* series: one day holding the three messages; KPIs; the gauges */
+    v = get_json("/v1/analytics/series?granularity=day&tz=Asia/Kolkata", 200);
+    {
+        json_t *series = json_object_get(v, "series");
+        int64_t sum = 0;
+
+        for (size_t i = 0; i < json_array_size(series); i++) {
+            sum += total(json_array_get(series, i), "sent");
+        }
+        assert_int_equal(sum, 3);
+    }
+    json_decref(v);
+    v = get_json("/v1/analytics/kpis", 200);
+    assert_int_equal(json_array_size(json_object_get(v, "kpis")), 3);
+    /* 2 of 3 sent were delivered: the delivery check fails */
+    assert_false(
+        json_is_true(json_object_get(json_array_get(json_object_get(v, "kpis"), 0), "pass")));
+    json_decref(v);
+    {
+        uint64_t deadline = wa_clock_mono_ms() + WAIT_MS;
+        bool seen = false;
+        struct wa_test_http_req req = {.port = F->port, .path = "/metrics"};
+
+        while (!seen && wa_clock_mono_ms() < deadline) {
+            seen = wa_test_http(&req, &b) == 200 &&
+                   strstr(b.data, "wa_analytics_kpi_messages 3") != NULL;
+            if (!seen) {
+                usleep(200000);
+            }
+        }
+        assert_true(seen);
+        assert_non_null(strstr(b.data, "wa_analytics_kpi_value{kpi=\"delivery_rate\"} 0.666"));
+        assert_non_null(strstr(b.data, "wa_analytics_kpi_pass{kpi=\"delivery_rate\"} 0"));
+    }
+    wa_buf_cleanup(&b);
+    assert_int_equal(wa_test_stop(F->an, SIGTERM, 15000), 0);
+    F->an = 0;
+}
+
+static void
+kill9__while_consuming__exact_totals_after_restart(void **state)
+{
+    int64_t now = (int64_t)(wa_clock_wall_ms() / 1000);
+    enum { N = 400 };
+    char rid[32], wamid[32], to[32];
+    json_t *s;
+
+    (void)state;
+    /* the backlog is there before the daemon starts, so the kill finds batches in flight */
+    for (int i = 0; i < N; i++) {
+        snprintf(rid, sizeof(rid), "k%d", i);
+        snprintf(wamid, sizeof(wamid), "wamid.K%d", i);
+        snprintf(to, sizeof(to), "55119%07d", i);
+        request(rid, to);
+        result(rid, wamid);
+        status(rid, wamid, to, "sent", now, 0);
+        status(rid, wamid, to, "delivered", now + 1, 0);
+        status(rid, wamid, to, "read", now + 2, 0);
+    }
+    flush_produced();
+    F->an = spawn_analytics();
+    {
+        uint64_t deadline = wa_clock_mono_ms() + WAIT_MS;
+
+        do { /* some written, not all */
+            s = get_json("/v1/analytics/summary", 200);
+            if (total(s, "requested") > 0) {
+                json_decref(s);
+                break;
+            }
+            json_decref(s);
+            usleep(20000);
+        } while (wa_clock_mono_ms() < deadline);
+    }
+    assert_int_equal(wa_test_stop(F->an, SIGKILL, 15000), 128 + SIGKILL);
+    F->an = spawn_analytics();
+    /* the topics' partitions are consumed in no particular order: wait for each figure */
+    json_decref(wait_total("", "read", N));
+    s = wait_total("", "requested", N);
+    assert_int_equal(total(s, "accepted"), N);
+    assert_int_equal(total(s, "sent"), N);
+    assert_int_equal(total(s, "delivered"), N);
+    assert_int_equal(total(s, "failed"), 0);
+    json_decref(s);
+    assert_int_equal(wa_test_stop(F->an, SIGTERM, 15000), 0);
+    F->an = 0;
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(events__out_of_order_and_twice__same_timeline_and_totals,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(kill9__while_consuming__exact_totals_after_restart, setup,
+                                        teardown),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
