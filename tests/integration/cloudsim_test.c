@@ -800,6 +800,64 @@ faults__next_n_errors_latency_5xx_drop(void **state)
 }
 
 static void
+faults__late__accepted_then_failed_status_with_any_code(void **state)
+{
+    static const struct {
+        const char *setting;
+        int64_t code;
+        const char *before[2];
+        int n;
+    } cases[] = {
+        {"{\"mode\":\"late\",\"code\":131049,\"count\":1}", 131049, {"sent"}, 2},
+        {"{\"mode\":\"late\",\"code\":130472,\"count\":1,\"after\":\"delivered\"}",
+         130472,
+         {"sent", "delivered"},
+         3},
+        {"{\"mode\":\"late\",\"code\":131042,\"count\":1,\"after\":\"accepted\"}",
+         131042,
+         {NULL},
+         1},
+    };
+    struct sim s;
+    struct resp r;
+    const char *names[16];
+    json_t *objs[16];
+    char wamid[128];
+
+    (void)state;
+    sim_start(&s, NULL);
+    sim_post(&s, &r, "/_sim/faults", "{\"mode\":\"late\"}");
+    assert_int_equal(r.status, 400); /* a late failure needs its code */
+    resp_free(&r);
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        sim_post(&s, &r, "/_sim/faults", cases[c].setting);
+        assert_int_equal(r.status, 200);
+        resp_free(&r);
+        send_msg(&s, &r, TEMPLATE_TO("16505551235", "hello_world", "en_US"));
+        assert_int_equal(r.status, 200); /* accepted now */
+        snprintf(wamid, sizeof(wamid), "%s", wa_json_path_str(r.json, "messages.0.id"));
+        resp_free(&r);
+        assert_int_equal(wait_statuses(wamid, (size_t)cases[c].n, names, objs), cases[c].n);
+        for (int i = 0; i < cases[c].n - 1; i++) {
+            assert_string_equal(names[i], cases[c].before[i]);
+        }
+        assert_string_equal(names[cases[c].n - 1], "failed");
+        assert_int_equal(json_integer_value(wa_json_path(objs[cases[c].n - 1], "errors.0.code")),
+                         cases[c].code);
+        for (int i = 0; i < cases[c].n; i++) {
+            json_decref(objs[i]);
+        }
+    }
+    /* count 1 was used up: the next send is delivered as usual */
+    send_msg(&s, &r, TEMPLATE_TO("16505551235", "hello_world", "en_US"));
+    snprintf(wamid, sizeof(wamid), "%s", wa_json_path_str(r.json, "messages.0.id"));
+    resp_free(&r);
+    assert_true(wait_statuses(wamid, 1, names, NULL) >= 1);
+    assert_string_equal(names[0], "sent");
+    sim_stop(&s);
+}
+
+static void
 media__upload_get_download__with_limits(void **state)
 {
     struct sim s;
@@ -974,6 +1032,8 @@ main(void)
                                   kill_live),
         cmocka_unit_test_teardown(webhooks__receiver_500__retried_same_bytes_until_200, kill_live),
         cmocka_unit_test_teardown(faults__next_n_errors_latency_5xx_drop, kill_live),
+        cmocka_unit_test_teardown(faults__late__accepted_then_failed_status_with_any_code,
+                                  kill_live),
         cmocka_unit_test_teardown(media__upload_get_download__with_limits, kill_live),
         cmocka_unit_test_teardown(reset__after_traffic__forgets_history_and_windows, kill_live),
     };

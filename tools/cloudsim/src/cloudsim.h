@@ -275,6 +275,10 @@ void cs_webhooks_reset(struct cs_webhooks *w);
  */
 void cs_webhooks_message(struct cs_webhooks *w, const struct cs_record *rec, const char *category,
                          int64_t failed_code, bool reaction);
+/* An accepted send that fails later: its statuses up to after (CS_ST_ACCEPTED: none, SENT,
+ * DELIVERED) on the usual delays, then `failed` with code. */
+void cs_webhooks_late_failure(struct cs_webhooks *w, const struct cs_record *rec,
+                              const char *category, int64_t code, enum cs_status after);
 /* Queues an inbound message (the value.messages[0] object and the contact's name) for number. */
 enum wa_err cs_webhooks_inbound(struct cs_webhooks *w, size_t number, const json_t *message,
                                 const char *wa_id, const char *name);
@@ -315,6 +319,12 @@ void cs_faults_reset(struct cs_faults *f);
 /* POST /_sim/faults body -> configured; error text in error. */
 enum wa_err cs_faults_set(struct cs_faults *f, const json_t *body, struct wa_error *error);
 enum wa_err cs_faults_json(const struct cs_faults *f, struct wa_buf *out);
+
+/*
+ * For an accepted send: the code it must fail with later (mode late, counted like the other
+ * modes) and in *after the last status webhook before the `failed` one; 0 when none applies.
+ */
+int64_t cs_faults_late(struct cs_faults *f, enum cs_status *after);
 
 /* Handler continuation after injected latency. */
 typedef void (*cs_continue_fn)(struct cs_sim *sim, struct wa_http_req *req);

@@ -2,7 +2,9 @@
  * faults.c: injected failures for tests of the sender (POST /_sim/faults).
  *
  * One fault configuration at a time: a mode (error: a Graph error with a chosen code; 5xx: an
- * HTTP 5xx without a Graph body; drop: the connection is closed without an answer), applied to
+ * HTTP 5xx without a Graph body; drop: the connection is closed without an answer; late: the
+ * send is accepted and fails later, as a `failed` status webhook with the chosen code, after
+ * `sent` or after `sent` and `delivered` ("after")), applied to
  * the next `count` matching requests or to a `ratio` of them, and/or an added latency for the
  * next `latency_count` requests (-1: all). A request delayed by latency is processed when the
  * delay ends, even if the client gave up meanwhile: that is Meta's "timed out but sent" case.
@@ -18,7 +20,7 @@
 #include "wa/id.h"
 #include "wa/whatsapp_errors.h"
 
-enum mode { MODE_NONE, MODE_ERROR, MODE_5XX, MODE_DROP };
+enum mode { MODE_NONE, MODE_ERROR, MODE_5XX, MODE_DROP, MODE_LATE };
 
 struct cs_faults {
     struct cs_sim *sim;
@@ -32,6 +34,7 @@ struct cs_faults {
     int64_t latency_ms;
     int64_t latency_remaining;
     enum cs_fault_scope scope;
+    enum cs_status late_after; /* MODE_LATE: the last status before the failure */
     uint64_t rng;
     uint64_t injected;
 };
@@ -116,8 +119,28 @@ cs_faults_set(struct cs_faults *f, const json_t *body, struct wa_error *error)
         f->http_status = 503;
     } else if (strcmp(mode, "drop") == 0) {
         f->mode = MODE_DROP;
+    } else if (strcmp(mode, "late") == 0) {
+        const char *after = "sent";
+
+        f->mode = MODE_LATE;
+        if (f->code == 0) {
+            return wa_error_set(error, WA_EINVAL, "mode late needs a code");
+        }
+        if ((err = wa_json_get_str(body, "after", 16, &after, error)) != WA_OK &&
+            err != WA_ENOTFOUND) {
+            return err;
+        }
+        if (strcmp(after, "accepted") == 0) {
+            f->late_after = CS_ST_ACCEPTED;
+        } else if (strcmp(after, "sent") == 0) {
+            f->late_after = CS_ST_SENT;
+        } else if (strcmp(after, "delivered") == 0) {
+            f->late_after = CS_ST_DELIVERED;
+        } else {
+            return wa_error_set(error, WA_EINVAL, "after must be accepted, sent or delivered");
+        }
     } else if (strcmp(mode, "none") != 0) {
-        return wa_error_set(error, WA_EINVAL, "mode must be error, 5xx, drop or none");
+        return wa_error_set(error, WA_EINVAL, "mode must be error, 5xx, drop, late or none");
     }
     if ((err = wa_json_get_int64(body, "subcode", 0, INT32_MAX, &f->subcode, error)) != WA_OK &&
         err != WA_ENOTFOUND) {
@@ -175,7 +198,7 @@ cs_faults_set(struct cs_faults *f, const json_t *body, struct wa_error *error)
 enum wa_err
 cs_faults_json(const struct cs_faults *f, struct wa_buf *out)
 {
-    static const char *const modes[] = {"none", "error", "5xx", "drop"};
+    static const char *const modes[] = {"none", "error", "5xx", "drop", "late"};
     static const char *const scopes[] = {"messages", "media", "all"};
 
     return wa_buf_printf(out,
@@ -221,6 +244,7 @@ inject(struct cs_faults *f, struct wa_http_req *req)
         wa_http_reply_drop(req);
         return;
     case MODE_NONE:
+    case MODE_LATE: /* never answers the request: see cs_faults_late */
         break;
     }
 }
@@ -284,7 +308,7 @@ cs_faults_apply(struct cs_faults *f, struct wa_http_req *req, enum cs_fault_scop
     if (f == NULL || (f->scope != CS_FAULT_ALL && f->scope != scope)) {
         return false;
     }
-    fail = decide(f);
+    fail = f->mode != MODE_LATE && decide(f);
     delay = f->latency_ms > 0 && f->latency_remaining != 0;
     if (!delay) {
         if (fail) {
@@ -311,4 +335,15 @@ cs_faults_apply(struct cs_faults *f, struct wa_http_req *req, enum cs_fault_scop
     wa_http_req_set_abort(req, on_abort);
     wa_timer_start(d->timer, (uint64_t)f->latency_ms, 0);
     return true;
+}
+
+int64_t
+cs_faults_late(struct cs_faults *f, enum cs_status *after)
+{
+    if (f == NULL || f->mode != MODE_LATE || f->scope == CS_FAULT_MEDIA || !decide(f)) {
+        return 0;
+    }
+    f->injected++;
+    *after = f->late_after;
+    return f->code;
 }

@@ -159,7 +159,8 @@ send_message(struct cs_sim *sim, struct wa_http_req *req, size_t number)
     size_t len;
     char wamid[CS_WAMID_MAX], details[512], catbuf[24];
     const char *user;
-    int64_t code, failed = 0;
+    int64_t code, failed = 0, late;
+    enum cs_status late_after = CS_ST_SENT;
     uint64_t now = wa_loop_now(sim->loop), wall;
 
     raw = wa_http_req_body(req, &len);
@@ -215,7 +216,19 @@ send_message(struct cs_sim *sim, struct wa_http_req *req, size_t number)
     sim->stats.accepted++;
     sim->stats.by_type[send.type]++;
     rec = cs_sim_record(sim, wamid, &send, raw, len, number);
-    if (rec != NULL && sim->webhooks != NULL) {
+    if (failed == 0 && rec != NULL && send.type != WA_WHATSAPP_MSG_REACTION &&
+        (late = cs_faults_late(sim->faults, &late_after)) != 0) {
+        /* injected: accepted now, failed later (faults.c, mode late) */
+        failed = late;
+        if (sim->webhooks != NULL) {
+            cs_webhooks_late_failure(sim->webhooks, rec,
+                                     pricing_category(tpl, catbuf, sizeof(catbuf)), late,
+                                     late_after);
+        } else {
+            rec->status = CS_ST_FAILED;
+            rec->error_code = late;
+        }
+    } else if (rec != NULL && sim->webhooks != NULL) {
         cs_webhooks_message(sim->webhooks, rec, pricing_category(tpl, catbuf, sizeof(catbuf)),
                             failed, send.type == WA_WHATSAPP_MSG_REACTION);
     } else if (rec != NULL && failed != 0) {

@@ -274,6 +274,38 @@ cs_webhooks_message(struct cs_webhooks *w, const struct cs_record *rec, const ch
     }
 }
 
+void
+cs_webhooks_late_failure(struct cs_webhooks *w, const struct cs_record *rec, const char *category,
+                         int64_t code, enum cs_status after)
+{
+    const struct cs_config *cfg = w->sim->cfg;
+    struct cs_record *r = cs_sim_find(w->sim, rec->wamid);
+    uint64_t last = (uint64_t)cfg->sent_delay_ms;
+    struct event *e;
+
+    if (r != NULL) {
+        r->status = CS_ST_FAILED;
+        r->error_code = code;
+    }
+    if (!w->enabled) {
+        return;
+    }
+    if (after >= CS_ST_SENT && (e = status_event(w, rec, CS_ST_SENT, last, category)) != NULL) {
+        e->pricing = true;
+    }
+    if (after >= CS_ST_DELIVERED) {
+        last = (uint64_t)cfg->delivered_delay_ms;
+        if ((e = status_event(w, rec, CS_ST_DELIVERED, last, category)) != NULL) {
+            e->pricing = true;
+        }
+    }
+    /* the failure comes after the statuses before it */
+    e = status_event(w, rec, CS_ST_FAILED, last + (after >= CS_ST_SENT ? 100 : 0), category);
+    if (e != NULL) {
+        e->code = code;
+    }
+}
+
 enum wa_err
 cs_webhooks_inbound(struct cs_webhooks *w, size_t number, const json_t *message, const char *wa_id,
                     const char *name)
