@@ -16,6 +16,8 @@ PACKAGES=(
   clang clang-format-14 libclang-rt-14-dev
   redis-server openjdk-17-jre-headless maven
   curl python3
+  chromium
+  nodejs
 )
 APT_LOCK_TIMEOUT=${WA_APT_LOCK_TIMEOUT:-900}
 APT_LOG=$WA_CACHE_DIR/logs/apt.log

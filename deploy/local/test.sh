@@ -23,6 +23,9 @@ set -a
 # shellcheck disable=SC1091
 . "$root/var/test/env"
 set +a
+# the headless-browser tests' driver (playwright-core, cached; Chromium comes from deps.sh)
+WA_NODE_PATH=$(deploy/local/browser.sh)
+export WA_NODE_PATH
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:halt_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$root/tests/lsan.supp:print_suppressions=0}

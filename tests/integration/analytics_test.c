@@ -27,6 +27,9 @@
 #include "wa_test_proc.h"
 
 #define WAIT_MS 60000
+/* After a kill -9 the dead member keeps its partitions until the group's session timeout
+ * (45 s) expires: the restarted daemon gets them only then. */
+#define RESTART_WAIT_MS 240000
 
 struct fx {
     struct wa_loop *loop;
@@ -62,9 +65,11 @@ spawn(const char *bin, const char *const *env, const char *tag)
 static pid_t
 spawn_analytics(void)
 {
-    char listen[64];
+    char listen[64], card[512];
     const char *env[] = {"WA_LISTEN",
                          listen,
+                         "WA_ANALYTICS_RATECARD",
+                         card,
                          "WA_KAFKA_BROKERS",
                          wa_test_env("WA_KAFKA_BROKERS"),
                          "WA_MONGO_URI",
@@ -81,6 +86,7 @@ spawn_analytics(void)
     pid_t pid;
 
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", F->port);
+    snprintf(card, sizeof(card), "%s/analytics/ratecard.json", wa_test_env("WA_TEST_DATA"));
     pid = spawn("wa-analytics", env, "analytics");
     assert_true(wa_test_poll_status(F->port, "/readyz", 200, WAIT_MS, NULL));
     return pid;
@@ -248,9 +254,9 @@ total(const json_t *summary, const char *state)
 
 /* Polls the summary until totals[state] == want. */
 static json_t *
-wait_total(const char *query, const char *state, int64_t want)
+wait_total_for(const char *query, const char *state, int64_t want, uint64_t wait_ms)
 {
-    uint64_t deadline = wa_clock_mono_ms() + WAIT_MS;
+    uint64_t deadline = wa_clock_mono_ms() + wait_ms;
     json_t *s = NULL;
     char path[256];
 
@@ -265,6 +271,12 @@ wait_total(const char *query, const char *state, int64_t want)
     }
     fail_msg("summary %s = %lld, want %lld", state, (long long)total(s, state), (long long)want);
     return NULL;
+}
+
+static json_t *
+wait_total(const char *query, const char *state, int64_t want)
+{
+    return wait_total_for(query, state, want, WAIT_MS);
 }
 
 static json_t *
@@ -299,6 +311,33 @@ state_at(const json_t *view, size_t i)
 {
     return json_string_value(
         json_object_get(json_array_get(json_object_get(view, "states"), i), "state"));
+}
+
+/* The dashboard in headless Chromium shows the API's numbers without a console error
+ * (tests/browser/dashboard.cjs; WA_NODE_PATH from deploy/local/browser.sh, set by make test). */
+static void
+dashboard_in_browser(void)
+{
+    char base[64], node_path[1024];
+    const char *argv[] = {"node", AN_BROWSER_SCRIPT, base, AN_TEST_OUTPUT, NULL};
+    const char *env[] = {node_path, NULL};
+    char log[256];
+    pid_t pid;
+    int rc;
+
+    snprintf(base, sizeof(base), "http://127.0.0.1:%d", F->port);
+    snprintf(node_path, sizeof(node_path), "NODE_PATH=%s", wa_test_env("WA_NODE_PATH"));
+    snprintf(log, sizeof(log), "/tmp/analytics-test-%d-browser.log", (int)getpid());
+    pid = wa_test_spawn(argv, env, log, 0);
+    rc = wa_test_wait_exit(pid, 120000);
+    if (rc != 0) {
+        size_t len;
+        char *out = wa_test_read_file(log, &len), text[4096];
+
+        snprintf(text, sizeof(text), "%s", out != NULL ? out : "");
+        free(out);
+        fail_msg("dashboard test exited %d: %s", rc, text);
+    }
 }
 
 /* ---- tests ---- */
@@ -346,6 +385,9 @@ events__out_of_order_and_twice__same_timeline_and_totals(void **state)
     assert_int_equal(json_integer_value(json_object_get(fail, "code")), 131026);
     assert_int_equal(json_integer_value(json_object_get(fail, "count")), 1);
     assert_int_equal(json_integer_value(wa_json_path(s, "rates.delivery.denominator")), 3);
+    /* three marketing messages to +91 priced "regular" at the card's rate since 2026-12-04 */
+    assert_int_equal(json_integer_value(wa_json_path(s, "cost.total_micros")), 3 * 11800);
+    assert_string_equal(wa_json_path_str(s, "cost.currency"), "USD");
     json_decref(s);
 
     /* r2's timeline equals r1's shape: every state, each with its first time */
@@ -421,6 +463,7 @@ events__out_of_order_and_twice__same_timeline_and_totals(void **state)
         assert_non_null(strstr(b.data, "wa_analytics_kpi_pass{kpi=\"delivery_rate\"} 0"));
     }
     wa_buf_cleanup(&b);
+    dashboard_in_browser();
     assert_int_equal(wa_test_stop(F->an, SIGTERM, 15000), 0);
     F->an = 0;
 }
@@ -463,8 +506,8 @@ kill9__while_consuming__exact_totals_after_restart(void **state)
     assert_int_equal(wa_test_stop(F->an, SIGKILL, 15000), 128 + SIGKILL);
     F->an = spawn_analytics();
     /* the topics' partitions are consumed in no particular order: wait for each figure */
-    json_decref(wait_total("", "read", N));
-    s = wait_total("", "requested", N);
+    json_decref(wait_total_for("", "read", N, RESTART_WAIT_MS));
+    s = wait_total_for("", "requested", N, RESTART_WAIT_MS);
     assert_int_equal(total(s, "accepted"), N);
     assert_int_equal(total(s, "sent"), N);
     assert_int_equal(total(s, "delivered"), N);

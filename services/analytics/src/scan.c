@@ -129,6 +129,86 @@ period_json(const struct an_scan *s)
                      "from_ms", (json_int_t)s->q.from_ms, "to_ms", (json_int_t)s->q.to_ms);
 }
 
+static int
+by_sent_desc(const void *a, const void *b)
+{
+    json_int_t x = json_integer_value(json_object_get(*(json_t *const *)a, "sent"));
+    json_int_t y = json_integer_value(json_object_get(*(json_t *const *)b, "sent"));
+    int c = (x < y) - (x > y);
+
+    return c != 0 ? c
+                  : strcmp(json_string_value(json_object_get(*(json_t *const *)a, "name")),
+                           json_string_value(json_object_get(*(json_t *const *)b, "name")));
+}
+
+/* The templates of the period with the most messages sent: [{name, sent, delivered, read,
+ * failed}], at most TOP_TEMPLATES, counted like the totals (reached states). */
+#define TOP_TEMPLATES 10
+static json_t *
+top_templates(const json_t *messages, const struct an_ratecard *rc)
+{
+    json_t *by = json_object(), *out = json_array(), *v;
+    json_t **rows;
+    const json_t *d;
+    const char *name;
+    size_t i, n = 0;
+
+    if (by == NULL || out == NULL) {
+        json_decref(by);
+        json_decref(out);
+        return NULL;
+    }
+    json_array_foreach(messages, i, d)
+    {
+        const char *t = json_string_value(json_object_get(d, "template"));
+        struct an_totals one;
+        json_t *row;
+
+        if (t == NULL) {
+            continue;
+        }
+        an_totals_init(&one);
+        an_totals_add_message(&one, d, rc);
+        if ((row = json_object_get(by, t)) == NULL) {
+            row = json_pack("{s:s, s:I, s:I, s:I, s:I}", "name", t, "sent", (json_int_t)0,
+                            "delivered", (json_int_t)0, "read", (json_int_t)0, "failed",
+                            (json_int_t)0);
+            if (row == NULL || json_object_set_new(by, t, row) != 0) {
+                an_totals_clear(&one);
+                continue;
+            }
+        }
+        (void)json_object_set_new(row, "sent",
+                                  json_integer(json_integer_value(json_object_get(row, "sent")) +
+                                               (json_int_t)one.n[AN_SENT]));
+        (void)json_object_set_new(
+            row, "delivered",
+            json_integer(json_integer_value(json_object_get(row, "delivered")) +
+                         (json_int_t)one.n[AN_DELIVERED]));
+        (void)json_object_set_new(row, "read",
+                                  json_integer(json_integer_value(json_object_get(row, "read")) +
+                                               (json_int_t)one.n[AN_READ]));
+        (void)json_object_set_new(row, "failed",
+                                  json_integer(json_integer_value(json_object_get(row, "failed")) +
+                                               (json_int_t)one.n[AN_FAILED]));
+        an_totals_clear(&one);
+    }
+    rows = calloc(json_object_size(by) + 1, sizeof(*rows));
+    if (rows != NULL) {
+        json_object_foreach(by, name, v)
+        {
+            rows[n++] = v;
+        }
+        qsort(rows, n, sizeof(*rows), by_sent_desc);
+        for (i = 0; i < n && i < TOP_TEMPLATES; i++) {
+            (void)json_array_append(out, rows[i]);
+        }
+        free(rows);
+    }
+    json_decref(by);
+    return out;
+}
+
 json_t *
 an_scan_summary(const struct an_scan *s, struct an_totals *out)
 {
@@ -146,6 +226,7 @@ an_scan_summary(const struct an_scan *s, struct an_totals *out)
     o = an_totals_json(&t, s->an->ratecard.currency);
     if (o != NULL) {
         (void)json_object_set_new(o, "period", period_json(s));
+        (void)json_object_set_new(o, "templates", top_templates(s->messages, &s->an->ratecard));
     }
     if (out != NULL) {
         *out = t;
