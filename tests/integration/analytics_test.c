@@ -463,6 +463,31 @@ events__out_of_order_and_twice__same_timeline_and_totals(void **state)
         assert_non_null(strstr(b.data, "wa_analytics_kpi_pass{kpi=\"delivery_rate\"} 0"));
     }
     wa_buf_cleanup(&b);
+    /* wa-users erases r1's contact: the timeline keeps its states under a pseudonym */
+    produce(WA_TOPIC_CONTACT_EVENT, "wa.contact.event.v1", "100000000000001:919800000001",
+            json_pack("{s:s, s:s, s:s, s:s}", "event_id", "e1", "kind", "erased", "contact",
+                      "+919800000001", "identity", "919800000001"));
+    flush_produced();
+    {
+        uint64_t deadline = wa_clock_mono_ms() + WAIT_MS;
+        const char *c = NULL;
+
+        for (v = NULL; wa_clock_mono_ms() < deadline; usleep(200000)) {
+            json_decref(v);
+            v = get_json("/v1/messages/r1", 200);
+            c = json_string_value(json_object_get(v, "contact"));
+            if (c != NULL && strncmp(c, "erased:", 7) == 0) {
+                break;
+            }
+        }
+        assert_non_null(c);
+        assert_int_equal(strncmp(c, "erased:", 7), 0);
+        assert_string_equal(json_string_value(json_object_get(v, "state")), "read");
+        json_decref(v);
+        s = get_json("/v1/analytics/summary", 200);
+        assert_int_equal(total(s, "read"), 2);
+        json_decref(s);
+    }
     dashboard_in_browser();
     assert_int_equal(wa_test_stop(F->an, SIGTERM, 15000), 0);
     F->an = 0;

@@ -18,7 +18,6 @@
 #include "wa/mongo.h"
 
 #define MESSAGE_PREFIX "/v1/messages/"
-#define ID_MAX         256
 
 enum report { SUMMARY, SERIES, KPIS };
 
@@ -33,22 +32,11 @@ struct job {
 void
 an_problem(struct wa_http_req *req, int status, const char *title, const char *detail)
 {
-    json_t *p = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", "about:blank", "title", title,
-                          "status", status, "detail", detail != NULL ? detail : "", "instance",
-                          wa_http_req_path(req));
-    char *body = p != NULL ? wa_json_dump(p) : NULL;
-
-    json_decref(p);
-    if (body == NULL) {
-        wa_http_reply(req, 500, "application/problem+json", "{}", 2);
-        return;
-    }
     if (status >= 500) {
         wa_log_warn(NULL, "%s %s: %d %s", wa_http_req_method(req), wa_http_req_path(req), status,
                     detail != NULL ? detail : title);
     }
-    wa_http_reply(req, status, "application/problem+json", body, strlen(body));
-    free(body);
+    wa_http_reply_problem(req, status, title, detail, NULL, 0);
 }
 
 static void
@@ -148,13 +136,15 @@ static void
 get_message(struct wa_http_req *req, void *arg)
 {
     struct an *an = arg;
-    const char *id = wa_http_req_path(req) + strlen(MESSAGE_PREFIX);
+    char params[1][WA_HTTP_PARAM_MAX];
+    const char *id = params[0];
     json_t *filter;
     struct job *j;
+    size_t n;
     enum wa_err err;
 
-    if (id[0] == '\0' || strlen(id) > ID_MAX || strchr(id, '/') != NULL) {
-        an_problem(req, 400, "Bad Request", "id: a request_id or wamid of 1 to 256 bytes");
+    if (!wa_http_path_match(MESSAGE_PREFIX "{id}", wa_http_req_path(req), params, 1, &n)) {
+        an_problem(req, 400, "Bad Request", "id: a request_id or wamid (1 to 255 bytes)");
         return;
     }
     if ((j = job_new(an, req)) == NULL) {

@@ -218,19 +218,24 @@ from_inbound(const json_t *data, json_t *ops, struct wa_error *error)
                : WA_ENOMEM;
 }
 
+/* contact.event (wa-users): {"kind": "erased", "contact": "+<digits>" or BSUID, "identity":
+ * the contact as the other topics name it (digits without "+")}. */
 static enum wa_err
 from_contact(const json_t *data, json_t *ops, struct wa_error *error)
 {
-    const char *event = wa_json_str(data, "event"), *contact = wa_json_str(data, "contact");
+    const char *kind = wa_json_str(data, "kind"), *contact = wa_json_str(data, "identity");
 
-    if (event == NULL) {
-        return wa_error_set(error, WA_EPARSE, "event: missing");
+    if (kind == NULL) {
+        return wa_error_set(error, WA_EPARSE, "kind: missing");
     }
-    if (strcmp(event, "erased") != 0) {
-        return wa_error_set(error, WA_ENOTFOUND, "contact event %s changes no timeline", event);
+    if (strcmp(kind, "erased") != 0) {
+        return wa_error_set(error, WA_ENOTFOUND, "contact event %s changes no timeline", kind);
+    }
+    if (contact == NULL && (contact = wa_json_str(data, "contact")) != NULL && contact[0] == '+') {
+        contact++;
     }
     if (contact == NULL || contact[0] == '\0') {
-        return wa_error_set(error, WA_EPARSE, "contact: missing");
+        return wa_error_set(error, WA_EPARSE, "identity: missing");
     }
     return json_array_append_new(ops, json_pack("{s:s}", "erase", contact)) == 0 ? WA_OK
                                                                                  : WA_ENOMEM;
@@ -358,9 +363,6 @@ batch_done(struct an_batch *b)
     wa_histogram_observe(an->m.batch_size, (double)b->nmsgs);
     an->writing = NULL;
     batch_free(b);
-    if (!an->draining && wa_kafka_consumer_paused(an->consumer)) {
-        wa_kafka_consumer_resume(an->consumer);
-    }
     if (an->filling != NULL && an->filling->nmsgs > 0) {
         flush(an); /* what arrived during the write goes next, without waiting */
     }
@@ -618,11 +620,9 @@ on_message(struct wa_kafka_consumer *c, struct wa_kafka_msg *msg, void *arg)
     b->msgs[b->nmsgs++] = msg;
     (void)c;
     if (b->nmsgs >= (size_t)an->cfg->batch) {
-        if (an->writing == NULL) {
-            flush(an);
-        } else {
-            wa_kafka_consumer_pause(an->consumer); /* resumed when the write ends */
-        }
+        /* while a write is in progress the batch grows until the consumer's max_in_flight
+         * (two batches) pauses fetching; it is written as soon as the write ends */
+        flush(an);
     } else if (!wa_timer_active(an->flush_timer)) {
         wa_timer_start(an->flush_timer, (uint64_t)an->cfg->flush_ms, 0);
     }
