@@ -31,7 +31,7 @@ struct wa_io {
     bool dead;
     wa_io_fn fn;
     void *arg;
-    struct wa_io *next_dead;
+    struct wa_list dead_link; /* on the loop's dead list once freed during a dispatch */
 };
 
 struct wa_timer {
@@ -59,7 +59,7 @@ struct wa_loop {
     struct wa_timer **heap;
     size_t heap_len, heap_cap;
     uint64_t timer_seq;
-    struct wa_io *dead;
+    struct wa_list dead; /* struct wa_io freed, reaped after the dispatch */
     pthread_mutex_t post_lock;
     struct wa_list posts; /* struct post, FIFO, under post_lock */
     struct wa_io *event_io, *signal_io;
@@ -296,17 +296,17 @@ wa_io_free(struct wa_io *io)
     /* The fd may already be closed by its owner; a failure here is harmless. */
     epoll_ctl(io->loop->epfd, EPOLL_CTL_DEL, io->fd, NULL);
     io->dead = true;
-    io->next_dead = io->loop->dead;
-    io->loop->dead = io;
+    wa_list_push_back(&io->loop->dead, &io->dead_link);
 }
 
 static void
 reap_dead(struct wa_loop *l)
 {
-    while (l->dead != NULL) {
-        struct wa_io *io = l->dead;
-        l->dead = io->next_dead;
-        free(io);
+    struct wa_list *it;
+
+    while ((it = wa_list_first(&l->dead)) != NULL) {
+        wa_list_remove(it);
+        free(WA_LIST_ENTRY(it, struct wa_io, dead_link));
     }
 }
 
@@ -417,6 +417,7 @@ wa_loop_new(struct wa_loop **out)
     }
     l->epfd = l->eventfd = l->sigfd = -1;
     wa_list_init(&l->posts);
+    wa_list_init(&l->dead);
     pthread_mutex_init(&l->post_lock, NULL);
     sigemptyset(&l->sigmask);
     sigaddset(&l->sigmask, SIGINT);
