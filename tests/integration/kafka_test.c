@@ -328,6 +328,62 @@ back_pressure__max_in_flight__pauses_then_resumes_in_order(void **state)
     wa_kafka_producer_free(p);
 }
 
+struct lag_probe {
+    struct wa_metrics *m;
+    char series[192];
+};
+
+/* True once the rendered registry has the series with a value above 0. */
+static bool
+series_positive(void *arg)
+{
+    struct lag_probe *lp = arg;
+    struct wa_buf out;
+    const char *at;
+    bool ok = false;
+
+    wa_buf_init(&out, 0);
+    assert_int_equal(wa_metrics_render(lp->m, &out), WA_OK);
+    assert_int_equal(wa_buf_append(&out, "", 1), WA_OK);
+    if ((at = strstr(out.data, lp->series)) != NULL) {
+        ok = strtod(at + strlen(lp->series), NULL) > 0;
+    }
+    wa_buf_cleanup(&out);
+    return ok;
+}
+
+/* cfg.metrics: acknowledged records are counted per topic; held records show as consumer lag. */
+static void
+metrics__produced_and_held__counted_and_lag_reported(void **state)
+{
+    struct env *e = *state;
+    struct wa_kafka_producer *p = NULL;
+    struct wa_kafka_consumer *c;
+    struct delivery d[6];
+    struct lag_probe lp;
+    struct seen s;
+
+    memset(d, 0, sizeof(d));
+    assert_int_equal(wa_metrics_new(&lp.m), WA_OK);
+    e->cfg.metrics = lp.m;
+    e->cfg.probe_interval_ms = 200;
+    assert_int_equal(wa_kafka_producer_new(e->loop, &e->cfg, &p, NULL), WA_OK);
+    produce_plain(e, p, 6, d);
+    snprintf(lp.series, sizeof(lp.series), "wa_kafka_produced_total{topic=\"%s\",outcome=\"ok\"} ",
+             e->topic);
+    assert_true(series_positive(&lp));
+    e->cfg.max_in_flight = 2;
+    c = consumer_new(e, &s);
+    snprintf(lp.series, sizeof(lp.series), "wa_kafka_consumer_lag{topic=\"%s\"} ", e->topic);
+    assert_true(wa_test_run_until(e->loop, series_positive, &lp, WAIT_MS));
+    for (size_t i = 0; i < s.n; i++) {
+        wa_kafka_consumer_done(c, s.msgs[i]);
+    }
+    wa_kafka_consumer_free(c);
+    wa_kafka_producer_free(p);
+    wa_metrics_free(lp.m);
+}
+
 /* (d): nobody listens on port 1: the callback reports the timeout; not ready. */
 static void
 producer__unreachable_broker__delivery_error_not_ready(void **state)
@@ -428,6 +484,8 @@ main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(back_pressure__max_in_flight__pauses_then_resumes_in_order,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(metrics__produced_and_held__counted_and_lag_reported, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(producer__unreachable_broker__delivery_error_not_ready,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(producer__freed_with_outstanding__callback_eclosed, setup,

@@ -819,6 +819,18 @@ on_metrics(struct wa_http_req *req, void *arg)
     struct wa_buf out;
 
     wa_buf_init(&out, 0);
+    if (h->probe_metrics != NULL && h->ready_fn != NULL) {
+        /* wa_ready: what /readyz would answer now, so alerts see a daemon that is not ready */
+        struct wa_buf detail;
+        bool ready;
+
+        wa_buf_init(&detail, 64 * 1024);
+        ready = h->ready_fn(h->ready_arg, &detail);
+        wa_buf_cleanup(&detail);
+        wa_gauge_set(wa_metrics_gauge(h->probe_metrics, "wa_ready",
+                                      "1 when GET /readyz answers 200, else 0", NULL),
+                     ready ? 1 : 0);
+    }
     if (h->probe_metrics != NULL && wa_metrics_render(h->probe_metrics, &out) != WA_OK) {
         wa_buf_cleanup(&out);
         wa_http_reply_error(req, 500, "internal", "could not render the metrics");

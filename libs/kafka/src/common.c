@@ -197,6 +197,50 @@ kafka_stats_broker_up(const char *json, size_t len)
     return up;
 }
 
+void
+kafka_stats_consumer_lag(const char *json, size_t len, struct wa_metrics *m)
+{
+    json_t *root, *topics, *t, *parts, *pt;
+    const char *topic, *pid;
+    char labels[320];
+
+    if (m == NULL || (root = json_loadb(json, len, 0, NULL)) == NULL) {
+        return;
+    }
+    topics = json_object_get(root, "topics");
+    json_object_foreach(topics, topic, t)
+    {
+        double lag = 0;
+
+        parts = json_object_get(t, "partitions");
+        json_object_foreach(parts, pid, pt)
+        {
+            /* read_committed: the end is the last stable offset; the position is the committed
+             * offset, else (a group that never committed) the next offset handed to the app */
+            json_int_t end = json_integer_value(json_object_get(pt, "ls_offset"));
+            json_int_t pos = json_integer_value(json_object_get(pt, "committed_offset"));
+
+            if (strcmp(pid, "-1") == 0 || json_is_false(json_object_get(pt, "desired"))) {
+                continue; /* the unassigned-partition placeholder; partitions not assigned */
+            }
+            if (end < 0) {
+                end = json_integer_value(json_object_get(pt, "hi_offset"));
+            }
+            if (pos < 0) {
+                pos = json_integer_value(json_object_get(pt, "app_offset"));
+            }
+            if (end > 0 && pos >= 0 && end > pos) {
+                lag += (double)(end - pos);
+            }
+        }
+        snprintf(labels, sizeof(labels), "topic=\"%s\"", topic);
+        wa_gauge_set(wa_metrics_gauge(m, "wa_kafka_consumer_lag",
+                                      "records behind the end of the assigned partitions", labels),
+                     lag);
+    }
+    json_decref(root);
+}
+
 /* ---- the wake-up ---- */
 
 static void

@@ -65,6 +65,7 @@ struct wa_kafka_consumer {
     struct wa_list live;  /* struct kmsg delivered, not done */
     size_t in_flight;
     size_t max_in_flight;
+    struct wa_metrics *metrics; /* borrowed, may be NULL */
     bool user_paused;
     bool auto_paused;
     bool paused; /* what librdkafka was last told */
@@ -244,6 +245,7 @@ on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
         wa_log_info(NULL, "kafka consumer: %s", up ? "a broker is up" : "no broker is up");
     }
     c->ready = up;
+    kafka_stats_consumer_lag(json, len, c->metrics);
     return 0;
 }
 
@@ -468,6 +470,7 @@ wa_kafka_consumer_new(struct wa_loop *loop, const struct wa_kafka_config *cfg, c
     wa_list_init(&c->parts);
     wa_list_init(&c->live);
     c->loop = loop;
+    c->metrics = cfg != NULL ? cfg->metrics : NULL;
     c->on_message = on_message;
     c->arg = arg;
     c->max_in_flight = cfg != NULL && cfg->max_in_flight > 0 ? (size_t)cfg->max_in_flight : 1000;

@@ -53,6 +53,11 @@ enum wa_err kafka_err(rd_kafka_resp_err_t err);
 /* True when librdkafka's statistics JSON shows at least one real broker in state "UP". */
 bool kafka_stats_broker_up(const char *json, size_t len);
 
+/* Sets wa_kafka_consumer_lag{topic} in m (NULL: nothing) from a consumer's statistics JSON: over
+ * the topic's assigned partitions, the end (last stable offset) minus the committed offset (or,
+ * before the group's first commit, the next offset handed to the application). */
+void kafka_stats_consumer_lag(const char *json, size_t len, struct wa_metrics *m);
+
 /* Logs an error_cb report; returns the new readiness given the old one. */
 bool kafka_on_error(rd_kafka_t *rk, int err, const char *reason, bool ready, const char *what);
 

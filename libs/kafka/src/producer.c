@@ -39,6 +39,7 @@ struct wa_kafka_producer {
     struct kafka_wakeup wake;
     struct wa_list pending; /* struct delivery, not yet reported */
     size_t outq;
+    struct wa_metrics *metrics; /* borrowed, may be NULL */
     bool ready;
     bool fatal;
 };
@@ -48,6 +49,21 @@ pending_remove(struct wa_kafka_producer *p, struct delivery *d)
 {
     wa_list_remove(&d->link);
     p->outq--;
+}
+
+/* wa_kafka_produced_total{topic,outcome}: topics are the contract's, so the series stay bounded. */
+static void
+count_delivery(struct wa_kafka_producer *p, const char *topic, bool ok)
+{
+    char labels[320];
+
+    if (p->metrics == NULL || topic == NULL) {
+        return;
+    }
+    snprintf(labels, sizeof(labels), "topic=\"%s\",outcome=\"%s\"", topic, ok ? "ok" : "error");
+    wa_counter_inc(wa_metrics_counter(p->metrics, "wa_kafka_produced_total",
+                                      "records acknowledged (ok) or given up (error), by topic",
+                                      labels));
 }
 
 /* ---- callbacks, in the order they fire ---- */
@@ -89,6 +105,7 @@ on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         return;
     }
     pending_remove(p, d);
+    count_delivery(p, rd_kafka_topic_name(m->rkt), err == WA_OK);
     if (err == WA_OK) {
         p->ready = !p->fatal;
     } else {
@@ -176,6 +193,7 @@ wa_kafka_producer_new(struct wa_loop *loop, const struct wa_kafka_config *cfg,
         return wa_error_set(error, WA_ENOMEM, "out of memory");
     }
     p->loop = loop;
+    p->metrics = cfg != NULL ? cfg->metrics : NULL;
     wa_list_init(&p->pending);
     p->wake.fds[0] = p->wake.fds[1] = -1;
     if ((err = producer_conf(cfg, p, &conf, error)) != WA_OK) {

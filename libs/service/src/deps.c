@@ -42,6 +42,7 @@ wa_service_kafka_config(struct wa_service *svc, struct wa_kafka_config *out)
     out->client_id = svc->def->name;
     out->topic_prefix = svc->common->topic_prefix;
     out->linger_us = (int)svc->common->kafka_linger_us; /* bounded to [0, 1 s] by the spec */
+    out->metrics = svc->metrics;
 }
 
 enum wa_err

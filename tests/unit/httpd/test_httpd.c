@@ -566,6 +566,11 @@ probes__healthz_readyz_metrics(void **state)
                                    "status=\"503\"} 1"));
     assert_non_null(strstr(g.body, "wa_http_request_duration_seconds_count{route=\"/healthz\"}"));
     assert_non_null(strstr(g.body, "wa_http_inflight"));
+    assert_non_null(strstr(g.body, "\nwa_ready 0\n"));
+    got_cleanup(&g);
+    f->ready = true;
+    request(f, "GET", "/metrics", NULL, NULL, 0, &g);
+    assert_non_null(strstr(g.body, "\nwa_ready 1\n"));
     got_cleanup(&g);
 }
 

@@ -25,6 +25,7 @@
 
 #include "wa/err.h"
 #include "wa/loop.h"
+#include "wa/metrics.h"
 
 struct wa_cloudevent;
 struct wa_kafka_producer;
@@ -55,6 +56,10 @@ struct wa_kafka_config {
     int probe_interval_ms;    /* readiness probe (librdkafka statistics) period; default 1000 */
     const struct wa_kafka_property *props; /* applied last, override everything above */
     size_t nprops;
+    /* Optional registry (borrowed: must outlive the client) for wa_kafka_produced_total{topic,
+       outcome} (producer deliveries) and wa_kafka_consumer_lag{topic} (consumer, from the
+       statistics every probe_interval_ms: records behind the end of the assigned partitions). */
+    struct wa_metrics *metrics;
 };
 
 /* A message header. name and value are borrowed for the duration of the call. */
