@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # run.sh: what `make run` does: install what is missing, build (build/run), start Kafka, Redis
-# and FerretDB (infra.sh), then wa-cloudsim and the six daemons with the sandbox defaults, print
-# where each listens, and stop everything on Ctrl-C (daemons first, SIGTERM then SIGKILL after
-# 10 s, then the infrastructure).
+# and FerretDB (infra.sh), then wa-cloudsim and the six daemons with the sandbox defaults, then
+# Prometheus (Debian's, on WA_PROMETHEUS_LISTEN, default 127.0.0.1:9090) scraping every daemon
+# with deploy/prometheus/ (data in var/run/prometheus), print where each listens, and stop
+# everything on Ctrl-C (daemons first, SIGTERM then SIGKILL after 10 s, then the infrastructure).
 #
 # Every default below yields to a value already set in the caller's environment.
 set -euo pipefail
@@ -21,6 +22,7 @@ source "$root/deploy/local/lib.sh"
 : "${WA_WEBHOOK_URL:=http://127.0.0.1:8081/webhook}"
 : "${WA_ROUTER_RULES:=$root/deploy/local/router-rules.json}"
 : "${WA_ANALYTICS_RATECARD:=$root/services/analytics/ratecard.sample.json}"
+: "${WA_PROMETHEUS_LISTEN:=127.0.0.1:9090}"
 export WA_SANDBOX_PHONE_NUMBER_ID WA_SANDBOX_DISPLAY_NUMBER WA_SANDBOX_WABA_ID WA_ACCESS_TOKEN \
     WA_APP_SECRET WA_VERIFY_TOKEN WA_GRAPH_URL WA_WEBHOOK_URL WA_ROUTER_RULES WA_ANALYTICS_RATECARD
 
@@ -64,6 +66,27 @@ start_daemon wa-gateway 127.0.0.1:8080
 for pid in "${WA_DAEMON_PIDS[@]}"; do
     wa_readyz_wait "http://${listens[$pid]}" 60 "$pid" || true
 done
+# Prometheus: a port already taken (another Prometheus) is reported, the suite runs without it.
+prom_host=${WA_PROMETHEUS_LISTEN%:*} prom_port=${WA_PROMETHEUS_LISTEN##*:}
+if wa_port_open "$prom_host" "$prom_port"; then
+    wa_warn "port $prom_port is taken ($(wa_port_owner "$prom_port")); Prometheus not started"
+else
+    mkdir -p "$root/var/run/prometheus"
+    wa_daemon_start "$logs/prometheus.log" prometheus \
+        --config.file="$root/deploy/prometheus/prometheus.yml" \
+        --storage.tsdb.path="$root/var/run/prometheus" --storage.tsdb.retention.time=2d \
+        --web.listen-address="$WA_PROMETHEUS_LISTEN"
+    printf '[run] %-13s http://%s  (log %s)\n' prometheus "$WA_PROMETHEUS_LISTEN" \
+        var/run/logs/prometheus.log
+    deadline=$((SECONDS + 30))
+    until curl -fs -o /dev/null "http://$WA_PROMETHEUS_LISTEN/-/ready"; do
+        ((SECONDS < deadline)) && wa_alive "$WA_DAEMON_PID" || {
+            wa_warn "Prometheus is not ready; see var/run/logs/prometheus.log"
+            break
+        }
+        sleep 0.2
+    done
+fi
 echo "[run] suite is up: gateway http://127.0.0.1:8080, webhooks http://127.0.0.1:8081/webhook,"
 echo "[run] Cloud API simulator $WA_GRAPH_URL (sandbox number $WA_SANDBOX_DISPLAY_NUMBER," \
      "phone_number_id $WA_SANDBOX_PHONE_NUMBER_ID). Ctrl-C stops everything."

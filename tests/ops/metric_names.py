@@ -42,7 +42,7 @@ def strip_comments(src):
 def exported_from_sources(root):
     """Returns {name: kind} registered in libs/ and services/ (tests and tools excluded)."""
     names = {}
-    call = r"\(\s*[^,()\"]+,\s*\"([a-z_:][a-z0-9_:]*)\""
+    call = r"\(\s*(?:[^,()\"]|\([^()]*\))+,\s*\"([a-z_:][a-z0-9_:]*)\""  # f(registry, "name"
     for top in ("libs", "services"):
         for path in sorted((root / top).rglob("*.c")):
             if "libs/metrics" in path.as_posix():
