@@ -6,7 +6,7 @@ Exported names come from the C sources (libs/, services/): the second argument o
 wa_metrics_counter/gauge/histogram, or of a macro in the same file that expands to one of them
 (services' health.c tables). With --scrape URL... the names are also read from running
 daemons' /metrics (make run) and must agree with the sources. Histograms add _bucket, _sum and
-_count; Prometheus adds up and scrape_*.
+_count; Prometheus adds up, scrape_* and ALERTS.
 
 Queried names come from every `expr` of the rule files (YAML) and every target `expr` of the
 dashboards (JSON), by a small PromQL tokenizer: strings, label matchers, ranges, numbers and
@@ -14,6 +14,9 @@ Grafana variables are removed; an identifier followed by "(", "by" or "without" 
 aggregation; the label lists after by/without/on/ignoring/group_left/group_right are skipped.
 
   metric_names.py --root DIR [--rules FILE]... [--dashboards FILE]... [--scrape URL]...
+                  [--promql-rules OUT]
+--promql-rules writes every dashboard expression (Grafana variables replaced) as a recording
+rule into OUT, so `promtool check rules OUT` parses them offline.
   metric_names.py --root DIR --self-test
 Exit 0 when every name is known, 1 (listing file, expression and name) otherwise.
 """
@@ -27,7 +30,7 @@ import urllib.request
 import yaml
 
 KINDS = {"counter", "gauge", "histogram"}
-BUILTIN = {"up", "scrape_duration_seconds", "scrape_samples_scraped",
+BUILTIN = {"up", "ALERTS", "ALERTS_FOR_STATE", "scrape_duration_seconds", "scrape_samples_scraped",
            "scrape_samples_post_metric_relabeling", "scrape_series_added"}
 KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or",
             "unless", "offset", "bool", "inf", "nan", "atan2"}
@@ -166,6 +169,7 @@ def main():
     ap.add_argument("--dashboards", action="append", default=[], type=pathlib.Path)
     ap.add_argument("--scrape", action="append", default=[])
     ap.add_argument("--self-test", action="store_true")
+    ap.add_argument("--promql-rules", type=pathlib.Path)
     a = ap.parse_args()
 
     exported = exported_from_sources(a.root)
@@ -187,6 +191,13 @@ def main():
         return 1 if self_test(known) else 0
     sources = [(str(p), w, e) for p in a.rules for w, e in rule_exprs(p)]
     sources += [(str(p), w, e) for p in a.dashboards for w, e in dashboard_exprs(p)]
+    if a.promql_rules:
+        rules = []
+        for p in a.dashboards:
+            for i, (where, expr) in enumerate(dashboard_exprs(p)):
+                e = expr.replace("$__rate_interval", "5m").replace("$__interval", "1m")
+                rules.append({"record": f"dashboard:{p.stem}:{i}", "expr": e})
+        a.promql_rules.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}))
     errs, count = check(known, sources)
     errors += errs
     for e in errors:
