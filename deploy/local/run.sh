@@ -28,6 +28,15 @@ export WA_SANDBOX_PHONE_NUMBER_ID WA_SANDBOX_DISPLAY_NUMBER WA_SANDBOX_WABA_ID W
 
 deploy/local/build.sh run
 deploy/local/infra.sh start
+# wa-gateway's key pepper: made once, kept in var/run (0600), given as a *_FILE secret
+mkdir -p "$root/var/run"
+if [ -z "${WA_GATEWAY_KEY_PEPPER:-}" ] && [ -z "${WA_GATEWAY_KEY_PEPPER_FILE:-}" ]; then
+    if [ ! -s "$root/var/run/gateway-pepper" ]; then
+        (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' \
+            >"$root/var/run/gateway-pepper")
+    fi
+    export WA_GATEWAY_KEY_PEPPER_FILE="$root/var/run/gateway-pepper"
+fi
 set -a
 # shellcheck disable=SC1091
 . "$root/var/run/env"
@@ -86,6 +95,14 @@ else
         }
         sleep 0.2
     done
+fi
+# A sandbox API key (every scope) for the gateway, written once per run to var/run/api-key (0600).
+if (umask 077 && "$root/build/run/bin/wa-gateway" keys create --name sandbox --scopes all \
+    >"$root/var/run/api-key" 2>>"$logs/wa-gateway-keys.log"); then
+    echo "[run] sandbox API key (all scopes) in var/run/api-key:" \
+        "curl -H \"Authorization: Bearer \$(cat var/run/api-key)\" http://127.0.0.1:8080/v1/..."
+else
+    echo "[run] could not create a sandbox API key; see var/run/logs/wa-gateway-keys.log" >&2
 fi
 echo "[run] suite is up: gateway http://127.0.0.1:8080, webhooks http://127.0.0.1:8081/webhook,"
 echo "[run] Cloud API simulator $WA_GRAPH_URL (sandbox number $WA_SANDBOX_DISPLAY_NUMBER," \

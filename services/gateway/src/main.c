@@ -1,35 +1,98 @@
 /*
- * wa-gateway: the public REST API: authentication, rate limits, validation, fan-out.
+ * wa-gateway: the public REST API: API keys, rate limits, idempotency, validation, and the
+ * publication of messages to send as outbound.request.
  *
- * Composition root only (docs/style.md). Skeleton from the foundation issue: the scaffolding
- * (libs/service) reads the configuration, creates the shared clients named in .uses (Kafka producer, Redis, MongoDB)
- * with their /readyz probes, serves /healthz /readyz /metrics and stops on SIGTERM. The stages
- * of the daemon's own flow arrive with its issue (README.md).
+ * Composition root only (docs/style.md). Flow of one request, one file per stage (README.md
+ * has the files in reading order, configuration, keys and collections):
+ *   api.c      route, credentials-in-URL / content type / JSON depth checks (400, 404, 405, 415)
+ *   -> auth.c  Bearer API key -> principal and scopes (Redis cache, MongoDB api_keys) (401, 403)
+ *   -> limit.c GCRA in Redis, one script call; local limiter without Redis (429, RateLimit-*)
+ *   -> the route: publish.c (POST /v1/messages: check, Idempotency-Key, Kafka acks, 202),
+ *                 admin.c (/v1/admin/keys)
+ * `wa-gateway keys create|revoke` (keys.c) administers keys without the API.
+ *
+ * Threads: the loop thread; MongoDB calls run on the scaffolding's worker pool.
+ * Stages started in order: shared clients (Kafka producer, Redis, MongoDB), health (metrics),
+ * api (routes on the scaffolding's listener). Nothing to drain beyond the listener's requests.
+ *
+ * struct gw is static: callbacks of the shared clients may still run while the scaffolding
+ * frees those clients after the stop hook (with WA_ECLOSED), and they reach it.
  */
 #include <stddef.h>
+#include <stdio.h>
+#include <string.h>
 
-#include "wa/service.h"
+#include "gateway.h"
+#include "wa/contract.h"
+#include "wa/kafka.h"
+#include "wa/log.h"
 
-struct gw_config {
-    struct wa_common_config common;
-};
+static struct gw gateway;
 
-static const struct wa_cfg_spec spec[] = {
-    WA_CFG_COMMON(struct gw_config, common, "127.0.0.1:8080"),
-};
+static enum wa_err
+start(struct wa_service *svc, const void *config, void **state, struct wa_error *error)
+{
+    struct gw *gw = &gateway;
+    struct wa_kafka_config kc;
+    enum wa_err err;
 
-static const struct wa_service_def def = {
-    .name = "wa-gateway",
-    .summary = "the public REST API: authentication, rate limits, validation, fan-out.",
-    .spec = spec,
-    .nspec = sizeof(spec) / sizeof(spec[0]),
-    .cfg_size = sizeof(struct gw_config),
-    .common_offset = offsetof(struct gw_config, common),
-    .uses = WA_SERVICE_USES_KAFKA | WA_SERVICE_USES_REDIS | WA_SERVICE_USES_MONGO,
-};
+    memset(gw, 0, sizeof(*gw));
+    *state = gw;
+    gw->svc = svc;
+    gw->cfg = config;
+    gw->loop = wa_service_loop(svc);
+    gw->warn_limit.interval_ms = 10000;
+    snprintf(gw->prefix, sizeof(gw->prefix), "%s", gw->cfg->common.topic_prefix);
+    wa_service_kafka_config(svc, &kc);
+    if (wa_kafka_topic(&kc, WA_TOPIC_OUTBOUND_REQUEST, gw->topic_outbound,
+                       sizeof(gw->topic_outbound)) != WA_OK) {
+        return wa_error_set(error, WA_ECONFIG, "WA_TOPIC_PREFIX too long");
+    }
+    if (gw->cfg->pepper != NULL && gw->cfg->pepper[0] != '\0') {
+        if (wa_hmac_new(gw->cfg->pepper, strlen(gw->cfg->pepper), &gw->pepper) != WA_OK) {
+            return wa_error_set(error, WA_ENOMEM, "pepper");
+        }
+    } else {
+        wa_log_warn(NULL, "WA_GATEWAY_KEY_PEPPER is not set: every API key is refused (503)");
+    }
+    if ((err = wa_service_kafka_producer(svc, &gw->producer, error)) != WA_OK ||
+        (err = wa_service_kv(svc, &gw->kv, error)) != WA_OK ||
+        (err = wa_service_mongo(svc, &gw->mongo, error)) != WA_OK ||
+        (err = gw_health_start(gw, error)) != WA_OK || (err = gw_api_start(gw, error)) != WA_OK) {
+        return err;
+    }
+    return WA_OK;
+}
+
+static void
+stop(struct wa_service *svc, void *state)
+{
+    struct gw *gw = state;
+
+    (void)svc;
+    if (gw != NULL) {
+        wa_hmac_free(gw->pepper);
+        gw->pepper = NULL;
+    }
+}
 
 int
 main(int argc, char **argv)
 {
+    struct wa_service_def def = {
+        .name = "wa-gateway",
+        .summary = "the public REST API: API keys, rate limits, idempotency, validation, "
+                   "fan-out.",
+        .spec = gw_config_spec,
+        .nspec = gw_config_nspec,
+        .cfg_size = sizeof(struct gw_config),
+        .common_offset = offsetof(struct gw_config, common),
+        .start = start,
+        .stop = stop,
+    };
+
+    if (argc >= 2 && strcmp(argv[1], "keys") == 0) {
+        return gw_keys_main(argc, argv);
+    }
     return wa_service_main(argc, argv, &def);
 }

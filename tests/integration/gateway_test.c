@@ -1,0 +1,775 @@
+/*
+ * gateway_test.c: wa-gateway through its binary on a free port with a unique topic prefix and
+ * MongoDB database, on the suite's Kafka, Redis and FerretDB. The test reads what the gateway
+ * publishes (outbound.request) with its own consumer, and MongoDB and Redis directly.
+ * Covered: the first admin key from `wa-gateway keys create`; keys made, listed and revoked
+ * through the admin API (revocation seen within the cache TTL); 401 without or with a wrong
+ * key, 400 for a key in the query string, 403 without the scope; POST /v1/messages accepted
+ * (202) and published, 422 naming every invalid field, 415, 400 for deep JSON, 413; the same
+ * Idempotency-Key replayed without a second message, also for 50 concurrent copies, 422 with
+ * another body; 429 with Retry-After and RateLimit headers past a key's limit; the raw keys in
+ * no log line, no MongoDB document and no Redis key or value.
+ */
+#include <curl/curl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "wa/buf.h"
+#include "wa/clock.h"
+#include "wa/cloudevent.h"
+#include "wa/contract.h"
+#include "wa/json.h"
+#include "wa/kafka.h"
+#include "wa/kv.h"
+#include "wa/mongo.h"
+#include "wa_test.h"
+#include "wa_test_proc.h"
+
+#define WAIT_MS 60000
+#define MAX_REQ 256
+#define LOG     "/tmp/wa-gateway-test.log"
+
+static struct {
+    char prefix[48];
+    char mongo_env[320];
+    struct wa_loop *loop;
+    struct wa_pool *pool;
+    struct wa_kafka_consumer *consumer;
+    struct wa_kv *kv;
+    struct wa_mongo *mongo;
+    json_t *requests[MAX_REQ]; /* outbound.request data published */
+    size_t nreq;
+    int port;
+    pid_t pid;
+    char admin[128]; /* raw keys: checked to appear nowhere at the end */
+    char sender[128];
+    char limited[128];
+    char revoked[128];
+} T;
+
+/* ---- HTTP with response headers ---- */
+
+struct answer {
+    long status;
+    struct wa_buf body;
+    char headers[4096];
+};
+
+static size_t
+on_body(char *p, size_t size, size_t n, void *arg)
+{
+    struct answer *a = arg;
+
+    return wa_buf_append(&a->body, p, size * n) == WA_OK ? size * n : 0;
+}
+
+static size_t
+on_header(char *p, size_t size, size_t n, void *arg)
+{
+    struct answer *a = arg;
+    size_t have = strlen(a->headers), len = size * n;
+
+    if (have + len < sizeof(a->headers)) {
+        memcpy(a->headers + have, p, len);
+        a->headers[have + len] = '\0';
+    }
+    return len;
+}
+
+/* The value of response header name (first one), copied into out; false when absent. */
+static bool
+header(const struct answer *a, const char *name, char *out, size_t size)
+{
+    size_t n = strlen(name);
+
+    for (const char *l = a->headers; l != NULL && *l != '\0';) {
+        const char *e = strstr(l, "\r\n");
+
+        if (strncasecmp(l, name, n) == 0 && l[n] == ':') {
+            const char *v = l + n + 1;
+
+            while (*v == ' ') {
+                v++;
+            }
+            snprintf(out, size, "%.*s", (int)((e != NULL ? e : v + strlen(v)) - v), v);
+            return true;
+        }
+        l = e != NULL ? e + 2 : NULL;
+    }
+    return false;
+}
+
+static CURL *
+easy(const char *method, const char *path, const char *key, const char *body, struct curl_slist *h,
+     struct answer *a)
+{
+    CURL *c = curl_easy_init();
+    char url[512];
+
+    assert_non_null(c);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", T.port, path);
+    memset(a->headers, 0, sizeof(a->headers));
+    wa_buf_init(&a->body, 1 << 20);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (body != NULL) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    }
+    (void)key;
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, a);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, a);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 20000L);
+    return c;
+}
+
+static struct curl_slist *
+headers(const char *key, const char *content_type, const char *idem)
+{
+    struct curl_slist *h = NULL;
+    char line[512];
+
+    if (key != NULL) {
+        snprintf(line, sizeof(line), "Authorization: Bearer %s", key);
+        h = curl_slist_append(h, line);
+    }
+    snprintf(line, sizeof(line), "Content-Type: %s",
+             content_type != NULL ? content_type : "application/json");
+    h = curl_slist_append(h, line);
+    if (idem != NULL) {
+        snprintf(line, sizeof(line), "Idempotency-Key: %s", idem);
+        h = curl_slist_append(h, line);
+    }
+    return h;
+}
+
+/* One request; *out (may be NULL) gets the parsed body. Returns the status. */
+static long
+call_full(const char *method, const char *path, const char *key, const char *body,
+          const char *content_type, const char *idem, struct answer *a, json_t **out)
+{
+    struct curl_slist *h = headers(key, content_type, idem);
+    CURL *c = easy(method, path, key, body, h, a);
+
+    a->status = curl_easy_perform(c) == CURLE_OK ? 0 : -1;
+    if (a->status == 0) {
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &a->status);
+    }
+    curl_easy_cleanup(c);
+    curl_slist_free_all(h);
+    if (out != NULL) {
+        *out = a->body.len > 0 ? json_loadb(a->body.data, a->body.len, 0, NULL) : NULL;
+    }
+    return a->status;
+}
+
+static long
+call(const char *method, const char *path, const char *key, const char *body, json_t **out)
+{
+    struct answer a;
+    long s = call_full(method, path, key, body, NULL, NULL, &a, out);
+
+    wa_buf_cleanup(&a.body);
+    return s;
+}
+
+/* ---- Kafka: what the gateway published ---- */
+
+static void
+on_request(struct wa_kafka_consumer *c, struct wa_kafka_msg *msg, void *arg)
+{
+    struct wa_cloudevent_doc *doc = NULL;
+
+    (void)arg;
+    if (T.nreq < MAX_REQ && wa_cloudevent_decode(msg->value, msg->len, &doc, NULL) == WA_OK) {
+        T.requests[T.nreq++] = json_incref(doc->ev.data);
+    }
+    wa_cloudevent_doc_free(doc);
+    wa_kafka_consumer_done(c, msg);
+}
+
+struct want {
+    const char *id;
+    size_t count;
+};
+
+static bool
+count_reached(void *arg)
+{
+    struct want *w = arg;
+    size_t n = 0;
+
+    for (size_t i = 0; i < T.nreq; i++) {
+        n += strcmp(wa_json_str(T.requests[i], "request_id"), w->id) == 0;
+    }
+    return n >= w->count;
+}
+
+/* How many outbound.request with request_id id arrived, after waiting for one and then
+ * settle_ms more for any copy. */
+static size_t
+published(const char *id, uint64_t settle_ms)
+{
+    struct want w = {id, 1};
+    size_t n = 0;
+
+    if (!wa_test_run_until(T.loop, count_reached, &w, WAIT_MS)) {
+        return 0;
+    }
+    wa_test_run_for(T.loop, settle_ms);
+    for (size_t i = 0; i < T.nreq; i++) {
+        n += strcmp(wa_json_str(T.requests[i], "request_id"), id) == 0;
+    }
+    return n;
+}
+
+static const json_t *
+request_data(const char *id)
+{
+    for (size_t i = 0; i < T.nreq; i++) {
+        if (strcmp(wa_json_str(T.requests[i], "request_id"), id) == 0) {
+            return T.requests[i];
+        }
+    }
+    return NULL;
+}
+
+/* ---- setup ---- */
+
+static bool
+kv_ready(void *arg)
+{
+    (void)arg;
+    return wa_kv_ready(T.kv);
+}
+
+static bool
+flag(void *arg)
+{
+    return *(bool *)arg;
+}
+
+static void
+on_dropped(void *arg, enum wa_err err)
+{
+    (void)err;
+    *(bool *)arg = true;
+}
+
+static const char *
+pepper_env(void)
+{
+    return "WA_GATEWAY_KEY_PEPPER=gateway-test-pepper";
+}
+
+/* `wa-gateway keys create` with the test's environment; the key printed, into out. */
+static void
+keys_create(const char *name, const char *scopes, char *out, size_t size)
+{
+    char bin[512], file[128];
+    const char *argv[] = {bin, "keys", "create", "--name", name, "--scopes", scopes, NULL};
+    char prefix_env[96];
+    const char *env[] = {T.mongo_env, pepper_env(), prefix_env, NULL};
+    char *text;
+    size_t len;
+    pid_t p;
+
+    snprintf(prefix_env, sizeof(prefix_env), "WA_TOPIC_PREFIX=%s", T.prefix);
+    snprintf(file, sizeof(file), "/tmp/wa-gateway-test-key-%d.out", (int)getpid());
+    wa_test_bin_path("wa-gateway", bin, sizeof(bin));
+    p = wa_test_spawn(argv, env, file, WA_TEST_SPAWN_STDOUT_ONLY);
+    assert_int_equal(wa_test_wait_exit(p, 60000), 0);
+    text = wa_test_read_file(file, &len);
+    assert_non_null(text);
+    unlink(file);
+    assert_true(len > 4 && strncmp(text, "wab_", 4) == 0);
+    snprintf(out, size, "%.*s", (int)strcspn(text, "\n"), text);
+    free(text);
+}
+
+static int
+setup(void **state)
+{
+    struct wa_kafka_config kc = {0};
+    struct wa_kv_config kvc = {0};
+    struct wa_mongo_config mc = {0};
+    char db[64], uri[256], topic[128];
+    const char *tp[1] = {topic};
+    const char *base = wa_test_env("WA_MONGO_URI"), *slash = strrchr(base, '/');
+    const char *env[] = {T.mongo_env,
+                         pepper_env(),
+                         "WA_GATEWAY_KEY_CACHE_TTL=1s",
+                         "WA_GATEWAY_MAX_BODY=8KiB",
+                         "WA_LOG_LEVEL=debug",
+                         NULL};
+    struct wa_buf b;
+
+    (void)state;
+    memset(&T, 0, sizeof(T));
+    wa_test_unique_prefix(T.prefix, sizeof(T.prefix));
+    snprintf(db, sizeof(db), "gateway_test_%d", (int)getpid());
+    snprintf(uri, sizeof(uri), "%.*s/%s", (int)(slash - base), base, db);
+    snprintf(T.mongo_env, sizeof(T.mongo_env), "WA_MONGO_URI=%s", uri);
+    assert_int_equal(wa_loop_new(&T.loop), WA_OK);
+    kc.brokers = wa_test_env("WA_KAFKA_BROKERS");
+    kc.topic_prefix = T.prefix;
+    wa_kafka_topic(&kc, WA_TOPIC_OUTBOUND_REQUEST, topic, sizeof(topic));
+    assert_int_equal(wa_kafka_topics_ensure(&kc, tp, 1, 2, 20000, NULL), WA_OK);
+    assert_int_equal(wa_kafka_consumer_new(T.loop, &kc, "gateway-test", tp, 1, on_request, NULL,
+                                           &T.consumer, NULL),
+                     WA_OK);
+    kvc.url = wa_test_env("WA_REDIS_URL");
+    assert_int_equal(wa_kv_new(T.loop, &kvc, &T.kv, NULL), WA_OK);
+    assert_true(wa_test_run_until(T.loop, kv_ready, NULL, 10000));
+    assert_int_equal(wa_pool_new(T.loop, 2, &T.pool), WA_OK);
+    mc.uri = uri;
+    assert_int_equal(wa_mongo_new(T.loop, T.pool, &mc, &T.mongo, NULL), WA_OK);
+
+    keys_create("admin", "admin", T.admin, sizeof(T.admin));
+    T.port = wa_test_free_port();
+    T.pid = wa_test_spawn_daemon("wa-gateway", T.port, T.prefix, env, LOG);
+    wa_buf_init(&b, 1 << 20);
+    assert_true(wa_test_poll_status(T.port, "/readyz", 200, 60000, &b));
+    wa_buf_cleanup(&b);
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    bool dropped = false;
+
+    (void)state;
+    assert_int_equal(wa_test_stop(T.pid, SIGTERM, 10000), 0);
+    if (wa_mongo_drop_database(T.mongo, on_dropped, &dropped) == WA_OK) {
+        (void)wa_test_run_until(T.loop, flag, &dropped, 10000);
+    }
+    for (size_t i = 0; i < T.nreq; i++) {
+        json_decref(T.requests[i]);
+    }
+    wa_kafka_consumer_close(T.consumer, NULL);
+    wa_kafka_consumer_free(T.consumer);
+    wa_kv_free(T.kv);
+    wa_mongo_free(T.mongo);
+    wa_pool_free(T.pool);
+    wa_loop_free(T.loop);
+    wa_kafka_wait_destroyed(5000);
+    return 0;
+}
+
+/* A key made through the admin API; its id into id (may be NULL). */
+static void
+admin_create(const char *body, char *key, size_t size, char *id, size_t idsize)
+{
+    json_t *v = NULL;
+
+    assert_int_equal(call("POST", "/v1/admin/keys", T.admin, body, &v), 201);
+    assert_non_null(wa_json_str(v, "key"));
+    assert_null(json_object_get(v, "key_hash"));
+    snprintf(key, size, "%s", wa_json_str(v, "key"));
+    if (id != NULL) {
+        snprintf(id, idsize, "%s", wa_json_str(v, "id"));
+    }
+    json_decref(v);
+}
+
+static bool
+names_field(const json_t *problem, const char *pointer)
+{
+    size_t i;
+    json_t *e;
+
+    json_array_foreach(json_object_get(problem, "errors"), i, e)
+    {
+        if (strcmp(wa_json_str(e, "pointer"), pointer) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+#define TEXT_BODY "{\"to\":\"+16505550101\",\"type\":\"text\",\"text\":{\"body\":\"hello\"}}"
+
+/* ---- tests ---- */
+
+static void
+auth__missing_wrong_query_scope__401_401_400_403(void **state)
+{
+    struct answer a;
+    char www[256];
+    json_t *v = NULL;
+
+    (void)state;
+    admin_create("{\"name\":\"sender\",\"scopes\":[\"messages:send\"],"
+                 "\"rate_per_min\":100000}",
+                 T.sender, sizeof(T.sender), NULL, 0);
+    assert_int_equal(call_full("POST", "/v1/messages", NULL, TEXT_BODY, NULL, NULL, &a, NULL), 401);
+    assert_true(header(&a, "WWW-Authenticate", www, sizeof(www)));
+    assert_non_null(strstr(www, "Bearer"));
+    wa_buf_cleanup(&a.body);
+    assert_int_equal(call_full("POST", "/v1/messages",
+                               "wab_0123456789abcdef_"
+                               "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+                               TEXT_BODY, NULL, NULL, &a, &v),
+                     401);
+    assert_true(header(&a, "WWW-Authenticate", www, sizeof(www)));
+    assert_non_null(strstr(www, "invalid_token"));
+    assert_string_equal(wa_json_str(v, "title"), "Unauthorized");
+    json_decref(v);
+    wa_buf_cleanup(&a.body);
+    assert_int_equal(call("POST", "/v1/messages", "not-a-key", TEXT_BODY, NULL), 401);
+    {
+        char path[256];
+
+        snprintf(path, sizeof(path), "/v1/messages?api_key=%s", T.sender);
+        assert_int_equal(call("POST", path, NULL, TEXT_BODY, NULL), 400);
+    }
+    assert_int_equal(call("GET", "/v1/admin/keys", T.sender, NULL, NULL), 403);
+    assert_int_equal(call("GET", "/v1/admin/keys", T.admin, NULL, &v), 200);
+    assert_int_equal(json_array_size(json_object_get(v, "data")), 2);
+    assert_null(wa_json_path(v, "data.0.key_hash"));
+    json_decref(v);
+    assert_int_equal(
+        call("POST", "/v1/admin/keys", T.admin, "{\"name\":\"\",\"scopes\":[\"x\"]}", &v), 422);
+    assert_true(names_field(v, "/name"));
+    assert_true(names_field(v, "/scopes"));
+    json_decref(v);
+}
+
+static void
+messages__accepted_published_invalid_named(void **state)
+{
+    json_t *v = NULL;
+    const json_t *d;
+    char id[64], deep[256] = "";
+
+    (void)state;
+    assert_int_equal(call("POST", "/v1/messages", T.sender, TEXT_BODY, &v), 202);
+    assert_string_equal(wa_json_str(v, "status"), "queued");
+    snprintf(id, sizeof(id), "%s", wa_json_str(v, "request_id"));
+    json_decref(v);
+    assert_int_equal(published(id, 0), 1);
+    d = request_data(id);
+    assert_string_equal(wa_json_str(d, "to"), "16505550101");
+    assert_string_equal(wa_json_str(d, "phone_number_id"), "100000000000001");
+    assert_string_equal(wa_json_path_str(d, "text.body"), "hello");
+
+    assert_int_equal(call("POST", "/v1/messages", T.sender,
+                          "{\"to\":\"12x\",\"type\":\"fax\",\"category\":\"spam\",\"extra\":1}",
+                          &v),
+                     422);
+    assert_true(names_field(v, "/to"));
+    assert_true(names_field(v, "/type"));
+    assert_true(names_field(v, "/category"));
+    assert_true(names_field(v, "/extra"));
+    json_decref(v);
+    assert_int_equal(call("POST", "/v1/messages", T.sender,
+                          "{\"to\":\"16505550101\",\"type\":\"text\",\"text\":{}}", &v),
+                     422);
+    assert_true(names_field(v, "/text"));
+    json_decref(v);
+    {
+        struct answer a;
+
+        assert_int_equal(
+            call_full("POST", "/v1/messages", T.sender, TEXT_BODY, "text/plain", NULL, &a, NULL),
+            415);
+        wa_buf_cleanup(&a.body);
+    }
+    memset(deep, '[', 40);
+    assert_int_equal(call("POST", "/v1/messages", T.sender, deep, NULL), 400);
+    {
+        char *big = malloc(16384);
+
+        assert_non_null(big);
+        memset(big, ' ', 16383);
+        big[16383] = '\0';
+        big[0] = '{';
+        big[16382] = '}';
+        assert_int_equal(call("POST", "/v1/messages", T.sender, big, NULL), 413);
+        free(big);
+    }
+    assert_int_equal(call("GET", "/v1/nowhere", T.sender, NULL, NULL), 404);
+    assert_int_equal(call("PUT", "/v1/messages", T.sender, TEXT_BODY, NULL), 405);
+}
+
+static void
+idempotency__replay_other_body_50_concurrent__one_message(void **state)
+{
+    struct answer a;
+    json_t *v = NULL, *w = NULL;
+    char id[64], replayed[16];
+    CURLM *m = curl_multi_init();
+    CURL *easies[50];
+    struct answer answers[50];
+    struct curl_slist *h = headers(T.sender, NULL, "concurrent-key-1");
+    int running = 0, accepted = 0, conflicts = 0;
+
+    (void)state;
+    assert_int_equal(
+        call_full("POST", "/v1/messages", T.sender, TEXT_BODY, NULL, "order-1", &a, &v), 202);
+    wa_buf_cleanup(&a.body);
+    assert_int_equal(call_full("POST", "/v1/messages", T.sender,
+                               "{ \"type\":\"text\", \"text\":{\"body\":\"hello\"}, "
+                               "\"to\":\"+16505550101\" }",
+                               NULL, "order-1", &a, &w),
+                     202);
+    assert_true(header(&a, "Idempotent-Replayed", replayed, sizeof(replayed)));
+    wa_buf_cleanup(&a.body);
+    assert_true(json_equal(v, w));
+    snprintf(id, sizeof(id), "%s", wa_json_str(v, "request_id"));
+    json_decref(v);
+    json_decref(w);
+    assert_int_equal(
+        call_full("POST", "/v1/messages", T.sender,
+                  "{\"to\":\"+16505550101\",\"type\":\"text\",\"text\":{\"body\":\"x\"}}", NULL,
+                  "order-1", &a, NULL),
+        422);
+    wa_buf_cleanup(&a.body);
+    assert_int_equal(published(id, 1000), 1);
+
+    for (int i = 0; i < 50; i++) {
+        easies[i] = easy("POST", "/v1/messages", T.sender, TEXT_BODY, h, &answers[i]);
+        curl_multi_add_handle(m, easies[i]);
+    }
+    do {
+        curl_multi_perform(m, &running);
+        if (running > 0) {
+            curl_multi_poll(m, NULL, 0, 100, NULL);
+        }
+    } while (running > 0);
+    for (int i = 0; i < 50; i++) {
+        long s = 0;
+
+        curl_easy_getinfo(easies[i], CURLINFO_RESPONSE_CODE, &s);
+        accepted += s == 202;
+        conflicts += s == 409;
+        if (s == 202) {
+            v = json_loadb(answers[i].body.data, answers[i].body.len, 0, NULL);
+            snprintf(id, sizeof(id), "%s", wa_json_str(v, "request_id"));
+            json_decref(v);
+        }
+        curl_multi_remove_handle(m, easies[i]);
+        curl_easy_cleanup(easies[i]);
+        wa_buf_cleanup(&answers[i].body);
+    }
+    curl_multi_cleanup(m);
+    curl_slist_free_all(h);
+    assert_true(accepted >= 1);
+    assert_int_equal(accepted + conflicts, 50);
+    assert_int_equal(published(id, 2000), 1);
+    /* afterwards every copy is a replay */
+    assert_int_equal(
+        call_full("POST", "/v1/messages", T.sender, TEXT_BODY, NULL, "concurrent-key-1", &a, NULL),
+        202);
+    wa_buf_cleanup(&a.body);
+}
+
+static void
+rate_limit__past_the_burst__429_retry_after_headers(void **state)
+{
+    struct answer a;
+    char v[128];
+    int s;
+
+    (void)state;
+    admin_create("{\"name\":\"slow\",\"scopes\":[\"messages:send\"],\"rate_per_min\":60,"
+                 "\"burst\":3}",
+                 T.limited, sizeof(T.limited), NULL, 0);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(
+            call_full("POST", "/v1/messages", T.limited, TEXT_BODY, NULL, NULL, &a, NULL), 202);
+        assert_true(header(&a, "RateLimit-Policy", v, sizeof(v)));
+        assert_string_equal(v, "\"key\";q=60;w=60");
+        assert_true(header(&a, "RateLimit", v, sizeof(v)));
+        wa_buf_cleanup(&a.body);
+    }
+    s = (int)call_full("POST", "/v1/messages", T.limited, TEXT_BODY, NULL, NULL, &a, NULL);
+    assert_int_equal(s, 429);
+    assert_true(header(&a, "Retry-After", v, sizeof(v)));
+    assert_true(strtol(v, NULL, 10) >= 1);
+    assert_true(header(&a, "RateLimit", v, sizeof(v)));
+    assert_non_null(strstr(v, "r=0"));
+    wa_buf_cleanup(&a.body);
+}
+
+static void
+revoke__key_refused_within_the_cache_ttl(void **state)
+{
+    char id[32], path[64];
+    uint64_t deadline;
+    long s = 0;
+
+    (void)state;
+    admin_create("{\"name\":\"temp\",\"scopes\":[\"messages:send\"]}", T.revoked, sizeof(T.revoked),
+                 id, sizeof(id));
+    assert_int_equal(call("POST", "/v1/messages", T.revoked, TEXT_BODY, NULL), 202);
+    snprintf(path, sizeof(path), "/v1/admin/keys/%s", id);
+    assert_int_equal(call("DELETE", path, T.admin, NULL, NULL), 204);
+    assert_int_equal(call("DELETE", "/v1/admin/keys/ffffffffffffffff", T.admin, NULL, NULL), 404);
+    deadline = wa_clock_mono_ms() + 5000;
+    while (wa_clock_mono_ms() < deadline &&
+           (s = call("POST", "/v1/messages", T.revoked, TEXT_BODY, NULL)) != 401) {
+        usleep(100000);
+    }
+    assert_int_equal(s, 401);
+}
+
+/* ---- the raw keys are stored and logged nowhere ---- */
+
+static bool
+holds_secret(const char *text)
+{
+    const char *keys[] = {T.admin, T.sender, T.limited, T.revoked};
+
+    for (size_t i = 0; i < 4; i++) {
+        /* the secret part: after wab_<16 hex>_ */
+        if (keys[i][0] != '\0' && text != NULL && strstr(text, keys[i] + 21) != NULL) {
+            return true;
+        }
+    }
+    return false;
+}
+
+struct docs_probe {
+    bool done;
+    enum wa_err err;
+    char *text;
+};
+
+static void
+on_docs(void *arg, enum wa_err err, json_t *docs)
+{
+    struct docs_probe *p = arg;
+
+    p->err = err;
+    p->text = err == WA_OK ? wa_json_dump(docs) : NULL;
+    p->done = true;
+}
+
+struct scan {
+    bool done;
+    enum wa_err err;
+    struct wa_buf all; /* every key name and string value seen */
+    char cursor[32];
+    size_t pending;
+};
+
+static void
+on_value(void *arg, enum wa_err err, const struct wa_kv_reply *reply)
+{
+    struct scan *s = arg;
+    size_t n = wa_kv_reply_len(reply);
+
+    (void)err;
+    for (size_t i = 0; i < n; i++) {
+        const char *v = wa_kv_reply_str(wa_kv_reply_at(reply, i), NULL);
+
+        if (v != NULL) {
+            wa_buf_append_str(&s->all, v);
+            wa_buf_append_str(&s->all, "\n");
+        }
+    }
+    if (wa_kv_reply_str(reply, NULL) != NULL) {
+        wa_buf_append_str(&s->all, wa_kv_reply_str(reply, NULL));
+    }
+    s->pending--;
+}
+
+static void
+on_scan(void *arg, enum wa_err err, const struct wa_kv_reply *reply)
+{
+    struct scan *s = arg;
+    const struct wa_kv_reply *keys = wa_kv_reply_at(reply, 1);
+
+    s->err = err;
+    if (err != WA_OK) {
+        s->done = true;
+        return;
+    }
+    snprintf(s->cursor, sizeof(s->cursor), "%s", wa_kv_reply_str(wa_kv_reply_at(reply, 0), NULL));
+    for (size_t i = 0; i < wa_kv_reply_len(keys); i++) {
+        const char *k = wa_kv_reply_str(wa_kv_reply_at(keys, i), NULL);
+        const char *argv[] = {"EVAL",
+                              "local t = redis.call('TYPE', KEYS[1]).ok "
+                              "if t == 'string' then return redis.call('GET', KEYS[1]) end "
+                              "if t == 'hash' then return redis.call('HGETALL', KEYS[1]) end "
+                              "return ''",
+                              "1", k};
+
+        wa_buf_append_str(&s->all, k);
+        wa_buf_append_str(&s->all, "\n");
+        if (wa_kv_command_argv(T.kv, 4, argv, NULL, on_value, s) == WA_OK) {
+            s->pending++;
+        }
+    }
+    s->done = true;
+}
+
+static bool
+scan_done(void *arg)
+{
+    struct scan *s = arg;
+
+    return s->done && s->pending == 0;
+}
+
+static void
+secrets__in_no_log_document_or_redis_key(void **state)
+{
+    struct docs_probe p = {0};
+    struct scan s = {0};
+    char pattern[96];
+    char *log;
+    size_t len;
+
+    (void)state;
+    assert_non_null(strstr(T.admin, "wab_"));
+    assert_true(holds_secret(T.admin)); /* the check itself works */
+    log = wa_test_read_file(LOG, &len);
+    assert_non_null(log);
+    assert_false(holds_secret(log));
+    free(log);
+    assert_int_equal(wa_mongo_find(T.mongo, "api_keys", NULL, NULL, on_docs, &p), WA_OK);
+    assert_true(wa_test_run_until(T.loop, flag, &p.done, 10000));
+    assert_int_equal(p.err, WA_OK);
+    assert_non_null(strstr(p.text, "key_hash"));
+    assert_false(holds_secret(p.text));
+    free(p.text);
+    wa_buf_init(&s.all, 16 << 20);
+    snprintf(s.cursor, sizeof(s.cursor), "0");
+    snprintf(pattern, sizeof(pattern), "%s*", T.prefix);
+    do {
+        const char *argv[] = {"SCAN", s.cursor, "MATCH", pattern, "COUNT", "1000"};
+
+        s.done = false;
+        assert_int_equal(wa_kv_command_argv(T.kv, 6, argv, NULL, on_scan, &s), WA_OK);
+        assert_true(wa_test_run_until(T.loop, scan_done, &s, 10000));
+        assert_int_equal(s.err, WA_OK);
+    } while (strcmp(s.cursor, "0") != 0);
+    assert_non_null(strstr(s.all.data, "gw:rl:")); /* the scan saw the gateway's keys */
+    assert_false(holds_secret(s.all.data));
+    wa_buf_cleanup(&s.all);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(auth__missing_wrong_query_scope__401_401_400_403),
+        cmocka_unit_test(messages__accepted_published_invalid_named),
+        cmocka_unit_test(idempotency__replay_other_body_50_concurrent__one_message),
+        cmocka_unit_test(rate_limit__past_the_burst__429_retry_after_headers),
+        cmocka_unit_test(revoke__key_refused_within_the_cache_ttl),
+        cmocka_unit_test(secrets__in_no_log_document_or_redis_key),
+    };
+
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
