@@ -31,6 +31,7 @@ set -a
 . "$root/var/run/env"
 set +a
 export WA_BIN_DIR=$root/build/run/bin
+export WA_SANDBOX=1 # benchmarks run against wa-cloudsim with its public sandbox secrets
 export WA_BENCH_DIR=$root/var/bench
 mkdir -p "$WA_BENCH_DIR"
 

@@ -15,6 +15,8 @@ source "$root/deploy/local/lib.sh"
 : "${WA_SANDBOX_PHONE_NUMBER_ID:=100000000000001}"
 : "${WA_SANDBOX_DISPLAY_NUMBER:=+15550000001}"
 : "${WA_SANDBOX_WABA_ID:=200000000000001}"
+# sandbox mode: the daemons accept the public sandbox secrets below (refused otherwise)
+: "${WA_SANDBOX:=1}"
 : "${WA_ACCESS_TOKEN:=sandbox-token}"
 : "${WA_APP_SECRET:=sandbox-secret}"
 : "${WA_VERIFY_TOKEN:=sandbox-verify}"
@@ -23,7 +25,7 @@ source "$root/deploy/local/lib.sh"
 : "${WA_ROUTER_RULES:=$root/deploy/local/router-rules.json}"
 : "${WA_ANALYTICS_RATECARD:=$root/services/analytics/ratecard.sample.json}"
 : "${WA_PROMETHEUS_LISTEN:=127.0.0.1:9090}"
-export WA_SANDBOX_PHONE_NUMBER_ID WA_SANDBOX_DISPLAY_NUMBER WA_SANDBOX_WABA_ID WA_ACCESS_TOKEN \
+export WA_SANDBOX WA_SANDBOX_PHONE_NUMBER_ID WA_SANDBOX_DISPLAY_NUMBER WA_SANDBOX_WABA_ID WA_ACCESS_TOKEN \
     WA_APP_SECRET WA_VERIFY_TOKEN WA_GRAPH_URL WA_WEBHOOK_URL WA_ROUTER_RULES WA_ANALYTICS_RATECARD
 
 deploy/local/build.sh run

@@ -53,7 +53,7 @@ http_get(int port, const char *path, struct wa_buf *out)
 
 struct env {
     char listen[64], brokers[256], redis[256], mongo[256], prefix[64], spool[128];
-    const char *list[8];
+    const char *list[9];
 };
 
 static void
@@ -76,7 +76,8 @@ env_init(struct env *e, int port, const char *redis_url)
     e->list[3] = e->mongo;
     e->list[4] = e->prefix;
     e->list[5] = e->spool;
-    e->list[6] = NULL;
+    e->list[6] = "WA_SANDBOX=1"; /* the sandbox's public secrets are the daemons' defaults */
+    e->list[7] = NULL;
 }
 
 static void
@@ -93,8 +94,10 @@ cli__every_daemon__answers_version_help_and_config_checks(void **state)
         const char *help[] = {path, "--help", NULL};
         const char *check[] = {path, "--check-config", NULL};
         const char *print[] = {path, "--print-config", NULL};
-        const char *bad[] = {"WA_LISTEN=nonsense", NULL};
-        const char *secret[] = {"WA_REDIS_URL=redis://:hunter2@127.0.0.1:6379/0", NULL};
+        const char *sandbox[] = {"WA_SANDBOX=1", NULL};
+        const char *bad[] = {"WA_SANDBOX=1", "WA_LISTEN=nonsense", NULL};
+        const char *secret[] = {"WA_SANDBOX=1", "WA_REDIS_URL=redis://:hunter2@127.0.0.1:6379/0",
+                                NULL};
 
         wa_test_bin_path(daemons[i], path, sizeof(path));
         wa_buf_reset(&out);
@@ -104,13 +107,54 @@ cli__every_daemon__answers_version_help_and_config_checks(void **state)
         assert_int_equal(run_capture(help, NULL, &out), 0);
         assert_non_null(strstr(out.data, "WA_LISTEN"));
         wa_buf_reset(&out);
-        assert_int_equal(run_capture(check, NULL, &out), 0);
+        assert_int_equal(run_capture(check, sandbox, &out), 0);
         wa_buf_reset(&out);
         assert_int_equal(run_capture(check, bad, &out), 2);
         wa_buf_reset(&out);
         assert_int_equal(run_capture(print, secret, &out), 0);
         assert_null(strstr(out.data, "hunter2"));
         assert_non_null(strstr(out.data, "<redacted>"));
+    }
+    wa_buf_cleanup(&out);
+}
+
+/* Outside sandbox mode, the daemons that hold Meta's secrets refuse the public sandbox values. */
+static void
+cli__secret_daemons__refuse_sandbox_secrets_outside_sandbox_mode(void **state)
+{
+    static const struct {
+        const char *daemon, *variable;
+        const char *env[4];
+    } cases[] = {
+        {"wa-ingest", "WA_APP_SECRET", {"WA_VERIFY_TOKEN=v-real", NULL}},
+        {"wa-ingest", "WA_APP_SECRET", {"WA_APP_SECRET=sandbox-secret", "WA_VERIFY_TOKEN=v", NULL}},
+        {"wa-ingest", "WA_VERIFY_TOKEN", {"WA_APP_SECRET=s-real", "WA_SANDBOX=0", NULL}},
+        {"wa-notify", "WA_ACCESS_TOKEN", {"WA_ACCESS_TOKEN=", NULL}},
+        {"wa-notify", "WA_ACCESS_TOKEN", {"WA_ACCESS_TOKEN=1=t-real,sandbox-token", NULL}},
+    };
+    const char *ingest_ok[] = {"WA_APP_SECRET=s-real", "WA_VERIFY_TOKEN=v-real", NULL};
+    const char *notify_ok[] = {"WA_ACCESS_TOKEN=t-real", NULL};
+    struct wa_buf out;
+    char path[512];
+    size_t i;
+
+    (void)state;
+    wa_buf_init(&out, 1 << 16);
+    for (i = 0; i < WA_ARRAY_LEN(cases); i++) {
+        const char *check[] = {path, "--check-config", NULL};
+
+        wa_test_bin_path(cases[i].daemon, path, sizeof(path));
+        wa_buf_reset(&out);
+        assert_int_equal(run_capture(check, cases[i].env, &out), 2);
+        assert_non_null(strstr(out.data, cases[i].variable));
+    }
+    {
+        const char *check[] = {path, "--check-config", NULL};
+
+        wa_test_bin_path("wa-ingest", path, sizeof(path));
+        assert_int_equal(run_capture(check, ingest_ok, &out), 0);
+        wa_test_bin_path("wa-notify", path, sizeof(path));
+        assert_int_equal(run_capture(check, notify_ok, &out), 0);
     }
     wa_buf_cleanup(&out);
 }
@@ -197,6 +241,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(cli__every_daemon__answers_version_help_and_config_checks),
+        cmocka_unit_test(cli__secret_daemons__refuse_sandbox_secrets_outside_sandbox_mode),
         cmocka_unit_test(lifecycle__every_daemon__serves_probes_and_stops_on_sigterm),
         cmocka_unit_test(readiness__redis_stops_and_returns__readyz_follows_without_restart),
     };

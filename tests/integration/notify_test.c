@@ -352,6 +352,8 @@ start_notify(const char *mps)
                                 "0",
                          "WA_LOG_LEVEL",
                          "info",
+                         "WA_SANDBOX", /* the token file holds wa-cloudsim's public default */
+                         "1",
                          NULL};
     char graph[96], rates[64];
 

@@ -95,6 +95,7 @@ wa_test_spawn_daemon(const char *name, int port, const char *prefix, const char 
     snprintf(env[n++], sizeof(env[0]), "WA_TOPIC_PREFIX=%s", prefix);
     snprintf(env[n++], sizeof(env[0]), "WA_APP_SECRET=e2e-secret");
     snprintf(env[n++], sizeof(env[0]), "WA_ACCESS_TOKEN=e2e-token");
+    snprintf(env[n++], sizeof(env[0]), "WA_VERIFY_TOKEN=e2e-verify");
     for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 19; i++) {
         snprintf(env[n++], sizeof(env[0]), "%s", extra[i]);
     }

@@ -2,6 +2,7 @@
 #include "wa/config.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,14 +246,51 @@ set_value(const struct wa_cfg_spec *s, void *cfg, const char *text, char *owned,
     return err;
 }
 
+/* True if text is empty or one of its comma-separated items (or an item's token after '=') is
+ * the public sandbox value def. */
+static bool
+is_sandbox_value(const char *text, const char *def)
+{
+    size_t dlen = def != NULL ? strlen(def) : 0;
+    const char *p = text;
+
+    if (text == NULL || *text == '\0') {
+        return true;
+    }
+    while (dlen > 0) {
+        const char *end = strchr(p, ',');
+        const char *eq;
+        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+
+        eq = memchr(p, '=', len);
+        if (eq != NULL) {
+            len -= (size_t)(eq + 1 - p);
+            p = eq + 1;
+        }
+        if (len == dlen && memcmp(p, def, dlen) == 0) {
+            return true;
+        }
+        if (end == NULL) {
+            break;
+        }
+        p = end + 1;
+    }
+    return false;
+}
+
 enum wa_err
 wa_cfg_load(const struct wa_cfg_spec *spec, size_t n, void *cfg, wa_cfg_lookup_fn lookup, void *arg,
             struct wa_error *error)
 {
     char filevar[160];
+    const char *sandbox_text = lookup("WA_SANDBOX", arg);
+    bool sandbox = false;
     size_t i;
     enum wa_err err;
 
+    if (sandbox_text != NULL && wa_parse_bool(sandbox_text, &sandbox) != WA_OK) {
+        return wa_error_set(error, WA_ECONFIG, "WA_SANDBOX: not a boolean: \"%s\"", sandbox_text);
+    }
     for (i = 0; i < n; i++) {
         const struct wa_cfg_spec *s = &spec[i];
         const char *text = lookup(s->name, arg);
@@ -278,6 +316,13 @@ wa_cfg_load(const struct wa_cfg_spec *spec, size_t n, void *cfg, wa_cfg_lookup_f
         }
         if (text == NULL && (s->flags & WA_CFG_REQUIRED)) {
             return wa_error_set(error, WA_ECONFIG, "%s is required", s->name);
+        }
+        if ((s->flags & WA_CFG_SANDBOX) && !sandbox && is_sandbox_value(text, s->def)) {
+            free(owned);
+            return wa_error_set(error, WA_ECONFIG,
+                                "%s is unset, empty or the public sandbox value; set a real "
+                                "secret (%s or %s_FILE), or WA_SANDBOX=1 for local development",
+                                s->name, s->name, s->name);
         }
         if ((err = set_value(s, cfg, text, owned, error)) != WA_OK) {
             return err;

@@ -9,12 +9,12 @@
 
 const struct wa_cfg_spec ig_config_spec[] = {
     WA_CFG_COMMON(struct ig_config, common, "127.0.0.1:8081"),
-    {"WA_APP_SECRET", WA_CFG_STRING, "sandbox-secret", 0, 0, WA_CFG_SECRET,
+    {"WA_APP_SECRET", WA_CFG_STRING, "sandbox-secret", 0, 0, WA_CFG_SECRET | WA_CFG_SANDBOX,
      offsetof(struct ig_config, app_secret), "app secret: HMAC key of X-Hub-Signature-256"},
     {"WA_APP_SECRET_PREVIOUS", WA_CFG_STRING, NULL, 0, 0, WA_CFG_SECRET,
      offsetof(struct ig_config, app_secret_previous),
      "previous app secret, also accepted while rotating (unset otherwise)"},
-    {"WA_VERIFY_TOKEN", WA_CFG_STRING, "sandbox-verify", 0, 0, WA_CFG_SECRET,
+    {"WA_VERIFY_TOKEN", WA_CFG_STRING, "sandbox-verify", 0, 0, WA_CFG_SECRET | WA_CFG_SANDBOX,
      offsetof(struct ig_config, verify_token), "token of the GET /webhook handshake"},
     {"WA_INGEST_MAX_BODY", WA_CFG_SIZE, "3MiB", 1024, 8 * 1024 * 1024, 0,
      offsetof(struct ig_config, max_body), "largest webhook body accepted (413 above)"},

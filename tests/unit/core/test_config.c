@@ -149,6 +149,62 @@ required__missing__error_names_variable(void **state)
     wa_cfg_cleanup(req, 1, &token);
 }
 
+/* Loads {"WA_TOKEN": value} (value NULL: unset) from a sandbox-default spec; sandbox: WA_SANDBOX. */
+static enum wa_err
+load_sandboxed(const char *value, const char *sandbox, struct wa_error *error)
+{
+    static const struct wa_cfg_spec spec_sb[] = {
+        {"WA_TOKEN", WA_CFG_STRING, "sandbox-token", 0, 0, WA_CFG_SECRET | WA_CFG_SANDBOX, 0,
+         "token"},
+    };
+    const char *kv[5] = {NULL};
+    char *token = NULL;
+    size_t n = 0;
+    enum wa_err err;
+
+    if (value != NULL) {
+        kv[n++] = "WA_TOKEN";
+        kv[n++] = value;
+    }
+    if (sandbox != NULL) {
+        kv[n++] = "WA_SANDBOX";
+        kv[n++] = sandbox;
+    }
+    err = wa_cfg_load(spec_sb, 1, &token, lookup, (void *)kv, error);
+    wa_cfg_cleanup(spec_sb, 1, &token);
+    return err;
+}
+
+static void
+sandbox__public_default_refused_outside_sandbox_mode(void **state)
+{
+    static const char *const refused[] = {NULL,
+                                          "",
+                                          "sandbox-token",
+                                          "real-token,sandbox-token",
+                                          "123=sandbox-token",
+                                          "sandbox-token,123=real"};
+    static const char *const accepted[] = {"real-token", "sandbox-token-2", "123=real,real2",
+                                           "xsandbox-token"};
+    struct wa_error error = {0};
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < WA_ARRAY_LEN(refused); i++) {
+        memset(&error, 0, sizeof(error));
+        assert_int_equal(load_sandboxed(refused[i], NULL, &error), WA_ECONFIG);
+        assert_non_null(strstr(error.message, "WA_TOKEN"));
+        assert_non_null(strstr(error.message, "WA_SANDBOX"));
+        assert_int_equal(load_sandboxed(refused[i], "0", &error), WA_ECONFIG);
+        assert_int_equal(load_sandboxed(refused[i], "1", &error), WA_OK);
+    }
+    for (i = 0; i < WA_ARRAY_LEN(accepted); i++) {
+        assert_int_equal(load_sandboxed(accepted[i], NULL, &error), WA_OK);
+    }
+    assert_int_equal(load_sandboxed("real", "maybe", &error), WA_ECONFIG);
+    assert_non_null(strstr(error.message, "WA_SANDBOX"));
+}
+
 static void
 parse__durations_and_sizes(void **state)
 {
@@ -365,6 +421,7 @@ main(void)
         cmocka_unit_test(load__out_of_bounds__error_names_variable),
         cmocka_unit_test(load__unparsable__error_names_variable),
         cmocka_unit_test(required__missing__error_names_variable),
+        cmocka_unit_test(sandbox__public_default_refused_outside_sandbox_mode),
         cmocka_unit_test(parse__durations_and_sizes),
         cmocka_unit_test(parse__microsecond_durations),
         cmocka_unit_test(secret_file__trailing_newline__stripped),

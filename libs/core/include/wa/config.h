@@ -26,6 +26,10 @@ enum wa_cfg_type { WA_CFG_STRING, WA_CFG_INT, WA_CFG_BOOL, WA_CFG_MS, WA_CFG_US,
 
 #define WA_CFG_SECRET   0x1u /* redacted in --print-config; may come from <NAME>_FILE */
 #define WA_CFG_REQUIRED 0x2u /* must be set (no default) */
+/* The default is a public sandbox value (local development only): unless WA_SANDBOX is true, the
+ * value must be set, non-empty, and no comma-separated item of it (nor the token of an
+ * "id=token" item) may equal the default. */
+#define WA_CFG_SANDBOX 0x4u
 
 struct wa_cfg_spec {
     const char *name; /* e.g. "WA_LISTEN" */
