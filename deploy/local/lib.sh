@@ -358,6 +358,59 @@ wa_daemon_start() {
   WA_DAEMON_PIDS+=("$WA_DAEMON_PID")
 }
 
+# wa_daemon_forget PID: drops PID from WA_DAEMON_PIDS (it exited and was reaped).
+wa_daemon_forget() {
+  local pid keep=()
+  for pid in "${WA_DAEMON_PIDS[@]}"; do
+    [[ "$pid" == "$1" ]] || keep+=("$pid")
+  done
+  WA_DAEMON_PIDS=("${keep[@]}")
+}
+
+# Supervision, as Kubernetes restarts a container: wa_supervise_add NAME LOG CMD... starts CMD
+# with wa_daemon_start and remembers how; wa_supervise then waits, and a child that exits is
+# logged and started again after a back-off (1 s, doubling to 30 s; back to 1 s once it had
+# run 60 s). It returns only when no child is left; stop it from a signal trap
+# (wa_daemons_stop "${WA_DAEMON_PIDS[@]}" then exit). WA_SUPERVISE_NAME maps pid -> name.
+declare -A WA_SUPERVISE_NAME=() WA_SUPERVISE_CMD=() WA_SUPERVISE_LOG=() WA_SUPERVISE_SINCE=() \
+  WA_SUPERVISE_BACKOFF=()
+wa_supervise_add() {
+  local name=$1 log=$2
+  shift 2
+  WA_SUPERVISE_CMD[$name]=$(printf '%q ' "$@")
+  WA_SUPERVISE_LOG[$name]=$log
+  wa_supervise_spawn "$name"
+}
+wa_supervise_spawn() {
+  local name=$1
+  eval "wa_daemon_start \"\${WA_SUPERVISE_LOG[\$name]}\" ${WA_SUPERVISE_CMD[$name]}"
+  WA_SUPERVISE_NAME[$WA_DAEMON_PID]=$name
+  WA_SUPERVISE_SINCE[$name]=$SECONDS
+}
+wa_supervise() {
+  local dead status name up delay
+  while ((${#WA_DAEMON_PIDS[@]})); do
+    dead='' status=0
+    wait -n -p dead "${WA_DAEMON_PIDS[@]}" || status=$?
+    [[ -n "$dead" ]] || continue # interrupted by a signal whose trap returned
+    wa_daemon_forget "$dead"
+    name=${WA_SUPERVISE_NAME[$dead]:-}
+    unset "WA_SUPERVISE_NAME[$dead]"
+    [[ -n "$name" ]] || continue
+    up=$((SECONDS - WA_SUPERVISE_SINCE[$name]))
+    delay=${WA_SUPERVISE_BACKOFF[$name]:-1}
+    ((up < 60)) || delay=1
+    printf '[supervise] %s (pid %s) exited with status %s after %ss; restarting in %ss\n' \
+      "$name" "$dead" "$status" "$up" "$delay" >&2
+    sleep "$delay" &
+    wait $! || true # a signal's trap runs at once
+    WA_SUPERVISE_BACKOFF[$name]=$((delay * 2 > 30 ? 30 : delay * 2))
+    wa_supervise_spawn "$name"
+    printf '[supervise] %s restarted (pid %s, log %s)\n' "$name" "$WA_DAEMON_PID" \
+      "${WA_SUPERVISE_LOG[$name]}" >&2
+  done
+}
+
 # wa_readyz_wait URL TIMEOUT [PID [LOG]]: polls URL/readyz until it answers 2xx. Returns 1,
 # after saying why (and the tail of LOG), when TIMEOUT seconds pass or PID exits first.
 wa_readyz_wait() {

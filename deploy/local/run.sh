@@ -2,7 +2,8 @@
 # run.sh: what `make run` does: install what is missing, build (build/run), start Kafka, Redis
 # and FerretDB (infra.sh), then wa-cloudsim and the six daemons with the sandbox defaults, then
 # Prometheus (Debian's, on WA_PROMETHEUS_LISTEN, default 127.0.0.1:9090) scraping every daemon
-# with deploy/prometheus/ (data in var/run/prometheus), print where each listens, and stop
+# with deploy/prometheus/ (data in var/run/prometheus), print where each listens, supervise them
+# (one that exits is logged and restarted with back-off, as Kubernetes would), and stop
 # everything on Ctrl-C (daemons first, SIGTERM then SIGKILL after 10 s, then the infrastructure).
 #
 # Every default below yields to a value already set in the caller's environment.
@@ -54,12 +55,13 @@ stop_all() {
     wa_daemons_stop 10 "${WA_DAEMON_PIDS[@]}"
     deploy/local/infra.sh stop || true
     echo "[run] stopped"
+    exit 0
 }
 trap stop_all INT TERM EXIT
 
 start_daemon() { # name listen
     local name=$1 listen=$2
-    wa_daemon_start "$logs/$name.log" env WA_LISTEN="$listen" "$root/build/run/bin/$name"
+    wa_supervise_add "$name" "$logs/$name.log" env WA_LISTEN="$listen" "$root/build/run/bin/$name"
     listens[$WA_DAEMON_PID]=$listen
     printf '[run] %-13s http://%s  (log %s)\n' "$name" "$listen" "var/run/logs/$name.log"
 }
@@ -83,7 +85,7 @@ if wa_port_open "$prom_host" "$prom_port"; then
     wa_warn "port $prom_port is taken ($(wa_port_owner "$prom_port")); Prometheus not started"
 else
     mkdir -p "$root/var/run/prometheus"
-    wa_daemon_start "$logs/prometheus.log" prometheus \
+    wa_supervise_add prometheus "$logs/prometheus.log" prometheus \
         --config.file="$root/deploy/prometheus/prometheus.yml" \
         --storage.tsdb.path="$root/var/run/prometheus" --storage.tsdb.retention.time=2d \
         --web.listen-address="$WA_PROMETHEUS_LISTEN"
@@ -109,6 +111,5 @@ fi
 echo "[run] suite is up: gateway http://127.0.0.1:8080, webhooks http://127.0.0.1:8081/webhook,"
 echo "[run] Cloud API simulator $WA_GRAPH_URL (sandbox number $WA_SANDBOX_DISPLAY_NUMBER," \
      "phone_number_id $WA_SANDBOX_PHONE_NUMBER_ID). Ctrl-C stops everything."
-# Wait until a daemon exits or Ctrl-C.
-wait -n "${WA_DAEMON_PIDS[@]}" || true
-echo "[run] a daemon exited; see var/run/logs" >&2
+# Supervise until Ctrl-C: a daemon that exits is logged and restarted with back-off (lib.sh).
+wa_supervise
