@@ -197,6 +197,44 @@ lifecycle__every_daemon__serves_probes_and_stops_on_sigterm(void **state)
     wa_buf_cleanup(&body);
 }
 
+/* A test process that dies (a failed assertion, a crash, SIGKILL) leaves none of the processes it
+ * spawned behind. */
+static void
+spawn__test_process_dies__its_children_are_killed(void **state)
+{
+    const char *argv[] = {"sleep", "1000", NULL};
+    int fds[2];
+    pid_t tester, child = 0;
+    uint64_t t0;
+
+    (void)state;
+    assert_int_equal(pipe(fds), 0);
+    tester = fork();
+    assert_true(tester >= 0);
+    if (tester == 0) {
+        pid_t p = wa_test_spawn(argv, NULL, "/dev/null", 0);
+
+        (void)!write(fds[1], &p, sizeof(p));
+        pause(); /* "fails" when killed below */
+        _exit(0);
+    }
+    close(fds[1]);
+    assert_int_equal(read(fds[0], &child, sizeof(child)), (ssize_t)sizeof(child));
+    close(fds[0]);
+    assert_true(child > 0);
+    assert_int_equal(kill(child, 0), 0);
+    assert_int_equal(kill(tester, SIGKILL), 0);
+    assert_int_equal(wa_test_wait_exit(tester, 5000), 128 + SIGKILL);
+    t0 = wa_clock_mono_ms();
+    while (kill(child, 0) == 0 && wa_clock_mono_ms() - t0 < 5000) {
+        usleep(20000); /* the child is an orphan: init reaps it once it is killed */
+    }
+    if (kill(child, 0) == 0) {
+        kill(child, SIGKILL);
+        fail_msg("the child (pid %d) outlived its test process", (int)child);
+    }
+}
+
 static pid_t
 start_redis(int port)
 {
@@ -243,6 +281,7 @@ main(void)
         cmocka_unit_test(cli__every_daemon__answers_version_help_and_config_checks),
         cmocka_unit_test(cli__secret_daemons__refuse_sandbox_secrets_outside_sandbox_mode),
         cmocka_unit_test(lifecycle__every_daemon__serves_probes_and_stops_on_sigterm),
+        cmocka_unit_test(spawn__test_process_dies__its_children_are_killed),
         cmocka_unit_test(readiness__redis_stops_and_returns__readyz_follows_without_restart),
     };
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -40,11 +41,17 @@ wa_test_bin_path(const char *name, char *out, size_t size)
 pid_t
 wa_test_spawn(const char *const *argv, const char *const *env, const char *logfile, int flags)
 {
+    pid_t parent = getpid();
     pid_t pid = fork();
 
     assert_true(pid >= 0);
     if (pid == 0) {
         sigset_t all;
+
+        /* a test that fails (or is killed) takes its children with it: nothing is left behind */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) {
+            _exit(127);
+        }
 
         /* a wa_loop in the test blocks signals it reads by signalfd; the child must see them */
         sigfillset(&all);

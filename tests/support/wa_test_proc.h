@@ -37,7 +37,8 @@ void wa_test_bin_path(const char *name, char *out, size_t size);
  * process with all signals unblocked and the extra "NAME=value" settings of env (NULL-ended,
  * borrowed; may be NULL) added to this process's environment. stdout and stderr go to logfile
  * (created, truncated unless flags say otherwise); logfile NULL: both are inherited. Returns
- * the child's pid; the caller reaps it with wa_test_wait_exit() or wa_test_stop().
+ * the child's pid; the caller reaps it with wa_test_wait_exit() or wa_test_stop(). The child gets
+ * SIGKILL when this process ends (PR_SET_PDEATHSIG), so a failed or killed test leaves nothing.
  */
 pid_t wa_test_spawn(const char *const *argv, const char *const *env, const char *logfile,
                     int flags);
