@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "wa/buf.h"
 #include "wa/clock.h"
 #include "wa/cloudevent.h"
 #include "wa/contract.h"
@@ -138,6 +139,35 @@ write_file(const char *path, const char *text)
 
 /* ---- the CRM receiver ---- */
 
+/* What a receiver checks: the signature covers "<timestamp>.<delivery>.<body>", and the
+ * timestamp is recent (a replayed old delivery is refused). */
+static bool
+crm_signature_ok(struct wa_http_req *req, const char *sig, const char *body, size_t len,
+                 const char *const *secrets)
+{
+    const char *ts = wa_http_req_header(req, "X-Wabridge-Timestamp");
+    const char *delivery = wa_http_req_header(req, "X-Wabridge-Delivery");
+    long long now = (long long)(wa_clock_wall_ms() / 1000), t;
+    struct wa_buf signed_text;
+    bool ok;
+
+    if (ts == NULL || delivery == NULL) {
+        return false;
+    }
+    t = strtoll(ts, NULL, 10);
+    if (t < now - 300 || t > now + 300) {
+        return false;
+    }
+    wa_buf_init(&signed_text, 0);
+    wa_buf_printf(&signed_text, "%s.%s.", ts, delivery);
+    wa_buf_append(&signed_text, body, len);
+    ok = wa_hub_signature_verify(sig, signed_text.data, signed_text.len, secrets, 1, NULL) ==
+             WA_OK &&
+         wa_hub_signature_verify(sig, body, len, secrets, 1, NULL) != WA_OK;
+    wa_buf_cleanup(&signed_text);
+    return ok;
+}
+
 static void
 on_crm(struct wa_http_req *req, void *arg)
 {
@@ -162,7 +192,7 @@ on_crm(struct wa_http_req *req, void *arg)
         h->attempt = wa_http_req_header(req, "X-Wabridge-Attempt") != NULL
                          ? (int)strtol(wa_http_req_header(req, "X-Wabridge-Attempt"), NULL, 10)
                          : 0;
-        h->signed_ok = wa_hub_signature_verify(sig, body, len, secrets, 1, NULL) == WA_OK;
+        h->signed_ok = crm_signature_ok(req, sig, body, len, secrets);
         h->body = strndup(body, len);
     }
     if (T.crm_fail > 0) {
@@ -297,10 +327,12 @@ write_rules(const char *price_text)
     snprintf(
         text, sizeof(text),
         "{\"version\":1,\"destinations\":{"
-        "\"crm\":{\"url\":\"http://127.0.0.1:%d/crm\",\"secret_env\":\"WA_TEST_CRM_SECRET\","
+        "\"crm\":{\"url\":\"http://127.0.0.1:%d/crm\",\"allow_http\":true,"
+        "\"secret_env\":\"WA_TEST_CRM_SECRET\","
         "\"rate_per_s\":5,\"burst\":1,\"max_attempts\":4,\"backoff_initial\":\"100ms\","
         "\"backoff_max\":\"400ms\"},"
-        "\"reject\":{\"url\":\"http://127.0.0.1:%d/reject\",\"max_attempts\":3}},"
+        "\"reject\":{\"url\":\"http://127.0.0.1:%d/reject\",\"allow_http\":true,"
+        "\"unsigned\":true,\"max_attempts\":3}},"
         "\"rules\":["
         "{\"name\":\"opt-out\",\"match\":{\"keywords\":{\"exact\":[\"stop\",\"إلغاء\"]}},"
         " \"actions\":[{\"opt_out\":true},{\"reply\":{\"text\":\"unsubscribed\"}}]},"

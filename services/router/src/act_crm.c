@@ -14,8 +14,10 @@
  *   - claims up to batch_max due jobs (leased) and POSTs them as one request: a single record
  *     when batch_max is 1, else {"count", "events": [records]}; with batching, at most one
  *     request per batch_wait so records accumulate;
- *   - signs the body: X-Wabridge-Signature-256: sha256=<hex HMAC-SHA256(secret, body)>, plus
- *     X-Wabridge-Delivery (first job id) and X-Wabridge-Attempt;
+ *   - sends X-Wabridge-Delivery (first job id), X-Wabridge-Attempt, X-Wabridge-Timestamp (Unix
+ *     seconds) and signs them with the body: X-Wabridge-Signature-256: sha256=<hex
+ *     HMAC-SHA256(secret, "<timestamp>.<delivery>.<body>")>, so a receiver can refuse replays
+ *     (old timestamps, delivery ids it has seen) as well as forgeries;
  *   - 2xx: the jobs are removed. 408, 429, 5xx, timeouts and connection errors: each job is
  *     rescheduled after backoff_initial * 2^(attempts-1) (at most backoff_max, +-20% jitter);
  *     other 4xx, or max_attempts reached: the record goes to <p>router.crm.dlq with the last
@@ -27,6 +29,7 @@
 #include <string.h>
 
 #include "router.h"
+#include "wa/buf.h"
 #include "wa/clock.h"
 #include "wa/crypto.h"
 #include "wa/httpc.h"
@@ -269,9 +272,9 @@ static void
 send_delivery(struct delivery *dl)
 {
     const struct rt_dest *d = dl->dest;
-    struct wa_httpc_header h[5];
+    struct wa_httpc_header h[6];
     struct wa_httpc_request rq = {0};
-    char sig[WA_HUB_SIGNATURE_LEN], attempt[24];
+    char sig[WA_HUB_SIGNATURE_LEN], attempt[24], ts[24];
     json_t *payload;
     size_t nh = 0;
     int64_t attempts = json_integer_value(json_object_get(dl->jobs[0], "attempts")) + 1;
@@ -294,11 +297,25 @@ send_delivery(struct delivery *dl)
         return;
     }
     snprintf(attempt, sizeof(attempt), "%lld", (long long)attempts);
+    snprintf(ts, sizeof(ts), "%llu", (unsigned long long)(wa_clock_wall_ms() / 1000));
     h[nh++] = (struct wa_httpc_header){"Content-Type", "application/json"};
     h[nh++] = (struct wa_httpc_header){"X-Wabridge-Delivery", dl->ids[0]};
     h[nh++] = (struct wa_httpc_header){"X-Wabridge-Attempt", attempt};
+    h[nh++] = (struct wa_httpc_header){"X-Wabridge-Timestamp", ts};
     if (d->secret != NULL) {
-        wa_hub_signature_make(d->secret, dl->body, strlen(dl->body), sig);
+        struct wa_buf signed_text;
+
+        wa_buf_init(&signed_text, 0);
+        if (wa_buf_printf(&signed_text, "%s.%s.", ts, dl->ids[0]) != WA_OK ||
+            wa_buf_append_str(&signed_text, dl->body) != WA_OK) {
+            wa_buf_cleanup(&signed_text);
+            settle(dl, 0, "out of memory");
+            dl->ds->inflight--;
+            delivery_free(dl);
+            return;
+        }
+        wa_hub_signature_make(d->secret, signed_text.data, signed_text.len, sig);
+        wa_buf_cleanup(&signed_text);
         h[nh++] = (struct wa_httpc_header){"X-Wabridge-Signature-256", sig};
     }
     rq.method = "POST";

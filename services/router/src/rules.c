@@ -671,8 +671,9 @@ static void
 dests_parse(struct vctx *v, const json_t *obj, struct rt_ruleset *rs)
 {
     static const char *const known[] = {
-        "url",     "secret_env",   "rate_per_s",      "burst",       "batch_max", "batch_wait",
-        "timeout", "max_attempts", "backoff_initial", "backoff_max", NULL};
+        "url",       "secret_env", "unsigned", "allow_http",   "rate_per_s",      "burst",
+        "batch_max", "batch_wait", "timeout",  "max_attempts", "backoff_initial", "backoff_max",
+        NULL};
     const char *name;
     json_t *d, *val;
     size_t i = 0;
@@ -707,10 +708,28 @@ dests_parse(struct vctx *v, const json_t *obj, struct rt_ruleset *rs)
             continue;
         }
         keys_known(v, where, "", d, known);
+        if ((val = json_object_get(d, "unsigned")) != NULL && !json_is_boolean(val)) {
+            verr(v, where, "unsigned: must be true or false");
+        }
+        if ((val = json_object_get(d, "allow_http")) != NULL && !json_is_boolean(val)) {
+            verr(v, where, "allow_http: must be true or false");
+        }
         if (url == NULL || (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)) {
             verr(v, where, "url: required, http:// or https://");
+        } else if (strncmp(url, "http://", 7) == 0 &&
+                   !json_is_true(json_object_get(d, "allow_http"))) {
+            verr(v, where,
+                 "url: plain http:// sends customer data unencrypted; use https:// or "
+                 "set \"allow_http\": true on purpose");
         } else {
             x->url = strdup(url);
+        }
+        if (senv == NULL && !json_is_true(json_object_get(d, "unsigned"))) {
+            verr(v, where,
+                 "secret_env: required (the receiver cannot tell forged deliveries); "
+                 "or set \"unsigned\": true on purpose");
+        } else if (senv != NULL && json_is_true(json_object_get(d, "unsigned"))) {
+            verr(v, where, "secret_env and \"unsigned\": true contradict each other");
         }
         if (senv != NULL) {
             const char *sec = getenv(senv);

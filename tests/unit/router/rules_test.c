@@ -81,6 +81,15 @@ rules__errors__name_rule_and_field(void **state)
                  "actions[0].remind.actions[0].remind: a reminder cannot schedule another");
     expect_error("{\"destinations\":{\"crm\":{\"url\":\"ftp://x\"}},\"rules\":[]}",
                  "destination \"crm\": url: required, http:// or https://");
+    expect_error("{\"destinations\":{\"crm\":{\"url\":\"http://crm.example/h\","
+                 "\"unsigned\":true}},\"rules\":[]}",
+                 "destination \"crm\": url: plain http:// sends customer data unencrypted");
+    expect_error("{\"destinations\":{\"crm\":{\"url\":\"https://crm.example/h\"}},"
+                 "\"rules\":[]}",
+                 "destination \"crm\": secret_env: required");
+    expect_error("{\"destinations\":{\"crm\":{\"url\":\"https://crm.example/h\","
+                 "\"unsigned\":\"yes\"}},\"rules\":[]}",
+                 "destination \"crm\": unsigned: must be true or false");
 }
 
 static void
@@ -102,6 +111,7 @@ rules__complete_file__accepted(void **state)
 {
     static const char json[] =
         "{\"version\":1,\"destinations\":{\"crm\":{\"url\":\"http://127.0.0.1:9/hook\","
+        "\"allow_http\":true,\"unsigned\":true,"
         "\"rate_per_s\":5,\"batch_max\":10,\"batch_wait\":\"100ms\",\"max_attempts\":3,"
         "\"backoff_initial\":\"200ms\"}},"
         "\"rules\":[{\"name\":\"all\",\"match\":{\"type\":[\"text\"],"
