@@ -57,7 +57,7 @@ wa_contract_event_key(const struct wa_webhook_event *ev, char *out, size_t size)
 {
     int n;
 
-    if (ev->kind != WA_WEBHOOK_ACCOUNT) {
+    if (ev->kind != WA_WEBHOOK_ACCOUNT || ev->contact != NULL) {
         return wa_contract_conversation_key(ev->phone_number_id, ev->contact, out, size);
     }
     n = snprintf(out, size, "%s", ev->waba_id != NULL ? ev->waba_id : "unknown");
@@ -80,7 +80,9 @@ wa_contract_event_dedup_id(const struct wa_webhook_event *ev, char *out, size_t 
         n = snprintf(out, size, "m:%s", ev->id);
         break;
     case WA_WEBHOOK_STATUS:
-        n = snprintf(out, size, "s:%s:%s", ev->id, ev->status);
+        n = ev->participant != NULL
+                ? snprintf(out, size, "s:%s:%s:%s", ev->id, ev->status, ev->participant)
+                : snprintf(out, size, "s:%s:%s", ev->id, ev->status);
         break;
     default:
         return WA_ENOTFOUND;
@@ -134,6 +136,9 @@ wa_contract_event_data(const struct wa_webhook_event *ev, json_t **out)
         rc |= set_str(o, "from_user_id", wa_json_str(ev->item, "from_user_id"));
         rc |= set_shared(o, "profile", ev->profile);
         rc |= set_shared(o, "message", ev->item);
+        if (ev->repaired) {
+            rc |= json_object_set_new_nocheck(o, "repaired", json_true());
+        }
         break;
     case WA_WEBHOOK_STATUS:
         rc |= set_str(o, "wamid", ev->id);
@@ -146,6 +151,9 @@ wa_contract_event_data(const struct wa_webhook_event *ev, json_t **out)
         rc |= set_str(o, "biz_opaque_callback_data",
                       wa_json_str(ev->item, "biz_opaque_callback_data"));
         rc |= set_shared(o, "status_object", ev->item);
+        if (ev->repaired) {
+            rc |= json_object_set_new_nocheck(o, "repaired", json_true());
+        }
         break;
     case WA_WEBHOOK_ACCOUNT:
         rc |= set_str(o, "waba_id", ev->waba_id);
@@ -153,7 +161,11 @@ wa_contract_event_data(const struct wa_webhook_event *ev, json_t **out)
         rc |= set_str(o, "event", ev->type);
         rc |= set_ts(o, "timestamp", ev->timestamp);
         rc |= set_str(o, "phone_number_id", ev->phone_number_id);
+        rc |= set_str(o, "contact", ev->contact);
         rc |= set_shared(o, "value", ev->item);
+        if (ev->repaired) {
+            rc |= json_object_set_new_nocheck(o, "repaired", json_true());
+        }
         break;
     }
     if (rc != 0) {
@@ -274,5 +286,6 @@ wa_contract_account_event_decode(const json_t *data, struct wa_contract_account_
     out->event = wa_json_str(data, "event");
     out->timestamp = opt_ts(data, "timestamp");
     out->phone_number_id = wa_json_str(data, "phone_number_id");
+    out->contact = wa_json_str(data, "contact");
     return WA_OK;
 }

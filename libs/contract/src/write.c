@@ -111,12 +111,16 @@ event_data(struct wa_buf *b, const struct wa_webhook_event *ev)
             (err = STR(b, ",\"event\":", ev->type)) != WA_OK ||
             (err = TS(b, ",\"timestamp\":", ev->timestamp)) != WA_OK ||
             (err = STR(b, ",\"phone_number_id\":", ev->phone_number_id)) != WA_OK ||
+            (err = STR(b, ",\"contact\":", ev->contact)) != WA_OK ||
             (err = JSON(b, ",\"value\":", ev->item)) != WA_OK) {
             return err;
         }
         break;
     default:
         return WA_EINVAL;
+    }
+    if (ev->repaired && (err = PUT_LIT(b, ",\"repaired\":true")) != WA_OK) {
+        return err;
     }
     return PUT_LIT(b, "}");
 }

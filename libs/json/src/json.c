@@ -247,65 +247,27 @@ wa_json_path_str(const json_t *root, const char *path)
     return as_cstr(wa_json_path(root, path));
 }
 
+/* Both dumps go through wa_json_write (write.c), so reals are written as sent wherever the
+ * tree serialises a document. wa_buf's memory is malloc'd, not jansson's allocator, so free()
+ * is right even inside a JSON arena scope. UTF-8 is kept as is (no JSON_ENSURE_ASCII). */
 char *
 wa_json_dump(const json_t *v)
 {
+    struct wa_buf b;
+
     if (v == NULL) {
         return NULL;
     }
-    const size_t flags = JSON_COMPACT | JSON_ENCODE_ANY;
-    size_t n;
-    char *s;
-
-    /* UTF-8 is kept as is (no JSON_ENSURE_ASCII): the Cloud API and our topics are UTF-8.
-     * The text is malloc'd here, not by jansson's allocator, so free() is right even inside a
-     * JSON arena scope (where json_dumps would hand out arena memory). */
-    if ((n = json_dumpb(v, NULL, 0, flags)) == 0 || (s = malloc(n + 1)) == NULL) {
+    wa_buf_init(&b, 0);
+    if (wa_json_write(&b, v) != WA_OK) {
+        wa_buf_cleanup(&b);
         return NULL;
     }
-    if (json_dumpb(v, s, n, flags) != n) {
-        free(s);
-        return NULL;
-    }
-    s[n] = '\0';
-    return s;
-}
-
-struct dump_ctx {
-    struct wa_buf *out;
-    enum wa_err err;
-};
-
-/* The first error sticks: jansson ignores the callback's result for object keys and goes on
- * with the next chunk, which would otherwise leave a key out of the dump and report success. */
-static int
-on_dump_chunk(const char *chunk, size_t size, void *arg)
-{
-    struct dump_ctx *ctx = arg;
-
-    if (ctx->err == WA_OK) {
-        ctx->err = wa_buf_append(ctx->out, chunk, size);
-    }
-    return ctx->err == WA_OK ? 0 : -1;
+    return wa_buf_steal(&b);
 }
 
 enum wa_err
 wa_json_dump_buf(const json_t *v, struct wa_buf *out)
 {
-    struct dump_ctx ctx = {out, WA_OK};
-    size_t mark = out->len;
-
-    if (v == NULL) {
-        return WA_EINVAL;
-    }
-    if (json_dump_callback(v, on_dump_chunk, &ctx, JSON_COMPACT | JSON_ENCODE_ANY) != 0 ||
-        ctx.err != WA_OK) {
-        /* roll back a partial dump so out is unchanged on failure */
-        out->len = mark;
-        if (out->data != NULL) {
-            out->data[mark] = '\0';
-        }
-        return ctx.err != WA_OK ? ctx.err : WA_ENOMEM;
-    }
-    return WA_OK;
+    return wa_json_write(out, v);
 }

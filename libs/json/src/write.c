@@ -8,12 +8,18 @@
  *   - strings escape '"', '\\', \b \f \n \r \t, other controls as \u00XX (upper-case hex),
  *     and copy everything else (UTF-8 included, '/' and DEL too) verbatim: that is
  *     wa_buf_append_json_string of libs/core, the tree's one escaper (the logger needs it too);
- *   - integers are printed in decimal; reals are handed to jansson itself (json_dumpb), so
- *     their precision, ".0" and exponent are jansson's.
+ *   - integers are printed in decimal;
+ *   - reals differ on purpose: jansson prints 17 significant digits (a latitude 37.483307
+ *     becomes 37.483307000000003), this writer the fewest of 15, 16 or 17 digits that read
+ *     back as the same double, so a value sent with up to 15 digits is written as sent
+ *     (docs/cloud-api.md, "Conventions"); ".0" and the exponent form are jansson's.
  * No shared state: safe on any thread.
  */
 #include "wa/json.h"
 
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define PUT_LIT(b, lit) wa_buf_append((b), (lit), sizeof(lit) - 1)
@@ -35,17 +41,47 @@ wa_json_write_int(struct wa_buf *b, int64_t v)
     return wa_buf_append(b, tmp + i, sizeof(tmp) - i);
 }
 
-/* Reals: jansson's own formatting (precision, ".0", exponent) by jansson itself. */
+/* Reals: the shortest of %.15g, %.16g, %.17g that reads back as the same double, then
+ * jansson's touches: ".0" when neither '.' nor 'e' is present, no '+' or leading zeros in the
+ * exponent. The C locale is assumed (daemons never call setlocale). */
 static enum wa_err
 write_real(struct wa_buf *b, const json_t *v)
 {
-    char tmp[64];
-    size_t n = json_dumpb(v, tmp, sizeof(tmp), JSON_COMPACT | JSON_ENCODE_ANY);
+    double d = json_real_value(v);
+    char tmp[64], *e;
+    int n = 0;
 
-    if (n == 0 || n > sizeof(tmp)) {
-        return WA_EINVAL; /* jansson refuses NaN and infinities; nothing else is that long */
+    if (!isfinite(d)) {
+        return WA_EINVAL;
     }
-    return wa_buf_append(b, tmp, n);
+    for (int prec = 15; prec <= 17; prec++) {
+        n = snprintf(tmp, sizeof(tmp), "%.*g", prec, d);
+        if (n <= 0 || (size_t)n >= sizeof(tmp) - 2) {
+            return WA_EINVAL;
+        }
+        if (strtod(tmp, NULL) == d) {
+            break;
+        }
+    }
+    if ((e = strchr(tmp, 'e')) != NULL) {
+        char *digits = e + 1, *src;
+
+        if (*digits == '+' || *digits == '-') {
+            if (*digits == '+') {
+                memmove(digits, digits + 1, strlen(digits));
+            } else {
+                digits++;
+            }
+        }
+        for (src = digits; *src == '0' && src[1] != '\0'; src++) {
+        }
+        memmove(digits, src, strlen(src) + 1);
+        n = (int)strlen(tmp);
+    } else if (strchr(tmp, '.') == NULL) {
+        memcpy(tmp + n, ".0", 3);
+        n += 2;
+    }
+    return wa_buf_append(b, tmp, (size_t)n);
 }
 
 static enum wa_err

@@ -1,7 +1,7 @@
 /*
  * dedupe.c: stage 5 of 7. Input: the request's events. Output: their records (encoded at once
  * by ig_publish_encode, so the document does not wait on Redis), each message (by wamid) and
- * status (by wamid and status) marked duplicate (record skip) or not, then ig_publish_start().
+ * status (by wamid, status and group participant) marked duplicate (record skip) or not, then ig_publish_start().
  *
  * One Redis round trip per loop iteration, not per request: the claims of every request that
  * reached this stage during one pass of the loop are sent as one EVALSHA on a 0 ms timer
@@ -18,7 +18,8 @@
  *     duplicates are absorbed by consumers' idempotency, a loss would not be.
  * When Redis is down or slow, everything is published and the failure counted: dedup is an
  * optimisation, durability is the contract. Account events are never deduplicated.
- * Keys: "<WA_TOPIC_PREFIX>ingest:dedup:m:<wamid>", "...:s:<wamid>:<status>" (owner: wa-ingest).
+ * Keys: "<WA_TOPIC_PREFIX>ingest:dedup:m:<wamid>", "...:s:<wamid>:<status>", and for a group's
+ * statuses "...:s:<wamid>:<status>:<participant>" (owner: wa-ingest).
  */
 #include <stdio.h>
 #include <stdlib.h>

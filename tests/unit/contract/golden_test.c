@@ -191,12 +191,51 @@ golden__invalid_webhooks__are_refused_with_expected_error(void **state)
     assert_true(for_each_case("invalid", invalid_adapter, false) >= 5);
 }
 
+/* The bytes wa-ingest publishes (the direct writer) hold Meta's numbers as sent: values are
+ * compared above, the text here. */
+static void
+written_text_of(const char *name, struct wa_buf *out)
+{
+    char path[1024];
+    size_t len = 0;
+    char *input;
+    struct wa_webhook_batch b;
+
+    snprintf(path, sizeof(path), "%s/valid/%s/input", WA_WEBHOOK_DATA, name);
+    input = wa_test_read_file(path, &len);
+    assert_non_null(input);
+    wa_webhook_batch_init(&b);
+    assert_int_equal(wa_webhook_split(input, len, &b, NULL), WA_OK);
+    for (size_t i = 0; i < b.count; i++) {
+        assert_int_equal(wa_contract_event_data_write(out, &b.events[i]), WA_OK);
+    }
+    wa_webhook_batch_cleanup(&b);
+    free(input);
+}
+
+static void
+golden__published_bytes__keep_numbers_as_meta_sent_them(void **state)
+{
+    struct wa_buf out;
+
+    (void)state;
+    wa_buf_init(&out, 0);
+    written_text_of("message_location_verbatim", &out);
+    assert_non_null(strstr(out.data, "\"latitude\":37.483307,\"longitude\":-122.148981,"));
+    wa_buf_reset(&out);
+    written_text_of("repaired_big_integer_id", &out);
+    assert_non_null(strstr(out.data, "\"message_template_id\":\"123456789012345678901234567890\""));
+    assert_non_null(strstr(out.data, "\"other_id\":1689556908129832"));
+    wa_buf_cleanup(&out);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(golden__valid_webhooks__give_expected_events),
         cmocka_unit_test(golden__invalid_webhooks__are_refused_with_expected_error),
+        cmocka_unit_test(golden__published_bytes__keep_numbers_as_meta_sent_them),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

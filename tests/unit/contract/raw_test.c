@@ -154,7 +154,13 @@ keys__conversation_and_account__follow_the_contract(void **state)
     ev.status = "read";
     assert_int_equal(wa_contract_event_dedup_id(&ev, key, sizeof(key)), WA_OK);
     assert_string_equal(key, "s:wamid.X:read");
-    ev.kind = WA_WEBHOOK_ACCOUNT;
+    ev.participant = "16505550001"; /* a group's status: one per participant */
+    assert_int_equal(wa_contract_event_dedup_id(&ev, key, sizeof(key)), WA_OK);
+    assert_string_equal(key, "s:wamid.X:read:16505550001");
+    ev.kind = WA_WEBHOOK_ACCOUNT; /* a per-item event (user_preferences...): the conversation */
+    assert_int_equal(wa_contract_event_key(&ev, key, sizeof(key)), WA_OK);
+    assert_string_equal(key, "106540352242922:16505551234");
+    ev.contact = NULL;
     assert_int_equal(wa_contract_event_key(&ev, key, sizeof(key)), WA_OK);
     assert_string_equal(key, "102290129340398");
     assert_int_equal(wa_contract_event_dedup_id(&ev, key, sizeof(key)), WA_ENOTFOUND);

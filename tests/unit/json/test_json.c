@@ -353,6 +353,37 @@ dump_buf__appends_and_respects_max(void **state)
     json_decref(v);
 }
 
+/* Meta's numbers come out as sent: the fewest digits that read back as the same double. */
+static void
+dump__reals_as_sent__fewest_digits_that_round_trip(void **state)
+{
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"[37.483307]", "[37.483307]"},
+        {"[-122.148981]", "[-122.148981]"},
+        {"[0.1]", "[0.1]"},
+        {"[1.0]", "[1.0]"},
+        {"[-0.0]", "[-0.0]"},
+        {"[1e300]", "[1e300]"},
+        {"[1.5e-7]", "[1.5e-7]"},
+        {"[0.30000000000000004]", "[0.30000000000000004]"},
+        {"[1234567890.1234567]", "[1234567890.1234567]"},
+        {"[1689556908129832]", "[1689556908129832]"},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        json_t *v = parse_ok(cases[i].in);
+        char *s = wa_json_dump(v);
+
+        assert_non_null(s);
+        assert_string_equal(s, cases[i].out);
+        free(s);
+        json_decref(v);
+    }
+}
+
 int
 main(void)
 {
@@ -378,6 +409,7 @@ main(void)
         cmocka_unit_test(path__numeric_key_on_object__is_a_key),
         cmocka_unit_test(dump__compact_and_utf8_kept),
         cmocka_unit_test(dump_buf__appends_and_respects_max),
+        cmocka_unit_test(dump__reals_as_sent__fewest_digits_that_round_trip),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -20,10 +20,17 @@
  *   {"wamid", "status", "timestamp", "phone_number_id", "display_phone_number", "waba_id",
  *    "contact", "biz_opaque_callback_data" (string | null), "status_object" (Meta's status
  *    object verbatim: errors, pricing, conversation, ...)}
- * account.event (type wa.account.event.v1, key <WABA id>)
- *   {"waba_id", "field" (changes[].field), "event" (value.event, "error" for value.errors[]
- *    items, or null), "timestamp" (entry time | null), "phone_number_id" (| null),
- *    "value" (the change's value, or the error object, verbatim)}
+ * account.event (type wa.account.event.v1, key <WABA id>, or <phone_number_id>:<contact> for
+ *   the per-item events of array-carrying fields: user_preferences, smb_message_echoes,
+ *   calls, smb_app_state_sync, history; see wa/whatsapp_webhook.h)
+ *   {"waba_id", "field" (changes[].field), "event" (value.event or the item's "event",
+ *    "error" for value.errors[] items, or null), "timestamp" (the item's timestamp, else entry
+ *    time | null), "phone_number_id" (| null), "contact" (the item's user | null), "value"
+ *    (the change's value, the error object, or for a per-item event the change's value with
+ *    its array reduced to that one item and contacts[] to that user's entry)}
+ * Any of the three may also carry "repaired": true: a string in it was not valid JSON text
+ * (\u0000, a lone surrogate, invalid UTF-8) and holds U+FFFD in its place; webhook.raw has
+ * Meta's bytes. Group statuses (recipient_participant_id) are one event per participant.
  * webhook.raw (type wa.webhook.raw.v1, key phone_number_id, else WABA id, else "unknown")
  *   {"raw_id" (one id per body), "request_id", "received_at" (RFC 3339), "parsed" (bool),
  *    "size" (bytes of the whole body), "sha256" (hex, whole body), "part", "parts",
@@ -100,7 +107,7 @@ enum wa_err wa_contract_event_key(const struct wa_webhook_event *ev, char *out, 
 
 /*
  * Returns the dedup identity of ev in out: "m:<wamid>" for messages, "s:<wamid>:<status>" for
- * statuses; WA_ENOTFOUND for account events (never deduplicated), WA_ETOOBIG when too long.
+ * statuses ("s:<wamid>:<status>:<recipient_participant_id>" for a group's); WA_ENOTFOUND for account events (never deduplicated), WA_ETOOBIG when too long.
  */
 enum wa_err wa_contract_event_dedup_id(const struct wa_webhook_event *ev, char *out, size_t size);
 
@@ -197,6 +204,7 @@ struct wa_contract_account_event {
     const char *event;
     int64_t timestamp;
     const char *phone_number_id;
+    const char *contact; /* per-item events: the item's user, else NULL */
     const json_t *value; /* required object */
 };
 

@@ -106,20 +106,22 @@ json_t *wa_json_path(const json_t *root, const char *path);
 /* wa_json_path() that also requires a string without embedded NUL. Borrowed. */
 const char *wa_json_path_str(const json_t *root, const char *path);
 
-/* Returns a new compact UTF-8 serialisation of v (any JSON value); free with free().
- * NULL when out of memory. */
+/* Returns a new compact UTF-8 serialisation of v (any JSON value, written by wa_json_write);
+ * free with free(). NULL when out of memory or v holds NaN or an infinity. */
 char *wa_json_dump(const json_t *v);
-/* Appends the compact serialisation of v to out. On WA_ETOOBIG or WA_ENOMEM out is unchanged. */
+/* Appends the compact serialisation of v to out (wa_json_write). On error out is unchanged. */
 enum wa_err wa_json_dump_buf(const json_t *v, struct wa_buf *out);
 
 /*
  * Direct writers: append to b the bytes jansson's json_dump*(JSON_COMPACT | JSON_ENCODE_ANY)
- * would write, without a dump callback or a temporary string (hot paths that build JSON
- * around borrowed values). Identical output, checked over every webhook fixture by
- * tests/unit/contract/write_test.c. Each returns WA_OK, WA_ENOMEM or WA_ETOOBIG (b's maximum);
- * on error b is unchanged. Nothing is taken from the caller: v and s stay the caller's.
+ * would write, without a dump callback or a temporary string (hot paths that build JSON around
+ * borrowed values), except reals: the fewest of 15-17 significant digits that read back as the
+ * same double, so Meta's 37.483307 stays 37.483307 where jansson writes 37.483307000000003.
+ * Checked over every webhook fixture by tests/unit/contract/write_test.c. Each returns WA_OK,
+ * WA_ENOMEM or WA_ETOOBIG (b's maximum); on error b is unchanged. Nothing is taken from the
+ * caller: v and s stay the caller's.
  */
-/* Appends v (any JSON value; reals formatted by jansson). WA_EINVAL for NULL, NaN, infinity. */
+/* Appends v (any JSON value; reals as above). WA_EINVAL for NULL, NaN, infinity. */
 enum wa_err wa_json_write(struct wa_buf *b, const json_t *v);
 /* Strings: wa_buf_append_json_string (wa/buf.h) writes them as jansson does. */
 /* Appends v in decimal, as jansson writes integers. */

@@ -10,10 +10,22 @@
  *   - WA_WEBHOOK_ACCOUNT per change whose field is not "messages" (template status, quality and
  *     category updates, phone quality, account updates, and every field not known today), per
  *     value.errors[] item of a "messages" change, and per "messages" change that holds none of
- *     messages/statuses/errors (so nothing Meta sends is dropped without trace).
+ *     messages/statuses/errors (so nothing Meta sends is dropped without trace);
+ *   - except for fields whose value carries an array of items (user_preferences,
+ *     smb_message_echoes, calls, smb_app_state_sync, history): one WA_WEBHOOK_ACCOUNT per item
+ *     (per thread for history), whose value is the change's value with that array reduced to
+ *     the one item (contacts[] to the item's contact), and whose contact is the user the item
+ *     is about, so the event is keyed by conversation (docs/cloud-api.md §5.4).
  * Items that cannot become an event (not an object; a message without a string "id"; a status
  * without "id" or "status") are skipped and counted in wa_webhook_batch.malformed: one bad item
  * never costs the others. The raw body stays the record of everything (webhook.raw).
+ *
+ * Values jansson refuses do not cost the batch either. When the body does not parse, a repaired
+ * copy is parsed instead: in strings, "\u0000", lone surrogate escapes and invalid UTF-8
+ * bytes become U+FFFD and raw control bytes are escaped; integers past int64 become strings
+ * holding Meta's digits exactly. The events whose item holds a repaired string carry
+ * repaired = true (U+FFFD is how they are recognised) and wa_webhook_batch.repaired counts the
+ * repairs. Reals are kept as doubles; wa_json_write prints them as sent (wa/json.h).
  *
  * Pure: no I/O, no global state, thread-safe on distinct batches. wa-ingest and wa-router's
  * --replay use it; the contract library (wa/contract.h) turns events into the topics' data.
@@ -46,7 +58,8 @@ enum wa_webhook_kind {
  * One update. Strings are NULL when Meta did not send them (never "" for absent).
  * contact is the conversation's other party: for messages "from" (the wa_id) or, for users
  * known only by a business-scoped user id, "from_user_id"; for statuses "recipient_id" or
- * "recipient_user_id". NULL for account events.
+ * "recipient_user_id" (an empty string counts as absent); for account events split per item,
+ * the item's user; NULL for other account events.
  */
 struct wa_webhook_event {
     enum wa_webhook_kind kind;
@@ -58,9 +71,11 @@ struct wa_webhook_event {
     const char *id;                   /* wamid (messages, statuses); NULL for account events */
     const char *status;               /* statuses: sent, delivered, read, failed, played, ... */
     const char *type;                 /* messages: message type; account: value.event, or "error" */
-    int64_t timestamp;     /* message/status "timestamp" or entry "time"; -1 when absent */
-    const json_t *item;    /* the message, status, error object, or the change's value */
-    const json_t *profile; /* messages: the matching value.contacts[] item, else NULL */
+    int64_t timestamp;       /* message/status "timestamp" or entry "time"; -1 when absent */
+    const json_t *item;      /* the message, status, error object, or the change's value */
+    const json_t *profile;   /* messages: the matching value.contacts[] item, else NULL */
+    const char *participant; /* group statuses: recipient_participant_id, else NULL */
+    bool repaired;           /* the item holds a string repaired as described above */
 };
 
 /* The events of one body. Caller's storage; zero-initialise or use wa_webhook_batch_init. */
@@ -70,6 +85,8 @@ struct wa_webhook_batch {
     size_t count;
     size_t cap;
     size_t malformed; /* items skipped (see the header comment) */
+    size_t repaired;  /* values repaired before parsing (see the header comment) */
+    json_t *made;     /* owned: the per-item values built for array-carrying fields */
 };
 
 void wa_webhook_batch_init(struct wa_webhook_batch *batch);
@@ -80,7 +97,8 @@ void wa_webhook_batch_cleanup(struct wa_webhook_batch *batch);
  * Parses len bytes of body and appends its events to batch (which must be initialised and
  * empty). Returns WA_OK (possibly with zero events), WA_EPARSE for a body that is not JSON or not
  * a webhook (top level not an object, "entry" missing or not an array), WA_ELIMIT for JSON
- * nested deeper than WA_WEBHOOK_MAX_DEPTH, WA_ENOMEM. On error the batch is left empty.
+ * nested deeper than WA_WEBHOOK_MAX_DEPTH, WA_ENOMEM. On error the batch is left empty. A body
+ * that is JSON but for values jansson refuses is repaired (see above), not refused.
  * body is borrowed (copied by the parser).
  */
 enum wa_err wa_webhook_split(const char *body, size_t len, struct wa_webhook_batch *batch,
