@@ -898,7 +898,7 @@ media__upload_get_download__with_limits(void **state)
             snprintf(id, sizeof(id), "%s", wa_json_str(r.json, "id"));
         } else {
             assert_int_equal(r.status, 400);
-            assert_int_equal(err_code(&r), 131053);
+            assert_int_equal(err_code(&r), 100);
         }
         resp_free(&r);
         curl_mime_free(mime);

@@ -22,6 +22,7 @@
 #define O   WA_WHATSAPP_ERROR_OPTED_OUT
 #define TPL WA_WHATSAPP_ERROR_TEMPLATE
 #define X   WA_WHATSAPP_ERROR_PERMANENT
+#define C   WA_WHATSAPP_ERROR_CAPPED
 
 /* Sorted by code (checked by the unit tests). */
 static const struct wa_whatsapp_error_info table[] = {
@@ -50,6 +51,7 @@ static const struct wa_whatsapp_error_info table[] = {
      "Message was not sent as part of an experiment.", OAUTH},
     {130497, 400, X, "Business account is restricted from messaging users in this country",
      "The business is restricted from messaging users in this country.", OAUTH},
+    {130501, 400, X, "Unsupported message type", "Message type is not currently supported.", OAUTH},
     {131000, 500, R, "Something went wrong", "Message failed to send due to an unknown error.",
      OAUTH},
     {131005, 403, X, "Access denied", "Permission is either not granted or has been removed.",
@@ -58,6 +60,8 @@ static const struct wa_whatsapp_error_info table[] = {
      "The request is missing a required parameter.", OAUTH},
     {131009, 400, X, "Parameter value is not valid", "One or more parameter values are invalid.",
      OAUTH},
+    {131014, 400, X, "Request for url failed",
+     "Request for the media url failed: the media could not be downloaded.", OAUTH},
     {131016, 500, R, "Service unavailable", "A service is temporarily unavailable.", OAUTH},
     {131021, 400, X, "Recipient cannot be sender", "Sender and recipient phone number is the same.",
      OAUTH},
@@ -75,11 +79,11 @@ static const struct wa_whatsapp_error_info table[] = {
      "Message failed to send because more than 24 hours have passed since the customer last "
      "replied to this number.",
      OAUTH},
-    {131048, 400, X, "Spam rate limit hit",
+    {131048, 400, T, "Spam rate limit hit",
      "Message failed to send because there are restrictions on how many messages can be sent "
      "from this phone number.",
      OAUTH},
-    {131049, 400, O, "This message was not delivered to maintain healthy ecosystem engagement.",
+    {131049, 400, C, "This message was not delivered to maintain healthy ecosystem engagement.",
      "In order to maintain a healthy ecosystem engagement, the message failed to be delivered.",
      OAUTH},
     {131050, 400, O, "User has stopped marketing messages",
@@ -121,6 +125,8 @@ static const struct wa_whatsapp_error_info table[] = {
      "Template has been paused too many times due to low quality and is now permanently "
      "disabled.",
      OAUTH},
+    {132018, 400, TPL, "There was an issue with the parameters in your template.",
+     "One or more template parameter values are invalid for the template.", OAUTH},
     {132068, 400, X, "Flow is blocked", "The flow is in a blocked state.", OAUTH},
     {132069, 400, X, "Flow is throttled", "The flow is throttled.", OAUTH},
     {133000, 500, X, "Incomplete Deregistration", "A previous deregistration attempt failed.",
@@ -142,6 +148,7 @@ static const struct wa_whatsapp_error_info table[] = {
 #undef O
 #undef TPL
 #undef X
+#undef C
 
 const struct wa_whatsapp_error_info *
 wa_whatsapp_error_lookup(int64_t code)
@@ -190,7 +197,7 @@ bool
 wa_whatsapp_error_class_retryable(enum wa_whatsapp_error_class cls)
 {
     return cls == WA_WHATSAPP_ERROR_RETRYABLE || cls == WA_WHATSAPP_ERROR_THROTTLED ||
-           cls == WA_WHATSAPP_ERROR_PAIR_RATE;
+           cls == WA_WHATSAPP_ERROR_PAIR_RATE || cls == WA_WHATSAPP_ERROR_CAPPED;
 }
 
 const char *
@@ -213,6 +220,8 @@ wa_whatsapp_error_class_name(enum wa_whatsapp_error_class cls)
         return "template";
     case WA_WHATSAPP_ERROR_PERMANENT:
         return "permanent";
+    case WA_WHATSAPP_ERROR_CAPPED:
+        return "marketing_cap";
     }
     return "permanent";
 }

@@ -3,8 +3,11 @@
  *
  * One walker per message type; each reports the first problem through fail(), which formats
  * Meta-style details ("Param text['body'] must be at most 4096 characters long."). Codes:
- * 100 unknown field / wrong JSON type / over-length, 131008 missing, 131009 bad value,
- * 131051 unknown message type. Stateless; strings in the result are borrowed from the body.
+ * 100 unknown field / wrong JSON type / over-length of a message's own text (text body,
+ * caption, biz_opaque_callback_data), 131008 missing, 131009 bad value, including an
+ * over-length value inside an interactive object or a template parameter (Meta: "Parameter
+ * value is not valid", e.g. a button title over 20 characters), 131051 unknown message type.
+ * Stateless; strings in the result are borrowed from the body.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -147,6 +150,22 @@ get_text(const json_t *obj, const char *path, const char *key, bool required, si
     }
     *out = json_string_value(v);
     return WA_OK;
+}
+
+/* get_text for the values Meta answers with 131009 when too long (interactive objects,
+ * template parameters): "<path>['<key>'] length invalid. Max length: <max>". */
+static enum wa_err
+get_value(const json_t *obj, const char *path, const char *key, bool required, size_t max,
+          const char **out, struct wa_whatsapp_send_error *error)
+{
+    enum wa_err err = get_text(obj, path, key, required, 0, out, error);
+
+    if (err == WA_OK && *out != NULL && wa_whatsapp_utf8_len(*out) > max) {
+        *out = NULL;
+        return fail(error, E_VALUE, "Param %s['%s'] length invalid. Max length: %zu.", path, key,
+                    max);
+    }
+    return err;
 }
 
 /* The member key of type type (JSON_OBJECT or JSON_ARRAY) into *out (NULL when absent). */
@@ -385,6 +404,8 @@ parse_contacts(const json_t *arr, struct wa_whatsapp_send_error *error)
 static enum wa_err
 parse_interactive_header(const json_t *ia, bool text_only, struct wa_whatsapp_send_error *error)
 {
+    static const char *const bare[] = {"id", "link", NULL};
+    static const char *const doc[] = {"id", "link", "filename", NULL};
     const char *type, *s, *id, *link;
     json_t *header, *media;
     enum wa_err err;
@@ -397,16 +418,18 @@ parse_interactive_header(const json_t *ia, bool text_only, struct wa_whatsapp_se
         return err;
     }
     if (strcmp(type, "text") == 0) {
-        return get_text(header, "interactive['header']", "text", true, WA_WHATSAPP_HEADER_TEXT_MAX,
-                        &s, error);
+        return get_value(header, "interactive['header']", "text", true, WA_WHATSAPP_HEADER_TEXT_MAX,
+                         &s, error);
     }
     if (text_only || (strcmp(type, "image") != 0 && strcmp(type, "video") != 0 &&
                       strcmp(type, "document") != 0)) {
         return fail(error, E_VALUE, "Param interactive['header']['type'] '%s' is not supported.",
                     type);
     }
-    if ((err = get_object(header, "interactive['header']", type, true, &media, error)) != WA_OK) {
-        return err;
+    if ((err = get_object(header, "interactive['header']", type, true, &media, error)) != WA_OK ||
+        (err = check_keys(media, "interactive['header']",
+                          strcmp(type, "document") == 0 ? doc : bare, error)) != WA_OK) {
+        return err; /* media headers have no caption */
     }
     return parse_media_ref(media, "interactive['header']", &id, &link, error);
 }
@@ -450,10 +473,10 @@ parse_reply_buttons(const json_t *action, struct wa_whatsapp_send_error *error)
             return err;
         }
         snprintf(path, sizeof(path), "interactive['action']['buttons'][%zu]['reply']", i);
-        if ((err = get_text(reply, path, "id", true, WA_WHATSAPP_BUTTON_ID_MAX, &ids[i], error)) !=
+        if ((err = get_value(reply, path, "id", true, WA_WHATSAPP_BUTTON_ID_MAX, &ids[i], error)) !=
                 WA_OK ||
-            (err = get_text(reply, path, "title", true, WA_WHATSAPP_BUTTON_TITLE_MAX, &titles[i],
-                            error)) != WA_OK) {
+            (err = get_value(reply, path, "title", true, WA_WHATSAPP_BUTTON_TITLE_MAX, &titles[i],
+                             error)) != WA_OK) {
             return err;
         }
         for (size_t k = 0; k < i; k++) {
@@ -473,8 +496,8 @@ parse_list(const json_t *action, struct wa_whatsapp_send_error *error)
     size_t i, j, nsec, total = 0;
     enum wa_err err;
 
-    if ((err = get_text(action, "interactive['action']", "button", true,
-                        WA_WHATSAPP_LIST_BUTTON_MAX, &s, error)) != WA_OK ||
+    if ((err = get_value(action, "interactive['action']", "button", true,
+                         WA_WHATSAPP_LIST_BUTTON_MAX, &s, error)) != WA_OK ||
         (err = get_array(action, "interactive['action']", "sections", true, &sections, error)) !=
             WA_OK) {
         return err;
@@ -494,8 +517,9 @@ parse_list(const json_t *action, struct wa_whatsapp_send_error *error)
         if (!json_is_object(sec)) {
             return fail(error, E_PARAM, "Param %s must be an object.", path);
         }
-        if ((err = get_text(sec, path, "title", nsec > 1, WA_WHATSAPP_LIST_SECTION_TITLE_MAX, &s,
-                            error)) != WA_OK ||
+        /* Required in every section, even a lone one (Meta's current list reference). */
+        if ((err = get_value(sec, path, "title", true, WA_WHATSAPP_LIST_SECTION_TITLE_MAX, &s,
+                             error)) != WA_OK ||
             (err = get_array(sec, path, "rows", true, &rows, error)) != WA_OK) {
             return err;
         }
@@ -509,12 +533,12 @@ parse_list(const json_t *action, struct wa_whatsapp_send_error *error)
             if (!json_is_object(row)) {
                 return fail(error, E_PARAM, "Param %s must be an object.", path);
             }
-            if ((err = get_text(row, path, "id", true, WA_WHATSAPP_LIST_ROW_ID_MAX, &s, error)) !=
+            if ((err = get_value(row, path, "id", true, WA_WHATSAPP_LIST_ROW_ID_MAX, &s, error)) !=
                     WA_OK ||
-                (err = get_text(row, path, "title", true, WA_WHATSAPP_LIST_ROW_TITLE_MAX, &s,
-                                error)) != WA_OK ||
-                (err = get_text(row, path, "description", false, WA_WHATSAPP_LIST_ROW_DESC_MAX, &s,
-                                error)) != WA_OK) {
+                (err = get_value(row, path, "title", true, WA_WHATSAPP_LIST_ROW_TITLE_MAX, &s,
+                                 error)) != WA_OK ||
+                (err = get_value(row, path, "description", false, WA_WHATSAPP_LIST_ROW_DESC_MAX, &s,
+                                 error)) != WA_OK) {
                 return err;
             }
             total++;
@@ -542,8 +566,8 @@ parse_cta_url(const json_t *action, struct wa_whatsapp_send_error *error)
     }
     if ((err = get_object(action, "interactive['action']", "parameters", true, &params, error)) !=
             WA_OK ||
-        (err = get_text(params, "interactive['action']['parameters']", "display_text", true,
-                        WA_WHATSAPP_CTA_DISPLAY_TEXT_MAX, &s, error)) != WA_OK ||
+        (err = get_value(params, "interactive['action']['parameters']", "display_text", true,
+                         WA_WHATSAPP_CTA_DISPLAY_TEXT_MAX, &s, error)) != WA_OK ||
         (err = get_text(params, "interactive['action']['parameters']", "url", true, 2048, &url,
                         error)) != WA_OK) {
         return err;
@@ -595,15 +619,15 @@ parse_interactive(const json_t *ia, struct wa_whatsapp_send *out,
             WA_OK) {
         return err;
     }
-    if (body != NULL &&
-        (err = get_text(body, "interactive['body']", "text", true, body_max, &s, error)) != WA_OK) {
+    if (body != NULL && (err = get_value(body, "interactive['body']", "text", true, body_max, &s,
+                                         error)) != WA_OK) {
         return err;
     }
     if ((err = get_object(ia, "interactive", "footer", false, &footer, error)) != WA_OK) {
         return err;
     }
-    if (footer != NULL && (err = get_text(footer, "interactive['footer']", "text", true,
-                                          WA_WHATSAPP_FOOTER_TEXT_MAX, &s, error)) != WA_OK) {
+    if (footer != NULL && (err = get_value(footer, "interactive['footer']", "text", true,
+                                           WA_WHATSAPP_FOOTER_TEXT_MAX, &s, error)) != WA_OK) {
         return err;
     }
     if ((err = get_object(ia, "interactive", "action",
@@ -621,6 +645,20 @@ parse_interactive(const json_t *ia, struct wa_whatsapp_send *out,
         return parse_cta_url(action, error);
     }
     return WA_OK;
+}
+
+/* A keycap emoji: one of 0-9 # *, an optional U+FE0F, then U+20E3 (and nothing else). */
+static bool
+keycap(const char *s)
+{
+    if (!((*s >= '0' && *s <= '9') || *s == '#' || *s == '*')) {
+        return false;
+    }
+    s++;
+    if (strncmp(s, "\xef\xb8\x8f", 3) == 0) { /* U+FE0F */
+        s += 3;
+    }
+    return strcmp(s, "\xe2\x83\xa3") == 0; /* U+20E3 */
 }
 
 static enum wa_err
@@ -643,7 +681,11 @@ parse_reaction(const json_t *obj, struct wa_whatsapp_send *out,
     if ((err = get_text(obj, "reaction", "emoji", false, 0, &emoji, error)) != WA_OK) {
         return err;
     }
-    /* One emoji: no ASCII letters or digits, and a bounded sequence (ZWJ families, modifiers). */
+    /* One emoji: no ASCII letters, no digits but a keycap's ("1\uFE0F\u20E3", "#\u20E3"),
+     * and a bounded sequence (ZWJ families, modifiers). */
+    if (emoji != NULL && *emoji != '\0' && keycap(emoji)) {
+        return WA_OK;
+    }
     for (const char *p = emoji; p != NULL && *p != '\0'; p++) {
         if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
             *p == ' ') {
@@ -667,12 +709,28 @@ template_name_ok(const char *name)
     return *name != '\0';
 }
 
+/*
+ * One parameter of a template component. text_max bounds a text parameter (60 in a header,
+ * 1024 in a body next to other components, else 32768; 131009 past it).
+ */
 static enum wa_err
-parse_template_param(const json_t *p, const char *path, struct wa_whatsapp_send_error *error)
+parse_template_param(const json_t *p, const char *path, size_t text_max,
+                     struct wa_whatsapp_send_error *error)
 {
-    static const char *const types[] = {
-        "text",    "currency",    "date_time", "image",   "video",        "document", "location",
-        "payload", "coupon_code", "action",    "product", "order_status", NULL};
+    static const char *const types[] = {"text",
+                                        "currency",
+                                        "date_time",
+                                        "image",
+                                        "video",
+                                        "document",
+                                        "location",
+                                        "payload",
+                                        "coupon_code",
+                                        "action",
+                                        "product",
+                                        "order_status",
+                                        "limited_time_offer",
+                                        NULL};
     const char *type, *s;
     json_t *obj;
     enum wa_err err;
@@ -687,9 +745,40 @@ parse_template_param(const json_t *p, const char *path, struct wa_whatsapp_send_
         return fail(error, E_PARAM, "Param %s['type'] '%s' is not a valid parameter type.", path,
                     type);
     }
-    if (strcmp(type, "text") == 0 || strcmp(type, "payload") == 0 ||
-        strcmp(type, "coupon_code") == 0) {
+    if (strcmp(type, "text") == 0) {
+        return get_value(p, path, type, true, text_max, &s, error);
+    }
+    if (strcmp(type, "payload") == 0 || strcmp(type, "coupon_code") == 0) {
         return get_text(p, path, type, true, 32768, &s, error);
+    }
+    if (strcmp(type, "location") == 0) { /* a header location: all four fields */
+        char lpath[224];
+
+        if ((err = get_object(p, path, type, true, &obj, error)) != WA_OK) {
+            return err;
+        }
+        snprintf(lpath, sizeof(lpath), "%s['location']", path);
+        if ((err = check_coordinate(obj, lpath, "latitude", 90.0, error)) != WA_OK ||
+            (err = check_coordinate(obj, lpath, "longitude", 180.0, error)) != WA_OK ||
+            (err = get_text(obj, lpath, "name", true, 1000, &s, error)) != WA_OK) {
+            return err;
+        }
+        return get_text(obj, lpath, "address", true, 1000, &s, error);
+    }
+    if (strcmp(type, "limited_time_offer") == 0) { /* {"expiration_time_ms": <ms>} */
+        json_t *exp;
+
+        if ((err = get_object(p, path, type, true, &obj, error)) != WA_OK) {
+            return err;
+        }
+        exp = json_object_get(obj, "expiration_time_ms");
+        if (exp != NULL && !json_is_integer(exp)) {
+            return fail(error, E_PARAM,
+                        "Param %s['limited_time_offer']['expiration_time_ms'] must be an "
+                        "integer.",
+                        path);
+        }
+        return WA_OK;
     }
     if (strcmp(type, "image") == 0 || strcmp(type, "video") == 0 || strcmp(type, "document") == 0) {
         const char *id, *link;
@@ -715,7 +804,7 @@ parse_template(const json_t *tpl, struct wa_whatsapp_send *out,
     static const char *const keys[] = {"name", "language", "components", "namespace", NULL};
     json_t *lang, *components, *c;
     const char *policy;
-    size_t i;
+    size_t i, body_max = WA_WHATSAPP_TPL_BODY_ONLY_PARAM_MAX;
     enum wa_err err;
 
     if ((err = check_keys(tpl, "template", keys, error)) != WA_OK ||
@@ -740,6 +829,14 @@ parse_template(const json_t *tpl, struct wa_whatsapp_send *out,
     if ((err = get_array(tpl, "template", "components", false, &components, error)) != WA_OK ||
         components == NULL) {
         return err;
+    }
+    json_array_foreach(components, i, c) /* a body next to other components: 1024 per text */
+    {
+        const char *type = wa_json_str(c, "type");
+
+        if (type != NULL && strcasecmp(type, "body") != 0) {
+            body_max = WA_WHATSAPP_TPL_BODY_PARAM_MAX;
+        }
     }
     json_array_foreach(components, i, c)
     {
@@ -782,7 +879,12 @@ parse_template(const json_t *tpl, struct wa_whatsapp_send *out,
             char ppath[192];
 
             snprintf(ppath, sizeof(ppath), "%s['parameters'][%zu]", path, j);
-            if ((err = parse_template_param(p, ppath, error)) != WA_OK) {
+            if ((err =
+                     parse_template_param(p, ppath,
+                                          strcasecmp(type, "header") == 0
+                                              ? WA_WHATSAPP_TPL_HEADER_PARAM_MAX
+                                              : (strcasecmp(type, "body") == 0 ? body_max : 32768),
+                                          error)) != WA_OK) {
                 return err;
             }
             if (strcasecmp(type, "body") == 0 && json_object_get(p, "parameter_name") != NULL) {
@@ -902,11 +1004,15 @@ wa_whatsapp_send_parse(const json_t *body, struct wa_whatsapp_send *out,
         wa_whatsapp_wa_id_from_to(out->to, out->wa_id, sizeof(out->wa_id)) != WA_OK) {
         return fail(error, E_VALUE, "Param to '%.64s' is not a valid phone number.", out->to);
     }
-    if ((err = get_text(body, "message", "biz_opaque_callback_data", false,
-                        WA_WHATSAPP_BIZ_OPAQUE_MAX, &out->biz_opaque_callback_data, error)) !=
-            WA_OK ||
+    if ((err = get_text(body, "message", "biz_opaque_callback_data", false, 0,
+                        &out->biz_opaque_callback_data, error)) != WA_OK ||
         (err = get_object(body, "message", "context", false, &ctx, error)) != WA_OK) {
         return err;
+    }
+    if (out->biz_opaque_callback_data != NULL &&
+        strlen(out->biz_opaque_callback_data) > WA_WHATSAPP_BIZ_OPAQUE_MAX) { /* bytes */
+        return fail(error, E_PARAM, "Param biz_opaque_callback_data must be at most %d bytes long.",
+                    WA_WHATSAPP_BIZ_OPAQUE_MAX);
     }
     if (ctx != NULL && (err = get_text(ctx, "context", "message_id", true, 0,
                                        &out->context_message_id, error)) != WA_OK) {

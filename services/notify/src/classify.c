@@ -90,6 +90,9 @@ nt_classify(enum wa_err transport, const char *transport_msg, long status, const
         case WA_WHATSAPP_ERROR_TOKEN:
             out->outcome = NT_TOKEN;
             break;
+        case WA_WHATSAPP_ERROR_CAPPED:
+            out->outcome = NT_CAPPED;
+            break;
         default:
             out->outcome = NT_PERMANENT;
             break;

@@ -77,10 +77,11 @@ uint64_t nt_retry_pair_backoff_ms(unsigned x, uint64_t max_ms);
 enum nt_outcome {
     NT_ACCEPTED,  /* 200 with a wamid */
     NT_RETRY,     /* retryable: back off and send again */
-    NT_THROTTLED, /* 130429 & co: back off and slow the number */
+    NT_THROTTLED, /* 130429, 131048 & co: back off and slow the number */
     NT_PAIR_RATE, /* 131056: back off this recipient only (4^X s) */
     NT_TOKEN,     /* 0 / 190: stop the number until the token is replaced */
     NT_PERMANENT, /* will never succeed as is */
+    NT_CAPPED,    /* 131049: the user's marketing cap: much later, growing delays, no opt-out */
 };
 
 struct nt_answer {

@@ -135,7 +135,12 @@ nt_retry_handle(struct nt_req *r)
         return;
     }
     wa_counter_inc(nt->c_retries);
-    if (a->outcome == NT_PAIR_RATE && r->rcp != NULL) {
+    if (a->outcome == NT_CAPPED) {
+        /* 131049: Meta holds marketing back for this user for a while (cloud-api.md §2.4):
+         * retry from the longest ordinary delay on, doubling; the contact stays opted in. */
+        delay = nt_retry_backoff_ms((uint64_t)cfg->backoff_max_ms,
+                                    64 * (uint64_t)cfg->backoff_max_ms, r->attempts, jitter());
+    } else if (a->outcome == NT_PAIR_RATE && r->rcp != NULL) {
         delay = nt_retry_pair_backoff_ms(r->rcp->pair_x, (uint64_t)cfg->pair_backoff_max_ms);
         r->rcp->pair_x++;
         r->rcp->blocked_until = wa_loop_now(nt->loop) + delay;

@@ -33,7 +33,8 @@ classify__codes__follow_the_reference_table(void **state)
         {130429, 400, NT_THROTTLED}, {130429, 429, NT_THROTTLED}, {4, 400, NT_THROTTLED},
         {131056, 400, NT_PAIR_RATE}, {190, 401, NT_TOKEN},        {0, 401, NT_TOKEN},
         {131047, 400, NT_PERMANENT}, {131026, 400, NT_PERMANENT}, {132001, 404, NT_PERMANENT},
-        {100, 400, NT_PERMANENT},    {131050, 400, NT_PERMANENT},
+        {100, 400, NT_PERMANENT},    {131050, 400, NT_PERMANENT}, {131048, 400, NT_THROTTLED},
+        {131049, 400, NT_CAPPED},    {131014, 400, NT_PERMANENT}, {132018, 400, NT_PERMANENT},
     };
     char body[256];
     struct nt_answer a;

@@ -64,6 +64,18 @@ classify__reference_policy__matches_section_2_4(void **state)
     assert_true(wa_whatsapp_error_class_retryable(WA_WHATSAPP_ERROR_PAIR_RATE));
     assert_false(wa_whatsapp_error_class_retryable(WA_WHATSAPP_ERROR_WINDOW));
     assert_string_equal(wa_whatsapp_error_class_name(WA_WHATSAPP_ERROR_OPTED_OUT), "opted_out");
+    /* 131048: the number is restricted for spam: slow it down, not a dead request. */
+    assert_int_equal(wa_whatsapp_error_classify(131048, 400), WA_WHATSAPP_ERROR_THROTTLED);
+    /* 131049: the user's marketing cap: later, with growing delays; not an opt-out. */
+    assert_int_equal(wa_whatsapp_error_classify(131049, 400), WA_WHATSAPP_ERROR_CAPPED);
+    assert_true(wa_whatsapp_error_class_retryable(WA_WHATSAPP_ERROR_CAPPED));
+    assert_string_equal(wa_whatsapp_error_class_name(WA_WHATSAPP_ERROR_CAPPED), "marketing_cap");
+    assert_int_equal(wa_whatsapp_error_classify(131014, 400), WA_WHATSAPP_ERROR_PERMANENT);
+    assert_int_equal(wa_whatsapp_error_classify(130501, 400), WA_WHATSAPP_ERROR_PERMANENT);
+    assert_int_equal(wa_whatsapp_error_classify(132018, 400), WA_WHATSAPP_ERROR_TEMPLATE);
+    assert_non_null(wa_whatsapp_error_lookup(131014));
+    assert_non_null(wa_whatsapp_error_lookup(130501));
+    assert_non_null(wa_whatsapp_error_lookup(132018));
 }
 
 static void

@@ -141,7 +141,7 @@ static const struct tcase cases[] = {
      "\"body\":{\"text\":\"B\"},\"action\":{\"buttons\":["
      "{\"type\":\"reply\",\"reply\":{\"id\":\"a\",\"title\":"
      "\"123456789012345678901\"}}]}}}",
-     100},
+     131009},
     {"interactive no body",
      "{" ENV "\"type\":\"interactive\",\"interactive\":{\"type\":"
      "\"button\",\"action\":{\"buttons\":[]}}}",

@@ -307,8 +307,9 @@ void cs_media_upload(struct cs_sim *sim, struct wa_http_req *req, size_t number)
 void cs_media_get(struct cs_sim *sim, struct wa_http_req *req, const char *id);
 void cs_media_delete(struct cs_sim *sim, struct wa_http_req *req, const char *id);
 void on_media_download(struct wa_http_req *req, void *arg);
-/* Checks type and size of an upload: 0 or 131053 with details. */
-int64_t cs_media_check(const char *mime, size_t len, char *details, size_t n);
+/* Checks type and size of an upload (data: its bytes, to tell an animated WebP sticker): 0,
+ * 100 for a type Meta does not take, or 131053 (empty, too large) with details. */
+int64_t cs_media_check(const char *mime, const void *data, size_t len, char *details, size_t n);
 
 /* ---- faults.c ---- */
 enum cs_fault_scope { CS_FAULT_MESSAGES, CS_FAULT_MEDIA, CS_FAULT_ALL };

@@ -3,7 +3,7 @@
  *
  *   POST /{ver}/{phone_number_id}/media  multipart/form-data (messaging_product, file, type)
  *                                         -> {"id":"<media id>"}; MIME and size limits per kind
- *                                         (131053 otherwise).
+ *                                         (an unsupported type: 100; too large: 131053).
  *   GET  /{ver}/{media_id}               -> {"messaging_product","url","mime_type","sha256",
  *                                         "file_size","id"}; the url is valid
  *                                         WA_SIM_MEDIA_URL_TTL (5 min) and a newer GET replaces it.
@@ -24,6 +24,7 @@
 #include "wa/clock.h"
 #include "wa/crypto.h"
 #include "wa/id.h"
+#include "wa/whatsapp_message.h"
 
 struct item {
     char id[24];
@@ -100,8 +101,16 @@ cs_media_count(const struct cs_media *m)
     return m != NULL ? m->items.count : 0;
 }
 
+/* An animated WebP: RIFF....WEBPVP8X with the animation flag (bit 1 of the flags byte). */
+static bool
+webp_animated(const unsigned char *d, size_t len)
+{
+    return len >= 21 && memcmp(d, "RIFF", 4) == 0 && memcmp(d + 8, "WEBPVP8X", 8) == 0 &&
+           (d[20] & 0x02) != 0;
+}
+
 int64_t
-cs_media_check(const char *mime, size_t len, char *details, size_t n)
+cs_media_check(const char *mime, const void *data, size_t len, char *details, size_t n)
 {
     static const struct {
         const char *mime;
@@ -122,7 +131,7 @@ cs_media_check(const char *mime, size_t len, char *details, size_t n)
         {"application/vnd.openxmlformats-officedocument.presentationml.presentation", 100u << 20},
         {"image/jpeg", 5u << 20},
         {"image/png", 5u << 20},
-        {"image/webp", 500u << 10},
+        {"image/webp", WA_WHATSAPP_STICKER_ANIMATED_MAX}, /* static: 100 KB, below */
         {"video/mp4", 16u << 20},
         {"video/3gpp", 16u << 20},
     };
@@ -139,12 +148,20 @@ cs_media_check(const char *mime, size_t len, char *details, size_t n)
                          kinds[i].max, kinds[i].mime);
                 return 131053;
             }
+            if (strcmp(kinds[i].mime, "image/webp") == 0 && len > WA_WHATSAPP_STICKER_STATIC_MAX &&
+                !webp_animated(data, len)) {
+                snprintf(details, n,
+                         "Static sticker of %zu bytes exceeds the %u byte limit (animated: %u).",
+                         len, WA_WHATSAPP_STICKER_STATIC_MAX, WA_WHATSAPP_STICKER_ANIMATED_MAX);
+                return 131053;
+            }
             return 0;
         }
     }
+    /* Meta refuses a type it does not take as an invalid parameter (#100), not 131053. */
     snprintf(details, n, "Param file must be a file with one of the supported types, got '%.64s'.",
              mime);
-    return 131053;
+    return 100;
 }
 
 enum wa_err
@@ -236,7 +253,7 @@ cs_media_upload(struct cs_sim *sim, struct wa_http_req *req, size_t number)
         cs_reply_graph_error(sim, req, 131008, 0, "The parameter type is required.");
         return;
     }
-    code = cs_media_check(mime, file->len, details, sizeof(details));
+    code = cs_media_check(mime, file->data, file->len, details, sizeof(details));
     if (code != 0) {
         cs_reply_graph_error(sim, req, code, 0, details);
         return;

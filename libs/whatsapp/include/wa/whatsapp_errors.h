@@ -22,13 +22,14 @@
 /* What a sender should do about an error (§2.4). */
 enum wa_whatsapp_error_class {
     WA_WHATSAPP_ERROR_RETRYABLE, /* transient (2, 131000, 131016, 5xx...): retry with backoff */
-    WA_WHATSAPP_ERROR_THROTTLED, /* 130429, 4, 80007: retry with backoff and slow the number */
+    WA_WHATSAPP_ERROR_THROTTLED, /* 130429, 4, 80007, 131048: back off and slow the number */
     WA_WHATSAPP_ERROR_PAIR_RATE, /* 131056: delay only this recipient (4^X seconds) */
     WA_WHATSAPP_ERROR_TOKEN,     /* 0, 190: stop, alert, refresh credentials */
     WA_WHATSAPP_ERROR_WINDOW,    /* 131047: outside the 24 h window; send a template instead */
-    WA_WHATSAPP_ERROR_OPTED_OUT, /* 131050 (stopped marketing), 131049 (marketing cap) */
+    WA_WHATSAPP_ERROR_OPTED_OUT, /* 131050: the user stopped marketing messages */
     WA_WHATSAPP_ERROR_TEMPLATE,  /* 132xxx: template missing, paused, disabled, bad params */
     WA_WHATSAPP_ERROR_PERMANENT, /* everything else: the request will never succeed as is */
+    WA_WHATSAPP_ERROR_CAPPED,    /* 131049: per-user marketing cap; much later, never suppress */
 };
 
 /* One row of the table. Static storage; strings never NULL. */
@@ -47,7 +48,7 @@ const struct wa_whatsapp_error_info *wa_whatsapp_error_lookup(int64_t code);
 /* Class of code; unknown codes by http_status (0 if none: permanent). */
 enum wa_whatsapp_error_class wa_whatsapp_error_classify(int64_t code, int http_status);
 
-/* True for RETRYABLE, THROTTLED and PAIR_RATE: the same request may succeed later. */
+/* True for RETRYABLE, THROTTLED, PAIR_RATE and CAPPED: the same request may succeed later. */
 bool wa_whatsapp_error_class_retryable(enum wa_whatsapp_error_class cls);
 
 /* Static name such as "retryable", "pair_rate"; never NULL. */

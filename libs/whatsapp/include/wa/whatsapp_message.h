@@ -6,8 +6,10 @@
  * wa_whatsapp_send_parse() walks one POST /{phone_number_id}/messages body and either fills a
  * struct wa_whatsapp_send (what the message is: type, recipient, template reference with its
  * parameter counts, media reference...) or reports the first problem as Meta would: code 100
- * (unknown field, wrong type, over-length), 131008 (required parameter missing), 131009
- * (parameter value not valid), 131051 (unsupported message type), with error_data.details
+ * (unknown field, wrong type, over-length message text, caption or biz_opaque_callback_data),
+ * 131008 (required parameter missing), 131009 (parameter value not valid, over-length values
+ * of interactive objects and template parameters included), 131051 (unsupported message
+ * type), with error_data.details
  * naming the field the way Meta does ("Param text['body'] ..."). Whether a template exists
  * (132001) or has that many parameters (132000) needs a template registry and is the caller's
  * job, from the counts reported here.
@@ -25,27 +27,32 @@
 #include "wa/err.h"
 #include "wa/json.h"
 
-/* §1.5 field limits, in characters (Unicode code points). */
-#define WA_WHATSAPP_TEXT_BODY_MAX          4096
-#define WA_WHATSAPP_CAPTION_MAX            1024
-#define WA_WHATSAPP_BIZ_OPAQUE_MAX         512
-#define WA_WHATSAPP_HEADER_TEXT_MAX        60
-#define WA_WHATSAPP_BODY_TEXT_MAX          1024 /* reply buttons, CTA URL */
-#define WA_WHATSAPP_LIST_BODY_TEXT_MAX     4096
-#define WA_WHATSAPP_FOOTER_TEXT_MAX        60
-#define WA_WHATSAPP_BUTTONS_MAX            3
-#define WA_WHATSAPP_BUTTON_TITLE_MAX       20
-#define WA_WHATSAPP_BUTTON_ID_MAX          256
-#define WA_WHATSAPP_LIST_BUTTON_MAX        20
-#define WA_WHATSAPP_LIST_SECTIONS_MAX      10
-#define WA_WHATSAPP_LIST_SECTION_TITLE_MAX 24
-#define WA_WHATSAPP_LIST_ROWS_MAX          10 /* in total across sections */
-#define WA_WHATSAPP_LIST_ROW_ID_MAX        200
-#define WA_WHATSAPP_LIST_ROW_TITLE_MAX     24
-#define WA_WHATSAPP_LIST_ROW_DESC_MAX      72
-#define WA_WHATSAPP_CTA_DISPLAY_TEXT_MAX   20
-#define WA_WHATSAPP_TEMPLATE_NAME_MAX      512
-#define WA_WHATSAPP_WA_ID_MAX              16 /* digits of an E.164 number, and a NUL */
+/* §1.5 field limits, in characters (Unicode code points), but biz_opaque_callback_data's. */
+#define WA_WHATSAPP_TEXT_BODY_MAX           4096
+#define WA_WHATSAPP_CAPTION_MAX             1024
+#define WA_WHATSAPP_BIZ_OPAQUE_MAX          512 /* bytes */
+#define WA_WHATSAPP_HEADER_TEXT_MAX         60
+#define WA_WHATSAPP_BODY_TEXT_MAX           1024 /* reply buttons, CTA URL */
+#define WA_WHATSAPP_LIST_BODY_TEXT_MAX      4096
+#define WA_WHATSAPP_FOOTER_TEXT_MAX         60
+#define WA_WHATSAPP_BUTTONS_MAX             3
+#define WA_WHATSAPP_BUTTON_TITLE_MAX        20
+#define WA_WHATSAPP_BUTTON_ID_MAX           256
+#define WA_WHATSAPP_LIST_BUTTON_MAX         20
+#define WA_WHATSAPP_LIST_SECTIONS_MAX       10
+#define WA_WHATSAPP_LIST_SECTION_TITLE_MAX  24
+#define WA_WHATSAPP_LIST_ROWS_MAX           10 /* in total across sections */
+#define WA_WHATSAPP_LIST_ROW_ID_MAX         200
+#define WA_WHATSAPP_LIST_ROW_TITLE_MAX      24
+#define WA_WHATSAPP_LIST_ROW_DESC_MAX       72
+#define WA_WHATSAPP_CTA_DISPLAY_TEXT_MAX    20
+#define WA_WHATSAPP_TEMPLATE_NAME_MAX       512
+#define WA_WHATSAPP_TPL_HEADER_PARAM_MAX    60    /* a header's text parameter */
+#define WA_WHATSAPP_TPL_BODY_PARAM_MAX      1024  /* a body's, next to other components */
+#define WA_WHATSAPP_TPL_BODY_ONLY_PARAM_MAX 32768 /* a body's, when it is the only component */
+#define WA_WHATSAPP_STICKER_STATIC_MAX      (100u * 1024u) /* bytes */
+#define WA_WHATSAPP_STICKER_ANIMATED_MAX    (500u * 1024u)
+#define WA_WHATSAPP_WA_ID_MAX               16 /* digits of an E.164 number, and a NUL */
 
 enum wa_whatsapp_msg_type {
     WA_WHATSAPP_MSG_TEXT,
