@@ -29,10 +29,11 @@
 #include "wa_test.h"
 #include "wa_test_proc.h"
 
-#define SECRET    "it-secret"
-#define TOKEN     "it-token"
-#define NUMBER    "100000000000001"
-#define MAX_HOOKS 256
+#define SECRET        "it-secret"
+#define TOKEN         "it-token"
+#define NUMBER        "100000000000001"
+#define CS_TEST_WAMID 128
+#define MAX_HOOKS     256
 
 /* ---- webhook receiver (loop thread) ---- */
 
@@ -360,12 +361,12 @@ graph__auth_number_validation__answer_like_meta(void **state)
         resp_free(&r2);
     }
     resp_free(&r);
-    /* Mark as read. */
+    /* Mark as read: only a message the number received. */
     send_msg(&s, &r,
              "{\"messaging_product\":\"whatsapp\",\"status\":\"read\",\"message_id\":"
              "\"wamid.X\"}");
-    assert_int_equal(r.status, 200);
-    assert_true(json_is_true(json_object_get(r.json, "success")));
+    assert_int_equal(r.status, 400);
+    assert_int_equal(err_code(&r), 100);
     resp_free(&r);
     sim_stop(&s);
 }
@@ -987,6 +988,294 @@ reset__after_traffic__forgets_history_and_windows(void **state)
     sim_stop(&s);
 }
 
+/* The body of the first webhook holding needle, parsed (NULL when none within 5 s). */
+static json_t *
+wait_hook_with(const char *needle)
+{
+    uint64_t deadline = wa_clock_mono_ms() + 5000;
+    json_t *root = NULL;
+
+    while (root == NULL && wa_clock_mono_ms() < deadline) {
+        pthread_mutex_lock(&rx.mu);
+        for (size_t i = 0; i < rx.n && root == NULL; i++) {
+            if (strstr(rx.hooks[i].body, needle) != NULL) {
+                assert_int_equal(wa_json_parse(rx.hooks[i].body, rx.hooks[i].len, 0, &root, NULL),
+                                 WA_OK);
+            }
+        }
+        pthread_mutex_unlock(&rx.mu);
+        if (root == NULL) {
+            usleep(10000);
+        }
+    }
+    return root;
+}
+
+/* A status of wamid with that status name, borrowed from *root (set to its webhook). */
+static const json_t *
+status_in(const char *wamid, const char *status, json_t **root)
+{
+    const json_t *st;
+    size_t i;
+    char needle[160];
+
+    snprintf(needle, sizeof(needle), "\"id\":\"%s\",\"status\":\"%s\"", wamid, status);
+    if ((*root = wait_hook_with(needle)) == NULL) {
+        return NULL;
+    }
+    json_array_foreach(wa_json_path(*root, "entry.0.changes.0.value.statuses"), i, st)
+    {
+        if (strcmp(wa_json_str(st, "id"), wamid) == 0 &&
+            strcmp(wa_json_str(st, "status"), status) == 0) {
+            return st;
+        }
+    }
+    return NULL;
+}
+
+static void
+fidelity__recipients_read_receipts_versions_pricing__as_meta(void **state)
+{
+    struct sim s;
+    struct resp r;
+    char url[160], wamid[CS_TEST_WAMID], inbound_id[CS_TEST_WAMID], body[256];
+    json_t *root = NULL;
+    const json_t *st;
+
+    (void)state;
+    sim_start(&s, NULL);
+    /* A send to a BSUID: statuses name recipient_user_id, never an empty recipient_id. */
+    send_msg(&s, &r,
+             "{\"messaging_product\":\"whatsapp\",\"recipient\":\"US.13491208655302741918\","
+             "\"type\":\"template\",\"template\":{\"name\":\"hello_world\",\"language\":"
+             "{\"code\":\"en_US\"}}}");
+    assert_int_equal(r.status, 200);
+    snprintf(wamid, sizeof(wamid), "%s", wa_json_path_str(r.json, "messages.0.id"));
+    resp_free(&r);
+    st = status_in(wamid, "sent", &root);
+    assert_non_null(st);
+    assert_string_equal(wa_json_str(st, "recipient_user_id"), "US.13491208655302741918");
+    assert_null(json_object_get(st, "recipient_id"));
+    /* v21: the legacy conversation object on sent, with its expiry. */
+    assert_non_null(wa_json_path_str(st, "conversation.expiration_timestamp"));
+    assert_string_equal(wa_json_path_str(st, "conversation.origin.type"), "utility");
+    assert_string_equal(wa_json_path_str(st, "pricing.type"), "regular");
+    json_decref(root);
+    /* The recipient is the business number itself: 131021. */
+    send_msg(&s, &r, TEXT_TO("+15550000001", "me"));
+    assert_int_equal(r.status, 400);
+    assert_int_equal(err_code(&r), 131021);
+    resp_free(&r);
+    /* A user writes: a system message has no contacts block; a text one has. */
+    sim_post(&s, &r, "/_sim/inbound",
+             "{\"from\":\"16505550042\",\"type\":\"system\",\"system\":{\"body\":\"changed\","
+             "\"type\":\"user_changed_number\",\"wa_id\":\"16505550043\"}}");
+    assert_int_equal(r.status, 200);
+    snprintf(inbound_id, sizeof(inbound_id), "%s", wa_json_str(r.json, "id"));
+    resp_free(&r);
+    root = wait_hook_with(inbound_id);
+    assert_non_null(root);
+    assert_null(wa_json_path(root, "entry.0.changes.0.value.contacts"));
+    json_decref(root);
+    open_window(&s, "16505550044");
+    /* Mark as read: a received message is fine. */
+    snprintf(body, sizeof(body),
+             "{\"messaging_product\":\"whatsapp\",\"status\":\"read\",\"message_id\":\"%s\"}",
+             inbound_id);
+    send_msg(&s, &r, body);
+    assert_int_equal(r.status, 200);
+    assert_true(json_is_true(json_object_get(r.json, "success")));
+    resp_free(&r);
+    /* ... an id the business sent is not. */
+    snprintf(body, sizeof(body),
+             "{\"messaging_product\":\"whatsapp\",\"status\":\"read\",\"message_id\":\"%s\"}",
+             wamid);
+    send_msg(&s, &r, body);
+    assert_int_equal(r.status, 400);
+    assert_int_equal(err_code(&r), 100);
+    resp_free(&r);
+    /* v24: no conversation object; a utility template inside the open window is free. */
+    snprintf(url, sizeof(url), "%s/v24.0/" NUMBER "/messages", s.base);
+    http(&r, "POST", url, TOKEN, TEMPLATE_TO("16505550044", "hello_world", "en_US"));
+    assert_int_equal(r.status, 200);
+    snprintf(wamid, sizeof(wamid), "%s", wa_json_path_str(r.json, "messages.0.id"));
+    resp_free(&r);
+    st = status_in(wamid, "sent", &root);
+    assert_non_null(st);
+    assert_string_equal(wa_json_str(st, "recipient_id"), "16505550044");
+    assert_null(json_object_get(st, "conversation"));
+    assert_string_equal(wa_json_path_str(st, "pricing.type"), "free_customer_service");
+    assert_false(json_is_true(wa_json_path(st, "pricing.billable")));
+    assert_string_equal(wa_json_path_str(st, "pricing.category"), "utility");
+    json_decref(root);
+    sim_stop(&s);
+}
+
+/* Uploads len bytes of data as mime; returns the HTTP status, *code the Graph code (0 if none). */
+static long
+upload(struct sim *s, const char *mime, const char *data, size_t len, int64_t *code)
+{
+    CURL *c = curl_easy_init();
+    curl_mime *form = curl_mime_init(c);
+    curl_mimepart *part = curl_mime_addpart(form);
+    struct curl_slist *h;
+    struct resp r;
+    char url[160];
+
+    memset(&r, 0, sizeof(r));
+    wa_buf_init(&r.body, 0);
+    curl_mime_name(part, "messaging_product");
+    curl_mime_data(part, "whatsapp", CURL_ZERO_TERMINATED);
+    part = curl_mime_addpart(form);
+    curl_mime_name(part, "file");
+    curl_mime_data(part, data, len);
+    curl_mime_type(part, mime);
+    curl_mime_filename(part, "f.webp");
+    snprintf(url, sizeof(url), "%s/v21.0/" NUMBER "/media", s->base);
+    h = curl_slist_append(NULL, "Authorization: Bearer " TOKEN);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_MIMEPOST, form);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+    assert_int_equal(curl_easy_perform(c), CURLE_OK);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    (void)wa_json_parse(r.body.data, r.body.len, 0, &r.json, NULL);
+    *code = err_code(&r);
+    resp_free(&r);
+    curl_mime_free(form);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return r.status;
+}
+
+static void
+fidelity__business_endpoints_value_errors_stickers__as_meta(void **state)
+{
+    struct sim s;
+    struct resp r;
+    char url[192], wamid[CS_TEST_WAMID];
+    size_t big = 200u * 1024u;
+    char *webp = calloc(1, big);
+    json_t *root;
+    int64_t code;
+
+    (void)state;
+    assert_non_null(webp);
+    sim_start(&s, NULL);
+    /* Templates: create (PENDING), reviewed into APPROVED or REJECTED with a webhook each. */
+    snprintf(url, sizeof(url), "%s/v21.0/200000000000001/message_templates", s.base);
+    http(&r, "POST", url, TOKEN,
+         "{\"name\":\"order_ready\",\"language\":\"en_US\",\"category\":\"utility\","
+         "\"components\":[{\"type\":\"BODY\",\"text\":\"Hi {{1}}, order {{2}} is ready.\","
+         "\"example\":{\"body_text\":[[\"Ana\",\"A-42\"]]}}]}");
+    assert_int_equal(r.status, 200);
+    assert_string_equal(wa_json_str(r.json, "status"), "PENDING");
+    assert_string_equal(wa_json_str(r.json, "category"), "UTILITY");
+    assert_non_null(wa_json_str(r.json, "id"));
+    resp_free(&r);
+    http(&r, "POST", url, TOKEN,
+         "{\"name\":\"order_ready\",\"language\":\"en_US\",\"category\":\"UTILITY\","
+         "\"components\":[{\"type\":\"BODY\",\"text\":\"again\"}]}");
+    assert_int_equal(r.status, 400); /* that name and language exist */
+    assert_int_equal(err_code(&r), 100);
+    resp_free(&r);
+    http(&r, "POST", url, TOKEN,
+         "{\"name\":\"Bad Name\",\"language\":\"en_US\",\"category\":\"UTILITY\","
+         "\"components\":[{\"type\":\"BODY\",\"text\":\"x\"}]}");
+    assert_int_equal(r.status, 400);
+    assert_int_equal(err_code(&r), 100);
+    resp_free(&r);
+    http(&r, "POST", url, TOKEN,
+         "{\"name\":\"rejected_offer\",\"language\":\"en\",\"category\":\"MARKETING\","
+         "\"components\":[{\"type\":\"BODY\",\"text\":\"Buy now\"}]}");
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    root = wait_hook_with("\"message_template_name\":\"order_ready\"");
+    assert_non_null(root);
+    assert_string_equal(wa_json_path_str(root, "entry.0.changes.0.field"),
+                        "message_template_status_update");
+    assert_string_equal(wa_json_path_str(root, "entry.0.changes.0.value.event"), "APPROVED");
+    assert_true(json_is_integer(wa_json_path(root, "entry.0.changes.0.value.message_template_id")));
+    json_decref(root);
+    root = wait_hook_with("\"message_template_name\":\"rejected_offer\"");
+    assert_non_null(root);
+    assert_string_equal(wa_json_path_str(root, "entry.0.changes.0.value.event"), "REJECTED");
+    json_decref(root);
+    snprintf(url, sizeof(url), "%s/v21.0/200000000000001/message_templates?name=order_ready",
+             s.base);
+    http(&r, NULL, url, TOKEN, NULL);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(wa_json_path_str(r.json, "data.0.status"), "APPROVED");
+    assert_string_equal(wa_json_path_str(r.json, "data.0.components.0.type"), "BODY");
+    resp_free(&r);
+    send_msg(&s, &r,
+             "{\"messaging_product\":\"whatsapp\",\"to\":\"16505551236\",\"type\":\"template\","
+             "\"template\":{\"name\":\"order_ready\",\"language\":{\"code\":\"en_US\"},"
+             "\"components\":[{\"type\":\"body\",\"parameters\":[{\"type\":\"text\",\"text\":"
+             "\"Ana\"},{\"type\":\"text\",\"text\":\"A-42\"}]}]}}");
+    assert_int_equal(r.status, 200); /* approved: sendable with its two variables */
+    resp_free(&r);
+    /* Business profile, phone numbers, subscribed apps. */
+    snprintf(url, sizeof(url), "%s/v21.0/" NUMBER "/whatsapp_business_profile", s.base);
+    http(&r, "POST", url, TOKEN,
+         "{\"messaging_product\":\"whatsapp\",\"about\":\"Open 9-5\",\"websites\":"
+         "[\"https://example.com\"],\"vertical\":\"RETAIL\"}");
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    http(&r, "POST", url, TOKEN, "{\"messaging_product\":\"whatsapp\",\"vertical\":\"CASINO\"}");
+    assert_int_equal(r.status, 400);
+    assert_int_equal(err_code(&r), 100);
+    resp_free(&r);
+    http(&r, NULL, url, TOKEN, NULL);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(wa_json_path_str(r.json, "data.0.about"), "Open 9-5");
+    assert_string_equal(wa_json_path_str(r.json, "data.0.vertical"), "RETAIL");
+    resp_free(&r);
+    snprintf(url, sizeof(url), "%s/v21.0/200000000000001/phone_numbers", s.base);
+    http(&r, NULL, url, TOKEN, NULL);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(wa_json_path_str(r.json, "data.0.id"), NUMBER);
+    resp_free(&r);
+    snprintf(url, sizeof(url), "%s/v21.0/200000000000001/subscribed_apps", s.base);
+    http(&r, "POST", url, TOKEN, "{}");
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    http(&r, NULL, url, TOKEN, NULL);
+    assert_int_equal(json_array_size(json_object_get(r.json, "data")), 1);
+    resp_free(&r);
+    http(&r, "DELETE", url, TOKEN, NULL);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    http(&r, NULL, url, TOKEN, NULL);
+    assert_int_equal(json_array_size(json_object_get(r.json, "data")), 0);
+    resp_free(&r);
+    /* A late failure at value level: value.errors[] with the code, no failed status. */
+    sim_post(&s, &r, "/_sim/faults",
+             "{\"mode\":\"late\",\"code\":131000,\"count\":1,\"level\":\"value\"}");
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    send_msg(&s, &r, TEMPLATE_TO("16505551237", "hello_world", "en_US"));
+    assert_int_equal(r.status, 200);
+    snprintf(wamid, sizeof(wamid), "%s", wa_json_path_str(r.json, "messages.0.id"));
+    resp_free(&r);
+    root = wait_hook_with("\"errors\":[{\"code\":131000");
+    assert_non_null(root);
+    assert_null(wa_json_path(root, "entry.0.changes.0.value.statuses"));
+    json_decref(root);
+    /* Stickers: a static WebP over 100 KB is refused, an animated one up to 500 KB is not. */
+    memcpy(webp, "RIFF\0\0\0\0WEBPVP8 ", 16);
+    assert_int_equal(upload(&s, "image/webp", webp, big, &code), 400);
+    assert_int_equal(code, 131053);
+    memcpy(webp, "RIFF\0\0\0\0WEBPVP8X", 16);
+    webp[20] = 0x02; /* the animation flag */
+    assert_int_equal(upload(&s, "image/webp", webp, big, &code), 200);
+    assert_int_equal(upload(&s, "image/gif", webp, 100, &code), 400);
+    assert_int_equal(code, 100); /* a type Meta does not take: invalid parameter */
+    free(webp);
+    sim_stop(&s);
+}
+
 static int
 setup(void **state)
 {
@@ -1036,6 +1325,10 @@ main(void)
                                   kill_live),
         cmocka_unit_test_teardown(media__upload_get_download__with_limits, kill_live),
         cmocka_unit_test_teardown(reset__after_traffic__forgets_history_and_windows, kill_live),
+        cmocka_unit_test_teardown(fidelity__recipients_read_receipts_versions_pricing__as_meta,
+                                  kill_live),
+        cmocka_unit_test_teardown(fidelity__business_endpoints_value_errors_stickers__as_meta,
+                                  kill_live),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);

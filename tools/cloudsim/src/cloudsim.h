@@ -129,7 +129,9 @@ struct cs_template {
     int64_t header_params;
     int64_t body_params;
     int64_t button_params;
-    bool paced; /* answered with message_status "held_for_quality_assessment" */
+    bool paced;       /* answered with message_status "held_for_quality_assessment" */
+    char id[24];      /* Graph id, stable: derived from name and language */
+    char *components; /* JSON text of the components given at creation, or NULL */
 };
 
 struct cs_templates {
@@ -146,6 +148,9 @@ const struct cs_template *cs_templates_find(const struct cs_templates *t, const 
 void cs_templates_cleanup(struct cs_templates *t);
 /* Appends the registry as a JSON array to out. */
 enum wa_err cs_templates_json(const struct cs_templates *t, struct wa_buf *out);
+/* The template (name, language), writable, or NULL. */
+struct cs_template *cs_templates_get(struct cs_templates *t, const char *name,
+                                     const char *language);
 
 /*
  * Checks a template send against the registry: returns 0 when it may be sent, else the Meta
@@ -169,15 +174,17 @@ enum cs_status { CS_ST_ACCEPTED, CS_ST_SENT, CS_ST_DELIVERED, CS_ST_READ, CS_ST_
 
 struct cs_record {
     char wamid[CS_WAMID_MAX];
-    char wa_id[WA_WHATSAPP_WA_ID_MAX + 1];
-    char *to;   /* as sent */
-    char *type; /* message type */
-    char *body; /* the request body, verbatim */
-    char *biz;  /* biz_opaque_callback_data or NULL */
+    char wa_id[WA_WHATSAPP_WA_ID_MAX + 1]; /* "" for a send to a BSUID (then to is the BSUID) */
+    char *to;                              /* as sent */
+    char *type;                            /* message type */
+    char *body;                            /* the request body, verbatim */
+    char *biz;                             /* biz_opaque_callback_data or NULL */
     size_t number;
     uint64_t time_ms; /* wall */
     enum cs_status status;
     int64_t error_code; /* with CS_ST_FAILED */
+    int version;        /* Graph API major version of the send (21 for v21.0; 0 unknown) */
+    bool free_window;   /* a utility template inside an open window: free_customer_service */
 };
 
 struct cs_stats {
@@ -214,6 +221,7 @@ struct cs_sim {
     struct cs_record *ring; /* history, cfg->history slots */
     size_t ring_cap, ring_head, ring_len;
     struct cs_map by_wamid; /* wamid -> struct cs_record * in ring (borrowed) */
+    struct cs_map inbound;  /* wamid of a user's message -> (uintptr_t) number index + 1 */
     struct cs_stats stats;
     uint64_t seq;
     char salt[9];
@@ -221,6 +229,8 @@ struct cs_sim {
     struct cs_media *media;
     struct cs_faults *faults;
     char public_url[256];
+    json_t *profiles; /* business.c: one business profile object per number (owned), or NULL */
+    bool subscribed;  /* business.c: the app is subscribed to the WABA's webhooks */
 };
 
 /* Builds the state from cfg (borrowed, must outlive sim). loop may be NULL in unit tests. */
@@ -242,6 +252,11 @@ struct cs_record *cs_sim_record(struct cs_sim *sim, const char *wamid,
                                 const struct wa_whatsapp_send *send, const char *body,
                                 size_t body_len, size_t number);
 struct cs_record *cs_sim_find(const struct cs_sim *sim, const char *wamid);
+/* Remembers wamid as a message number received (what mark-as-read may name); at most
+ * cfg->history of them, the oldest forgotten wholesale. */
+void cs_sim_note_inbound(struct cs_sim *sim, const char *wamid, size_t number);
+/* True when wamid is a message number received. */
+bool cs_sim_is_inbound(const struct cs_sim *sim, const char *wamid, size_t number);
 void cs_sim_count_rejected(struct cs_sim *sim, int64_t code);
 const char *cs_status_name(enum cs_status st);
 
@@ -262,7 +277,7 @@ void cs_policy_set_flags(struct cs_sim *sim, const char *wa_id, unsigned flags);
 enum wa_err cs_policy_load_flags(struct cs_sim *sim);
 
 /* ---- webhooks.c ---- */
-enum cs_event_kind { CS_EV_STATUS, CS_EV_INBOUND };
+enum cs_event_kind { CS_EV_STATUS, CS_EV_INBOUND, CS_EV_TEMPLATE };
 
 enum wa_err cs_webhooks_new(struct cs_sim *sim, struct cs_webhooks **out, struct wa_error *error);
 void cs_webhooks_free(struct cs_webhooks *w);
@@ -276,12 +291,22 @@ void cs_webhooks_reset(struct cs_webhooks *w);
 void cs_webhooks_message(struct cs_webhooks *w, const struct cs_record *rec, const char *category,
                          int64_t failed_code, bool reaction);
 /* An accepted send that fails later: its statuses up to after (CS_ST_ACCEPTED: none, SENT,
- * DELIVERED) on the usual delays, then `failed` with code. */
+ * DELIVERED) on the usual delays, then `failed` with code, or with value_level a "messages"
+ * webhook whose value carries errors[] with code and no status. */
 void cs_webhooks_late_failure(struct cs_webhooks *w, const struct cs_record *rec,
-                              const char *category, int64_t code, enum cs_status after);
+                              const char *category, int64_t code, enum cs_status after,
+                              bool value_level);
 /* Queues an inbound message (the value.messages[0] object and the contact's name) for number. */
 enum wa_err cs_webhooks_inbound(struct cs_webhooks *w, size_t number, const json_t *message,
                                 const char *wa_id, const char *name);
+/*
+ * Schedules the review of template (name, language), created PENDING: after delay_ms it
+ * becomes APPROVED, or REJECTED (reason INVALID_FORMAT) when its name starts with "reject",
+ * and a message_template_status_update webhook says so. Without webhook delivery the verdict
+ * is applied at once. Copies name and language.
+ */
+void cs_webhooks_template_review(struct cs_webhooks *w, const char *name, const char *language,
+                                 uint64_t delay_ms);
 /* Appends {"pending_events":..,"queued":..,"inflight":..} to out. */
 enum wa_err cs_webhooks_stats(const struct cs_webhooks *w, struct wa_buf *out);
 
@@ -293,6 +318,16 @@ enum wa_err cs_webhooks_stats(const struct cs_webhooks *w, struct wa_buf *out);
 enum wa_err cs_webhooks_build(const struct cs_sim *sim, size_t number, json_t *value_items,
                               const char *items_key, json_t *contacts, struct wa_buf *out,
                               char sig[WA_HUB_SIGNATURE_LEN]);
+
+/* ---- business.c: WABA endpoints (after auth; the router picks by edge) ---- */
+/* GET (list) or POST (create) /{ver}/{waba_id}/message_templates. */
+void cs_business_templates(struct cs_sim *sim, struct wa_http_req *req);
+/* GET /{ver}/{waba_id}/phone_numbers. */
+void cs_business_phone_numbers(struct cs_sim *sim, struct wa_http_req *req);
+/* GET, POST or DELETE /{ver}/{waba_id}/subscribed_apps. */
+void cs_business_subscribed_apps(struct cs_sim *sim, struct wa_http_req *req);
+/* GET or POST /{ver}/{phone_number_id}/whatsapp_business_profile. */
+void cs_business_profile(struct cs_sim *sim, struct wa_http_req *req, size_t number);
 
 /* ---- media.c ---- */
 enum wa_err cs_media_new(struct cs_sim *sim, struct cs_media **out);
@@ -323,9 +358,10 @@ enum wa_err cs_faults_json(const struct cs_faults *f, struct wa_buf *out);
 
 /*
  * For an accepted send: the code it must fail with later (mode late, counted like the other
- * modes) and in *after the last status webhook before the `failed` one; 0 when none applies.
+ * modes) and in *after the last status webhook before the `failed` one, in *value_level
+ * whether the failure is a value-level error instead; 0 when none applies.
  */
-int64_t cs_faults_late(struct cs_faults *f, enum cs_status *after);
+int64_t cs_faults_late(struct cs_faults *f, enum cs_status *after, bool *value_level);
 
 /* Handler continuation after injected latency. */
 typedef void (*cs_continue_fn)(struct cs_sim *sim, struct wa_http_req *req);

@@ -192,6 +192,12 @@ on_inbound(struct wa_http_req *req, void *arg)
         goto out;
     }
     cs_policy_inbound(sim, (size_t)number, wa_id, (uint64_t)when * 1000);
+    cs_sim_note_inbound(sim, wamid, (size_t)number);
+    /* Throughput counts inbound messages too (cloud-api.md §4.3): a user's message takes a
+     * token of the number's bucket, though it is never refused. */
+    if (sim->cfg->limits && sim->cfg->mps > 0) {
+        (void)cs_policy_throughput(sim, (size_t)number, wa_loop_now(sim->loop));
+    }
     sim->stats.inbound++;
     snprintf(reply, sizeof(reply), "{\"id\":\"%s\",\"wa_id\":\"%s\",\"phone_number_id\":\"%s\"}",
              wamid, wa_id, sim->numbers[number].id);

@@ -4,7 +4,8 @@
  * One fault configuration at a time: a mode (error: a Graph error with a chosen code; 5xx: an
  * HTTP 5xx without a Graph body; drop: the connection is closed without an answer; late: the
  * send is accepted and fails later, as a `failed` status webhook with the chosen code, after
- * `sent` or after `sent` and `delivered` ("after")), applied to
+ * `sent` or after `sent` and `delivered` ("after"), or with "level": "value" as a value-level
+ * error (value.errors[], no failed status: Meta's system-level errors)), applied to
  * the next `count` matching requests or to a `ratio` of them, and/or an added latency for the
  * next `latency_count` requests (-1: all). A request delayed by latency is processed when the
  * delay ends, even if the client gave up meanwhile: that is Meta's "timed out but sent" case.
@@ -35,6 +36,7 @@ struct cs_faults {
     int64_t latency_remaining;
     enum cs_fault_scope scope;
     enum cs_status late_after; /* MODE_LATE: the last status before the failure */
+    bool late_value;           /* MODE_LATE: a value-level error instead of a failed status */
     uint64_t rng;
     uint64_t injected;
 };
@@ -120,7 +122,7 @@ cs_faults_set(struct cs_faults *f, const json_t *body, struct wa_error *error)
     } else if (strcmp(mode, "drop") == 0) {
         f->mode = MODE_DROP;
     } else if (strcmp(mode, "late") == 0) {
-        const char *after = "sent";
+        const char *after = "sent", *level = "status";
 
         f->mode = MODE_LATE;
         if (f->code == 0) {
@@ -130,6 +132,14 @@ cs_faults_set(struct cs_faults *f, const json_t *body, struct wa_error *error)
             err != WA_ENOTFOUND) {
             return err;
         }
+        if ((err = wa_json_get_str(body, "level", 16, &level, error)) != WA_OK &&
+            err != WA_ENOTFOUND) {
+            return err;
+        }
+        if (strcmp(level, "status") != 0 && strcmp(level, "value") != 0) {
+            return wa_error_set(error, WA_EINVAL, "level must be status or value");
+        }
+        f->late_value = strcmp(level, "value") == 0;
         if (strcmp(after, "accepted") == 0) {
             f->late_after = CS_ST_ACCEPTED;
         } else if (strcmp(after, "sent") == 0) {
@@ -338,12 +348,13 @@ cs_faults_apply(struct cs_faults *f, struct wa_http_req *req, enum cs_fault_scop
 }
 
 int64_t
-cs_faults_late(struct cs_faults *f, enum cs_status *after)
+cs_faults_late(struct cs_faults *f, enum cs_status *after, bool *value_level)
 {
     if (f == NULL || f->mode != MODE_LATE || f->scope == CS_FAULT_MEDIA || !decide(f)) {
         return 0;
     }
     f->injected++;
     *after = f->late_after;
+    *value_level = f->late_value;
     return f->code;
 }

@@ -146,6 +146,20 @@ reply_accepted(struct wa_http_req *req, const struct wa_whatsapp_send *send, con
     wa_buf_cleanup(&b);
 }
 
+/* The major version of "/v21.0/...": 21; 0 when the path does not start with one. */
+static int
+api_version(const char *path)
+{
+    long v;
+    char *end = NULL;
+
+    if (path[0] != '/' || path[1] != 'v') {
+        return 0;
+    }
+    v = strtol(path + 2, &end, 10);
+    return end != path + 2 && v > 0 && v < 1000 ? (int)v : 0;
+}
+
 static void
 send_message(struct cs_sim *sim, struct wa_http_req *req, size_t number)
 {
@@ -161,6 +175,7 @@ send_message(struct cs_sim *sim, struct wa_http_req *req, size_t number)
     const char *user;
     int64_t code, failed = 0, late;
     enum cs_status late_after = CS_ST_SENT;
+    bool late_value = false;
     uint64_t now = wa_loop_now(sim->loop), wall;
 
     raw = wa_http_req_body(req, &len);
@@ -173,11 +188,24 @@ send_message(struct cs_sim *sim, struct wa_http_req *req, size_t number)
         goto out;
     }
     if (send.type == WA_WHATSAPP_MSG_READ) {
+        /* Only a message the business received can be marked read (or typed to). */
+        if (!cs_sim_is_inbound(sim, send.read_message_id, number)) {
+            snprintf(details, sizeof(details),
+                     "Param message_id '%.128s' is not a message received by this number.",
+                     send.read_message_id);
+            cs_reply_graph_error(sim, req, 100, 0, details);
+            goto out;
+        }
         sim->stats.by_type[WA_WHATSAPP_MSG_READ]++;
         wa_http_reply(req, 200, "application/json; charset=UTF-8", "{\"success\":true}", 16);
         goto out;
     }
     user = send.to != NULL ? send.wa_id : send.recipient;
+    if (send.to != NULL && send.wa_id[0] != '\0' &&
+        strcmp(send.wa_id, sim->numbers[number].display) == 0) {
+        cs_reply_graph_error(sim, req, 131021, 0, NULL);
+        goto out;
+    }
     if (cfg->limits && cfg->mps > 0 && !cs_policy_throughput(sim, number, now)) {
         cs_reply_graph_error(sim, req, 130429, 2494055, NULL);
         goto out;
@@ -216,14 +244,20 @@ send_message(struct cs_sim *sim, struct wa_http_req *req, size_t number)
     sim->stats.accepted++;
     sim->stats.by_type[send.type]++;
     rec = cs_sim_record(sim, wamid, &send, raw, len, number);
+    if (rec != NULL) {
+        rec->version = api_version(wa_http_req_path(req));
+        /* A utility template inside an open customer service window is free (§4.2). */
+        rec->free_window = tpl != NULL && strcmp(tpl->category, "UTILITY") == 0 &&
+                           cs_policy_window_open(sim, number, user, wall);
+    }
     if (failed == 0 && rec != NULL && send.type != WA_WHATSAPP_MSG_REACTION &&
-        (late = cs_faults_late(sim->faults, &late_after)) != 0) {
+        (late = cs_faults_late(sim->faults, &late_after, &late_value)) != 0) {
         /* injected: accepted now, failed later (faults.c, mode late) */
         failed = late;
         if (sim->webhooks != NULL) {
             cs_webhooks_late_failure(sim->webhooks, rec,
                                      pricing_category(tpl, catbuf, sizeof(catbuf)), late,
-                                     late_after);
+                                     late_after, late_value);
         } else {
             rec->status = CS_ST_FAILED;
             rec->error_code = late;
@@ -243,6 +277,26 @@ out:
     json_decref(body);
 }
 
+/* The WABA's edges and a number's business profile (business.c); false when not one. */
+static bool
+business_edge(struct cs_sim *sim, struct wa_http_req *req, char **segs, long number)
+{
+    bool waba = strcmp(segs[1], sim->cfg->waba_id) == 0;
+
+    if (waba && strcmp(segs[2], "message_templates") == 0) {
+        cs_business_templates(sim, req);
+    } else if (waba && strcmp(segs[2], "phone_numbers") == 0) {
+        cs_business_phone_numbers(sim, req);
+    } else if (waba && strcmp(segs[2], "subscribed_apps") == 0) {
+        cs_business_subscribed_apps(sim, req);
+    } else if (number >= 0 && strcmp(segs[2], "whatsapp_business_profile") == 0) {
+        cs_business_profile(sim, req, (size_t)number);
+    } else {
+        return false;
+    }
+    return true;
+}
+
 /* After auth and faults: route by the edge. */
 static void
 post_continue(struct cs_sim *sim, struct wa_http_req *req)
@@ -251,6 +305,9 @@ post_continue(struct cs_sim *sim, struct wa_http_req *req)
     size_t n = split_path(wa_http_req_path(req), storage, sizeof(storage), segs);
     long number = n >= 2 ? cs_sim_number(sim, segs[1]) : -1;
 
+    if (n == 3 && business_edge(sim, req, segs, number)) {
+        return;
+    }
     if (number < 0 || n != 3) {
         reply_unknown_object(sim, req, "post", n >= 2 ? segs[1] : "");
         return;
@@ -310,13 +367,15 @@ get_continue(struct cs_sim *sim, struct wa_http_req *req)
 {
     char storage[512], *segs[SEGS_MAX];
     size_t n = split_path(wa_http_req_path(req), storage, sizeof(storage), segs);
-    long number;
+    long number = n >= 2 ? cs_sim_number(sim, segs[1]) : -1;
 
+    if (n == 3 && business_edge(sim, req, segs, number)) {
+        return;
+    }
     if (n != 2) {
         reply_unknown_object(sim, req, "get", n >= 2 ? segs[1] : "");
         return;
     }
-    number = cs_sim_number(sim, segs[1]);
     if (number >= 0) {
         reply_number(sim, req, (size_t)number);
         return;

@@ -352,6 +352,8 @@ cs_sim_record(struct cs_sim *sim, const char *wamid, const struct wa_whatsapp_se
     r->number = number;
     r->time_ms = wa_clock_wall_ms();
     r->status = CS_ST_ACCEPTED;
+    r->version = 0;
+    r->free_window = false;
     if (r->to == NULL || r->type == NULL || r->body == NULL ||
         (send->biz_opaque_callback_data != NULL && r->biz == NULL) ||
         cs_map_put(&sim->by_wamid, r->wamid, r, NULL) != WA_OK) {
@@ -360,6 +362,21 @@ cs_sim_record(struct cs_sim *sim, const char *wamid, const struct wa_whatsapp_se
         return NULL;
     }
     return r;
+}
+
+void
+cs_sim_note_inbound(struct cs_sim *sim, const char *wamid, size_t number)
+{
+    if (sim->inbound.count >= (size_t)sim->cfg->history) {
+        cs_map_cleanup(&sim->inbound, NULL); /* bounded: forget the old ones at once */
+    }
+    (void)cs_map_put(&sim->inbound, wamid, (void *)(uintptr_t)(number + 1), NULL);
+}
+
+bool
+cs_sim_is_inbound(const struct cs_sim *sim, const char *wamid, size_t number)
+{
+    return (uintptr_t)cs_map_get(&sim->inbound, wamid) == number + 1;
 }
 
 struct cs_record *
@@ -456,6 +473,8 @@ cs_sim_init(struct cs_sim *sim, const struct cs_config *cfg, struct wa_loop *loo
     cs_map_init(&sim->users);
     cs_map_init(&sim->flags);
     cs_map_init(&sim->by_wamid);
+    cs_map_init(&sim->inbound);
+    sim->subscribed = true;
     cs_map_init(&sim->stats.rejected_by_code);
     cs_map_init(&sim->templates.by_key);
     (void)wa_random_hex(salt, 4);
@@ -514,8 +533,12 @@ cs_sim_reset_state(struct cs_sim *sim)
     clear_history(sim);
     cs_map_cleanup(&sim->users, free);
     cs_map_cleanup(&sim->flags, NULL);
+    cs_map_cleanup(&sim->inbound, NULL);
     cs_map_cleanup(&sim->stats.rejected_by_code, NULL);
     memset(&sim->stats, 0, sizeof(sim->stats));
+    json_decref(sim->profiles);
+    sim->profiles = NULL;
+    sim->subscribed = true;
     for (size_t i = 0; i < sim->nnumbers; i++) {
         cs_bucket_init(&sim->numbers[i].bucket, (double)sim->cfg->mps, (double)sim->cfg->mps,
                        wa_clock_mono_ms());
@@ -533,8 +556,11 @@ cs_sim_cleanup(struct cs_sim *sim)
     cs_map_cleanup(&sim->users, free);
     cs_map_cleanup(&sim->flags, NULL);
     cs_map_cleanup(&sim->by_wamid, NULL);
+    cs_map_cleanup(&sim->inbound, NULL);
     cs_map_cleanup(&sim->stats.rejected_by_code, NULL);
     cs_templates_cleanup(&sim->templates);
+    json_decref(sim->profiles);
+    sim->profiles = NULL;
     for (size_t i = 0; i < sim->nnumbers; i++) {
         free(sim->numbers[i].id);
         free(sim->numbers[i].display);

@@ -9,6 +9,7 @@
  * DISABLED -> 132016; parameter counts differ -> 132000.
  * Threading: loop thread only. Ownership: the registry owns its entries.
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,29 @@ static void
 make_key(const char *name, const char *language, char *out, size_t n)
 {
     snprintf(out, n, "%s\n%s", name, language);
+}
+
+static void
+template_free(void *p)
+{
+    struct cs_template *tpl = p;
+
+    if (tpl != NULL) {
+        free(tpl->components);
+        free(tpl);
+    }
+}
+
+/* A 16-digit Graph id from the key (FNV-1a): the same template keeps its id across resets. */
+static void
+make_id(const char *key, char out[24])
+{
+    uint64_t h = 1469598103934665603ull;
+
+    for (const char *p = key; *p != '\0'; p++) {
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    }
+    snprintf(out, 24, "%" PRIu64, (uint64_t)(1000000000000000ull + h % 8999999999999999ull));
 }
 
 static enum wa_err
@@ -106,11 +130,17 @@ cs_templates_put_json(struct cs_templates *t, const json_t *obj, struct wa_error
         return err;
     }
     make_key(name, lang, key, sizeof(key));
-    if (cs_map_put(&t->by_key, key, tpl, &old) != WA_OK) {
+    make_id(key, tpl->id);
+    if (json_is_array(json_object_get(obj, "components")) &&
+        (tpl->components = wa_json_dump(json_object_get(obj, "components"))) == NULL) {
         free(tpl);
         return wa_error_set(error, WA_ENOMEM, "template");
     }
-    free(old);
+    if (cs_map_put(&t->by_key, key, tpl, &old) != WA_OK) {
+        template_free(tpl);
+        return wa_error_set(error, WA_ENOMEM, "template");
+    }
+    template_free(old);
     return WA_OK;
 }
 
@@ -176,10 +206,19 @@ cs_templates_find(const struct cs_templates *t, const char *name, const char *la
     return cs_map_get(&t->by_key, key);
 }
 
+struct cs_template *
+cs_templates_get(struct cs_templates *t, const char *name, const char *language)
+{
+    char key[WA_WHATSAPP_TEMPLATE_NAME_MAX + 24];
+
+    make_key(name, language, key, sizeof(key));
+    return cs_map_get(&t->by_key, key);
+}
+
 void
 cs_templates_cleanup(struct cs_templates *t)
 {
-    cs_map_cleanup(&t->by_key, free);
+    cs_map_cleanup(&t->by_key, template_free);
 }
 
 enum wa_err

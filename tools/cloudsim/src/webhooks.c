@@ -26,6 +26,7 @@
 #include "cloudsim.h"
 #include "wa/clock.h"
 #include "wa/crypto.h"
+#include "wa/hex.h"
 #include "wa/httpc.h"
 #include "wa/id.h"
 #include "wa/list.h"
@@ -50,9 +51,14 @@ struct event {
     size_t number;
     char wamid[CS_WAMID_MAX];
     char wa_id[WA_WHATSAPP_WA_ID_MAX + 1];
+    char *user_id; /* a send to a BSUID: recipient_user_id instead of recipient_id */
     enum cs_status status;
     int64_t code;
     bool pricing;
+    bool free_window; /* free_customer_service although a template */
+    bool value_level; /* a failure sent as value.errors[], not as a failed status */
+    int version;      /* of the send: <= 23 carries the conversation object */
+    uint64_t sent_s;  /* the send's wall time: the conversation's expiry is a day later */
     char category[24];
     char *biz;
     json_t *message; /* inbound */
@@ -177,6 +183,7 @@ event_free(struct event *e)
 {
     if (e != NULL) {
         free(e->biz);
+        free(e->user_id);
         free(e->name);
         json_decref(e->message);
         free(e);
@@ -209,8 +216,12 @@ status_event(struct cs_webhooks *w, const struct cs_record *rec, enum cs_status 
     snprintf(e->wamid, sizeof(e->wamid), "%s", rec->wamid);
     snprintf(e->wa_id, sizeof(e->wa_id), "%s", rec->wa_id);
     snprintf(e->category, sizeof(e->category), "%s", category);
-    if (rec->biz != NULL && (e->biz = strdup(rec->biz)) == NULL) {
-        free(e);
+    e->free_window = rec->free_window;
+    e->version = rec->version;
+    e->sent_s = rec->time_ms / 1000;
+    if ((rec->biz != NULL && (e->biz = strdup(rec->biz)) == NULL) ||
+        (rec->wa_id[0] == '\0' && rec->to != NULL && (e->user_id = strdup(rec->to)) == NULL)) {
+        event_free(e);
         return NULL;
     }
     if (heap_push(&w->events, &e->h) != WA_OK) {
@@ -276,7 +287,7 @@ cs_webhooks_message(struct cs_webhooks *w, const struct cs_record *rec, const ch
 
 void
 cs_webhooks_late_failure(struct cs_webhooks *w, const struct cs_record *rec, const char *category,
-                         int64_t code, enum cs_status after)
+                         int64_t code, enum cs_status after, bool value_level)
 {
     const struct cs_config *cfg = w->sim->cfg;
     struct cs_record *r = cs_sim_find(w->sim, rec->wamid);
@@ -303,6 +314,7 @@ cs_webhooks_late_failure(struct cs_webhooks *w, const struct cs_record *rec, con
     e = status_event(w, rec, CS_ST_FAILED, last + (after >= CS_ST_SENT ? 100 : 0), category);
     if (e != NULL) {
         e->code = code;
+        e->value_level = value_level;
     }
 }
 
@@ -337,6 +349,35 @@ cs_webhooks_inbound(struct cs_webhooks *w, size_t number, const json_t *message,
     return WA_OK;
 }
 
+void
+cs_webhooks_template_review(struct cs_webhooks *w, const char *name, const char *language,
+                            uint64_t delay_ms)
+{
+    struct event *e = w->enabled ? calloc(1, sizeof(*e)) : NULL;
+
+    if (e != NULL) {
+        e->h.due = wa_loop_now(w->sim->loop) + delay_ms;
+        e->h.seq = ++w->seq;
+        e->kind = CS_EV_TEMPLATE;
+        snprintf(e->category, sizeof(e->category), "%s", language);
+        e->name = strdup(name);
+        if (e->name != NULL && heap_push(&w->events, &e->h) == WA_OK) {
+            if (w->timer != NULL) {
+                wa_timer_start(w->timer, 0, (uint64_t)w->sim->cfg->flush_ms);
+            }
+            return;
+        }
+        event_free(e);
+    }
+    /* No delivery (or out of memory): the verdict without its webhook. */
+    struct cs_template *tpl = cs_templates_get(&w->sim->templates, name, language);
+
+    if (tpl != NULL) {
+        snprintf(tpl->status, sizeof(tpl->status), "%s",
+                 strncmp(name, "reject", 6) == 0 ? "REJECTED" : "APPROVED");
+    }
+}
+
 /* ---- bodies ---- */
 
 /* jansson's JSON_ENSURE_ASCII writes "\uXXXX" in upper case; Meta signs lower case. */
@@ -360,15 +401,33 @@ lowercase_escapes(char *s, size_t len)
     }
 }
 
+/* Serialises root (taken) as Meta does, ASCII-only with lowercase escapes, signs it. */
+static enum wa_err
+finish_body(const struct cs_sim *sim, json_t *root, struct wa_buf *out,
+            char sig[WA_HUB_SIGNATURE_LEN])
+{
+    char *text = json_dumps(root, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER);
+    size_t len;
+    enum wa_err err;
+
+    json_decref(root);
+    if (text == NULL) {
+        return WA_ENOMEM;
+    }
+    len = strlen(text);
+    lowercase_escapes(text, len);
+    wa_hub_signature_make(sim->cfg->app_secret, text, len, sig);
+    err = wa_buf_append(out, text, len);
+    free(text);
+    return err;
+}
+
 enum wa_err
 cs_webhooks_build(const struct cs_sim *sim, size_t number, json_t *items, const char *items_key,
                   json_t *contacts, struct wa_buf *out, char sig[WA_HUB_SIGNATURE_LEN])
 {
     const struct cs_number *num = &sim->numbers[number];
     json_t *root, *value;
-    char *text;
-    size_t len;
-    enum wa_err err;
 
     value = json_pack("{s:s, s:{s:s, s:s}}", "messaging_product", "whatsapp", "metadata",
                       "display_phone_number", num->display, "phone_number_id", num->id);
@@ -386,17 +445,31 @@ cs_webhooks_build(const struct cs_sim *sim, size_t number, json_t *items, const 
     if (root == NULL) {
         return WA_ENOMEM;
     }
-    text = json_dumps(root, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER);
-    json_decref(root);
-    if (text == NULL) {
-        return WA_ENOMEM;
+    return finish_body(sim, root, out, sig);
+}
+
+/* The legacy conversation object (cloud-api.md §3.6), sent by API versions up to v23 on
+ * `sent` (with its expiry) and on the delivered/read that carries the pricing. The id is per
+ * message: the first 32 hex digits of the wamid's SHA-256. */
+static json_t *
+conversation_json(const struct event *e)
+{
+    unsigned char digest[WA_SHA256_LEN];
+    char id[2 * WA_SHA256_LEN + 1], exp[24];
+    json_t *c;
+
+    wa_sha256(e->wamid, strlen(e->wamid), digest);
+    wa_hex_encode(digest, sizeof(digest), id);
+    id[32] = '\0';
+    c = json_pack("{s:s}", "id", id);
+    if (c != NULL && e->status == CS_ST_SENT) {
+        snprintf(exp, sizeof(exp), "%" PRIu64, e->sent_s + 86400);
+        json_object_set_new(c, "expiration_timestamp", json_string(exp));
     }
-    len = strlen(text);
-    lowercase_escapes(text, len);
-    wa_hub_signature_make(sim->cfg->app_secret, text, len, sig);
-    err = wa_buf_append(out, text, len);
-    free(text);
-    return err;
+    if (c != NULL) {
+        json_object_set_new(c, "origin", json_pack("{s:s}", "type", e->category));
+    }
+    return c;
 }
 
 static json_t *
@@ -406,20 +479,29 @@ status_json(const struct event *e, uint64_t wall_s)
     json_t *st;
 
     snprintf(ts, sizeof(ts), "%" PRIu64, wall_s);
-    st = json_pack("{s:s, s:s, s:s, s:s}", "id", e->wamid, "status", cs_status_name(e->status),
-                   "timestamp", ts, "recipient_id", e->wa_id);
+    st = json_pack("{s:s, s:s, s:s}", "id", e->wamid, "status", cs_status_name(e->status),
+                   "timestamp", ts);
     if (st == NULL) {
         return NULL;
+    }
+    /* A send to a BSUID is reported by recipient_user_id; recipient_id is then absent. */
+    if (e->user_id != NULL) {
+        json_object_set_new(st, "recipient_user_id", json_string(e->user_id));
+    } else {
+        json_object_set_new(st, "recipient_id", json_string(e->wa_id));
     }
     if (e->biz != NULL) {
         json_object_set_new(st, "biz_opaque_callback_data", json_string(e->biz));
     }
     if (e->pricing && e->status != CS_ST_FAILED) {
-        bool service = strcmp(e->category, "service") == 0;
+        bool free = strcmp(e->category, "service") == 0 || e->free_window;
 
+        if (e->version > 0 && e->version <= 23) {
+            json_object_set_new(st, "conversation", conversation_json(e));
+        }
         json_object_set_new(st, "pricing",
-                            json_pack("{s:b, s:s, s:s, s:s}", "billable", !service, "pricing_model",
-                                      "PMP", "type", service ? "free_customer_service" : "regular",
+                            json_pack("{s:b, s:s, s:s, s:s}", "billable", !free, "pricing_model",
+                                      "PMP", "type", free ? "free_customer_service" : "regular",
                                       "category", e->category));
     }
     if (e->status == CS_ST_FAILED) {
@@ -436,6 +518,37 @@ status_json(const struct event *e, uint64_t wall_s)
         }
     }
     return st;
+}
+
+static void emit(struct cs_webhooks *w, size_t number, json_t *items, const char *key,
+                 json_t *contacts);
+static void emit_account(struct cs_webhooks *w, const char *field, json_t *value);
+
+/* A template review comes due: the verdict, then its message_template_status_update. */
+static void
+review_due(struct cs_webhooks *w, const struct event *e)
+{
+    struct cs_template *tpl = cs_templates_get(&w->sim->templates, e->name, e->category);
+    bool reject = strncmp(e->name, "reject", 6) == 0;
+    json_t *value;
+
+    if (tpl == NULL || strcmp(tpl->status, "PENDING") != 0) {
+        return; /* replaced or deleted meanwhile */
+    }
+    snprintf(tpl->status, sizeof(tpl->status), "%s", reject ? "REJECTED" : "APPROVED");
+    value =
+        json_pack("{s:s, s:I, s:s, s:s, s:s, s:s}", "event", tpl->status, "message_template_id",
+                  (json_int_t)strtoll(tpl->id, NULL, 10), "message_template_name", tpl->name,
+                  "message_template_language", tpl->language, "reason",
+                  reject ? "INVALID_FORMAT" : "NONE", "message_template_category", tpl->category);
+    if (value != NULL && reject) {
+        json_object_set_new(value, "rejection_info",
+                            json_pack("{s:s, s:s}", "reason", "The template's format is invalid.",
+                                      "recommendation", "Review the template guidelines."));
+    }
+    if (value != NULL) {
+        emit_account(w, "message_template_status_update", value);
+    }
 }
 
 static void pump(struct cs_webhooks *w);
@@ -492,6 +605,27 @@ emit(struct cs_webhooks *w, size_t number, json_t *items, const char *key, json_
     wa_buf_cleanup(&body);
 }
 
+/* A webhook of a field other than messages: entry time, no metadata. Takes value. */
+static void
+emit_account(struct cs_webhooks *w, const char *field, json_t *value)
+{
+    const struct cs_sim *sim = w->sim;
+    struct wa_buf body;
+    char sig[WA_HUB_SIGNATURE_LEN];
+    json_t *root =
+        json_pack("{s:s, s:[{s:s, s:I, s:[{s:o, s:s}]}]}", "object", "whatsapp_business_account",
+                  "entry", "id", sim->cfg->waba_id, "time", (json_int_t)(wa_clock_wall_ms() / 1000),
+                  "changes", "value", value, "field", field);
+
+    wa_buf_init(&body, 0);
+    if (root != NULL && finish_body(sim, root, &body, sig) == WA_OK) {
+        queue_body(w, &body, sig, 1);
+    } else {
+        w->sim->stats.webhooks_dropped++;
+    }
+    wa_buf_cleanup(&body);
+}
+
 /* Raises the history's status; never downgrades (read stays read if delivered comes late). */
 static void
 note_status(struct cs_sim *sim, const struct event *e)
@@ -524,16 +658,30 @@ flush_events(struct cs_webhooks *w)
 
         popped++;
         sim->stats.events++;
-        if (e->kind == CS_EV_INBOUND) {
+        if (e->kind == CS_EV_TEMPLATE) {
+            review_due(w, e);
+        } else if (e->kind == CS_EV_INBOUND) {
+            const char *type = wa_json_str(e->message, "type");
+            /* System messages (user_changed_number...) come without a contacts block. */
             json_t *contacts =
-                json_pack("[{s:{s:s?}, s:s}]", "profile", "name", e->name, "wa_id", e->wa_id);
+                type != NULL && strcmp(type, "system") == 0
+                    ? NULL
+                    : json_pack("[{s:{s:s?}, s:s}]", "profile", "name", e->name, "wa_id", e->wa_id);
             json_t *msgs = json_pack("[O]", e->message);
 
-            if (contacts != NULL && msgs != NULL) {
+            if (msgs != NULL) {
                 emit(w, e->number, msgs, "messages", contacts);
             }
             json_decref(contacts);
             json_decref(msgs);
+        } else if (e->value_level) {
+            json_t *st = status_json(e, wall_s), *errors = json_object_get(st, "errors");
+
+            note_status(sim, e);
+            if (errors != NULL) {
+                emit(w, e->number, errors, "errors", NULL);
+            }
+            json_decref(st);
         } else {
             json_t *st = status_json(e, wall_s);
 
