@@ -1077,6 +1077,15 @@ fidelity__recipients_read_receipts_versions_pricing__as_meta(void **state)
     assert_non_null(root);
     assert_null(wa_json_path(root, "entry.0.changes.0.value.contacts"));
     json_decref(root);
+    /* Numbers as Meta writes them: a latitude keeps its digits in the webhook. */
+    sim_post(&s, &r, "/_sim/inbound",
+             "{\"from\":\"16505550045\",\"type\":\"location\",\"location\":{\"latitude\":"
+             "37.483307,\"longitude\":-122.148981,\"name\":\"HQ\"}}");
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    root = wait_hook_with("\"latitude\":37.483307,\"longitude\":-122.148981,");
+    assert_non_null(root);
+    json_decref(root);
     open_window(&s, "16505550044");
     /* Mark as read: a received message is fine. */
     snprintf(body, sizeof(body),

@@ -31,6 +31,7 @@
 #include "wa/id.h"
 #include "wa/list.h"
 #include "wa/log.h"
+#include "wa/utf8.h"
 #include "wa/whatsapp_errors.h"
 
 #define POP_MAX_PER_TICK 20000u
@@ -380,7 +381,47 @@ cs_webhooks_template_review(struct cs_webhooks *w, const char *name, const char 
 
 /* ---- bodies ---- */
 
-/* jansson's JSON_ENSURE_ASCII writes "\uXXXX" in upper case; Meta signs lower case. */
+/* Appends text (compact UTF-8 JSON, len bytes) to out with every non-ASCII character as a
+ * \uXXXX escape in lower-case hex (a surrogate pair past U+FFFF): the form Meta signs. Only
+ * strings hold non-ASCII, so escaping outside any string context is safe. */
+static enum wa_err
+append_ascii(struct wa_buf *out, const char *text, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)text;
+    enum wa_err err = WA_OK;
+    size_t i = 0;
+
+    while (i < len && err == WA_OK) {
+        uint32_t cp;
+        size_t n;
+
+        if (p[i] < 0x80) {
+            size_t run = i;
+
+            while (run < len && p[run] < 0x80) {
+                run++;
+            }
+            err = wa_buf_append(out, text + i, run - i);
+            i = run;
+            continue;
+        }
+        if ((n = wa_utf8_next(p + i, len - i, &cp)) == 0) {
+            cp = 0xfffd; /* not reached: the writer only emits valid UTF-8 */
+            n = 1;
+        }
+        if (cp >= 0x10000) {
+            cp -= 0x10000;
+            err =
+                wa_buf_printf(out, "\\u%04x\\u%04x", 0xd800u + (cp >> 10), 0xdc00u + (cp & 0x3ffu));
+        } else {
+            err = wa_buf_printf(out, "\\u%04x", cp);
+        }
+        i += n;
+    }
+    return err;
+}
+
+/* The writer escapes control characters as "\\u001F"; Meta's hex is lower case. */
 static void
 lowercase_escapes(char *s, size_t len)
 {
@@ -401,25 +442,28 @@ lowercase_escapes(char *s, size_t len)
     }
 }
 
-/* Serialises root (taken) as Meta does, ASCII-only with lowercase escapes, signs it. */
+/* Serialises root (taken) as Meta does: compact, reals as written (wa_json_dump), ASCII-only
+ * with lower-case escapes; signs exactly those bytes. */
 static enum wa_err
 finish_body(const struct cs_sim *sim, json_t *root, struct wa_buf *out,
             char sig[WA_HUB_SIGNATURE_LEN])
 {
-    char *text = json_dumps(root, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER);
-    size_t len;
+    char *text = wa_json_dump(root);
+    size_t start = out->len;
     enum wa_err err;
 
     json_decref(root);
     if (text == NULL) {
         return WA_ENOMEM;
     }
-    len = strlen(text);
-    lowercase_escapes(text, len);
-    wa_hub_signature_make(sim->cfg->app_secret, text, len, sig);
-    err = wa_buf_append(out, text, len);
+    err = append_ascii(out, text, strlen(text));
     free(text);
-    return err;
+    if (err != WA_OK) {
+        return wa_buf_rollback(out, start, err);
+    }
+    lowercase_escapes(out->data + start, out->len - start);
+    wa_hub_signature_make(sim->cfg->app_secret, out->data + start, out->len - start, sig);
+    return WA_OK;
 }
 
 enum wa_err
