@@ -1259,6 +1259,9 @@ fidelity__business_endpoints_value_errors_stickers__as_meta(void **state)
     http(&r, NULL, url, TOKEN, NULL);
     assert_int_equal(json_array_size(json_object_get(r.json, "data")), 0);
     resp_free(&r);
+    http(&r, "POST", url, TOKEN, "{}"); /* subscribed again: webhooks flow */
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
     /* A late failure at value level: value.errors[] with the code, no failed status. */
     sim_post(&s, &r, "/_sim/faults",
              "{\"mode\":\"late\",\"code\":131000,\"count\":1,\"level\":\"value\"}");

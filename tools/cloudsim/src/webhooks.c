@@ -602,6 +602,10 @@ queue_body(struct cs_webhooks *w, struct wa_buf *body, const char *sig, int copi
 {
     uint64_t now = wa_loop_now(w->sim->loop);
 
+    if (!w->sim->subscribed) { /* DELETE subscribed_apps: Meta sends this app nothing */
+        w->sim->stats.webhooks_dropped += (uint64_t)copies;
+        return;
+    }
     for (int i = 0; i < copies; i++) {
         struct delivery *d;
 
