@@ -103,6 +103,8 @@ wa_test_spawn_daemon(const char *name, int port, const char *prefix, const char 
     snprintf(env[n++], sizeof(env[0]), "WA_APP_SECRET=e2e-secret");
     snprintf(env[n++], sizeof(env[0]), "WA_ACCESS_TOKEN=e2e-token");
     snprintf(env[n++], sizeof(env[0]), "WA_VERIFY_TOKEN=e2e-verify");
+    /* the suite plays Meta with wa-cloudsim over plain http:// (WA_CFG_HTTPS) */
+    snprintf(env[n++], sizeof(env[0]), "WA_SANDBOX=1");
     for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 19; i++) {
         snprintf(env[n++], sizeof(env[0]), "%s", extra[i]);
     }

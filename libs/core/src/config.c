@@ -324,6 +324,14 @@ wa_cfg_load(const struct wa_cfg_spec *spec, size_t n, void *cfg, wa_cfg_lookup_f
                                 "secret (%s or %s_FILE), or WA_SANDBOX=1 for local development",
                                 s->name, s->name, s->name);
         }
+        if ((s->flags & WA_CFG_HTTPS) && !sandbox && text != NULL &&
+            strncmp(text, "https://", 8) != 0) {
+            free(owned);
+            return wa_error_set(error, WA_ECONFIG,
+                                "%s must be an https:// URL (plain http:// only with WA_SANDBOX=1, "
+                                "e.g. against wa-cloudsim)",
+                                s->name);
+        }
         if ((err = set_value(s, cfg, text, owned, error)) != WA_OK) {
             return err;
         }

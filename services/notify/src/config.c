@@ -10,7 +10,7 @@
 
 const struct wa_cfg_spec nt_config_spec[] = {
     WA_CFG_COMMON(struct nt_config, common, "127.0.0.1:8083"),
-    {"WA_GRAPH_URL", WA_CFG_STRING, "https://graph.facebook.com/v21.0", 0, 0, 0,
+    {"WA_GRAPH_URL", WA_CFG_STRING, "https://graph.facebook.com/v21.0", 0, 0, WA_CFG_HTTPS,
      offsetof(struct nt_config, graph_url), "Cloud API base URL including the version"},
     {"WA_ACCESS_TOKEN", WA_CFG_STRING, "sandbox-token", 0, 0, WA_CFG_SECRET | WA_CFG_SANDBOX,
      offsetof(struct nt_config, access_token),

@@ -206,6 +206,34 @@ sandbox__public_default_refused_outside_sandbox_mode(void **state)
 }
 
 static void
+https__plain_http_refused_outside_sandbox_mode(void **state)
+{
+    static const struct wa_cfg_spec spec_url[] = {
+        {"WA_URL", WA_CFG_STRING, "https://graph.example/v21.0", 0, 0, WA_CFG_HTTPS, 0, "url"},
+    };
+    const char *plain[] = {"WA_URL", "http://127.0.0.1:8090/v21.0", NULL};
+    const char *plain_sandbox[] = {"WA_URL", "http://127.0.0.1:8090/v21.0", "WA_SANDBOX", "1",
+                                   NULL};
+    const char *other[] = {"WA_URL", "ftp://x", NULL};
+    const char *none[] = {NULL};
+    char *url = NULL;
+    struct wa_error error = {0};
+
+    (void)state;
+    assert_int_equal(wa_cfg_load(spec_url, 1, &url, lookup, (void *)plain, &error), WA_ECONFIG);
+    assert_non_null(strstr(error.message, "WA_URL"));
+    wa_cfg_cleanup(spec_url, 1, &url);
+    assert_int_equal(wa_cfg_load(spec_url, 1, &url, lookup, (void *)other, &error), WA_ECONFIG);
+    wa_cfg_cleanup(spec_url, 1, &url);
+    assert_int_equal(wa_cfg_load(spec_url, 1, &url, lookup, (void *)plain_sandbox, &error), WA_OK);
+    assert_string_equal(url, "http://127.0.0.1:8090/v21.0");
+    wa_cfg_cleanup(spec_url, 1, &url);
+    assert_int_equal(wa_cfg_load(spec_url, 1, &url, lookup, (void *)none, &error), WA_OK);
+    assert_string_equal(url, "https://graph.example/v21.0");
+    wa_cfg_cleanup(spec_url, 1, &url);
+}
+
+static void
 parse__durations_and_sizes(void **state)
 {
     int64_t v = 0;
@@ -422,6 +450,7 @@ main(void)
         cmocka_unit_test(load__unparsable__error_names_variable),
         cmocka_unit_test(required__missing__error_names_variable),
         cmocka_unit_test(sandbox__public_default_refused_outside_sandbox_mode),
+        cmocka_unit_test(https__plain_http_refused_outside_sandbox_mode),
         cmocka_unit_test(parse__durations_and_sizes),
         cmocka_unit_test(parse__microsecond_durations),
         cmocka_unit_test(secret_file__trailing_newline__stripped),

@@ -30,6 +30,8 @@ enum wa_cfg_type { WA_CFG_STRING, WA_CFG_INT, WA_CFG_BOOL, WA_CFG_MS, WA_CFG_US,
  * value must be set, non-empty, and no comma-separated item of it (nor the token of an
  * "id=token" item) may equal the default. */
 #define WA_CFG_SANDBOX 0x4u
+/* A URL that must be https:// unless WA_SANDBOX is true (plain http:// is for wa-cloudsim). */
+#define WA_CFG_HTTPS 0x8u
 
 struct wa_cfg_spec {
     const char *name; /* e.g. "WA_LISTEN" */
