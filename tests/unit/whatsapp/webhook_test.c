@@ -229,6 +229,66 @@ timestamp__strings_and_numbers__parse_or_give_minus_one(void **state)
     assert_int_equal(wa_webhook_timestamp(NULL), -1);
 }
 
+/* A value jansson refuses costs only its own item: repaired, flagged, its neighbours intact. */
+static void
+split__refused_values__repaired_in_their_item_only(void **state)
+{
+    static const char head[] =
+        "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"w\",\"changes\":[{"
+        "\"field\":\"messages\",\"value\":{\"metadata\":{\"phone_number_id\":\"p\"},"
+        "\"messages\":[";
+    static const char tail[] = "]}}]}]}";
+    static const struct {
+        const char *item; /* the second of three text messages */
+        const char *text; /* its body after the repair */
+    } cases[] = {
+        {"\"nul \\u0000 here\"", "nul \xef\xbf\xbd here"},
+        {"\"lone \\ud83d high\"", "lone \xef\xbf\xbd high"},
+        {"\"lone \\ude00 low\"", "lone \xef\xbf\xbd low"},
+        {"\"bad \xff\xfe utf8\"", "bad \xef\xbf\xbd\xef\xbf\xbd utf8"},
+        {"\"tab\tinside\"", "tab\tinside"},
+    };
+
+    (void)state;
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        struct wa_webhook_batch b;
+        struct wa_buf body;
+
+        wa_buf_init(&body, 0);
+        wa_buf_append_str(&body, head);
+        for (int i = 0; i < 3; i++) {
+            wa_buf_printf(
+                &body, "%s{\"from\":\"1\",\"id\":\"m%d\",\"type\":\"text\",\"text\":{\"body\":%s}}",
+                i ? "," : "", i, i == 1 ? cases[c].item : "\"fine\"");
+        }
+        wa_buf_append_str(&body, tail);
+        wa_webhook_batch_init(&b);
+        assert_int_equal(wa_webhook_split(body.data, body.len, &b, NULL), WA_OK);
+        assert_int_equal(b.count, 3);
+        assert_true(b.repaired > 0);
+        assert_string_equal(wa_json_path_str(b.events[1].item, "text.body"), cases[c].text);
+        assert_false(b.events[0].repaired);
+        assert_false(b.events[2].repaired);
+        assert_int_equal(b.events[1].repaired, strchr(cases[c].text, '\t') == NULL);
+        wa_webhook_batch_cleanup(&b);
+        wa_buf_cleanup(&body);
+    }
+}
+
+/* Repairs never make a broken document parse: truncated JSON stays refused. */
+static void
+split__truncated_with_nul__still_refused(void **state)
+{
+    static const char body[] = "{\"entry\":[{\"id\":\"a\\u0000b\"}";
+    struct wa_webhook_batch b;
+
+    (void)state;
+    wa_webhook_batch_init(&b);
+    assert_int_equal(wa_webhook_split(body, sizeof(body) - 1, &b, NULL), WA_EPARSE);
+    assert_int_equal(b.count, 0);
+    wa_webhook_batch_cleanup(&b);
+}
+
 int
 main(void)
 {
@@ -240,6 +300,8 @@ main(void)
         cmocka_unit_test(split__other_fields__become_account_events),
         cmocka_unit_test(split__not_a_webhook__fails_and_leaves_batch_empty),
         cmocka_unit_test(timestamp__strings_and_numbers__parse_or_give_minus_one),
+        cmocka_unit_test(split__refused_values__repaired_in_their_item_only),
+        cmocka_unit_test(split__truncated_with_nul__still_refused),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
