@@ -1217,6 +1217,19 @@ fidelity__business_endpoints_value_errors_stickers__as_meta(void **state)
     assert_int_equal(r.status, 200);
     assert_string_equal(wa_json_path_str(r.json, "data.0.status"), "APPROVED");
     assert_string_equal(wa_json_path_str(r.json, "data.0.components.0.type"), "BODY");
+    snprintf(url, sizeof(url), "%s/v21.0/%s", s.base, wa_json_path_str(r.json, "data.0.id"));
+    resp_free(&r);
+    http(&r, NULL, url, TOKEN, NULL); /* GET /{template_id} */
+    assert_int_equal(r.status, 200);
+    assert_string_equal(wa_json_str(r.json, "name"), "order_ready");
+    resp_free(&r);
+    snprintf(url, sizeof(url), "%s/v21.0/200000000000001/message_templates?name=rejected_offer",
+             s.base);
+    http(&r, "DELETE", url, TOKEN, NULL);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    http(&r, NULL, url, TOKEN, NULL);
+    assert_int_equal(json_array_size(json_object_get(r.json, "data")), 0);
     resp_free(&r);
     send_msg(&s, &r,
              "{\"messaging_product\":\"whatsapp\",\"to\":\"16505551236\",\"type\":\"template\","

@@ -9,6 +9,8 @@
  *                                              review (webhooks.c) then approves it (REJECTED
  *                                              when the name starts with "reject") and sends
  *                                              message_template_status_update
+ *   DELETE /{ver}/{waba_id}/message_templates?name=[&hsm_id=]   -> {"success":true}
+ *   GET  /{ver}/{template_id}                 one template (graph.c asks cs_business_template_by_id)
  *   GET  /{ver}/{waba_id}/phone_numbers       the numbers of the WABA
  *   GET/POST/DELETE /{ver}/{waba_id}/subscribed_apps
  *   GET  /{ver}/{phone_number_id}/whatsapp_business_profile   {"data":[{profile}]}
@@ -210,7 +212,8 @@ static enum wa_err
 template_item(struct wa_buf *b, const struct cs_template *tpl, bool first)
 {
     enum wa_err err = wa_buf_printf(b,
-                                    "%s{\"name\":\"%s\",\"language\":\"%s\",\"status\":\"%s\","
+                                    "%s{\"name\":\"%s\",\"parameter_format\":\"POSITIONAL\","
+                                    "\"language\":\"%s\",\"status\":\"%s\","
                                     "\"category\":\"%s\",\"id\":\"%s\"",
                                     first ? "" : ",", tpl->name, tpl->language, tpl->status,
                                     tpl->category, tpl->id);
@@ -275,14 +278,57 @@ templates_list(struct cs_sim *sim, struct wa_http_req *req)
     reply_buf(req, &b, err);
 }
 
+static void
+templates_delete(struct cs_sim *sim, struct wa_http_req *req)
+{
+    const char *name = wa_http_req_query(req, "name"), *hsm = wa_http_req_query(req, "hsm_id");
+
+    if (name == NULL) {
+        cs_reply_graph_error(sim, req, 100, 0, "The parameter name is required.");
+        return;
+    }
+    if (cs_templates_delete(&sim->templates, name, hsm) == 0) {
+        cs_reply_graph_error(sim, req, 100, 0, "Message template not found.");
+        return;
+    }
+    wa_http_reply(req, 200, "application/json; charset=UTF-8", "{\"success\":true}", 16);
+}
+
 void
 cs_business_templates(struct cs_sim *sim, struct wa_http_req *req)
 {
-    if (strcmp(wa_http_req_method(req), "POST") == 0) {
+    const char *method = wa_http_req_method(req);
+
+    if (strcmp(method, "POST") == 0) {
         templates_create(sim, req);
+    } else if (strcmp(method, "DELETE") == 0) {
+        templates_delete(sim, req);
     } else {
         templates_list(sim, req);
     }
+}
+
+bool
+cs_business_template_by_id(struct cs_sim *sim, struct wa_http_req *req, const char *id)
+{
+    const struct cs_map *m = &sim->templates.by_key;
+    struct wa_buf b;
+
+    if (strcmp(wa_http_req_method(req), "GET") != 0) {
+        return false;
+    }
+    for (size_t i = 0; i < m->nslots; i++) {
+        for (const struct cs_map_entry *e = m->slots[i]; e != NULL; e = e->next) {
+            const struct cs_template *tpl = e->value;
+
+            if (strcmp(tpl->id, id) == 0) {
+                wa_buf_init(&b, 0);
+                reply_buf(req, &b, template_item(&b, tpl, true));
+                return true;
+            }
+        }
+    }
+    return false;
 }
 
 /* ---- phone numbers, subscribed apps ---- */

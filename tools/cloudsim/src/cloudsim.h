@@ -151,6 +151,9 @@ enum wa_err cs_templates_json(const struct cs_templates *t, struct wa_buf *out);
 /* The template (name, language), writable, or NULL. */
 struct cs_template *cs_templates_get(struct cs_templates *t, const char *name,
                                      const char *language);
+/* Deletes the templates named name (every language; only the one with Graph id hsm_id when
+ * hsm_id is not NULL). Returns how many were deleted. */
+size_t cs_templates_delete(struct cs_templates *t, const char *name, const char *hsm_id);
 
 /*
  * Checks a template send against the registry: returns 0 when it may be sent, else the Meta
@@ -320,8 +323,10 @@ enum wa_err cs_webhooks_build(const struct cs_sim *sim, size_t number, json_t *v
                               char sig[WA_HUB_SIGNATURE_LEN]);
 
 /* ---- business.c: WABA endpoints (after auth; the router picks by edge) ---- */
-/* GET (list) or POST (create) /{ver}/{waba_id}/message_templates. */
+/* GET (list), POST (create) or DELETE (?name=[&hsm_id=]) /{ver}/{waba_id}/message_templates. */
 void cs_business_templates(struct cs_sim *sim, struct wa_http_req *req);
+/* GET /{ver}/{template_id}: true when id names a template (answered), else false. */
+bool cs_business_template_by_id(struct cs_sim *sim, struct wa_http_req *req, const char *id);
 /* GET /{ver}/{waba_id}/phone_numbers. */
 void cs_business_phone_numbers(struct cs_sim *sim, struct wa_http_req *req);
 /* GET, POST or DELETE /{ver}/{waba_id}/subscribed_apps. */

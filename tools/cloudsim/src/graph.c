@@ -380,6 +380,9 @@ get_continue(struct cs_sim *sim, struct wa_http_req *req)
         reply_number(sim, req, (size_t)number);
         return;
     }
+    if (cs_business_template_by_id(sim, req, segs[1])) {
+        return;
+    }
     if (strcmp(wa_http_req_method(req), "DELETE") == 0) {
         cs_media_delete(sim, req, segs[1]);
     } else {

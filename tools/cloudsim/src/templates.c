@@ -215,6 +215,31 @@ cs_templates_get(struct cs_templates *t, const char *name, const char *language)
     return cs_map_get(&t->by_key, key);
 }
 
+size_t
+cs_templates_delete(struct cs_templates *t, const char *name, const char *hsm_id)
+{
+    size_t n = 0;
+    bool again = true;
+
+    while (again) { /* restart after each removal: deleting invalidates the walk */
+        again = false;
+        for (size_t i = 0; i < t->by_key.nslots && !again; i++) {
+            for (struct cs_map_entry *e = t->by_key.slots[i]; e != NULL; e = e->next) {
+                struct cs_template *tpl = e->value;
+
+                if (strcmp(tpl->name, name) == 0 &&
+                    (hsm_id == NULL || strcmp(tpl->id, hsm_id) == 0)) {
+                    template_free(cs_map_del(&t->by_key, e->key));
+                    n++;
+                    again = true;
+                    break;
+                }
+            }
+        }
+    }
+    return n;
+}
+
 void
 cs_templates_cleanup(struct cs_templates *t)
 {
