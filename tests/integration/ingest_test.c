@@ -482,6 +482,62 @@ events__shape_keys_and_trace__follow_the_contract(void **state)
     free(body);
 }
 
+/* The record of topic holding needle (the last one), or NULL. */
+static const struct seen *
+seen_with(int topic, const char *needle)
+{
+    const struct seen *s = NULL;
+
+    for (size_t i = 0; i < F->nseen; i++) {
+        if (strcmp(F->seen[i].topic, F->topics[topic]) == 0 &&
+            strstr(F->seen[i].value, needle) != NULL) {
+            s = &F->seen[i];
+        }
+    }
+    return s;
+}
+
+static void
+fidelity__numbers_repairs_groups_and_user_items__on_kafka(void **state)
+{
+    static const char *const cases[][2] = {
+        {"message_location_verbatim", "num"},
+        {"batch_nul_in_one_message", "nul"},
+        {"status_group_participants", "grp"},
+        {"account_user_preferences_two_users", "pref"},
+    };
+    const struct seen *s;
+
+    (void)state;
+    for (size_t i = 0; i < WA_ARRAY_LEN(cases); i++) {
+        size_t len;
+        char *body = fixture_body("valid", cases[i][0], cases[i][1], &len);
+
+        assert_int_equal(post_signed(body, len, SECRET), 200);
+        free(body);
+    }
+    /* Meta's latitude reaches Kafka as written. */
+    assert_int_equal(await(T_MESSAGE, "wamid.num-", 1), 1);
+    s = seen_with(T_MESSAGE, "wamid.num-");
+    assert_non_null(strstr(s->value, "\"latitude\":37.483307,\"longitude\":-122.148981,"));
+    /* A NUL in one message: all three are events, the bad one repaired and flagged. */
+    assert_int_equal(await(T_MESSAGE, "wamid.nul-", 3), 3);
+    s = seen_with(T_MESSAGE, "wamid.nul-BAD_NUL");
+    assert_non_null(s);
+    assert_non_null(strstr(s->value, "\"repaired\":true"));
+    assert_null(strstr(seen_with(T_MESSAGE, "wamid.nul-GOOD_2")->value, "\"repaired\""));
+    /* A group's read statuses: one per participant, the repeated one deduplicated. */
+    assert_int_equal(await(T_STATUS, "wamid.grp-", 2), 2);
+    assert_non_null(seen_with(T_STATUS, "\"recipient_participant_id\":\"16505550001\""));
+    assert_non_null(seen_with(T_STATUS, "\"recipient_participant_id\":\"16505550002\""));
+    /* user_preferences: one account.event per user, keyed by the conversation. */
+    assert_true(await(T_ACCOUNT, "\"value\":\"resume\"", 1) >= 1);
+    s = seen_with(T_ACCOUNT, "\"value\":\"resume\"");
+    assert_string_equal(s->key, "106540352242922:16505559999");
+    assert_non_null(strstr(s->value, "\"contact\":\"16505559999\""));
+    assert_null(strstr(s->value, "16505551234"));
+}
+
 static void
 duplicates__sequential_redelivery__published_once(void **state)
 {
@@ -861,6 +917,7 @@ main(void)
         cmocka_unit_test(signature__previous_secret_while_rotating__accepted),
         cmocka_unit_test(events__shape_keys_and_trace__follow_the_contract),
         cmocka_unit_test(fixtures__every_type_and_status__published_as_expected),
+        cmocka_unit_test(fidelity__numbers_repairs_groups_and_user_items__on_kafka),
         cmocka_unit_test(duplicates__sequential_redelivery__published_once),
         cmocka_unit_test(duplicates__concurrent_redelivery__published_once_all_200),
         cmocka_unit_test(batch__thousand_updates_in_one_post__all_published),
