@@ -197,6 +197,33 @@ lifecycle__every_daemon__serves_probes_and_stops_on_sigterm(void **state)
     wa_buf_cleanup(&body);
 }
 
+/* wa-notify refuses a drain shorter than its Cloud API timeout: a drain cut short would cancel
+ * sends whose outcome is unknown, and the next owner would send them again. */
+static void
+notify__drain_shorter_than_http_timeout__refused_at_start(void **state)
+{
+    struct wa_buf out;
+    struct env e;
+    char path[512];
+    const char *argv[] = {path, NULL};
+    const char *env[12];
+    size_t n = 0;
+
+    (void)state;
+    env_init(&e, wa_test_free_port(), NULL);
+    for (; e.list[n] != NULL; n++) {
+        env[n] = e.list[n];
+    }
+    env[n++] = "WA_NOTIFY_HTTP_TIMEOUT=10s";
+    env[n++] = "WA_SHUTDOWN_TIMEOUT=4s";
+    env[n] = NULL;
+    wa_test_bin_path("wa-notify", path, sizeof(path));
+    wa_buf_init(&out, 1 << 16);
+    assert_int_not_equal(run_capture(argv, env, &out), 0);
+    assert_non_null(strstr(out.data, "WA_SHUTDOWN_TIMEOUT"));
+    wa_buf_cleanup(&out);
+}
+
 /* A test process that dies (a failed assertion, a crash, SIGKILL) leaves none of the processes it
  * spawned behind. */
 static void
@@ -281,6 +308,7 @@ main(void)
         cmocka_unit_test(cli__every_daemon__answers_version_help_and_config_checks),
         cmocka_unit_test(cli__secret_daemons__refuse_sandbox_secrets_outside_sandbox_mode),
         cmocka_unit_test(lifecycle__every_daemon__serves_probes_and_stops_on_sigterm),
+        cmocka_unit_test(notify__drain_shorter_than_http_timeout__refused_at_start),
         cmocka_unit_test(spawn__test_process_dies__its_children_are_killed),
         cmocka_unit_test(readiness__redis_stops_and_returns__readyz_follows_without_restart),
     };

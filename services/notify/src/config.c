@@ -9,7 +9,8 @@
 #include "notify.h"
 
 const struct wa_cfg_spec nt_config_spec[] = {
-    WA_CFG_COMMON(struct nt_config, common, "127.0.0.1:8083"),
+    /* drain lets every in-flight Cloud API call finish: longer than WA_NOTIFY_HTTP_TIMEOUT */
+    WA_CFG_COMMON_DRAIN(struct nt_config, common, "127.0.0.1:8083", "12s"),
     {"WA_GRAPH_URL", WA_CFG_STRING, "https://graph.facebook.com/v21.0", 0, 0, WA_CFG_HTTPS,
      offsetof(struct nt_config, graph_url), "Cloud API base URL including the version"},
     {"WA_ACCESS_TOKEN", WA_CFG_STRING, "sandbox-token", 0, 0, WA_CFG_SECRET | WA_CFG_SANDBOX,

@@ -9,6 +9,9 @@
  * for the dead letter). The claim script takes the request only when nobody holds a live claim
  * and it was not sent; a claim left by a crashed instance expires and is taken over: that send
  * may be a duplicate (counted in wa_notify_claim_takeovers_total), the only way one can happen.
+ * Lease times come from Redis' clock (TIME), never an instance's own, so instances with skewed
+ * clocks agree on when a claim expired. A record is written only by the claim's owner when it
+ * releases the claim ("retry"), and a final record never turns "sent" into anything else.
  *
  * Threading: loop thread.
  */
@@ -17,25 +20,28 @@
 #include <string.h>
 
 #include "notify.h"
-#include "wa/clock.h"
 #include "wa/log.h"
 
 static const char claim_lua[] =
     "local s = redis.call('HMGET', KEYS[1], 'state', 'owner', 'until', 'attempts', 'first', "
     "'wamid', 'code', 'reason', 'hist') "
-    "local now = tonumber(ARGV[2]) "
+    "local t = redis.call('TIME') "
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
     "if s[1] == 'sent' or s[1] == 'failed' then "
     "  return {s[1], s[4] or '0', s[5] or '', s[6] or '', s[7] or '', s[8] or ''} end "
     "if s[1] == 'claimed' and s[2] ~= ARGV[1] and tonumber(s[3] or '0') > now then "
-    "  return {'busy', s[3]} end "
+    "  return {'busy', tostring(tonumber(s[3]) - now)} end "
     "local att = tonumber(s[4] or '0') + 1 "
-    "local first = s[5] or ARGV[2] "
+    "local first = s[5] or tostring(now) "
     "redis.call('HSET', KEYS[1], 'state', 'claimed', 'owner', ARGV[1], 'until', "
-    "  tostring(now + tonumber(ARGV[3])), 'attempts', tostring(att), 'first', first) "
-    "redis.call('PEXPIRE', KEYS[1], ARGV[4]) "
+    "  tostring(now + tonumber(ARGV[2])), 'attempts', tostring(att), 'first', first) "
+    "redis.call('PEXPIRE', KEYS[1], ARGV[3]) "
     "return {'claimed', tostring(att), first, s[1] or '', s[9] or ''}";
 
 static const char record_lua[] =
+    "local s = redis.call('HMGET', KEYS[1], 'state', 'owner') "
+    "if ARGV[1] == 'retry' and (s[1] ~= 'claimed' or s[2] ~= ARGV[7]) then return 0 end "
+    "if s[1] == 'sent' and ARGV[1] ~= 'sent' then return 0 end "
     "redis.call('HSET', KEYS[1], 'state', ARGV[1], 'wamid', ARGV[2], 'code', ARGV[3], "
     "'reason', ARGV[4], 'hist', ARGV[5], 'until', '0') "
     "redis.call('PEXPIRE', KEYS[1], ARGV[6]) "
@@ -86,11 +92,11 @@ on_claim(void *arg, enum wa_err err, const struct wa_kv_reply *reply)
     }
     state = elem(reply, 0);
     if (strcmp(state, "busy") == 0) {
-        uint64_t until = strtoull(elem(reply, 1), NULL, 10), now = wa_clock_wall_ms();
+        uint64_t left = strtoull(elem(reply, 1), NULL, 10); /* ms, by Redis' clock */
 
         wa_log_info(&ctx, "another instance holds the claim; waiting");
         unclaimed(r);
-        nt_retry_schedule(r, until > now ? until - now + 10 : 100);
+        nt_retry_schedule(r, left + 10);
         return;
     }
     r->attempts = (unsigned)strtoul(elem(reply, 1), NULL, 10);
@@ -129,15 +135,14 @@ void
 nt_idem_claim(struct nt_req *r)
 {
     struct nt *nt = r->nt;
-    char key[512], now[32], claim[32], ttl[32];
-    const char *keys[1] = {key}, *args[4] = {nt->instance, now, claim, ttl};
+    char key[512], claim[32], ttl[32];
+    const char *keys[1] = {key}, *args[3] = {nt->instance, claim, ttl};
 
     r->state = NT_REQ_CLAIM;
     req_key(r, key, sizeof(key));
-    snprintf(now, sizeof(now), "%llu", (unsigned long long)wa_clock_wall_ms());
     snprintf(claim, sizeof(claim), "%lld", (long long)nt->cfg->claim_ms);
     snprintf(ttl, sizeof(ttl), "%lld", (long long)nt->cfg->record_ttl_ms);
-    if (wa_kv_eval(nt->kv, claim_lua, 1, keys, 4, args, on_claim, r) != WA_OK) {
+    if (wa_kv_eval(nt->kv, claim_lua, 1, keys, 3, args, on_claim, r) != WA_OK) {
         unclaimed(r);
         nt_retry_schedule(r, 200);
     }
@@ -181,7 +186,8 @@ nt_idem_record(struct nt_req *r, const char *state)
     char key[512], code[32], ttl[32];
     char *hist = r->history != NULL ? wa_json_dump(r->history) : NULL;
     const char *keys[1] = {key};
-    const char *args[6] = {state, r->ans.wamid, code, "", hist != NULL ? hist : "[]", ttl};
+    const char *args[7] = {state, r->ans.wamid, code, "", hist != NULL ? hist : "[]",
+                           ttl,   nt->instance};
     bool final = strcmp(state, "retry") != 0;
 
     r->record_state = state;
@@ -196,7 +202,7 @@ nt_idem_record(struct nt_req *r, const char *state)
     args[3] = strcmp(state, "failed") == 0 ? (r->reason != NULL ? r->reason : "rejected") : "";
     snprintf(ttl, sizeof(ttl), "%lld", (long long)nt->cfg->record_ttl_ms);
     /* A "retry" record only releases the claim early: fire-and-forget (the claim expires). */
-    if (wa_kv_eval(nt->kv, record_lua, 1, keys, 6, args, final ? on_record : on_ignored,
+    if (wa_kv_eval(nt->kv, record_lua, 1, keys, 7, args, final ? on_record : on_ignored,
                    final ? r : NULL) != WA_OK &&
         final) {
         nt_req_later(r, 500);

@@ -74,6 +74,15 @@ start(struct wa_service *svc, const void *config, void **state, struct wa_error 
         return wa_error_set(error, WA_ECONFIG,
                             "WA_NOTIFY_CLAIM must be longer than WA_NOTIFY_HTTP_TIMEOUT");
     }
+    /* A drain cut short cancels sends whose outcome is unknown; the next owner of the request
+     * would send it again once the claim expires. */
+    if (cfg->common.shutdown_timeout_ms < cfg->http_timeout_ms + 1000) {
+        return wa_error_set(error, WA_ECONFIG,
+                            "WA_SHUTDOWN_TIMEOUT (%lld ms) must exceed WA_NOTIFY_HTTP_TIMEOUT "
+                            "(%lld ms) by at least 1s, so a drain finishes every Cloud API call",
+                            (long long)cfg->common.shutdown_timeout_ms,
+                            (long long)cfg->http_timeout_ms);
+    }
     memset(&kcfg, 0, sizeof(kcfg));
     wa_service_kafka_config(svc, &kcfg);
     memset(&kvc, 0, sizeof(kvc));

@@ -50,8 +50,11 @@ struct wa_common_config {
 };
 
 /* Spec rows for struct wa_common_config embedded as member m of struct type T. */
+#define WA_CFG_COMMON(T, m, listen_default) WA_CFG_COMMON_DRAIN(T, m, listen_default, "4s")
+/* The same with another WA_SHUTDOWN_TIMEOUT default, for a daemon whose in-flight work may take
+ * longer to finish (e.g. wa-notify's Cloud API calls). */
 /* clang-format off */
-#define WA_CFG_COMMON(T, m, listen_default)                                                        \
+#define WA_CFG_COMMON_DRAIN(T, m, listen_default, shutdown_default)                                \
     {"WA_LISTEN", WA_CFG_STRING, listen_default, 0, 0, 0, offsetof(T, m.listen),                   \
      "host:port of the HTTP listener"},                                                            \
     {"WA_KAFKA_BROKERS", WA_CFG_STRING, "127.0.0.1:9092", 0, 0, 0, offsetof(T, m.kafka_brokers),  \
@@ -64,7 +67,8 @@ struct wa_common_config {
      offsetof(T, m.mongo_uri), "MongoDB URI (may hold credentials)"},                              \
     {"WA_LOG_LEVEL", WA_CFG_STRING, "info", 0, 0, 0, offsetof(T, m.log_level),                    \
      "debug, info, warn, error"},                                                                  \
-    {"WA_SHUTDOWN_TIMEOUT", WA_CFG_MS, "4s", 0, 60000, 0, offsetof(T, m.shutdown_timeout_ms),     \
+    {"WA_SHUTDOWN_TIMEOUT", WA_CFG_MS, shutdown_default, 0, 60000, 0,                              \
+     offsetof(T, m.shutdown_timeout_ms),                                                           \
      "how long SIGTERM waits for in-flight work"},                                                 \
     {"WA_WORKERS", WA_CFG_INT, "2", 1, 64, 0, offsetof(T, m.workers),                             \
      "worker threads for blocking work (MongoDB, fsync)"},                                         \
