@@ -308,10 +308,12 @@ contact_of(const json_t *contacts, const char *user)
     return NULL;
 }
 
-/* Returns a new reference: value with member set to [item] and contacts[] (when present)
+/* Returns a new reference: value with member set to [item], the field's other item arrays
+ * left out (a call's event does not carry the calls' statuses) and contacts[] (when present)
  * reduced to the entry of user, or NULL when out of memory. */
 static json_t *
-value_with(const json_t *value, const char *member, json_t *item, const char *user)
+value_with(const json_t *value, const char *field, const char *member, json_t *item,
+           const char *user)
 {
     json_t *v = json_copy((json_t *)value), *one = json_array(), *mine = NULL;
     const json_t *contacts = json_object_get(value, "contacts");
@@ -320,6 +322,11 @@ value_with(const json_t *value, const char *member, json_t *item, const char *us
     if (v == NULL || one == NULL || json_array_append(one, item) != 0 ||
         json_object_set(v, member, one) != 0) {
         goto fail;
+    }
+    for (size_t f = 0; f < sizeof(item_fields) / sizeof(item_fields[0]); f++) {
+        if (strcmp(item_fields[f].field, field) == 0 && strcmp(item_fields[f].array, member) != 0) {
+            (void)json_object_del(v, item_fields[f].array);
+        }
     }
     if (contacts != NULL) {
         if ((mine = json_array()) == NULL ||
@@ -371,7 +378,7 @@ split_history(struct wa_webhook_batch *batch, const struct change_ctx *c, const 
 
     if (!json_is_array(threads) || json_array_size(threads) == 0) {
         return push_item(batch, c, value, chunk,
-                         value_with(value, "history", (json_t *)chunk, NULL), NULL);
+                         value_with(value, c->field, "history", (json_t *)chunk, NULL), NULL);
     }
     json_array_foreach(threads, i, thread)
     {
@@ -384,14 +391,16 @@ split_history(struct wa_webhook_batch *batch, const struct change_ctx *c, const 
             json_decref(list);
             continue;
         }
-        if (one == NULL || list == NULL || json_array_append(list, (json_t *)thread) != 0 ||
-            json_object_set_new(one, "threads", list) != 0) {
+        if (one == NULL || list == NULL || json_array_append(list, (json_t *)thread) != 0) {
             json_decref(one);
             json_decref(list);
             return WA_ENOMEM;
         }
-        list = NULL; /* owned by one */
-        err = push_item(batch, c, value, thread, value_with(value, "history", one, NULL),
+        if (json_object_set_new(one, "threads", list) != 0) { /* list released either way */
+            json_decref(one);
+            return WA_ENOMEM;
+        }
+        err = push_item(batch, c, value, thread, value_with(value, c->field, "history", one, NULL),
                         item_user(thread, USER_THREAD));
         json_decref(one);
         if (err != WA_OK) {
@@ -434,9 +443,9 @@ split_items(struct wa_webhook_batch *batch, const struct change_ctx *c, const js
                 err = split_history(batch, c, value, item);
             } else {
                 user = item_user(item, item_fields[f].user);
-                err =
-                    push_item(batch, c, value, item,
-                              value_with(value, item_fields[f].array, (json_t *)item, user), user);
+                err = push_item(
+                    batch, c, value, item,
+                    value_with(value, c->field, item_fields[f].array, (json_t *)item, user), user);
             }
             if (err != WA_OK) {
                 return err;
