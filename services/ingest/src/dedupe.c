@@ -12,10 +12,12 @@
  * "pending:<owner>" while a request works on it (TTL: the ack timeout plus a minute) and "d"
  * once its event is durable (TTL WA_DEDUP_TTL, Meta's redelivery horizon: 7 days). Rules:
  *   - missing key: claim it (pending), publish;
- *   - "d", or pending by this process: a duplicate, skip (if that request then fails it
- *     releases the key and answers 503, so Meta redelivers: nothing is lost);
- *   - pending by another owner (another pod, or this pod before a crash): publish anyway;
- *     duplicates are absorbed by consumers' idempotency, a loss would not be.
+ *   - "d": durable already, a duplicate: skip;
+ *   - pending by anyone else (another request of this process, a claim whose reply timed out or
+ *     whose release failed, another pod, this pod before a crash): publish anyway, so a 200
+ *     always means this request's own copy is durable; duplicates are absorbed by consumers'
+ *     idempotency, a loss would not be. Only a copy repeated inside one body is skipped (the
+ *     body's first copy, claimed by the same call, becomes durable with it).
  * When Redis is down or slow, everything is published and the failure counted: dedup is an
  * optimisation, durability is the contract. Account events are never deduplicated.
  * Keys: "<WA_TOPIC_PREFIX>ingest:dedup:m:<wamid>", "...:s:<wamid>:<status>", and for a group's
@@ -35,8 +37,10 @@ static const char claim_script[] = "local r = {}\n"
                                    "  if not v then\n"
                                    "    redis.call('SET', k, ARGV[1], 'PX', ARGV[2])\n"
                                    "    r[i] = 1\n"
-                                   "  elseif v == 'd' or v == ARGV[1] then\n"
+                                   "  elseif v == 'd' then\n"
                                    "    r[i] = 0\n"
+                                   "  elseif v == ARGV[1] then\n"
+                                   "    r[i] = 4\n"
                                    "  else\n"
                                    "    r[i] = 2\n"
                                    "  end\n"
@@ -76,6 +80,16 @@ claimed(struct ig_request *r, bool ok, enum wa_err err, const struct wa_kv_reply
         for (size_t i = 0; i < r->ndedup; i++) {
             long long v = wa_kv_reply_int(wa_kv_reply_at(reply, off + i));
 
+            if (v == 4) { /* pending by this process: this body's own earlier copy? */
+                v = IG_DEDUP_FOREIGN;
+                for (size_t j = 0; j < i; j++) {
+                    if (r->dedup_state[j] == IG_DEDUP_CLAIMED &&
+                        strcmp(r->dedup_keys[j], r->dedup_keys[i]) == 0) {
+                        v = IG_DEDUP_DUPLICATE;
+                        break;
+                    }
+                }
+            }
             r->dedup_state[i] = v >= 0 && v <= 2 ? (unsigned char)v : IG_DEDUP_UNKNOWN;
         }
     }

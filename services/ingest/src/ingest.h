@@ -131,10 +131,11 @@ struct ig {
 };
 
 /* Claim results per dedup key (the claim script's answers). */
-#define IG_DEDUP_DUPLICATE 0 /* already durable, or in flight in this process: skip */
+#define IG_DEDUP_DUPLICATE 0 /* already durable, or repeated in this body: skip */
 #define IG_DEDUP_CLAIMED   1 /* this request owns it now */
-#define IG_DEDUP_FOREIGN   2 /* in flight elsewhere (another pod, or a crashed run): publish */
-#define IG_DEDUP_UNKNOWN   3 /* Redis did not answer: publish */
+#define IG_DEDUP_FOREIGN \
+    2 /* in flight elsewhere (another request or pod, a crashed run): publish */
+#define IG_DEDUP_UNKNOWN 3 /* Redis did not answer: publish */
 
 /* One Kafka message of a request: what is produced, and what the spool stores. */
 struct ig_record {
