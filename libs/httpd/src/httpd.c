@@ -757,6 +757,48 @@ wa_http_req_query(const struct wa_http_req *req, const char *name)
     return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
+struct query_each {
+    wa_http_query_fn fn;
+    void *arg;
+};
+
+static enum MHD_Result
+on_query_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    struct query_each *q = cls;
+
+    (void)kind;
+    q->fn(q->arg, key, value);
+    return MHD_YES;
+}
+
+void
+wa_http_req_query_each(const struct wa_http_req *req, wa_http_query_fn fn, void *arg)
+{
+    struct query_each q = {fn, arg};
+
+    (void)MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, on_query_arg, &q);
+}
+
+void
+wa_http_req_peer(const struct wa_http_req *req, char *out, size_t size)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci != NULL ? ci->client_addr : NULL;
+    socklen_t len = sa == NULL                  ? 0
+                    : sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                : sizeof(struct sockaddr_in);
+
+    if (size == 0) {
+        return;
+    }
+    out[0] = '\0';
+    if (sa == NULL || getnameinfo(sa, len, out, (socklen_t)size, NULL, 0, NI_NUMERICHOST) != 0) {
+        out[0] = '\0';
+    }
+}
+
 const char *
 wa_http_req_body(const struct wa_http_req *req, size_t *len)
 {

@@ -69,6 +69,12 @@ const char *wa_http_req_path(const struct wa_http_req *req);
 const char *wa_http_req_header(const struct wa_http_req *req, const char *name);
 /* Query argument (decoded) or NULL. */
 const char *wa_http_req_query(const struct wa_http_req *req, const char *name);
+/* Calls fn(arg, name, value) for every query argument in order, decoded (value NULL for a
+ * bare "?flag"); the strings are borrowed during the call. */
+typedef void (*wa_http_query_fn)(void *arg, const char *name, const char *value);
+void wa_http_req_query_each(const struct wa_http_req *req, wa_http_query_fn fn, void *arg);
+/* The client's address in numeric form ("127.0.0.1", "::1") into out; "" when unknown. */
+void wa_http_req_peer(const struct wa_http_req *req, char *out, size_t size);
 /* The raw body bytes (NUL-terminated for convenience; len excludes the NUL). */
 const char *wa_http_req_body(const struct wa_http_req *req, size_t *len);
 const char *wa_http_req_id(const struct wa_http_req *req);
