@@ -1,11 +1,12 @@
 /*
  * fuzz_gateway_credentials.c: libFuzzer driver for wa-gateway's credential parsers
- * (services/gateway/src/apikey.c): the Bearer token as an API key, scope lists (command line)
- * and an api_keys document / Redis cache entry, all external input. The input is split at the
- * first NUL: before it the token and scope list, after it a JSON document. Invariants beyond
- * "no crash, no sanitizer report": a parsed key has exactly 16 + 64 lowercase hex digits and
- * rebuilds the input; scopes stay within the known bits; a record read from a document renders
- * and reads back the same.
+ * (services/gateway/src/apikey.c, message.c): the Bearer token as an API key, scope lists
+ * (command line), click-to-chat query parameters and an api_keys document / Redis cache entry,
+ * all external input. The input is split at the first NUL: before it the token, scope list,
+ * phone and text, after it a JSON document. Invariants beyond "no crash, no sanitizer report":
+ * a parsed key has exactly 16 + 64 lowercase hex digits and rebuilds the input; scopes stay
+ * within the known bits; a link is a wa.me URL with nothing left unencoded; a record read from
+ * a document renders and reads back the same.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -25,6 +26,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct gw_key_record rec, back;
     unsigned scopes = 0;
     char bad[80], rebuilt[GW_KEY_LEN + 1];
+    static char url[GW_LINK_URL_MAX];
     json_t *doc = NULL, *again;
 
     if (text == NULL) {
@@ -40,6 +42,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     if (gw_scopes_parse(text, &scopes, bad, sizeof(bad)) == WA_OK && (scopes & ~GW_SCOPES_ALL)) {
+        abort();
+    }
+    /* click-to-chat query parameters: the phone and the text are the same bytes here */
+    if (gw_click_to_chat_url(text, text, url, sizeof(url)) == WA_OK &&
+        (strncmp(url, "https://wa.me/", 14) != 0 || strpbrk(url + 14, " \"<>#") != NULL)) {
         abort();
     }
     doc_text = memchr(data, '\0', size) != NULL ? text + strlen(text) + 1 : NULL;

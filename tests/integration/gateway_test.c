@@ -43,8 +43,8 @@ static struct {
     struct wa_mongo *mongo;
     json_t *requests[MAX_REQ]; /* outbound.request data published */
     size_t nreq;
-    int port;
-    pid_t pid;
+    int port, users, analytics, sim, dead;
+    pid_t pid, p_users, p_analytics, p_sim;
     char admin[128]; /* raw keys: checked to appear nowhere at the end */
     char sender[128];
     char limited[128];
@@ -302,12 +302,21 @@ setup(void **state)
     char db[64], uri[256], topic[128];
     const char *tp[1] = {topic};
     const char *base = wa_test_env("WA_MONGO_URI"), *slash = strrchr(base, '/');
+    char users_url[96], analytics_url[96], graph_url[96], targets[256], sim_env[96];
     const char *env[] = {T.mongo_env,
                          pepper_env(),
                          "WA_GATEWAY_KEY_CACHE_TTL=1s",
                          "WA_GATEWAY_MAX_BODY=8KiB",
                          "WA_LOG_LEVEL=debug",
+                         users_url,
+                         analytics_url,
+                         graph_url,
+                         targets,
                          NULL};
+    char card[512];
+    const char *an_env[] = {T.mongo_env, card, "WA_LOG_LEVEL=warn", NULL};
+    const char *us_env[] = {T.mongo_env, "WA_LOG_LEVEL=warn", NULL};
+    const char *cs_env[] = {sim_env, "WA_LOG_LEVEL=warn", NULL};
     struct wa_buf b;
 
     (void)state;
@@ -333,9 +342,33 @@ setup(void **state)
 
     keys_create("admin", "admin", T.admin, sizeof(T.admin));
     T.port = wa_test_free_port();
+    T.users = wa_test_free_port();
+    T.analytics = wa_test_free_port();
+    T.sim = wa_test_free_port();
+    T.dead = wa_test_free_port(); /* nothing listens there: a node that is not ready */
+    snprintf(card, sizeof(card), "WA_ANALYTICS_RATECARD=%s/analytics/ratecard.json",
+             wa_test_env("WA_TEST_DATA"));
+    snprintf(sim_env, sizeof(sim_env), "WA_WEBHOOK_URL=");
+    snprintf(users_url, sizeof(users_url), "WA_GATEWAY_USERS_URL=http://127.0.0.1:%d", T.users);
+    snprintf(analytics_url, sizeof(analytics_url), "WA_GATEWAY_ANALYTICS_URL=http://127.0.0.1:%d",
+             T.analytics);
+    snprintf(graph_url, sizeof(graph_url), "WA_GRAPH_URL=http://127.0.0.1:%d/v21.0", T.sim);
+    snprintf(targets, sizeof(targets),
+             "WA_GATEWAY_HEALTH_TARGETS=wa-users=http://127.0.0.1:%d,"
+             "wa-analytics=http://127.0.0.1:%d,wa-ingest=http://127.0.0.1:%d",
+             T.users, T.analytics, T.dead);
+    T.p_users = wa_test_spawn_daemon("wa-users", T.users, T.prefix, us_env,
+                                     "/tmp/wa-gateway-test-users.log");
+    T.p_analytics = wa_test_spawn_daemon("wa-analytics", T.analytics, T.prefix, an_env,
+                                         "/tmp/wa-gateway-test-analytics.log");
+    T.p_sim = wa_test_spawn_daemon("wa-cloudsim", T.sim, T.prefix, cs_env,
+                                   "/tmp/wa-gateway-test-cloudsim.log");
     T.pid = wa_test_spawn_daemon("wa-gateway", T.port, T.prefix, env, LOG);
     wa_buf_init(&b, 1 << 20);
     assert_true(wa_test_poll_status(T.port, "/readyz", 200, 60000, &b));
+    assert_true(wa_test_poll_status(T.users, "/readyz", 200, 60000, &b));
+    assert_true(wa_test_poll_status(T.analytics, "/readyz", 200, 60000, &b));
+    assert_true(wa_test_poll_status(T.sim, "/readyz", 200, 60000, &b));
     wa_buf_cleanup(&b);
     return 0;
 }
@@ -347,6 +380,9 @@ teardown(void **state)
 
     (void)state;
     assert_int_equal(wa_test_stop(T.pid, SIGTERM, 10000), 0);
+    assert_int_equal(wa_test_stop(T.p_users, SIGTERM, 10000), 0);
+    assert_int_equal(wa_test_stop(T.p_analytics, SIGTERM, 10000), 0);
+    assert_int_equal(wa_test_stop(T.p_sim, SIGTERM, 10000), 0);
     if (wa_mongo_drop_database(T.mongo, on_dropped, &dropped) == WA_OK) {
         (void)wa_test_run_until(T.loop, flag, &dropped, 10000);
     }
@@ -621,6 +657,122 @@ revoke__key_refused_within_the_cache_ttl(void **state)
     assert_int_equal(s, 401);
 }
 
+static void
+fan_out__contacts_messages_analytics_cloud_api__scopes_enforced(void **state)
+{
+    char reader[128], path[96];
+    json_t *v = NULL;
+    uint64_t deadline;
+    long s = 0;
+
+    (void)state;
+    admin_create("{\"name\":\"backoffice\",\"scopes\":[\"contacts:read\",\"contacts:write\","
+                 "\"messages:read\",\"analytics:read\"]}",
+                 reader, sizeof(reader), NULL, 0);
+    /* wa-users behind the gateway, path parameters and query strings passed on */
+    assert_int_equal(call("PUT", "/v1/contacts/%2B15551230077", reader,
+                          "{\"name\":\"Ada\",\"tags\":[\"vip\"]}", NULL),
+                     201);
+    assert_int_equal(call("GET", "/v1/contacts/+15551230077", reader, NULL, &v), 200);
+    assert_string_equal(wa_json_str(v, "name"), "Ada");
+    json_decref(v);
+    assert_int_equal(call("GET", "/v1/contacts?tag=vip&limit=5", reader, NULL, &v), 200);
+    assert_int_equal(json_array_size(json_object_get(v, "data")), 1);
+    json_decref(v);
+    assert_int_equal(call("PATCH", "/v1/contacts/+15551230077", reader, "{\"priority\":\"x\"}", &v),
+                     422); /* wa-users' own problem answer, passed on */
+    assert_true(names_field(v, "/priority"));
+    json_decref(v);
+    assert_int_equal(call("GET", "/v1/contacts/+15551230077", T.sender, NULL, NULL), 403);
+    assert_int_equal(call("GET", "/v1/analytics/summary", T.sender, NULL, NULL), 403);
+    /* wa-analytics: a message sent through the gateway gets its timeline */
+    assert_int_equal(call("POST", "/v1/messages", T.sender, TEXT_BODY, &v), 202);
+    snprintf(path, sizeof(path), "/v1/messages/%s", wa_json_str(v, "request_id"));
+    json_decref(v);
+    deadline = wa_clock_mono_ms() + WAIT_MS;
+    while (wa_clock_mono_ms() < deadline && (s = call("GET", path, reader, NULL, NULL)) != 200) {
+        usleep(200000);
+    }
+    assert_int_equal(s, 200);
+    assert_int_equal(call("GET", "/v1/analytics/summary", reader, NULL, &v), 200);
+    json_decref(v);
+    /* the Cloud API (wa-cloudsim): templates and the business profile */
+    assert_int_equal(call("GET", "/v1/templates", reader, NULL, &v), 200);
+    assert_true(json_array_size(json_object_get(v, "data")) > 0);
+    assert_non_null(wa_json_path_str(v, "data.0.name"));
+    json_decref(v);
+    assert_int_equal(call("POST", "/v1/business-profile", reader, "{\"about\":\"x\"}", NULL), 403);
+    assert_int_equal(call("POST", "/v1/business-profile", T.admin,
+                          "{\"about\":\"Open 9 to 5\",\"websites\":[\"https://example.com\"]}",
+                          NULL),
+                     200);
+    assert_int_equal(call("POST", "/v1/business-profile", T.admin, "{\"about\":\"\"}", &v), 502);
+    json_decref(v);
+    assert_int_equal(call("GET", "/v1/business-profile", reader, NULL, &v), 200);
+    assert_string_equal(wa_json_path_str(v, "data.0.about"), "Open 9 to 5");
+    json_decref(v);
+}
+
+static void
+public__links_qr_health_openapi(void **state)
+{
+    struct answer a;
+    json_t *v = NULL;
+    char ct[64], policy[64];
+
+    (void)state;
+    assert_int_equal(
+        call("GET", "/v1/links/click-to-chat?phone=%2B1%20650%20555%200101&text=Hi%20there%21",
+             NULL, NULL, &v),
+        200);
+    assert_string_equal(wa_json_str(v, "url"), "https://wa.me/16505550101?text=Hi%20there%21");
+    json_decref(v);
+    assert_int_equal(call("GET", "/v1/links/click-to-chat?phone=abc", NULL, NULL, &v), 422);
+    assert_true(names_field(v, "phone"));
+    json_decref(v);
+    assert_int_equal(call_full("GET", "/v1/links/click-to-chat.png?phone=16505550101", NULL, NULL,
+                               NULL, NULL, &a, NULL),
+                     200);
+    assert_true(header(&a, "Content-Type", ct, sizeof(ct)));
+    assert_string_equal(ct, "image/png");
+    assert_true(a.body.len > 100 && memcmp(a.body.data, "\x89PNG\r\n\x1a\n", 8) == 0);
+    assert_true(header(&a, "RateLimit-Policy", policy, sizeof(policy)));
+    assert_non_null(strstr(policy, "\"ip\""));
+    wa_buf_cleanup(&a.body);
+    /* health: wa-ingest's address answers nothing, so 503 with its error; the others connected */
+    assert_int_equal(call("GET", "/v1/health", NULL, NULL, &v), 503);
+    {
+        char node[64];
+        const char *k;
+        json_t *e, *ingest = NULL, *users = NULL, *gateway = NULL;
+
+        snprintf(node, sizeof(node), "wa-ingest:127.0.0.1:%d", T.dead);
+        ingest = json_object_get(json_object_get(v, "health"), node);
+        snprintf(node, sizeof(node), "wa-users:127.0.0.1:%d", T.users);
+        users = json_object_get(json_object_get(v, "health"), node);
+        json_object_foreach(json_object_get(v, "health"), k, e)
+        {
+            if (strncmp(k, "wa-gateway:", 11) == 0) {
+                gateway = e;
+            }
+        }
+        assert_non_null(ingest);
+        assert_string_equal(wa_json_str(ingest, "gateway_status"), "disconnected");
+        assert_string_equal(wa_json_str(ingest, "role"), "ingest");
+        assert_int_equal(json_integer_value(wa_json_path(ingest, "errors.0.code")), 1011);
+        assert_string_equal(wa_json_path_str(ingest, "errors.0.title"), "Service not ready");
+        assert_non_null(users);
+        assert_string_equal(wa_json_str(users, "gateway_status"), "connected");
+        assert_non_null(gateway);
+        assert_string_equal(wa_json_str(gateway, "gateway_status"), "connected");
+    }
+    json_decref(v);
+    assert_int_equal(call("GET", "/v1/openapi.json", NULL, NULL, &v), 200);
+    assert_string_equal(wa_json_str(v, "openapi"), "3.1.0");
+    assert_non_null(wa_json_path(v, "paths./v1/messages.post"));
+    json_decref(v);
+}
+
 /* ---- the raw keys are stored and logged nowhere ---- */
 
 static bool
@@ -767,6 +919,8 @@ main(void)
         cmocka_unit_test(idempotency__replay_other_body_50_concurrent__one_message),
         cmocka_unit_test(rate_limit__past_the_burst__429_retry_after_headers),
         cmocka_unit_test(revoke__key_refused_within_the_cache_ttl),
+        cmocka_unit_test(fan_out__contacts_messages_analytics_cloud_api__scopes_enforced),
+        cmocka_unit_test(public__links_qr_health_openapi),
         cmocka_unit_test(secrets__in_no_log_document_or_redis_key),
     };
 

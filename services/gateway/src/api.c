@@ -34,6 +34,25 @@ struct gw_route {
 
 static const struct gw_route routes[] = {
     {"POST", "/v1/messages", GW_SCOPE_MESSAGES_SEND, R_JSON, gw_messages_post},
+    {"GET", "/v1/messages/{id}", GW_SCOPE_MESSAGES_READ, 0, gw_proxy_analytics},
+    {"GET", "/v1/contacts", GW_SCOPE_CONTACTS_READ, 0, gw_proxy_users},
+    {"GET", "/v1/contacts/{id}", GW_SCOPE_CONTACTS_READ, 0, gw_proxy_users},
+    {"PUT", "/v1/contacts/{id}", GW_SCOPE_CONTACTS_WRITE, R_JSON, gw_proxy_users},
+    {"PATCH", "/v1/contacts/{id}", GW_SCOPE_CONTACTS_WRITE, R_JSON, gw_proxy_users},
+    {"DELETE", "/v1/contacts/{id}", GW_SCOPE_CONTACTS_WRITE, 0, gw_proxy_users},
+    {"GET", "/v1/contacts/{id}/consent", GW_SCOPE_CONTACTS_READ, 0, gw_proxy_users},
+    {"POST", "/v1/contacts/{id}/consent", GW_SCOPE_CONTACTS_WRITE, R_JSON, gw_proxy_users},
+    {"GET", "/v1/contacts/{id}/export", GW_SCOPE_CONTACTS_READ, 0, gw_proxy_users},
+    {"GET", "/v1/analytics/summary", GW_SCOPE_ANALYTICS_READ, 0, gw_proxy_analytics},
+    {"GET", "/v1/analytics/series", GW_SCOPE_ANALYTICS_READ, 0, gw_proxy_analytics},
+    {"GET", "/v1/analytics/kpis", GW_SCOPE_ANALYTICS_READ, 0, gw_proxy_analytics},
+    {"GET", "/v1/templates", GW_SCOPE_MESSAGES_READ, 0, gw_proxy_templates},
+    {"GET", "/v1/business-profile", GW_SCOPE_MESSAGES_READ, 0, gw_proxy_business_profile},
+    {"POST", "/v1/business-profile", GW_SCOPE_ADMIN, R_JSON, gw_proxy_business_profile},
+    {"GET", "/v1/links/click-to-chat", 0, R_PUBLIC, gw_links_click_to_chat},
+    {"GET", "/v1/links/click-to-chat.png", 0, R_PUBLIC, gw_links_qr},
+    {"GET", "/v1/health", 0, R_PUBLIC, gw_health_get},
+    {"GET", "/v1/openapi.json", 0, R_PUBLIC, gw_openapi_get},
     {"POST", "/v1/admin/keys", GW_SCOPE_ADMIN, R_JSON, gw_admin_keys_create},
     {"GET", "/v1/admin/keys", GW_SCOPE_ADMIN, 0, gw_admin_keys_list},
     {"DELETE", "/v1/admin/keys/{id}", GW_SCOPE_ADMIN, 0, gw_admin_keys_delete},
@@ -103,8 +122,14 @@ gw_call_json(struct gw_call *c, int status, const char *json)
 void
 gw_call_empty(struct gw_call *c, int status)
 {
+    gw_call_raw(c, status, "application/json", "", 0);
+}
+
+void
+gw_call_raw(struct gw_call *c, int status, const char *content_type, const void *body, size_t len)
+{
     if (c->req != NULL) {
-        wa_http_reply(c->req, status, "application/json", "", 0);
+        wa_http_reply(c->req, status, content_type, body, len);
     }
     call_free(c);
 }
@@ -214,6 +239,11 @@ on_request(struct wa_http_req *req, void *arg)
         }
     }
     if ((route->flags & R_PUBLIC) != 0) {
+        char peer[64];
+
+        wa_http_req_peer(req, peer, sizeof(peer));
+        snprintf(c->principal, sizeof(c->principal), "ip:%.60s",
+                 peer[0] != '\0' ? peer : "unknown");
         gw_limit_start(c);
         return;
     }
@@ -232,6 +262,30 @@ gw_api_scope_name(const struct gw_call *c)
     const char *name = gw_scope_name(c->route->scope);
 
     return name != NULL ? name : "";
+}
+
+static void
+on_drain_tick(struct wa_timer *t, void *arg)
+{
+    struct gw *gw = arg;
+
+    if (wa_httpd_inflight(wa_service_httpd(gw->svc)) == 0) {
+        wa_timer_stop(t);
+        wa_service_drained(gw->svc);
+    }
+}
+
+void
+gw_api_drain(struct gw *gw)
+{
+    if (gw->drain_timer == NULL) {
+        gw->drain_timer = wa_timer_new(gw->loop, on_drain_tick, gw);
+    }
+    if (gw->drain_timer == NULL) {
+        wa_service_drained(gw->svc);
+        return;
+    }
+    wa_timer_start(gw->drain_timer, 0, 50);
 }
 
 enum wa_err

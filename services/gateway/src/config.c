@@ -8,9 +8,9 @@
 
 const struct wa_cfg_spec gw_config_spec[] = {
     WA_CFG_COMMON(struct gw_config, common, "127.0.0.1:8080"),
-    {"WA_GATEWAY_KEY_PEPPER", WA_CFG_STRING, NULL, 0, 0, WA_CFG_SECRET,
+    {"WA_GATEWAY_KEY_PEPPER", WA_CFG_STRING, "sandbox-pepper", 0, 0, WA_CFG_SECRET | WA_CFG_SANDBOX,
      offsetof(struct gw_config, pepper),
-     "HMAC key of stored API key hashes (unset: API keys are refused with 503)"},
+     "HMAC key of stored API key hashes (changing it invalidates every key)"},
     {"WA_GATEWAY_KEY_CACHE_TTL", WA_CFG_MS, "5s", 0, 300000, 0,
      offsetof(struct gw_config, key_cache_ms),
      "how long a key record is cached in Redis (bounds how late a revocation is seen)"},
@@ -32,5 +32,26 @@ const struct wa_cfg_spec gw_config_spec[] = {
      "deepest JSON nesting accepted in a request body (400 above)"},
     {"WA_SANDBOX_PHONE_NUMBER_ID", WA_CFG_STRING, "100000000000001", 0, 0, 0,
      offsetof(struct gw_config, phone_number_id), "phone_number_id of messages that name none"},
+    {"WA_SANDBOX_WABA_ID", WA_CFG_STRING, "200000000000001", 0, 0, 0,
+     offsetof(struct gw_config, waba_id), "WABA id whose templates GET /v1/templates lists"},
+    {"WA_GATEWAY_USERS_URL", WA_CFG_STRING, "http://127.0.0.1:8085", 0, 0, 0,
+     offsetof(struct gw_config, users_url), "base URL of wa-users (/v1/contacts...)"},
+    {"WA_GATEWAY_ANALYTICS_URL", WA_CFG_STRING, "http://127.0.0.1:8084", 0, 0, 0,
+     offsetof(struct gw_config, analytics_url),
+     "base URL of wa-analytics (/v1/messages/{id}, /v1/analytics/...)"},
+    {"WA_GRAPH_URL", WA_CFG_STRING, "https://graph.facebook.com/v21.0", 0, 0, 0,
+     offsetof(struct gw_config, graph_url), "Cloud API base URL including the version"},
+    {"WA_ACCESS_TOKEN", WA_CFG_STRING, "sandbox-token", 0, 0, WA_CFG_SECRET | WA_CFG_SANDBOX,
+     offsetof(struct gw_config, access_token),
+     "Cloud API bearer token (templates, business profile)"},
+    {"WA_GATEWAY_UPSTREAM_TIMEOUT", WA_CFG_MS, "10s", 100, 120000, 0,
+     offsetof(struct gw_config, upstream_timeout_ms),
+     "how long a call to wa-users, wa-analytics or the Cloud API may take (504 after)"},
+    {"WA_GATEWAY_HEALTH_TARGETS", WA_CFG_STRING,
+     "wa-ingest=http://127.0.0.1:8081,wa-router=http://127.0.0.1:8082,"
+     "wa-notify=http://127.0.0.1:8083,wa-analytics=http://127.0.0.1:8084,"
+     "wa-users=http://127.0.0.1:8085",
+     0, 0, 0, offsetof(struct gw_config, health_targets),
+     "daemons GET /v1/health asks for /readyz: comma-separated name=base URL"},
 };
 const size_t gw_config_nspec = sizeof(gw_config_spec) / sizeof(gw_config_spec[0]);

@@ -20,6 +20,7 @@
 #include "wa/err.h"
 #include "wa/httpd.h"
 #include "wa/json.h"
+#include "wa/list.h"
 #include "wa/log.h"
 #include "wa/service.h"
 
@@ -174,6 +175,15 @@ enum gw_idem_decision {
  * record's body fingerprint. */
 enum gw_idem_decision gw_idem_decide(const char *state, const char *stored_fp, const char *fp);
 
+/* ---- click-to-chat links (message.c, pure) ---- */
+
+#define GW_LINK_TEXT_MAX 1024 /* characters of prefilled text */
+#define GW_LINK_URL_MAX  (32 + 3 * 4 * GW_LINK_TEXT_MAX)
+/* https://wa.me/<digits>[?text=<percent-encoded UTF-8>] of phone (any form
+ * wa_whatsapp_wa_id_from_to takes) into out. WA_EINVAL for the phone, WA_ETOOBIG for a text
+ * over GW_LINK_TEXT_MAX characters or out too small. */
+enum wa_err gw_click_to_chat_url(const char *phone, const char *text, char *out, size_t size);
+
 /* ---- the daemon ---- */
 
 struct gw_config {
@@ -188,6 +198,13 @@ struct gw_config {
     int64_t max_body;
     int64_t json_depth;
     char *phone_number_id;
+    char *waba_id;
+    char *users_url;
+    char *analytics_url;
+    char *graph_url;
+    char *access_token;
+    int64_t upstream_timeout_ms;
+    char *health_targets;
 };
 extern const struct wa_cfg_spec gw_config_spec[];
 extern const size_t gw_config_nspec;
@@ -200,6 +217,7 @@ struct gw_metrics {
 };
 
 struct wa_kafka_producer;
+struct wa_httpc;
 struct wa_kv;
 struct wa_mongo;
 
@@ -210,6 +228,10 @@ struct gw {
     struct wa_kafka_producer *producer;
     struct wa_kv *kv;
     struct wa_mongo *mongo;
+    struct wa_httpc *httpc;    /* wa-users, wa-analytics, the Cloud API, /readyz of every daemon */
+    struct wa_list ops;        /* upstream calls in flight (proxy.c) */
+    struct wa_list health_ops; /* GET /v1/health in flight (health.c) */
+    struct wa_timer *drain_timer;
     struct wa_hmac *pepper; /* NULL: WA_GATEWAY_KEY_PEPPER unset, API keys refused (503) */
     char prefix[128];
     char topic_outbound[192];
@@ -237,8 +259,10 @@ struct gw_call {
     void *stage; /* the running stage's state (idempotency.c, publish.c) */
 };
 
-/* api.c: routes, request limits, the hand-over between stages, replies. */
+/* api.c: routes, request limits, the hand-over between stages, replies. gw_api_drain (SIGTERM)
+ * calls wa_service_drained once no request is in flight. */
 enum wa_err gw_api_start(struct gw *gw, struct wa_error *error);
+void gw_api_drain(struct gw *gw);
 /* Runs the route's handler (after auth and limit). */
 void gw_api_dispatch(struct gw_call *c);
 /* True when the principal holds every scope the route needs; the name of that scope. */
@@ -252,6 +276,9 @@ void gw_call_invalid(struct gw_call *c, const struct gw_body_check *chk);
 void gw_call_json(struct gw_call *c, int status, const char *json);
 /* Answers status without a body (204) and frees c. */
 void gw_call_empty(struct gw_call *c, int status);
+/* Answers body (copied) as content_type and frees c. */
+void gw_call_raw(struct gw_call *c, int status, const char *content_type, const void *body,
+                 size_t len);
 /* Answers v (taken: decref'd) as JSON and frees c. */
 void gw_call_reply_value(struct gw_call *c, int status, json_t *v);
 
@@ -278,6 +305,20 @@ void gw_idem_claim(struct gw_call *c, const char *key, const char *fp, gw_idem_c
 void gw_idem_finish(struct gw_call *c, const char *key, const char *fp, int status,
                     const char *response);
 
+/* proxy.c: the fan-out routes (README.md "API"); gw_proxy_stop answers the calls in flight
+ * 503 and cancels them (stop hook, before the HTTP client is freed). */
+void gw_proxy_users(struct gw_call *c);
+void gw_proxy_analytics(struct gw_call *c);
+void gw_proxy_templates(struct gw_call *c);
+void gw_proxy_business_profile(struct gw_call *c);
+void gw_proxy_stop(struct gw *gw);
+
+/* links.c: GET /v1/links/click-to-chat (JSON) and click-to-chat.png (a QR code of the URL);
+ * GET /v1/openapi.json. */
+void gw_links_click_to_chat(struct gw_call *c);
+void gw_links_qr(struct gw_call *c);
+void gw_openapi_get(struct gw_call *c);
+
 /* admin.c: /v1/admin/keys. */
 void gw_admin_keys_create(struct gw_call *c);
 void gw_admin_keys_list(struct gw_call *c);
@@ -290,8 +331,10 @@ enum wa_err gw_keys_new(struct wa_hmac *pepper, const char *name, unsigned scope
                         int64_t rate_per_min, int64_t expires_ms, struct gw_key_record *rec,
                         char key[GW_KEY_LEN + 1]);
 
-/* health.c */
+/* health.c: metrics; GET /v1/health (gw_health_stop answers those in flight 503). */
 enum wa_err gw_health_start(struct gw *gw, struct wa_error *error);
+void gw_health_get(struct gw_call *c);
+void gw_health_stop(struct gw *gw);
 
 #define GW_COLL_API_KEYS "api_keys"
 

@@ -8,12 +8,15 @@
  *   -> auth.c  Bearer API key -> principal and scopes (Redis cache, MongoDB api_keys) (401, 403)
  *   -> limit.c GCRA in Redis, one script call; local limiter without Redis (429, RateLimit-*)
  *   -> the route: publish.c (POST /v1/messages: check, Idempotency-Key, Kafka acks, 202),
- *                 admin.c (/v1/admin/keys)
+ *                 proxy.c (wa-users, wa-analytics, the Cloud API), health.c (GET /v1/health),
+ *                 links.c (click-to-chat, its QR code, openapi.json), admin.c (/v1/admin/keys)
+ * Public routes (health, links, openapi.json) skip auth and are limited per client address.
  * `wa-gateway keys create|revoke` (keys.c) administers keys without the API.
  *
  * Threads: the loop thread; MongoDB calls run on the scaffolding's worker pool.
- * Stages started in order: shared clients (Kafka producer, Redis, MongoDB), health (metrics),
- * api (routes on the scaffolding's listener). Nothing to drain beyond the listener's requests.
+ * Stages started in order: shared clients (Kafka producer, Redis, MongoDB), the HTTP client
+ * (upstreams), health (metrics), api (routes on the scaffolding's listener). SIGTERM: drained
+ * once no request is in flight; stop answers upstream calls still running 503.
  *
  * struct gw is static: callbacks of the shared clients may still run while the scaffolding
  * frees those clients after the stop hook (with WA_ECLOSED), and they reach it.
@@ -24,6 +27,7 @@
 
 #include "gateway.h"
 #include "wa/contract.h"
+#include "wa/httpc.h"
 #include "wa/kafka.h"
 #include "wa/log.h"
 
@@ -34,6 +38,7 @@ start(struct wa_service *svc, const void *config, void **state, struct wa_error 
 {
     struct gw *gw = &gateway;
     struct wa_kafka_config kc;
+    struct wa_httpc_config hc = {.max_per_host = 64, .timeout_ms = 10000};
     enum wa_err err;
 
     memset(gw, 0, sizeof(*gw));
@@ -42,6 +47,8 @@ start(struct wa_service *svc, const void *config, void **state, struct wa_error 
     gw->cfg = config;
     gw->loop = wa_service_loop(svc);
     gw->warn_limit.interval_ms = 10000;
+    wa_list_init(&gw->ops);
+    wa_list_init(&gw->health_ops);
     snprintf(gw->prefix, sizeof(gw->prefix), "%s", gw->cfg->common.topic_prefix);
     wa_service_kafka_config(svc, &kc);
     if (wa_kafka_topic(&kc, WA_TOPIC_OUTBOUND_REQUEST, gw->topic_outbound,
@@ -58,10 +65,18 @@ start(struct wa_service *svc, const void *config, void **state, struct wa_error 
     if ((err = wa_service_kafka_producer(svc, &gw->producer, error)) != WA_OK ||
         (err = wa_service_kv(svc, &gw->kv, error)) != WA_OK ||
         (err = wa_service_mongo(svc, &gw->mongo, error)) != WA_OK ||
+        (err = wa_httpc_new(gw->loop, &hc, &gw->httpc, error)) != WA_OK ||
         (err = gw_health_start(gw, error)) != WA_OK || (err = gw_api_start(gw, error)) != WA_OK) {
         return err;
     }
     return WA_OK;
+}
+
+static void
+drain(struct wa_service *svc, void *state)
+{
+    (void)svc;
+    gw_api_drain(state);
 }
 
 static void
@@ -70,10 +85,19 @@ stop(struct wa_service *svc, void *state)
     struct gw *gw = state;
 
     (void)svc;
-    if (gw != NULL) {
-        wa_hmac_free(gw->pepper);
-        gw->pepper = NULL;
+    if (gw == NULL) {
+        return;
     }
+    if (gw->ops.next != NULL) {
+        gw_proxy_stop(gw);
+        gw_health_stop(gw);
+    }
+    wa_httpc_free(gw->httpc);
+    gw->httpc = NULL;
+    wa_timer_free(gw->drain_timer);
+    gw->drain_timer = NULL;
+    wa_hmac_free(gw->pepper);
+    gw->pepper = NULL;
 }
 
 int
@@ -88,6 +112,7 @@ main(int argc, char **argv)
         .cfg_size = sizeof(struct gw_config),
         .common_offset = offsetof(struct gw_config, common),
         .start = start,
+        .drain = drain,
         .stop = stop,
     };
 

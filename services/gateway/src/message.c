@@ -305,3 +305,47 @@ gw_idem_decide(const char *state, const char *stored_fp, const char *fp)
     }
     return strcmp(state, "done") == 0 ? GW_IDEM_REPLAY : GW_IDEM_IN_PROGRESS;
 }
+
+enum wa_err
+gw_click_to_chat_url(const char *phone, const char *text, char *out, size_t size)
+{
+    char digits[WA_WHATSAPP_WA_ID_MAX + 2];
+    size_t o;
+    int n;
+
+    if (phone == NULL || wa_whatsapp_wa_id_from_to(phone, digits, sizeof(digits)) != WA_OK) {
+        return WA_EINVAL;
+    }
+    if (text != NULL && wa_whatsapp_utf8_len(text) > GW_LINK_TEXT_MAX) {
+        return WA_ETOOBIG;
+    }
+    n = snprintf(out, size, "https://wa.me/%s", digits);
+    if (n < 0 || (size_t)n >= size) {
+        return WA_ETOOBIG;
+    }
+    o = (size_t)n;
+    if (text == NULL || text[0] == '\0') {
+        return WA_OK;
+    }
+    if (o + 6 >= size) {
+        return WA_ETOOBIG;
+    }
+    memcpy(out + o, "?text=", 6);
+    o += 6;
+    for (const unsigned char *p = (const unsigned char *)text; *p != '\0'; p++) {
+        bool plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                     (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' || *p == '~';
+
+        if (o + (plain ? 1 : 3) >= size) {
+            return WA_ETOOBIG;
+        }
+        if (plain) {
+            out[o++] = (char)*p;
+        } else {
+            snprintf(out + o, 4, "%%%02X", *p);
+            o += 3;
+        }
+    }
+    out[o] = '\0';
+    return WA_OK;
+}

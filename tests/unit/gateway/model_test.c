@@ -5,6 +5,7 @@
  * the local limiter's share, POST /v1/messages bodies (every invalid field named, the
  * outbound.request built), body fingerprints and idempotency decisions.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "gateway.h"
@@ -341,6 +342,29 @@ idempotency__keys_ids_decisions(void **state)
     assert_int_equal(gw_idem_decide("done", "f1", "f2"), GW_IDEM_MISMATCH);
 }
 
+static void
+click_to_chat__phone_forms_and_text__wa_me_url(void **state)
+{
+    char url[GW_LINK_URL_MAX];
+    char *long_text = malloc(GW_LINK_TEXT_MAX + 2);
+
+    (void)state;
+    assert_int_equal(gw_click_to_chat_url("+1 (650) 555-0101", "Hi there! ½", url, sizeof(url)),
+                     WA_OK);
+    assert_string_equal(url, "https://wa.me/16505550101?text=Hi%20there%21%20%C2%BD");
+    assert_int_equal(gw_click_to_chat_url("16505550101", NULL, url, sizeof(url)), WA_OK);
+    assert_string_equal(url, "https://wa.me/16505550101");
+    assert_int_equal(gw_click_to_chat_url("16505550101", "", url, sizeof(url)), WA_OK);
+    assert_string_equal(url, "https://wa.me/16505550101");
+    assert_int_equal(gw_click_to_chat_url("12ab", "x", url, sizeof(url)), WA_EINVAL);
+    assert_int_equal(gw_click_to_chat_url(NULL, "x", url, sizeof(url)), WA_EINVAL);
+    memset(long_text, 'a', GW_LINK_TEXT_MAX + 1);
+    long_text[GW_LINK_TEXT_MAX + 1] = '\0';
+    assert_int_equal(gw_click_to_chat_url("16505550101", long_text, url, sizeof(url)), WA_ETOOBIG);
+    assert_int_equal(gw_click_to_chat_url("16505550101", "abc", url, 20), WA_ETOOBIG);
+    free(long_text);
+}
+
 int
 main(void)
 {
@@ -358,6 +382,7 @@ main(void)
         cmocka_unit_test(message_check__type_body_against_cloud_api_rules__named),
         cmocka_unit_test(fingerprint__key_order_and_spacing__same),
         cmocka_unit_test(idempotency__keys_ids_decisions),
+        cmocka_unit_test(click_to_chat__phone_forms_and_text__wa_me_url),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
