@@ -39,7 +39,7 @@ const struct wa_cfg_spec gw_config_spec[] = {
     {"WA_GATEWAY_ANALYTICS_URL", WA_CFG_STRING, "http://127.0.0.1:8084", 0, 0, 0,
      offsetof(struct gw_config, analytics_url),
      "base URL of wa-analytics (/v1/messages/{id}, /v1/analytics/...)"},
-    {"WA_GRAPH_URL", WA_CFG_STRING, "https://graph.facebook.com/v21.0", 0, 0, 0,
+    {"WA_GRAPH_URL", WA_CFG_STRING, "https://graph.facebook.com/v21.0", 0, 0, WA_CFG_HTTPS,
      offsetof(struct gw_config, graph_url), "Cloud API base URL including the version"},
     {"WA_ACCESS_TOKEN", WA_CFG_STRING, "sandbox-token", 0, 0, WA_CFG_SECRET | WA_CFG_SANDBOX,
      offsetof(struct gw_config, access_token),
