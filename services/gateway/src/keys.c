@@ -112,6 +112,8 @@ gw_keys_main(int argc, char **argv)
     int64_t rate = 0, burst = 0, expires_in = 0;
     unsigned scopes = 0;
     struct gw_config cfg;
+    struct wa_cfg_spec spec[2]; /* only what the command uses: not the daemon's other secrets */
+    size_t nspec = 0;
     struct wa_error error = {0};
     struct wa_mongo_config mc = {0};
     struct wa_pool *pool = NULL;
@@ -170,17 +172,23 @@ gw_keys_main(int argc, char **argv)
     }
 
     memset(&cfg, 0, sizeof(cfg));
+    for (size_t i = 0; i < gw_config_nspec && nspec < sizeof(spec) / sizeof(spec[0]); i++) {
+        if (strcmp(gw_config_spec[i].name, "WA_MONGO_URI") == 0 ||
+            strcmp(gw_config_spec[i].name, "WA_GATEWAY_KEY_PEPPER") == 0) {
+            spec[nspec++] = gw_config_spec[i];
+        }
+    }
     wa_log_init("wa-gateway-keys", WA_LOG_WARN);
     wa_log_set_fd(2); /* stdout carries the key alone */
-    if (wa_cfg_load(gw_config_spec, gw_config_nspec, &cfg, wa_cfg_getenv, NULL, &error) != WA_OK) {
+    if (wa_cfg_load(spec, nspec, &cfg, wa_cfg_getenv, NULL, &error) != WA_OK) {
         fprintf(stderr, "wa-gateway keys: configuration error: %s\n", error.message);
-        wa_cfg_cleanup(gw_config_spec, gw_config_nspec, &cfg);
+        wa_cfg_cleanup(spec, nspec, &cfg);
         return 2;
     }
     if (cfg.pepper == NULL || cfg.pepper[0] == '\0' ||
         wa_hmac_new(cfg.pepper, strlen(cfg.pepper), &pepper) != WA_OK) {
         fprintf(stderr, "wa-gateway keys: WA_GATEWAY_KEY_PEPPER (or _FILE) must be set\n");
-        wa_cfg_cleanup(gw_config_spec, gw_config_nspec, &cfg);
+        wa_cfg_cleanup(spec, nspec, &cfg);
         return 2;
     }
     wa_mongo_global_init();
@@ -248,6 +256,6 @@ out:
     wa_loop_free(r.loop);
     wa_mongo_global_cleanup();
     wa_hmac_free(pepper);
-    wa_cfg_cleanup(gw_config_spec, gw_config_nspec, &cfg);
+    wa_cfg_cleanup(spec, nspec, &cfg);
     return r.rc;
 }
