@@ -24,8 +24,19 @@ static const char *const send_types[] = {
 };
 static const char *const categories[] = {"marketing", "utility", "authentication", "service"};
 static const char *const envelope[] = {
-    "to",         "recipient", "type",     "category", "phone_number_id",   "not_before",
-    "expires_at", "priority",  "metadata", "context",  "fallback_template",
+    "to",
+    "recipient",
+    "type",
+    "category",
+    "phone_number_id",
+    "not_before",
+    "expires_at",
+    "priority",
+    "metadata",
+    "context",
+    "fallback_template",
+    "messaging_product",
+    "recipient_type",
 };
 
 #define LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -213,6 +224,15 @@ gw_message_check(const json_t *body, const char *request_id, const char *default
     if ((v = json_object_get(body, "context")) != NULL &&
         (!json_is_object(v) || wa_json_str(v, "message_id") == NULL)) {
         field_error(c, "/context", "must be an object with a message_id string");
+    }
+    /* Cloud API bodies carry these two; accepted with their only values, not passed on */
+    if ((v = json_object_get(body, "messaging_product")) != NULL &&
+        (!json_is_string(v) || strcmp(json_string_value(v), "whatsapp") != 0)) {
+        field_error(c, "/messaging_product", "must be whatsapp when given");
+    }
+    if ((v = json_object_get(body, "recipient_type")) != NULL &&
+        (!json_is_string(v) || strcmp(json_string_value(v), "individual") != 0)) {
+        field_error(c, "/recipient_type", "must be individual when given");
     }
     if ((v = json_object_get(body, "fallback_template")) != NULL && !json_is_object(v)) {
         field_error(c, "/fallback_template", "must be a template body (object)");

@@ -221,7 +221,8 @@ local_limiter__share_per_replica__separate_keys(void **state)
 static void
 message_check__valid_text__outbound_request_built(void **state)
 {
-    json_t *body = parse("{\"to\":\"+1 650 555 0001\",\"type\":\"text\",\"text\":{\"body\":\"hi\"},"
+    json_t *body = parse("{\"messaging_product\":\"whatsapp\",\"recipient_type\":\"individual\","
+                         "\"to\":\"+1 650 555 0001\",\"type\":\"text\",\"text\":{\"body\":\"hi\"},"
                          "\"category\":\"service\",\"metadata\":{\"crm\":42},\"priority\":3}");
     struct gw_body_check c;
     json_t *data = NULL;
@@ -237,6 +238,7 @@ message_check__valid_text__outbound_request_built(void **state)
     assert_string_equal(wa_json_str(data, "to"), "16505550001");
     assert_string_equal(wa_json_path_str(data, "text.body"), "hi");
     assert_int_equal(json_integer_value(wa_json_path(data, "metadata.crm")), 42);
+    assert_null(json_object_get(data, "messaging_product")); /* the Cloud API's, not the event's */
     json_decref(data);
     json_decref(body);
 }
@@ -255,9 +257,10 @@ names(const struct gw_body_check *c, const char *pointer)
 static void
 message_check__several_invalid__every_field_named(void **state)
 {
-    json_t *body = parse("{\"to\":\"12ab\",\"type\":\"text\",\"text\":{\"body\":\"hi\"},"
-                         "\"category\":\"spam\",\"priority\":\"high\",\"not_before\":\"soon\","
-                         "\"phone_number_id\":\"x1\",\"colour\":\"red\"}");
+    json_t *body =
+        parse("{\"to\":\"12ab\",\"type\":\"text\",\"text\":{\"body\":\"hi\"},"
+              "\"category\":\"spam\",\"priority\":\"high\",\"not_before\":\"soon\","
+              "\"phone_number_id\":\"x1\",\"colour\":\"red\",\"recipient_type\":\"group\"}");
     struct gw_body_check c;
     json_t *data = NULL;
     char contact[64];
@@ -265,7 +268,8 @@ message_check__several_invalid__every_field_named(void **state)
     (void)state;
     gw_message_check(body, "R1", "1", &c, &data, contact, sizeof(contact));
     assert_null(data);
-    assert_int_equal(c.n, 6);
+    assert_int_equal(c.n, 7);
+    assert_true(names(&c, "/recipient_type"));
     assert_true(names(&c, "/to"));
     assert_true(names(&c, "/category"));
     assert_true(names(&c, "/priority"));
