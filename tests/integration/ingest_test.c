@@ -713,6 +713,95 @@ spool_empty(void *arg)
     return spool_files() == 0;
 }
 
+/* The first spool file's name (in F->spool), or false when there is none. */
+static bool
+first_spool_file(const char *prefix, char *out, size_t size)
+{
+    DIR *d = opendir(F->spool);
+    struct dirent *de;
+    bool found = false;
+
+    if (d == NULL) {
+        return false;
+    }
+    while ((de = readdir(d)) != NULL) {
+        if (strncmp(de->d_name, prefix, strlen(prefix)) == 0 &&
+            (!found || strcmp(de->d_name, out + strlen(F->spool) + 1) < 0)) {
+            snprintf(out, size, "%s/%s", F->spool, de->d_name);
+            found = true;
+        }
+    }
+    closedir(d);
+    return found;
+}
+
+static uint32_t
+le32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* A flipped byte in a frame in the middle of a spool file costs that record only: every later
+ * record is replayed, and the file is kept as quarantine-* instead of being deleted. Restarts the
+ * daemon (and leaves it running on the real broker). */
+static void
+spool_damaged_frame__later_records_replayed_file_quarantined(void **state)
+{
+    enum { N = 10 };
+    char body[1024], path[512], qpath[512], lost[32] = "";
+    unsigned char *data;
+    size_t len = 0, off = 0, nmsg = 0;
+    FILE *f;
+    int n;
+
+    (void)state;
+    daemon_stop();
+    daemon_start("127.0.0.1:1", wa_test_env("WA_REDIS_URL"));
+    for (int i = 0; i < N; i++) {
+        n = snprintf(body, sizeof(body),
+                     "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"w\","
+                     "\"changes\":[{\"field\":\"messages\",\"value\":{\"metadata\":{"
+                     "\"phone_number_id\":\"p1\"},\"messages\":[{\"from\":\"7\",\"id\":"
+                     "\"wamid.dmg-%02d\",\"timestamp\":\"1\",\"type\":\"text\",\"text\":{"
+                     "\"body\":\"n%02d\"}}]}}]}]}",
+                     i, i);
+        assert_int_equal(post_signed(body, (size_t)n, SECRET), 200);
+    }
+    daemon_stop();
+    assert_true(first_spool_file("spool-", path, sizeof(path)));
+    data = (unsigned char *)wa_test_read_file(path, &len);
+    assert_non_null(data);
+    /* the fourth inbound.message frame: flip one byte of its event */
+    while (off + 16 <= len && memcmp(data + off, "WASP", 4) == 0) {
+        size_t plen = le32(data + off + 4), tlen = le32(data + off + 12);
+        const char *topic = (const char *)data + off + 16;
+
+        if (tlen >= 15 && memcmp(topic + tlen - 15, "inbound.message", 15) == 0 && ++nmsg == 4) {
+            const char *w = memmem(data + off, 12 + plen, "wamid.dmg-", 10);
+
+            assert_non_null(w);
+            snprintf(lost, sizeof(lost), "%.12s", w);
+            data[(const unsigned char *)w - data + 12] ^= 0x20; /* the closing quote */
+            break;
+        }
+        off += 12 + plen;
+    }
+    assert_true(lost[0] != '\0');
+    f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, len, f), len);
+    fclose(f);
+    free(data);
+
+    daemon_start(F->kcfg.brokers, wa_test_env("WA_REDIS_URL"));
+    assert_true(wa_test_run_until(F->loop, spool_empty, NULL, 20000));
+    assert_int_equal(await(T_MESSAGE, "wamid.dmg-", N - 1), N - 1);
+    assert_int_equal(count(T_MESSAGE, lost), 0);
+    assert_int_equal(count(T_RAW, lost), 1); /* its raw record was intact */
+    assert_true(first_spool_file("quarantine-spool-", qpath, sizeof(qpath)));
+    unlink(qpath);
+}
+
 /* Must run last: it restarts the daemon. */
 static void
 kafka_down__requests_spooled_then_drained_in_order(void **state)
@@ -934,6 +1023,7 @@ main(void)
         cmocka_unit_test(limits__oversize_content_type__413_415),
         cmocka_unit_test(unparsable__signed_truncated_or_not_json__archived_and_200),
         cmocka_unit_test(redis_down__published_anyway_and_counted),
+        cmocka_unit_test(spool_damaged_frame__later_records_replayed_file_quarantined),
         cmocka_unit_test(kafka_down__requests_spooled_then_drained_in_order),
         cmocka_unit_test(kill9__mid_traffic__every_answered_or_redelivered_webhook_published),
     };

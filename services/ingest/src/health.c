@@ -4,6 +4,8 @@
  * Series (Prometheus, prefix wa_ingest_): requests_total{outcome}, signature_failures_total,
  * duplicates_total{kind}, events_total{type}, malformed_items_total, dedup_failures_total,
  * spool_written_total (requests), spool_replayed_total (records), spool_bytes, spool_files,
+ * spool_damaged_total{kind=corrupt|refused} (records lost to a damaged frame or refused by Kafka
+ * for good; their file is quarantined),
  * inflight, ack_seconds (receive to durable, histogram). The HTTP server adds per-route status
  * counts (413s appear there: they are answered before the handler runs).
  * Readiness: the scaffolding's Kafka and Redis probes, plus "spool" (last write succeeded).
@@ -52,6 +54,12 @@ ig_health_start(struct ig *ig, struct wa_error *error)
                                           "requests written to the spool", NULL);
     s->spool_replayed = wa_metrics_counter(m, "wa_ingest_spool_replayed_total",
                                            "records replayed from the spool into Kafka", NULL);
+    s->spool_damaged[0] = wa_metrics_counter(
+        m, "wa_ingest_spool_damaged_total",
+        "damaged spool frames skipped (their file is kept as quarantine-*)", "kind=\"corrupt\"");
+    s->spool_damaged[1] = wa_metrics_counter(
+        m, "wa_ingest_spool_damaged_total",
+        "damaged spool frames skipped (their file is kept as quarantine-*)", "kind=\"refused\"");
     s->spool_bytes = wa_metrics_gauge(m, "wa_ingest_spool_bytes", "spool bytes not replayed", NULL);
     s->spool_files = wa_metrics_gauge(m, "wa_ingest_spool_files", "spool files not replayed", NULL);
     s->inflight = wa_metrics_gauge(m, "wa_ingest_inflight", "webhook requests in progress", NULL);

@@ -85,6 +85,7 @@ struct ig_metrics {
     struct wa_counter *dedup_failures;
     struct wa_counter *spool_written;
     struct wa_counter *spool_replayed;
+    struct wa_counter *spool_damaged[2]; /* corrupt frames, records Kafka refused for good */
     struct wa_gauge *spool_bytes;
     struct wa_gauge *spool_files;
     struct wa_gauge *inflight;

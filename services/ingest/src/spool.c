@@ -7,7 +7,11 @@
  *   "WASP" | u32 payload length | u32 CRC-32 of payload | payload
  *   payload = 7 fields, each u32 length + bytes: topic, key, id, type, source, traceparent, value
  * (integers little-endian). A torn tail (crash during a write that was never acknowledged) is
- * detected by length or CRC and ignored.
+ * detected by length or CRC and ignored. A damaged frame with intact frames after it (a flipped
+ * byte, a zeroed block) is skipped by resynchronising on the next valid frame, so every later
+ * record is still replayed; records Kafka refuses for good are skipped too. Either way the file
+ * is not deleted after its replay but renamed quarantine-spool-<ULID>.log for an operator
+ * (wa_ingest_spool_damaged_total{kind} counts them; an alert rule watches it).
  *
  * Writes are group commits: requests that arrive while a write is in flight wait and go out
  * together in the next write + fdatasync, on the worker pool (never on the loop). One write
@@ -60,8 +64,10 @@ struct replay_job {
     bool ok;
     size_t pending; /* deliveries outstanding */
     size_t failed;
-    size_t poison; /* refused for good (too large, invalid): skipped, or the spool never drains */
+    size_t poison;  /* refused for good (too large, invalid): skipped, or the spool never drains */
+    size_t corrupt; /* damaged frames skipped by resynchronising */
     size_t records;
+    char quarantine[600]; /* where the file goes when damaged (poison or corrupt > 0) */
 };
 
 struct ig_spool {
@@ -428,12 +434,17 @@ read_work(void *arg)
     j->ok = true;
 }
 
+/* A replayed file goes; a damaged one is kept under another name (never replayed again). */
 static void
 unlink_work(void *arg)
 {
     struct replay_job *j = arg;
 
-    j->ok = unlink(j->path) == 0 || errno == ENOENT;
+    if (j->poison > 0 || j->corrupt > 0) {
+        j->ok = rename(j->path, j->quarantine) == 0 || errno == ENOENT;
+    } else {
+        j->ok = unlink(j->path) == 0 || errno == ENOENT;
+    }
 }
 
 static void
@@ -456,7 +467,15 @@ unlink_done(void *arg)
 
     s->refs--;
     if (j->ok && s->nfiles > 0) {
-        if (!s->closed) {
+        if (!s->closed && (j->poison > 0 || j->corrupt > 0)) {
+            wa_counter_add(s->ig->m.spool_replayed, j->records);
+            wa_counter_add(s->ig->m.spool_damaged[0], j->corrupt);
+            wa_counter_add(s->ig->m.spool_damaged[1], j->poison);
+            wa_log_error(NULL,
+                         "spool: replayed %zu records of %s; %zu damaged frames and %zu records "
+                         "refused by Kafka were skipped; the file is kept as %s",
+                         j->records, s->files[0].name, j->corrupt, j->poison, j->quarantine);
+        } else if (!s->closed) {
             wa_counter_add(s->ig->m.spool_replayed, j->records);
             wa_log_info(NULL, "spool: replayed %zu records, removed %s", j->records,
                         s->files[0].name);
@@ -509,6 +528,54 @@ on_replayed(enum wa_err err, int32_t partition, int64_t offset, void *arg)
     s->refs++;
 }
 
+/* True when a whole, intact frame starts at off: magic, length, CRC and the seven fields. Fills
+ * f and l with the fields. */
+static bool
+frame_at(const unsigned char *p, size_t len, size_t off, const char **f, size_t *l)
+{
+    size_t plen, q;
+    int i;
+
+    if (len - off < 12 || memcmp(p + off, MAGIC, 4) != 0) {
+        return false;
+    }
+    plen = get32(p + off + 4);
+    if (plen > len - off - 12 || crc32_ieee(p + off + 12, plen) != get32(p + off + 8)) {
+        return false;
+    }
+    q = off + 12;
+    for (i = 0; i < NFIELDS && q + 4 <= off + 12 + plen; i++) {
+        l[i] = get32(p + q);
+        f[i] = (const char *)p + q + 4;
+        if (l[i] > off + 12 + plen - (q + 4)) {
+            return false;
+        }
+        q += 4 + l[i];
+    }
+    return i == NFIELDS && q == off + 12 + plen;
+}
+
+/* The offset of the next intact frame after a damaged one at off, or len when none follows. */
+static size_t
+resync(const unsigned char *p, size_t len, size_t off)
+{
+    const char *f[NFIELDS];
+    size_t l[NFIELDS];
+
+    for (size_t o = off + 1; o + 12 <= len; o++) {
+        const unsigned char *m = memchr(p + o, MAGIC[0], len - o);
+
+        if (m == NULL) {
+            break;
+        }
+        o = (size_t)(m - p);
+        if (frame_at(p, len, o, f, l)) {
+            return o;
+        }
+    }
+    return len;
+}
+
 /* Produces every intact record of the file in j->data, in order. */
 static void
 replay_records(struct replay_job *j)
@@ -517,24 +584,23 @@ replay_records(struct replay_job *j)
     const unsigned char *p = (const unsigned char *)j->data.data;
     size_t off = 0, len = j->data.len;
 
-    while (len - off >= 12 && memcmp(p + off, MAGIC, 4) == 0) {
-        size_t plen = get32(p + off + 4), q;
+    while (off < len) {
         const char *f[NFIELDS];
-        size_t l[NFIELDS];
-        int i;
+        size_t l[NFIELDS], plen;
 
-        if (plen > len - off - 12 || crc32_ieee(p + off + 12, plen) != get32(p + off + 8)) {
-            break; /* torn tail */
+        if (!frame_at(p, len, off, f, l)) {
+            size_t next = resync(p, len, off);
+
+            if (next == len) {
+                break; /* a torn tail: never acknowledged */
+            }
+            wa_log_error(NULL, "spool: %s: %zu damaged bytes at offset %zu skipped", j->path,
+                         next - off, off);
+            j->corrupt++;
+            off = next;
+            continue;
         }
-        q = off + 12;
-        for (i = 0; i < NFIELDS && q + 4 <= off + 12 + plen; i++) {
-            l[i] = get32(p + q);
-            f[i] = (const char *)p + q + 4;
-            q += 4 + l[i];
-        }
-        if (i < NFIELDS || q != off + 12 + plen) {
-            break;
-        }
+        plen = get32(p + off + 4);
         {
             char topic[256], key[WA_CONTRACT_KEY_MAX];
             struct wa_kafka_header h[5] = {
@@ -566,7 +632,7 @@ replay_records(struct replay_job *j)
         s->refs++;
         off += 12 + plen;
     }
-    if (off < len && j->failed == 0) {
+    if (off < len && j->failed == 0 && j->corrupt == 0) {
         wa_log_warn(NULL, "spool: %s has a torn tail of %zu bytes (never acknowledged); skipped",
                     j->path, len - off);
     }
@@ -617,6 +683,7 @@ on_tick(struct wa_timer *t, void *arg)
     j->spool = s;
     wa_buf_init(&j->data, (size_t)2 * 1024 * 1024 * 1024);
     snprintf(j->path, sizeof(j->path), "%s/%s", s->dir, s->files[0].name);
+    snprintf(j->quarantine, sizeof(j->quarantine), "%s/quarantine-%s", s->dir, s->files[0].name);
     if (wa_pool_submit(s->pool, read_work, read_done, j) != WA_OK) {
         free(j);
         return;
