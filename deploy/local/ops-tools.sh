@@ -2,7 +2,9 @@
 # ops-tools.sh: installs, once and cached, the tools the deployment checks run with (tests/ops):
 #   kustomize   built from the Go module proxy (sigs.k8s.io/kustomize/kustomize/v5), renders k8s/
 #   a Python venv with kubernetes-validate (the Kubernetes JSON schemas, offline) and
-#               check-jsonschema (with its vendored Compose specification schema)
+#               check-jsonschema (with its vendored Compose specification schema), plus
+#               phonenumbers (libphonenumber's metadata: the oracle of wa-users' phone table,
+#               tests/unit/users/phone_oracle.py, and the input of its generator)
 # Idempotent: does nothing when both are present at the pinned versions.
 #   ops-tools.sh            install what is missing
 #   ops-tools.sh --print    print KUSTOMIZE=... and OPS_PYTHON=... (the paths the tests use)
@@ -13,6 +15,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 KUSTOMIZE_VERSION=v5.7.1
 PY_PACKAGES=(kubernetes-validate==1.37.0 check-jsonschema==0.39.0)
+# added to the venv without rebuilding it (own marker file)
+PY_TEST_PACKAGES=(phonenumbers==9.0.43)
 OPS_HOME=$WA_CACHE_DIR/ops-tools
 KUSTOMIZE=$OPS_HOME/kustomize-$KUSTOMIZE_VERSION/kustomize
 OPS_VENV=$OPS_HOME/venv
@@ -27,8 +31,9 @@ fi
 
 kustomize_ok() { [[ -x "$KUSTOMIZE" ]] && "$KUSTOMIZE" version 2>/dev/null | grep -q "$KUSTOMIZE_VERSION"; }
 venv_ok() { [[ -f "$OPS_VENV/.installed" && "$(cat "$OPS_VENV/.installed")" == "${PY_PACKAGES[*]}" ]]; }
+test_ok() { [[ -f "$OPS_VENV/.installed-test" && "$(cat "$OPS_VENV/.installed-test")" == "${PY_TEST_PACKAGES[*]}" ]]; }
 
-kustomize_ok && venv_ok && exit 0
+kustomize_ok && venv_ok && test_ok && exit 0
 mkdir -p "$OPS_HOME" "$(dirname "$OPS_LOG")"
 wa_lock "$OPS_HOME/.lock" 900 "the ops tools install"
 
@@ -51,5 +56,11 @@ if ! venv_ok; then
   "$OPS_VENV/bin/pip" install --disable-pip-version-check -q "${PY_PACKAGES[@]}" >>"$OPS_LOG" 2>&1 ||
     wa_die "ops-tools: pip install ${PY_PACKAGES[*]} failed" "$OPS_LOG"
   printf '%s' "${PY_PACKAGES[*]}" >"$OPS_VENV/.installed"
+fi
+if ! test_ok; then
+  wa_log "ops-tools: adding ${PY_TEST_PACKAGES[*]} to $OPS_VENV (log $OPS_LOG)"
+  "$OPS_VENV/bin/pip" install --disable-pip-version-check -q "${PY_TEST_PACKAGES[@]}" >>"$OPS_LOG" 2>&1 ||
+    wa_die "ops-tools: pip install ${PY_TEST_PACKAGES[*]} failed" "$OPS_LOG"
+  printf '%s' "${PY_TEST_PACKAGES[*]}" >"$OPS_VENV/.installed-test"
 fi
 wa_log "ops-tools: kustomize $KUSTOMIZE_VERSION and the validation venv ready in $OPS_HOME"

@@ -107,9 +107,8 @@ us_phone_canonical(const char *in, char *out, size_t size)
         digits[n++] = *s;
     }
     digits[n] = '\0';
-    /* E.164: at most 15 digits, country codes never start with 0; shorter than 8 digits is no
-     * subscriber number of any country */
-    if (n < 8 || n > 15 || digits[0] == '0' || n + 2 > size) {
+    /* E.164: at most 15 digits; then the country's own rules (phone.c) */
+    if (n == 0 || n > 15 || n + 2 > size || us_phone_check(digits, NULL) != WA_OK) {
         return WA_EINVAL;
     }
     out[0] = '+';

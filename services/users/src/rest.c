@@ -602,8 +602,7 @@ on_request(struct wa_http_req *req, void *arg)
         return;
     }
     if (r->op != OP_LIST && us_contact_path_id(p[0], r->cid, sizeof(r->cid)) != WA_OK) {
-        invalid_one(r, "/id",
-                    "not an E.164 phone number (+15551234567, 8 to 15 digits) or a BSUID");
+        invalid_one(r, "/id", "not a phone number valid for its country (+15551234567) or a BSUID");
         return;
     }
     switch (r->op) {

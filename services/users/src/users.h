@@ -133,10 +133,29 @@ enum wa_err us_decide_result(const json_t *data, char *contact_id, size_t size,
 /*
  * Canonical E.164 "+<digits>" from a number as people write it: spaces, dashes, dots and
  * parentheses ignored; "+" or the international prefix "00" optional (a number without either
- * is taken as already international: country code first). 8 to 15 digits, not starting with 0.
- * WA_EINVAL otherwise ("+12ab", "+999123").
+ * is taken as already international: country code first). At most 15 digits, a known calling
+ * code, and a national number whose length and leading digits its country allows
+ * (us_phone_check). WA_EINVAL otherwise ("+12ab", "+999123").
  */
 enum wa_err us_phone_canonical(const char *in, char *out, size_t size);
+
+/* ---- per-country phone rules (phone.c over the generated phone_table.c, pure) ---- */
+
+#define US_PHONE_PREFIX_MAX 4 /* leading digits a rule checks at most (the generator's DEPTH) */
+struct us_phone_rule {
+    uint16_t cc;                          /* country calling code */
+    char prefix[US_PHONE_PREFIX_MAX + 1]; /* leading digits of the national number, "" = any */
+    uint32_t lengths;                     /* bit n: a national number of n digits is valid */
+};
+extern const struct us_phone_rule us_phone_rules[]; /* sorted by (cc, prefix) */
+extern const size_t us_phone_nrules;
+extern const char us_phone_metadata[]; /* the metadata it was generated from */
+/*
+ * WA_OK when digits (an international number without '+': calling code first, digits only)
+ * has a known calling code and a national number whose length its longest matching rule
+ * allows; WA_EINVAL otherwise, *why (optional) a static sentence.
+ */
+enum wa_err us_phone_check(const char *digits, const char **why);
 /* The contact id of a REST path parameter: a BSUID as is, else us_phone_canonical. */
 enum wa_err us_contact_path_id(const char *param, char *out, size_t size);
 
