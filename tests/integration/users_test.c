@@ -895,6 +895,120 @@ rest__write_read_list_patch_consent_export_erase(void **state)
     assert_false(stored_anywhere("15551230001"));
 }
 
+/* The raw body of a GET (NDJSON), in *out (malloc'd, NUL-terminated). */
+static long
+api_text(const char *path, char **out)
+{
+    struct wa_test_http_req req = {
+        .method = "GET", .port = T.users, .path = path, .timeout_ms = 20000};
+    struct wa_buf b;
+    long status;
+
+    wa_buf_init(&b, 1 << 24);
+    status = wa_test_http(&req, &b);
+    *out = strndup(b.data != NULL ? b.data : "", b.len);
+    wa_buf_cleanup(&b);
+    return status;
+}
+
+/* The NDJSON lines of text as a JSON array (each line must parse). */
+static json_t *
+ndjson(const char *text)
+{
+    json_t *out = json_array();
+    const char *s = text;
+
+    while (*s != '\0') {
+        const char *nl = strchr(s, '\n');
+        size_t n = nl != NULL ? (size_t)(nl - s) : strlen(s);
+        json_t *v = json_loadb(s, n, 0, NULL);
+
+        assert_non_null(v);
+        json_array_append_new(out, v);
+        s += n + (nl != NULL);
+    }
+    return out;
+}
+
+static const json_t *
+import_error(const json_t *answer, json_int_t line)
+{
+    size_t i;
+    const json_t *e;
+
+    json_array_foreach(json_object_get(answer, "errors"), i, e)
+    {
+        if (json_integer_value(json_object_get(e, "line")) == line) {
+            return e;
+        }
+    }
+    return NULL;
+}
+
+static void
+import_export__ndjson_with_bad_lines__rest_applied_and_exported_by_filter(void **state)
+{
+    static const char body[] =
+        "{\"id\":\"+1 555 124 0001\",\"name\":\"Imp One\",\"tags\":[\"imp\"]}\n"
+        "{not json\n"
+        "{\"id\":\"+999123\",\"tags\":[\"imp\"]}\n"
+        "{\"phone\":\"+15551240002\",\"priority\":\"urgent\",\"tags\":[\"imp\"]}\n"
+        "{\"id\":\"15551240001\",\"language\":\"ar\"}\r\n"
+        "{\"bsuid\":\"US.77001\",\"tags\":[\"imp\"]}\n"
+        "{\"phone\":\"+15551240003\",\"tags\":[\"imp\"],\"consent\":{\"marketing\":\"opted_out\"}}"
+        "\n"
+        "\n"
+        "{\"phone\":\"00966500000001\",\"tags\":[\"imp\"]}";
+    json_t *v = NULL, *lines;
+    const json_t *e;
+    char *text = NULL;
+
+    (void)state;
+    assert_int_equal(api("POST", "/v1/contacts/import", body, &v), 200);
+    assert_int_equal(json_integer_value(json_object_get(v, "received")), 8);
+    assert_int_equal(json_integer_value(json_object_get(v, "created")), 4);
+    assert_int_equal(json_integer_value(json_object_get(v, "updated")), 1);
+    assert_int_equal(json_integer_value(json_object_get(v, "failed")), 3);
+    assert_int_equal(json_integer_value(json_object_get(v, "consent_entries")), 1);
+    assert_int_equal(json_array_size(json_object_get(v, "errors")), 3);
+    assert_non_null(e = import_error(v, 2));
+    assert_non_null(e = import_error(v, 3));
+    assert_string_equal(wa_json_path_str(e, "errors.0.pointer"), "/id");
+    assert_non_null(e = import_error(v, 4));
+    assert_string_equal(wa_json_str(e, "id"), "+15551240002");
+    assert_string_equal(wa_json_path_str(e, "errors.0.pointer"), "/priority");
+    json_decref(v);
+    assert_int_equal(api("GET", "/v1/contacts/+15551240002", NULL, NULL), 404);
+    assert_int_equal(api("GET", "/v1/contacts/+15551240001", NULL, &v), 200);
+    assert_string_equal(wa_json_str(v, "name"), "Imp One"); /* kept by the later line */
+    assert_string_equal(wa_json_str(v, "language"), "ar");
+    json_decref(v);
+    await_optout("15551240003", true);
+    assert_int_equal(api("GET", "/v1/contacts/+15551240003/consent", NULL, &v), 200);
+    assert_string_equal(wa_json_path_str(v, "data.0.source"), "import");
+    json_decref(v);
+
+    /* export: the list's filters, every page, one contact a line in id order */
+    assert_int_equal(api_text("/v1/contacts/export?tag=imp", &text), 200);
+    lines = ndjson(text);
+    free(text);
+    assert_int_equal(json_array_size(lines), 4);
+    assert_string_equal(wa_json_path_str(lines, "0.id"), "+15551240001");
+    assert_string_equal(wa_json_path_str(lines, "1.id"), "+15551240003");
+    assert_string_equal(wa_json_path_str(lines, "2.id"), "+966500000001");
+    assert_string_equal(wa_json_path_str(lines, "3.id"), "US.77001");
+    json_decref(lines);
+    assert_int_equal(api_text("/v1/contacts/export?tag=imp&opted_out=marketing", &text), 200);
+    lines = ndjson(text);
+    free(text);
+    assert_int_equal(json_array_size(lines), 1);
+    assert_string_equal(wa_json_path_str(lines, "0.id"), "+15551240003");
+    json_decref(lines);
+    assert_int_equal(api("GET", "/v1/contacts/export?opted_out=promo", NULL, &v), 422);
+    assert_true(names_field(v, "opted_out"));
+    json_decref(v);
+}
+
 static void
 migrate__twice__exits_0(void **state)
 {
@@ -921,6 +1035,7 @@ main(void)
         cmocka_unit_test(restart__keys_lost__rebuilt_from_mongodb),
         cmocka_unit_test(unread__three_messages_redelivered_then_reply__three_then_zero),
         cmocka_unit_test(rest__write_read_list_patch_consent_export_erase),
+        cmocka_unit_test(import_export__ndjson_with_bad_lines__rest_applied_and_exported_by_filter),
         cmocka_unit_test(migrate__twice__exits_0),
     };
 

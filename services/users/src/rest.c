@@ -12,6 +12,10 @@
  *   POST   /v1/contacts/{id}/consent     a ledger entry, source api (201)
  *   GET    /v1/contacts/{id}/consent     the ledger and the derived state
  *   GET    /v1/contacts/{id}/export      everything held about the contact
+ *   GET    /v1/contacts/export           NDJSON, one contact a line: the list's filters, every
+ *                                        page (EXPORT_PAGE contacts a read) up to EXPORT_MAX
+ *                                        bytes; X-Next-Cursor when more remain
+ *   POST   /v1/contacts/import           import.c
  * {id}: "+15551234567", "%2B15551234567", "15551234567", "00 1 555 123 4567" or a BSUID.
  *
  * Threading: loop thread; each request is answered once, later, from a MongoDB callback.
@@ -32,6 +36,8 @@
 #define LIST_DEFAULT 100
 #define LIST_MAX     1000
 #define BODY_MAX     (64u * 1024u)
+#define EXPORT_PAGE  1000
+#define EXPORT_MAX   (64u * 1024u * 1024u)
 
 enum op {
     OP_GET,
@@ -41,7 +47,8 @@ enum op {
     OP_CONSENT_POST,
     OP_CONSENT_GET,
     OP_EXPORT,
-    OP_LIST
+    OP_LIST,
+    OP_EXPORT_ALL
 };
 
 struct rq {
@@ -56,6 +63,8 @@ struct rq {
     struct us_entry entry;
     int pending; /* erasure: MongoDB deletes not answered */
     enum wa_err err;
+    json_t *filter;       /* export: the list's filter, without the page's _id bound */
+    struct wa_buf ndjson; /* export: the lines so far */
 };
 
 static void
@@ -63,6 +72,8 @@ rq_free(struct rq *r)
 {
     json_decref(r->body);
     json_decref(r->contact);
+    json_decref(r->filter);
+    wa_buf_cleanup(&r->ndjson);
     free(r);
 }
 
@@ -430,6 +441,50 @@ post_consent(struct rq *r)
 
 /* ---- list ---- */
 
+static void find_page(struct rq *r, const char *after);
+
+/* Export: appends a page's lines; reads the next page, or replies when the list or the
+ * EXPORT_MAX bytes are done (then X-Next-Cursor names where a next export goes on). */
+static void
+export_page(struct rq *r, const json_t *docs)
+{
+    size_t i, n = json_array_size(docs);
+    const json_t *doc;
+    const char *last = NULL;
+    char cursor[2 * US_ID_MAX + 1] = "";
+
+    json_array_foreach(docs, i, doc)
+    {
+        json_t *c = i < EXPORT_PAGE ? us_contact_render(doc) : NULL;
+        char *line = c != NULL ? json_dumps(c, JSON_COMPACT) : NULL;
+
+        json_decref(c);
+        if (i >= EXPORT_PAGE) {
+            break;
+        }
+        if (line == NULL || wa_buf_append_str(&r->ndjson, line) != WA_OK ||
+            wa_buf_append(&r->ndjson, "\n", 1) != WA_OK) {
+            free(line);
+            problem(r, 500, "Internal Server Error", "out of memory");
+            return;
+        }
+        free(line);
+        last = wa_json_str(doc, "_id");
+    }
+    if (n > EXPORT_PAGE && last != NULL) {
+        if (r->ndjson.len < EXPORT_MAX) {
+            find_page(r, last);
+            return;
+        }
+        if (2 * strlen(last) < sizeof(cursor)) {
+            wa_hex_encode((const unsigned char *)last, strlen(last), cursor);
+            wa_http_reply_header(r->req, "X-Next-Cursor", cursor);
+        }
+    }
+    wa_http_reply(r->req, 200, "application/x-ndjson", r->ndjson.data, r->ndjson.len);
+    rq_free(r);
+}
+
 static void
 on_list(void *arg, enum wa_err err, json_t *docs)
 {
@@ -440,6 +495,10 @@ on_list(void *arg, enum wa_err err, json_t *docs)
 
     if (err != WA_OK) {
         unavailable(r, err);
+        return;
+    }
+    if (r->op == OP_EXPORT_ALL) {
+        export_page(r, docs);
         return;
     }
     data = json_array();
@@ -531,12 +590,42 @@ list(struct rq *r)
         rq_free(r);
         return;
     }
+    if (r->op == OP_EXPORT_ALL) {
+        const json_t *after = json_object_get(json_object_get(filter, "_id"), "$gt");
+        char last[US_ID_MAX];
+
+        snprintf(last, sizeof(last), "%s", after != NULL ? json_string_value(after) : "");
+        r->filter = filter;
+        wa_buf_init(&r->ndjson, 2 * EXPORT_MAX); /* a page (<= 1000 x 64 KiB) fits past the mark */
+        find_page(r, last[0] != '\0' ? last : NULL);
+        return;
+    }
     opts = json_pack("{s:{s:i}, s:I, s:{s:i}}", "sort", "_id", 1, "limit",
                      (json_int_t)(r->limit + 1), "projection", "unread_wamids", 0);
     err = filter != NULL && opts != NULL
               ? wa_mongo_find(r->us->mongo, US_COLL_CONTACTS, filter, opts, on_list, r)
               : WA_ENOMEM;
     json_decref(filter);
+    json_decref(opts);
+    if (err != WA_OK) {
+        unavailable(r, err);
+    }
+}
+
+/* One export page: the filter with _id > after (NULL: from the start), EXPORT_PAGE + 1 read. */
+static void
+find_page(struct rq *r, const char *after)
+{
+    json_t *opts = json_pack("{s:{s:i}, s:i, s:{s:i}}", "sort", "_id", 1, "limit", EXPORT_PAGE + 1,
+                             "projection", "unread_wamids", 0);
+    enum wa_err err = WA_ENOMEM;
+
+    if (after != NULL) {
+        json_object_set_new(r->filter, "_id", json_pack("{s:s}", "$gt", after));
+    }
+    if (r->filter != NULL && opts != NULL) {
+        err = wa_mongo_find(r->us->mongo, US_COLL_CONTACTS, r->filter, opts, on_list, r);
+    }
     json_decref(opts);
     if (err != WA_OK) {
         unavailable(r, err);
@@ -583,6 +672,9 @@ on_request(struct wa_http_req *req, void *arg)
     } else if (wa_http_path_match("/v1/contacts/{id}/consent", path, p, 1, &n)) {
         allow = "GET, POST";
         r->op = strcmp(method, "POST") == 0 ? OP_CONSENT_POST : OP_CONSENT_GET;
+    } else if (strcmp(path, "/v1/contacts/export") == 0) {
+        allow = "GET";
+        r->op = OP_EXPORT_ALL;
     } else if (wa_http_path_match("/v1/contacts/{id}/export", path, p, 1, &n)) {
         allow = "GET";
         r->op = OP_EXPORT;
@@ -601,12 +693,14 @@ on_request(struct wa_http_req *req, void *arg)
         problem(r, 405, "Method Not Allowed", "see the Allow header");
         return;
     }
-    if (r->op != OP_LIST && us_contact_path_id(p[0], r->cid, sizeof(r->cid)) != WA_OK) {
+    if (r->op != OP_LIST && r->op != OP_EXPORT_ALL &&
+        us_contact_path_id(p[0], r->cid, sizeof(r->cid)) != WA_OK) {
         invalid_one(r, "/id", "not a phone number valid for its country (+15551234567) or a BSUID");
         return;
     }
     switch (r->op) {
     case OP_LIST:
+    case OP_EXPORT_ALL:
         list(r);
         return;
     case OP_PUT:
@@ -631,7 +725,11 @@ us_rest_start(struct us *us, struct wa_error *error)
 {
     static const char *const methods[] = {"GET", "PUT", "PATCH", "DELETE", "POST"};
     struct wa_httpd *h = wa_service_httpd(us->svc);
+    enum wa_err err;
 
+    if ((err = us_import_start(us, error)) != WA_OK) {
+        return err;
+    }
     for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
         if (wa_httpd_route(h, methods[i], "/v1/contacts*", BODY_MAX, on_request, us) != WA_OK) {
             return wa_error_set(error, WA_ENOMEM, "route %s /v1/contacts", methods[i]);

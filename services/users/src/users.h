@@ -255,6 +255,8 @@ enum wa_err us_ledger_apply(struct us *us, const struct us_entry *e, us_done_fn 
 
 /* rest.c: the contacts API routes (before the listener starts). */
 enum wa_err us_rest_start(struct us *us, struct wa_error *error);
+/* import.c: the POST /v1/contacts/import route (us_rest_start adds it). */
+enum wa_err us_import_start(struct us *us, struct wa_error *error);
 
 /* migrate.c: collections and indexes (idempotent); `wa-users migrate` runs us_migrate_main. */
 enum wa_err us_migrate_start(struct wa_mongo *mongo, us_done_fn cb, void *arg);
