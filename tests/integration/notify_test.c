@@ -712,6 +712,54 @@ policy__window_optout_expiry__refused_or_fallback(void **state)
     json_decref(msgs);
 }
 
+static void
+optout__registry_category_fallback_and_hold__marketing_refused_utility_sent(void **state)
+{
+    struct seen *s;
+    char extra[256];
+    json_t *msgs;
+    static const char *const refused[] = {"cat-mislabelled", "cat-unlabelled", "cat-fallback",
+                                          "cat-held"};
+
+    (void)state;
+    kv_set("optout:16505550601", "1");
+    /* spring_sale and new_collection are MARKETING in the simulator's registry */
+    request("cat-mislabelled", "16505550601", "template",
+            "{\"name\":\"spring_sale\",\"language\":{\"code\":\"en\"}}",
+            "\"category\":\"utility\"");
+    request("cat-unlabelled", "16505550601", "template",
+            "{\"name\":\"new_collection\",\"language\":{\"code\":\"en\"}}", "");
+    request("cat-fallback", "16505550601", "text", "{\"body\":\"late\"}",
+            "\"fallback_template\":{\"name\":\"new_collection\",\"language\":{\"code\":"
+            "\"en\"}}");
+    request("cat-fallback-utility", "16505550601", "text", "{\"body\":\"late\"}",
+            "\"fallback_template\":{\"name\":\"hello_world\",\"language\":{\"code\":"
+            "\"en_US\"}}");
+    request("cat-utility", "16505550601", "template",
+            "{\"name\":\"hello_world\",\"language\":{\"code\":\"en_US\"}}", "");
+    /* held until not_before; the contact opts out meanwhile: refused at send time */
+    snprintf(extra, sizeof(extra), "\"not_before\":%llu",
+             (unsigned long long)wa_clock_wall_ms() + 2500);
+    request("cat-held", "16505550602", "template",
+            "{\"name\":\"new_collection\",\"language\":{\"code\":\"en\"}}", extra);
+    wa_test_run_for(F->loop, 1000);
+    assert_null(find(F->res, F->nres, "cat-held"));
+    kv_set("optout:16505550602", "1");
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        s = wait_result(refused[i]);
+        assert_string_equal(s->reason, "opted_out");
+    }
+    s = wait_result("cat-fallback-utility");
+    assert_string_equal(s->status, "accepted");
+    assert_true(s->fallback);
+    assert_string_equal(wait_result("cat-utility")->status, "accepted");
+    msgs = sim_messages();
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        assert_int_equal(sim_count(msgs, refused[i], NULL), 0);
+    }
+    json_decref(msgs);
+}
+
 static bool
 two_results(void *arg)
 {
@@ -901,6 +949,9 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(policy__window_optout_expiry__refused_or_fallback, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(
+            optout__registry_category_fallback_and_hold__marketing_refused_utility_sent, setup,
+            teardown),
         cmocka_unit_test_setup_teardown(redelivered__same_request_id__sent_once, setup, teardown),
         cmocka_unit_test_setup_teardown(priority__higher_request__overtakes_the_number_backlog,
                                         setup_slow, teardown),

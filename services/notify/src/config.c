@@ -48,6 +48,13 @@ const struct wa_cfg_spec nt_config_spec[] = {
      offsetof(struct nt_config, breaker_threshold), "consecutive 5xx/timeouts that open it"},
     {"WA_NOTIFY_BREAKER_COOLDOWN", WA_CFG_MS, "2s", 10, 600000, 0,
      offsetof(struct nt_config, breaker_cooldown_ms), "open time before a probe request"},
+    {"WA_NOTIFY_WABA_ID", WA_CFG_STRING, "200000000000001", 0, 0, 0,
+     offsetof(struct nt_config, waba_id),
+     "WhatsApp Business Account of the template registry; or items phone_number_id=waba "
+     "beside a default; empty: the caller's category only"},
+    {"WA_NOTIFY_TEMPLATE_TTL", WA_CFG_MS, "10m", 1000, 86400000, 0,
+     offsetof(struct nt_config, template_ttl_ms),
+     "how long a template's registry category is cached"},
 };
 
 const size_t nt_config_nspec = sizeof(nt_config_spec) / sizeof(nt_config_spec[0]);

@@ -86,6 +86,9 @@ nt_health_start(struct nt *nt, struct wa_error *error)
                                          "unreadable events sent raw to the DLQ", NULL);
     nt->c_held =
         wa_metrics_counter(m, "wa_notify_held_total", "requests held for not_before", NULL);
+    nt->c_registry_failures =
+        wa_metrics_counter(m, "wa_notify_template_registry_failures_total",
+                           "template category lookups the Cloud API did not answer", NULL);
     nt->h_latency = wa_metrics_histogram(m, "wa_notify_send_latency_seconds",
                                          "Cloud API request latency", NULL, NULL, 0);
     nt->h_req_to_send = wa_metrics_histogram(m, "wa_notify_request_to_send_seconds",

@@ -12,6 +12,9 @@
  * Lease times come from Redis' clock (TIME), never an instance's own, so instances with skewed
  * clocks agree on when a claim expired. A record is written only by the claim's owner when it
  * releases the claim ("retry"), and a final record never turns "sent" into anything else.
+ * A marketing request (policy.c: by the caller's category or the template registry's) is
+ * checked against <p>optout:<contact> in the same script, right before the send: a contact who
+ * opted out while the request was held (not_before), queued or backing off is not sent to.
  *
  * Threading: loop thread.
  */
@@ -29,6 +32,9 @@ static const char claim_lua[] =
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
     "if s[1] == 'sent' or s[1] == 'failed' then "
     "  return {s[1], s[4] or '0', s[5] or '', s[6] or '', s[7] or '', s[8] or ''} end "
+    "if ARGV[4] == '1' then "
+    "  local o = redis.call('GET', KEYS[2]) "
+    "  if o and o ~= '0' then return {'opted_out', s[4] or '0'} end end "
     "if s[1] == 'claimed' and s[2] ~= ARGV[1] and tonumber(s[3] or '0') > now then "
     "  return {'busy', tostring(tonumber(s[3]) - now)} end "
     "local att = tonumber(s[4] or '0') + 1 "
@@ -91,6 +97,14 @@ on_claim(void *arg, enum wa_err err, const struct wa_kv_reply *reply)
         return;
     }
     state = elem(reply, 0);
+    if (strcmp(state, "opted_out") == 0) {
+        /* the contact opted out while the request was held, queued or backing off */
+        unclaimed(r);
+        nt_result_failed(r, "opted_out", false, 0, "Contact opted out of marketing",
+                         "the contact opted out before the send; marketing messages are not "
+                         "sent");
+        return;
+    }
     if (strcmp(state, "busy") == 0) {
         uint64_t left = strtoull(elem(reply, 1), NULL, 10); /* ms, by Redis' clock */
 
@@ -135,14 +149,19 @@ void
 nt_idem_claim(struct nt_req *r)
 {
     struct nt *nt = r->nt;
-    char key[512], claim[32], ttl[32];
-    const char *keys[1] = {key}, *args[3] = {nt->instance, claim, ttl};
+    char key[512], kopt[512], claim[32], ttl[32];
+    const char *keys[2] = {key, kopt},
+               *args[4] = {nt->instance, claim, ttl, r->marketing ? "1" : "0"};
+    const char *colon = strchr(r->conv, ':');
 
     r->state = NT_REQ_CLAIM;
     req_key(r, key, sizeof(key));
+    /* the same key policy.c read: <p>optout:<contact>, the contact after the conversation's ':' */
+    snprintf(kopt, sizeof(kopt), "%soptout:%s", nt->key_prefix,
+             colon != NULL ? colon + 1 : r->conv);
     snprintf(claim, sizeof(claim), "%lld", (long long)nt->cfg->claim_ms);
     snprintf(ttl, sizeof(ttl), "%lld", (long long)nt->cfg->record_ttl_ms);
-    if (wa_kv_eval(nt->kv, claim_lua, 1, keys, 3, args, on_claim, r) != WA_OK) {
+    if (wa_kv_eval(nt->kv, claim_lua, 2, keys, 4, args, on_claim, r) != WA_OK) {
         unclaimed(r);
         nt_retry_schedule(r, 200);
     }

@@ -146,6 +146,7 @@ stop(struct wa_service *svc, void *state)
         r->call = NULL; /* cancelled by wa_httpc_free */
     }
     wa_httpc_free(nt->http);
+    nt_category_cleanup(nt);
     for (r = nt->all; r != NULL; r = next) {
         next = r->next_all;
         nt_req_free(r);

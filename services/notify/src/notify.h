@@ -53,6 +53,8 @@ struct nt_config {
     int64_t max_http;
     int64_t breaker_threshold;
     int64_t breaker_cooldown_ms;
+    char *waba_id; /* "waba" and/or "phone_number_id=waba" items: the template registry */
+    int64_t template_ttl_ms;
 };
 
 extern const struct wa_cfg_spec nt_config_spec[];
@@ -198,6 +200,9 @@ struct nt_req {
     json_t *body; /* Cloud API body (new reference) */
     char *body_json;
     bool fallback;
+    bool opted_out;       /* the contact's optout key was set when policy ran */
+    bool marketing;       /* by the caller's category or the registry's: muted by an opt-out */
+    struct wa_list clink; /* waiting for a template category (category.c) */
     struct nt_number *num;
     struct nt_recipient *rcp;
     unsigned attempts;
@@ -243,6 +248,8 @@ struct nt {
     /* metrics (health.c) */
     struct wa_gauge *g_inflight, *g_http, *g_breaker, *g_queued, *g_lag;
     struct wa_counter *c_retries, *c_takeover, *c_dup, *c_malformed, *c_held;
+    struct wa_counter *c_registry_failures;
+    struct nt_category_cache *categories; /* category.c */
     struct wa_histogram *h_latency, *h_req_to_send, *h_pacing;
 };
 
@@ -254,6 +261,17 @@ void nt_consume_stop(struct nt *nt);
 void nt_policy_start(struct nt_req *r);
 /* Fails r as expired and returns true when its expires_at passed. */
 bool nt_policy_expired(struct nt_req *r);
+/* Continues r's policy with its template's registry category ("" unknown; err WA_EUNAVAIL
+ * when the registry did not answer). Called by category.c. */
+void nt_policy_category(struct nt_req *r, enum wa_err err, const char *category);
+/* category.c: the registry category of template (name, language) for r's number. WA_OK with
+ * *category set (borrowed until the next call; "" when unknown or no registry is configured);
+ * WA_EAGAIN: a lookup runs and nt_policy_category(r, ...) follows, later; WA_EUNAVAIL or
+ * WA_ENOMEM: no lookup could start. */
+enum wa_err nt_category_resolve(struct nt_req *r, const char *name, const char *language,
+                                const char **category);
+/* Frees the cache (after wa_httpc_free: lookups in flight are already cancelled). */
+void nt_category_cleanup(struct nt *nt);
 
 /* pace.c: stage 3 */
 enum wa_err nt_pace_init(struct nt *nt, struct wa_error *error);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "notify.h"
 #include "wa/clock.h"
@@ -77,6 +78,15 @@ free_form(const struct nt_req *r)
     return strcmp(r->rq.type, "template") != 0 && strcmp(r->rq.type, "read-receipt") != 0;
 }
 
+static void resolve_category(struct nt_req *r);
+
+static void
+opted_out(struct nt_req *r)
+{
+    nt_result_failed(r, "opted_out", false, 0, "Contact opted out of marketing",
+                     "the contact opted out; marketing messages are not sent");
+}
+
 static void
 on_policy(void *arg, enum wa_err err, const struct wa_kv_reply *reply)
 {
@@ -109,10 +119,10 @@ on_policy(void *arg, enum wa_err err, const struct wa_kv_reply *reply)
                          "an earlier delivery of this request failed permanently");
         return;
     }
-    if (r->rq.category != NULL && strcmp(r->rq.category, "marketing") == 0 &&
-        elem(reply, 1)[0] != '\0' && strcmp(elem(reply, 1), "0") != 0) {
-        nt_result_failed(r, "opted_out", false, 0, "Contact opted out of marketing",
-                         "the contact opted out; marketing messages are not sent");
+    r->opted_out = elem(reply, 1)[0] != '\0' && strcmp(elem(reply, 1), "0") != 0;
+    r->marketing = r->rq.category != NULL && strcmp(r->rq.category, "marketing") == 0;
+    if (r->opted_out && r->marketing) {
+        opted_out(r);
         return;
     }
     win = elem(reply, 0);
@@ -135,6 +145,62 @@ on_policy(void *arg, enum wa_err err, const struct wa_kv_reply *reply)
         json_decref(r->body);
         r->body = body;
         r->fallback = true;
+    }
+    resolve_category(r);
+}
+
+/* The template that goes out (the request's, or the fallback sent instead), if any. */
+static const json_t *
+template_sent(const struct nt_req *r)
+{
+    if (r->fallback) {
+        return r->rq.fallback_template;
+    }
+    return strcmp(r->rq.type, "template") == 0 ? r->rq.body : NULL;
+}
+
+/* Looks the template's category up in the Cloud API registry (category.c), then goes on. */
+static void
+resolve_category(struct nt_req *r)
+{
+    const json_t *tpl = template_sent(r);
+    const char *name = wa_json_str(tpl, "name"), *language = wa_json_path_str(tpl, "language.code");
+    const char *category = "";
+    enum wa_err err = WA_OK;
+
+    if (name != NULL && language != NULL) {
+        err = nt_category_resolve(r, name, language, &category);
+        if (err == WA_EAGAIN) {
+            return; /* nt_policy_category follows */
+        }
+    }
+    nt_policy_category(r, err, category != NULL ? category : "");
+}
+
+void
+nt_policy_category(struct nt_req *r, enum wa_err err, const char *category)
+{
+    struct nt *nt = r->nt;
+    uint64_t now = wa_clock_wall_ms();
+    struct wa_log_ctx ctx = {r->rq.request_id, r->trace_id, NULL};
+
+    if (nt->stopped) {
+        return;
+    }
+    if (strcasecmp(category, "MARKETING") == 0) {
+        r->marketing = true;
+    }
+    if (err != WA_OK && r->opted_out && !r->marketing) {
+        /* an opted-out contact and no answer from the registry: ask again rather than guess */
+        wa_log_info(&ctx, "template registry unavailable (%s); the request waits",
+                    wa_err_name(err));
+        r->state = NT_REQ_POLICY;
+        nt_req_later(r, 1000);
+        return;
+    }
+    if (r->opted_out && r->marketing) {
+        opted_out(r);
+        return;
     }
     if (r->rq.not_before_ms > 0 && (uint64_t)r->rq.not_before_ms > now) {
         r->state = NT_REQ_HELD;
