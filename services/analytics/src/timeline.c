@@ -218,7 +218,7 @@ an_timeline_from_doc(const json_t *doc, struct an_timeline *tl)
 static json_t *
 time_json(int64_t ms)
 {
-    char s[40];
+    char s[64]; /* room for any int fields: -O2 checks format truncation */
     time_t secs = (time_t)(ms / 1000);
     struct tm tm;
 
