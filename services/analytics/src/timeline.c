@@ -16,9 +16,9 @@
  */
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "analytics.h"
+#include "wa/clock.h"
 
 static const char *const state_names[AN_NSTATES] = {
     "requested", "accepted", "sent", "delivered", "read", "failed",
@@ -218,15 +218,12 @@ an_timeline_from_doc(const json_t *doc, struct an_timeline *tl)
 static json_t *
 time_json(int64_t ms)
 {
-    char s[64]; /* room for any int fields: -O2 checks format truncation */
-    time_t secs = (time_t)(ms / 1000);
-    struct tm tm;
+    char s[WA_RFC3339_LEN];
 
-    if (gmtime_r(&secs, &tm) == NULL) {
+    if (ms < 0) {
         return json_null();
     }
-    snprintf(s, sizeof(s), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+    wa_clock_rfc3339((uint64_t)ms, s);
     return json_string(s);
 }
 
