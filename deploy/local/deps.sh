@@ -14,6 +14,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config
   librdkafka-dev libhiredis-dev libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev
   libmongoc-dev libbson-dev libssl-dev libcmocka-dev libqrencode-dev zlib1g-dev
+  libcjose-dev
   clang clang-format-14 libclang-rt-14-dev
   redis-server openjdk-17-jre-headless maven prometheus
   curl python3
