@@ -23,6 +23,7 @@
 #include "wa/cloudevent.h"
 #include "wa/contract.h"
 #include "wa/json.h"
+#include "wa/jwt.h"
 #include "wa/kafka.h"
 #include "wa/kv.h"
 #include "wa/mongo.h"
@@ -49,6 +50,8 @@ static struct {
     char sender[128];
     char limited[128];
     char revoked[128];
+    char *rsa_priv, *rsa_pub, *ec_priv, *ec_pub; /* the JWT issuer's keys */
+    char jwks_path[128];
 } T;
 
 /* ---- HTTP with response headers ---- */
@@ -133,7 +136,7 @@ static struct curl_slist *
 headers(const char *key, const char *content_type, const char *idem)
 {
     struct curl_slist *h = NULL;
-    char line[512];
+    char line[9000]; /* a JWT is long */
 
     if (key != NULL) {
         snprintf(line, sizeof(line), "Authorization: Bearer %s", key);
@@ -293,6 +296,16 @@ keys_create(const char *name, const char *scopes, char *out, size_t size)
     free(text);
 }
 
+static void
+write_jwks(bool with_ec)
+{
+    FILE *f = fopen(T.jwks_path, "w");
+
+    assert_non_null(f);
+    fprintf(f, "{\"keys\":[%s%s%s]}", T.rsa_pub, with_ec ? "," : "", with_ec ? T.ec_pub : "");
+    assert_int_equal(fclose(f), 0);
+}
+
 static int
 setup(void **state)
 {
@@ -303,6 +316,7 @@ setup(void **state)
     const char *tp[1] = {topic};
     const char *base = wa_test_env("WA_MONGO_URI"), *slash = strrchr(base, '/');
     char users_url[96], analytics_url[96], graph_url[96], targets[256], sim_env[96];
+    char jwks_env[160];
     const char *env[] = {T.mongo_env,
                          pepper_env(),
                          "WA_GATEWAY_KEY_CACHE_TTL=1s",
@@ -312,6 +326,9 @@ setup(void **state)
                          analytics_url,
                          graph_url,
                          targets,
+                         jwks_env,
+                         "WA_GATEWAY_JWT_ISSUER=https://id.test",
+                         "WA_GATEWAY_JWKS_REFRESH=1s",
                          NULL};
     char card[512];
     const char *an_env[] = {T.mongo_env, card, "WA_LOG_LEVEL=warn", NULL};
@@ -341,6 +358,12 @@ setup(void **state)
     assert_int_equal(wa_mongo_new(T.loop, T.pool, &mc, &T.mongo, NULL), WA_OK);
 
     keys_create("admin", "admin", T.admin, sizeof(T.admin));
+    /* the JWT issuer's key set holds the RSA key only; the EC key joins it later */
+    assert_int_equal(wa_jwk_generate("RSA", "rsa-1", &T.rsa_priv, &T.rsa_pub, NULL), WA_OK);
+    assert_int_equal(wa_jwk_generate("EC", "ec-2", &T.ec_priv, &T.ec_pub, NULL), WA_OK);
+    snprintf(T.jwks_path, sizeof(T.jwks_path), "/tmp/wa-gateway-test-jwks-%d.json", (int)getpid());
+    write_jwks(false);
+    snprintf(jwks_env, sizeof(jwks_env), "WA_GATEWAY_JWKS=%s", T.jwks_path);
     T.port = wa_test_free_port();
     T.users = wa_test_free_port();
     T.analytics = wa_test_free_port();
@@ -389,6 +412,11 @@ teardown(void **state)
     for (size_t i = 0; i < T.nreq; i++) {
         json_decref(T.requests[i]);
     }
+    unlink(T.jwks_path);
+    free(T.rsa_priv);
+    free(T.rsa_pub);
+    free(T.ec_priv);
+    free(T.ec_pub);
     wa_kafka_consumer_close(T.consumer, NULL);
     wa_kafka_consumer_free(T.consumer);
     wa_kv_free(T.kv);
@@ -775,6 +803,118 @@ public__links_qr_health_openapi(void **state)
     json_decref(v);
 }
 
+/* ---- JWT bearer tokens ---- */
+
+static char *
+token(const char *jwk, const char *alg, const char *kid, const char *iss, const char *aud,
+      int64_t exp_delta, const char *scope)
+{
+    int64_t now = (int64_t)(wa_clock_wall_ms() / 1000);
+    json_t *c =
+        json_pack("{s:s, s:s, s:s, s:I, s:I, s:s}", "iss", iss, "sub", "crm-service", "aud", aud,
+                  "exp", (json_int_t)(now + exp_delta), "iat", (json_int_t)now, "scope", scope);
+    char *t = NULL;
+
+    assert_int_equal(wa_jwt_sign(jwk, alg, kid, c, &t, NULL), WA_OK);
+    json_decref(c);
+    return t;
+}
+
+static void
+b64(const char *in, char *out)
+{
+    static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    size_t n = strlen(in), o = 0;
+    const unsigned char *u = (const unsigned char *)in;
+
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)u[i] << 16 | (i + 1 < n ? (unsigned)u[i + 1] << 8 : 0) |
+                     (i + 2 < n ? u[i + 2] : 0);
+
+        out[o++] = t[(v >> 18) & 63];
+        out[o++] = t[(v >> 12) & 63];
+        if (i + 1 < n) {
+            out[o++] = t[(v >> 6) & 63];
+        }
+        if (i + 2 < n) {
+            out[o++] = t[v & 63];
+        }
+    }
+    out[o] = '\0';
+}
+
+static long
+with_token(const char *t, char *www, size_t size)
+{
+    struct answer a;
+    long s = call_full("POST", "/v1/messages", t, TEXT_BODY, NULL, NULL, &a, NULL);
+
+    if (www != NULL && !header(&a, "WWW-Authenticate", www, size)) {
+        www[0] = '\0';
+    }
+    wa_buf_cleanup(&a.body);
+    return s;
+}
+
+static void
+jwt__valid_accepted_adversarial_all_401_unknown_kid_refetched(void **state)
+{
+    const char *iss = "https://id.test";
+    char *good = token(T.rsa_priv, "RS256", "rsa-1", iss, "wabridge", 300, "openid messages:send");
+    char *noscope = token(T.rsa_priv, "RS256", "rsa-1", iss, "wabridge", 300, "openid");
+    char *expired = token(T.rsa_priv, "RS256", "rsa-1", iss, "wabridge", -600, "messages:send");
+    char *aud = token(T.rsa_priv, "RS256", "rsa-1", iss, "someone-else", 300, "messages:send");
+    char *other_iss =
+        token(T.rsa_priv, "RS256", "rsa-1", "https://evil.test", "wabridge", 300, "messages:send");
+    char *new_kid = token(T.ec_priv, "ES256", "ec-2", iss, "wabridge", 300, "messages:send");
+    char hdr[128], body[512], none[768], k[4096], oct[4200], www[256];
+    const char *h = "{\"alg\":\"none\",\"typ\":\"JWT\",\"kid\":\"rsa-1\"}";
+    char *payload = NULL, *hs = NULL;
+    json_t *pc;
+    uint64_t deadline;
+    long s = 0;
+
+    (void)state;
+    assert_int_equal(with_token(good, NULL, 0), 202);
+    assert_int_equal(with_token(noscope, NULL, 0), 403);
+    /* alg none: the payload of a good token, no signature */
+    pc = json_pack("{s:s, s:s, s:s, s:I, s:s}", "iss", iss, "sub", "x", "aud", "wabridge", "exp",
+                   (json_int_t)(wa_clock_wall_ms() / 1000 + 300), "scope", "messages:send");
+    payload = wa_json_dump(pc);
+    json_decref(pc);
+    b64(h, hdr);
+    b64(payload, body);
+    snprintf(none, sizeof(none), "%s.%s.", hdr, body);
+    assert_int_equal(with_token(none, www, sizeof(www)), 401);
+    assert_non_null(strstr(www, "error=\"invalid_token\""));
+    /* HS256 keyed with the issuer's public key (the key-confusion attack) */
+    b64(T.rsa_pub, k);
+    snprintf(oct, sizeof(oct), "{\"kty\":\"oct\",\"k\":\"%s\"}", k);
+    hs = token(oct, "HS256", "rsa-1", iss, "wabridge", 300, "messages:send");
+    assert_int_equal(with_token(hs, www, sizeof(www)), 401);
+    assert_non_null(strstr(www, "invalid_token"));
+    assert_int_equal(with_token(expired, NULL, 0), 401);
+    assert_int_equal(with_token(aud, NULL, 0), 401);
+    assert_int_equal(with_token(other_iss, NULL, 0), 401);
+    assert_int_equal(with_token("a.b.c", NULL, 0), 401);
+    /* an unknown kid: 401 until the issuer publishes it; then one refetch finds it */
+    assert_int_equal(with_token(new_kid, NULL, 0), 401);
+    write_jwks(true);
+    deadline = wa_clock_mono_ms() + 10000;
+    while (wa_clock_mono_ms() < deadline && (s = with_token(new_kid, NULL, 0)) != 202) {
+        usleep(300000);
+    }
+    assert_int_equal(s, 202);
+    free(good);
+    free(noscope);
+    free(expired);
+    free(aud);
+    free(other_iss);
+    free(new_kid);
+    free(hs);
+    free(payload);
+}
+
 /* ---- the raw keys are stored and logged nowhere ---- */
 
 static bool
@@ -923,6 +1063,7 @@ main(void)
         cmocka_unit_test(revoke__key_refused_within_the_cache_ttl),
         cmocka_unit_test(fan_out__contacts_messages_analytics_cloud_api__scopes_enforced),
         cmocka_unit_test(public__links_qr_health_openapi),
+        cmocka_unit_test(jwt__valid_accepted_adversarial_all_401_unknown_kid_refetched),
         cmocka_unit_test(secrets__in_no_log_document_or_redis_key),
     };
 

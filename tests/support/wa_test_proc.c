@@ -87,8 +87,8 @@ pid_t
 wa_test_spawn_daemon(const char *name, int port, const char *prefix, const char *const *extra,
                      const char *log)
 {
-    char env[20][320];
-    const char *envp[21];
+    char env[28][320];
+    const char *envp[29];
     char bin[512];
     const char *argv[2] = {bin, NULL};
     size_t n = 0;
@@ -105,7 +105,7 @@ wa_test_spawn_daemon(const char *name, int port, const char *prefix, const char 
     snprintf(env[n++], sizeof(env[0]), "WA_VERIFY_TOKEN=e2e-verify");
     /* the suite plays Meta with wa-cloudsim over plain http:// (WA_CFG_HTTPS) */
     snprintf(env[n++], sizeof(env[0]), "WA_SANDBOX=1");
-    for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 19; i++) {
+    for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 27; i++) {
         snprintf(env[n++], sizeof(env[0]), "%s", extra[i]);
     }
     for (size_t i = 0; i < n; i++) {

@@ -47,7 +47,7 @@ pid_t wa_test_spawn(const char *const *argv, const char *const *env, const char 
  * Starts the daemon $WA_BIN_DIR/name with the suite's common environment (WA_LISTEN on port,
  * WA_KAFKA_BROKERS, WA_REDIS_URL and WA_MONGO_URI from this process, WA_TOPIC_PREFIX=prefix,
  * the end-to-end tests' app secret and access token) plus extra ("NAME=value", NULL-ended, at
- * most 12; later settings win), stdout and stderr to log. Returns the child's pid.
+ * most 18; later settings win), stdout and stderr to log. Returns the child's pid.
  */
 pid_t wa_test_spawn_daemon(const char *name, int port, const char *prefix, const char *const *extra,
                            const char *log);

@@ -146,6 +146,40 @@ gw_scopes_from_json(const json_t *arr, unsigned *out, char *bad, size_t badsize)
     return WA_OK;
 }
 
+unsigned
+gw_scopes_from_claim(const json_t *claim)
+{
+    unsigned out = 0, one;
+    size_t i;
+    json_t *v;
+
+    if (json_is_string(claim)) {
+        const char *p = json_string_value(claim);
+
+        while (*p != '\0') {
+            size_t n = strcspn(p, " ");
+
+            one = 0;
+            if (n > 0 && !(n == 3 && memcmp(p, "all", 3) == 0) &&
+                scope_add(p, n, &one, NULL, 0) == WA_OK) {
+                out |= one;
+            }
+            p += n;
+            p += strspn(p, " ");
+        }
+        return out;
+    }
+    json_array_foreach(claim, i, v)
+    {
+        one = 0;
+        if (json_is_string(v) && strcmp(json_string_value(v), "all") != 0 &&
+            scope_add(json_string_value(v), json_string_length(v), &one, NULL, 0) == WA_OK) {
+            out |= one;
+        }
+    }
+    return out;
+}
+
 json_t *
 gw_scopes_to_json(unsigned scopes)
 {

@@ -3,7 +3,8 @@
  * scopes, rate) handed to gw_limit_start(), or 401 (WWW-Authenticate: Bearer ...), 403 for a
  * missing scope, 503 when no key store answers.
  *
- * API keys wab_<id>_<secret> in "Authorization: Bearer". The record of <id> is read from the
+ * API keys wab_<id>_<secret> in "Authorization: Bearer" (any other Bearer credential is a JWT
+ * for token.c when an issuer is configured). The record of <id> is read from the
  * Redis cache <p>gw:key:<id> (WA_GATEWAY_KEY_CACHE_TTL, so a revocation reaches every replica
  * within it), else from MongoDB api_keys (then cached, also as "missing" so unknown ids do not
  * reach MongoDB on every try). The secret is compared as HMAC-SHA256(pepper, secret) in
@@ -104,6 +105,14 @@ decide(struct lookup *l, const struct gw_key_record *rec)
     c->scopes = rec->scopes;
     c->rate_per_min = rec->rate_per_min > 0 ? rec->rate_per_min : gw->cfg->rate_per_min;
     c->burst = rec->burst > 0 ? rec->burst : gw->cfg->burst;
+    gw_auth_accept(c);
+}
+
+void
+gw_auth_accept(struct gw_call *c)
+{
+    struct gw *gw = c->gw;
+
     if (!gw_api_scope_ok(c)) {
         char www[160];
 
@@ -114,11 +123,17 @@ decide(struct lookup *l, const struct gw_key_record *rec)
         if (c->req != NULL) {
             wa_http_reply_header(c->req, "WWW-Authenticate", www);
         }
-        gw_call_problem(c, 403, "Forbidden", "the API key lacks the scope this request needs");
+        gw_call_problem(c, 403, "Forbidden", "the credential lacks the scope this request needs");
         return;
     }
     wa_counter_inc(gw->m.auth_ok);
     gw_limit_start(c);
+}
+
+void
+gw_auth_refuse(struct gw_call *c, const char *detail)
+{
+    unauthorized(c, "Bearer realm=\"wabridge\", error=\"invalid_token\"", detail);
 }
 
 static void
@@ -228,6 +243,10 @@ gw_auth_start(struct gw_call *c)
         return;
     }
     for (h += 7; *h == ' '; h++) {
+    }
+    if (strncmp(h, GW_KEY_PREFIX, strlen(GW_KEY_PREFIX)) != 0 && gw->jwt != NULL) {
+        gw_token_start(c, h); /* not an API key: a JWT of the configured issuer */
+        return;
     }
     if ((l = calloc(1, sizeof(*l))) == NULL) {
         gw_call_problem(c, 503, "Service Unavailable", "out of memory");

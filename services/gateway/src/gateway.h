@@ -65,6 +65,9 @@ const char *gw_scope_name(unsigned bit);
 enum wa_err gw_scopes_parse(const char *list, unsigned *out, char *bad, size_t badsize);
 /* Parses a JSON array of scope names. WA_EINVAL (bad as above) for another value. */
 enum wa_err gw_scopes_from_json(const json_t *arr, unsigned *out, char *bad, size_t badsize);
+/* The known scopes named by a token's claim: a space-separated string or an array of strings;
+ * other names ("openid", ...) are ignored. */
+unsigned gw_scopes_from_claim(const json_t *claim);
 /* The scopes as a JSON array of names. New reference or NULL. */
 json_t *gw_scopes_to_json(unsigned scopes);
 
@@ -205,6 +208,12 @@ struct gw_config {
     char *access_token;
     int64_t upstream_timeout_ms;
     char *health_targets;
+    char *jwt_issuer;
+    char *jwt_audience;
+    char *jwt_algs;
+    char *jwks;
+    int64_t jwks_refresh_ms;
+    int64_t jwt_leeway_ms;
 };
 extern const struct wa_cfg_spec gw_config_spec[];
 extern const size_t gw_config_nspec;
@@ -233,6 +242,7 @@ struct gw {
     struct wa_list health_ops; /* GET /v1/health in flight (health.c) */
     struct wa_timer *drain_timer;
     struct wa_hmac *pepper; /* NULL: WA_GATEWAY_KEY_PEPPER unset, API keys refused (503) */
+    struct gw_jwt *jwt;     /* NULL: no JWT issuer configured */
     char prefix[128];
     char topic_outbound[192];
     struct gw_metrics m;
@@ -282,8 +292,19 @@ void gw_call_raw(struct gw_call *c, int status, const char *content_type, const 
 /* Answers v (taken: decref'd) as JSON and frees c. */
 void gw_call_reply_value(struct gw_call *c, int status, json_t *v);
 
-/* auth.c: stage 1: the Bearer credential -> principal and scopes, then gw_limit_start. */
+/* auth.c: stage 1: the Bearer credential -> principal and scopes, then gw_limit_start.
+ * gw_auth_accept: the principal is set: scope check (403) then gw_limit_start; gw_auth_refuse:
+ * 401 invalid_token with detail. */
 void gw_auth_start(struct gw_call *c);
+void gw_auth_accept(struct gw_call *c);
+void gw_auth_refuse(struct gw_call *c, const char *detail);
+
+/* token.c: JWT bearer tokens of WA_GATEWAY_JWT_ISSUER against its JWKS (file or URL), part of
+ * stage 1. gw_token_init loads the key set (a file at once, a URL asynchronously). */
+struct gw_jwt;
+enum wa_err gw_token_init(struct gw *gw, struct wa_error *error);
+void gw_token_start(struct gw_call *c, const char *token);
+void gw_token_stop(struct gw *gw);
 /* Drops the cached record of a key (revocation, creation). */
 void gw_auth_forget(struct gw *gw, const char *key_id);
 

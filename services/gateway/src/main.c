@@ -6,6 +6,7 @@
  * has the files in reading order, configuration, keys and collections):
  *   api.c      route, credentials-in-URL / content type / JSON depth checks (400, 404, 405, 415)
  *   -> auth.c  Bearer API key -> principal and scopes (Redis cache, MongoDB api_keys) (401, 403)
+ *              or token.c: a JWT of the configured issuer against its JWKS
  *   -> limit.c GCRA in Redis, one script call; local limiter without Redis (429, RateLimit-*)
  *   -> the route: publish.c (POST /v1/messages: check, Idempotency-Key, Kafka acks, 202),
  *                 proxy.c (wa-users, wa-analytics, the Cloud API), health.c (GET /v1/health),
@@ -66,7 +67,8 @@ start(struct wa_service *svc, const void *config, void **state, struct wa_error 
         (err = wa_service_kv(svc, &gw->kv, error)) != WA_OK ||
         (err = wa_service_mongo(svc, &gw->mongo, error)) != WA_OK ||
         (err = wa_httpc_new(gw->loop, &hc, &gw->httpc, error)) != WA_OK ||
-        (err = gw_health_start(gw, error)) != WA_OK || (err = gw_api_start(gw, error)) != WA_OK) {
+        (err = gw_token_init(gw, error)) != WA_OK || (err = gw_health_start(gw, error)) != WA_OK ||
+        (err = gw_api_start(gw, error)) != WA_OK) {
         return err;
     }
     return WA_OK;
@@ -92,6 +94,7 @@ stop(struct wa_service *svc, void *state)
         gw_proxy_stop(gw);
         gw_health_stop(gw);
     }
+    gw_token_stop(gw);
     wa_httpc_free(gw->httpc);
     gw->httpc = NULL;
     wa_timer_free(gw->drain_timer);
