@@ -915,6 +915,91 @@ jwt__valid_accepted_adversarial_all_401_unknown_kid_refetched(void **state)
     free(payload);
 }
 
+/* ---- the limit shared by replicas; the local limiter without Redis ---- */
+
+/* Another wa-gateway on the suite's Kafka and MongoDB; redis NULL: the suite's Redis. */
+static pid_t
+replica(int port, const char *redis, const char *log)
+{
+    char redis_env[128];
+    const char *env[] = {T.mongo_env, pepper_env(), "WA_GATEWAY_REPLICAS=2",
+                         redis != NULL ? redis_env : NULL, NULL};
+
+    snprintf(redis_env, sizeof(redis_env), "WA_REDIS_URL=%s", redis != NULL ? redis : "");
+    return wa_test_spawn_daemon("wa-gateway", port, T.prefix, env, log);
+}
+
+static long
+call_at(int port, const char *key, long *status_5xx)
+{
+    int saved = T.port;
+    long s;
+
+    T.port = port;
+    s = call("POST", "/v1/messages", key, TEXT_BODY, NULL);
+    T.port = saved;
+    if (s >= 500 || s == 0) {
+        (*status_5xx)++;
+    }
+    return s;
+}
+
+static void
+limit__three_replicas_share_it_and_without_redis_never_5xx(void **state)
+{
+    int ports[3] = {T.port, wa_test_free_port(), wa_test_free_port()}, dead = wa_test_free_port();
+    pid_t pids[2], lonely;
+    char key[128], local_key[128], url[64];
+    long admitted = 0, sent = 0, bad = 0;
+    uint64_t t0, elapsed_ms;
+    struct wa_buf b;
+
+    (void)state;
+    /* 600/min: one every 100 ms after a burst of 10, however many replicas answer */
+    admin_create("{\"name\":\"shared\",\"scopes\":[\"messages:send\"],\"rate_per_min\":600,"
+                 "\"burst\":10}",
+                 key, sizeof(key), NULL, 0);
+    pids[0] = replica(ports[1], NULL, "/tmp/wa-gateway-test-replica-1.log");
+    pids[1] = replica(ports[2], NULL, "/tmp/wa-gateway-test-replica-2.log");
+    wa_buf_init(&b, 1 << 16);
+    assert_true(wa_test_poll_status(ports[1], "/readyz", 200, 60000, &b));
+    assert_true(wa_test_poll_status(ports[2], "/readyz", 200, 60000, &b));
+    t0 = wa_clock_mono_ms();
+    while (wa_clock_mono_ms() - t0 < 3000) {
+        admitted += call_at(ports[sent % 3], key, &bad) == 202;
+        sent++;
+    }
+    elapsed_ms = wa_clock_mono_ms() - t0;
+    assert_int_equal(bad, 0);
+    /* GCRA from a fresh state admits the burst plus one per interval elapsed, across all */
+    assert_true(admitted >= 10);
+    assert_true(admitted <= 10 + (long)(elapsed_ms / 100) + 2);
+    assert_true(sent > admitted); /* the limit was reached */
+    assert_int_equal(wa_test_stop(pids[0], SIGTERM, 10000), 0);
+    assert_int_equal(wa_test_stop(pids[1], SIGTERM, 10000), 0);
+
+    /* Redis unreachable: the key comes from MongoDB, the local limiter admits this replica's
+     * share (rate / 2, burst / 2 = 2), the rest get 429, nobody a 5xx */
+    admin_create("{\"name\":\"local\",\"scopes\":[\"messages:send\"],\"rate_per_min\":60,"
+                 "\"burst\":4}",
+                 local_key, sizeof(local_key), NULL, 0);
+    snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0", dead);
+    lonely = replica(ports[1], url, "/tmp/wa-gateway-test-replica-noredis.log");
+    assert_true(wa_test_poll_status(ports[1], "/healthz", 200, 60000, &b));
+    wa_buf_cleanup(&b);
+    admitted = 0;
+    bad = 0;
+    for (int i = 0; i < 6; i++) {
+        long s = call_at(ports[1], local_key, &bad);
+
+        admitted += s == 202;
+        assert_true(s == 202 || s == 429);
+    }
+    assert_int_equal(bad, 0);
+    assert_true(admitted >= 2 && admitted <= 3);
+    assert_int_equal(wa_test_stop(lonely, SIGTERM, 10000), 0);
+}
+
 /* ---- the raw keys are stored and logged nowhere ---- */
 
 static bool
@@ -1047,7 +1132,7 @@ secrets__in_no_log_document_or_redis_key(void **state)
         assert_true(wa_test_run_until(T.loop, scan_done, &s, 10000));
         assert_int_equal(s.err, WA_OK);
     } while (strcmp(s.cursor, "0") != 0);
-    assert_non_null(strstr(s.all.data, "gw:rl:")); /* the scan saw the gateway's keys */
+    assert_non_null(strstr(s.all.data, "gw:idem:")); /* the scan saw the gateway's keys */
     assert_false(holds_secret(s.all.data));
     wa_buf_cleanup(&s.all);
 }
@@ -1064,6 +1149,7 @@ main(void)
         cmocka_unit_test(fan_out__contacts_messages_analytics_cloud_api__scopes_enforced),
         cmocka_unit_test(public__links_qr_health_openapi),
         cmocka_unit_test(jwt__valid_accepted_adversarial_all_401_unknown_kid_refetched),
+        cmocka_unit_test(limit__three_replicas_share_it_and_without_redis_never_5xx),
         cmocka_unit_test(secrets__in_no_log_document_or_redis_key),
     };
 
