@@ -7,8 +7,9 @@
  * which runs on_delivery() here on the loop thread -> the caller's callback, exactly once.
  *
  * Ownership: struct delivery is owned by librdkafka from a successful produce until its report,
- * and sits on the producer's pending list meanwhile, so wa_kafka_producer_free() can still call
- * back anything librdkafka never reported (exactly-once callback even on abortive shutdown).
+ * and sits on the producer's pending list meanwhile, so wa_kafka_producer_close() can still
+ * call back anything librdkafka never reported (exactly-once callback even on abortive
+ * shutdown); a report arriving after the close only frees its struct delivery.
  * Readiness: statistics (every probe_interval_ms, served on the loop thread like every other
  * callback) report broker states; ALL_BROKERS_DOWN clears it at once; an acknowledged
  * delivery sets it. No metadata request ever blocks the loop.
@@ -42,6 +43,7 @@ struct wa_kafka_producer {
     struct wa_metrics *metrics; /* borrowed, may be NULL */
     bool ready;
     bool fatal;
+    bool closed; /* wa_kafka_producer_close: no callback runs any more */
 };
 
 static void
@@ -106,6 +108,10 @@ on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     }
     pending_remove(p, d);
     count_delivery(p, rd_kafka_topic_name(m->rkt), err == WA_OK);
+    if (p->closed) { /* its callback already ran with WA_ECLOSED */
+        free(d);
+        return;
+    }
     if (err == WA_OK) {
         p->ready = !p->fatal;
     } else {
@@ -221,6 +227,33 @@ out:
 }
 
 void
+wa_kafka_producer_close(struct wa_kafka_producer *p)
+{
+    struct wa_list *it, *tmp;
+
+    if (p == NULL || p->closed) {
+        return;
+    }
+    if (p->rk != NULL && p->outq > 0) {
+        rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_flush(p->rk, FREE_DRAIN_MS); /* serves the purge reports: WA_ECLOSED */
+    }
+    p->closed = true;
+    p->ready = false;
+    /* Reports librdkafka still owes find p->closed and only free their struct delivery. */
+    WA_LIST_FOREACH_SAFE(it, tmp, &p->pending)
+    {
+        struct delivery *d = WA_LIST_ENTRY(it, struct delivery, link);
+        wa_kafka_delivery_fn cb = d->cb;
+
+        d->cb = NULL;
+        if (cb != NULL) {
+            cb(WA_ECLOSED, -1, -1, d->arg);
+        }
+    }
+}
+
+void
 wa_kafka_producer_free(struct wa_kafka_producer *p)
 {
     struct wa_list *it;
@@ -229,10 +262,7 @@ wa_kafka_producer_free(struct wa_kafka_producer *p)
     if (p == NULL) {
         return;
     }
-    if (p->rk != NULL && p->outq > 0) {
-        rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-        rd_kafka_flush(p->rk, FREE_DRAIN_MS); /* serves the purge reports: WA_ECLOSED */
-    }
+    wa_kafka_producer_close(p);
     kafka_wakeup_stop(&p->wake);
     if (p->main_queue != NULL) {
         rd_kafka_queue_destroy(p->main_queue);
@@ -241,12 +271,9 @@ wa_kafka_producer_free(struct wa_kafka_producer *p)
         wa_log_info(NULL, "kafka producer %s stopped", rd_kafka_name(p->rk));
         rd_kafka_destroy(p->rk);
     }
-    while ((it = wa_list_first(&p->pending)) != NULL) { /* never reported by librdkafka */
+    while ((it = wa_list_first(&p->pending)) != NULL) { /* never reported: called back above */
         d = WA_LIST_ENTRY(it, struct delivery, link);
         pending_remove(p, d);
-        if (d->cb != NULL) {
-            d->cb(WA_ECLOSED, -1, -1, d->arg);
-        }
         free(d);
     }
     free(p);
@@ -265,6 +292,9 @@ wa_kafka_produce(struct wa_kafka_producer *p, const char *topic, const void *key
 
     if (topic == NULL || *topic == '\0' || (nheaders > 0 && headers == NULL)) {
         return WA_EINVAL;
+    }
+    if (p->closed) {
+        return WA_ECLOSED;
     }
     if (p->fatal) {
         return WA_EUNAVAIL;
@@ -342,7 +372,7 @@ wa_kafka_producer_flush(struct wa_kafka_producer *p, int timeout_ms)
 bool
 wa_kafka_producer_ready(const struct wa_kafka_producer *p)
 {
-    return p->ready && !p->fatal;
+    return p->ready && !p->fatal && !p->closed;
 }
 
 size_t

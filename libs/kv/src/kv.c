@@ -16,11 +16,12 @@
  *   once per command: with the reply, or with NULL when the context is torn down. An op is
  *   freed when it is done (its callback has run) and no hiredis reference is left, so a reply
  *   arriving after a timeout finds the op still allocated and is dropped.
- * - Every op alive is on kv->ops. wa_kv_free() completes the pending ones with WA_ECLOSED and
- *   then orphans every op (op->kv = NULL), so a later on_reply never touches the freed client.
+ * - Every op alive is on kv->ops. Closing (wa_kv_close, wa_kv_free) completes the pending ones
+ *   with WA_ECLOSED and then orphans every op (op->kv = NULL), so a later on_reply never
+ *   touches the freed client.
  * - The hooks hiredis calls with the client as data (adapter, on_connect) are detached from a
  *   context before the client lets go of it: in on_cleanup (the last hook hiredis calls on a
- *   context it tears down itself) and in wa_kv_free().
+ *   context it tears down itself) and when closing.
  * - Callbacks may call wa_kv_free(). Every entry from the loop (I/O, timers) is bracketed by
  *   enter()/leave(); wa_kv_free() at depth > 0 only closes, and the outermost leave() frees.
  */
@@ -108,6 +109,7 @@ struct wa_kv {
 
     unsigned depth;
     bool closing;
+    bool close_held; /* wa_kv_close: one enter() held until wa_kv_free */
     struct wa_log_limit warn_limit;
 };
 
@@ -753,15 +755,14 @@ out:
     return err;
 }
 
-void
-wa_kv_free(struct wa_kv *kv)
+/* Closes: pending callbacks get WA_ECLOSED. Frees the client unless an enter() is outstanding
+ * (a callback on the stack, or wa_kv_close's hold): then the matching leave() frees it. */
+static void
+close_client(struct wa_kv *kv)
 {
     redisAsyncContext *ac;
     struct wa_list *it, *tmp;
 
-    if (kv == NULL || kv->closing) {
-        return;
-    }
     kv->closing = true;
     enter(kv);
     wa_timer_free(kv->reconnect_timer);
@@ -798,6 +799,33 @@ wa_kv_free(struct wa_kv *kv)
         redisAsyncFree(ac); /* deferred by hiredis when called from inside its callback */
     }
     leave(kv);
+}
+
+void
+wa_kv_close(struct wa_kv *kv)
+{
+    if (kv == NULL || kv->closing) {
+        return;
+    }
+    enter(kv); /* the hold wa_kv_free() drops */
+    kv->close_held = true;
+    close_client(kv);
+}
+
+void
+wa_kv_free(struct wa_kv *kv)
+{
+    if (kv == NULL) {
+        return;
+    }
+    if (kv->close_held) { /* closed by wa_kv_close: drop its hold */
+        kv->close_held = false;
+        leave(kv);
+        return;
+    }
+    if (!kv->closing) {
+        close_client(kv);
+    }
 }
 
 bool

@@ -12,8 +12,8 @@
  * - Every job holds a reference on the client (m->refs), and so does the client itself until
  *   wa_mongo_free(). The last reference released (always on the loop thread) destroys the
  *   client pool, so a job still running on the pool after wa_mongo_free() stays valid.
- * - wa_mongo_free() marks unfinished jobs cancelled and calls their callbacks with WA_ECLOSED;
- *   on_job_done then only releases them.
+ * - Closing (wa_mongo_close, wa_mongo_free) marks unfinished jobs cancelled and calls their
+ *   callbacks with WA_ECLOSED; on_job_done then only releases them.
  */
 #include "wa/mongo.h"
 
@@ -79,7 +79,8 @@ struct wa_mongo {
     struct wa_timer *ping_timer;
     bool ping_inflight;
     bool ready;
-    bool closing;
+    bool closing; /* wa_mongo_close ran: no callback runs any more */
+    bool freed;   /* wa_mongo_free ran: the client's own reference is released */
     unsigned refs;
     struct job *jobs;
 };
@@ -588,7 +589,7 @@ out:
 }
 
 void
-wa_mongo_free(struct wa_mongo *m)
+wa_mongo_close(struct wa_mongo *m)
 {
     struct job *job;
 
@@ -605,7 +606,17 @@ wa_mongo_free(struct wa_mongo *m)
             notify(job, WA_ECLOSED);
         }
     }
-    release(m);
+}
+
+void
+wa_mongo_free(struct wa_mongo *m)
+{
+    if (m == NULL || m->freed) {
+        return;
+    }
+    m->freed = true;
+    wa_mongo_close(m);
+    release(m); /* the client's own reference */
 }
 
 bool

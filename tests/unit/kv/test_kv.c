@@ -255,6 +255,34 @@ free__commands_pending__callbacks_get_closed_before_return(void **state)
 }
 
 static void
+close__commands_pending__closed_callbacks_then_calls_fail_until_free(void **state)
+{
+    struct wa_loop *loop = NULL;
+    struct wa_kv *kv;
+    struct calls a = {0}, b = {0};
+    int fd, port;
+
+    (void)state;
+    assert_int_equal(wa_loop_new(&loop), WA_OK);
+    fd = silent_server(&port);
+    kv = client(loop, port, 5000, 0);
+    send_when_connected(loop, kv, &a);
+    wa_test_run_for(loop, 50);
+    wa_kv_close(kv);
+    assert_int_equal(a.n, 1);
+    assert_int_equal(a.err, WA_ECLOSED);
+    wa_kv_close(kv); /* idempotent */
+    assert_int_equal(wa_kv_command_argv(kv, 1, ping_argv, NULL, on_reply, &b), WA_ECLOSED);
+    assert_false(wa_kv_ready(kv));
+    wa_test_run_for(loop, 50); /* nothing calls back any more */
+    assert_int_equal(a.n, 1);
+    assert_int_equal(b.n, 0);
+    wa_kv_free(kv);
+    close(fd);
+    wa_loop_free(loop);
+}
+
+static void
 free__from_inside_a_timeout_callback__others_closed_no_use_after_free(void **state)
 {
     struct wa_loop *loop = NULL;
@@ -332,6 +360,7 @@ main(void)
         cmocka_unit_test(command__nothing_listening__fails_fast_unavailable),
         cmocka_unit_test(command__server_silent__times_out_once_and_never_ready),
         cmocka_unit_test(free__commands_pending__callbacks_get_closed_before_return),
+        cmocka_unit_test(close__commands_pending__closed_callbacks_then_calls_fail_until_free),
         cmocka_unit_test(free__from_inside_a_timeout_callback__others_closed_no_use_after_free),
         cmocka_unit_test(command__pending_limit_reached__rejected_with_elimit),
         cmocka_unit_test(new__bad_url__econfig),

@@ -99,7 +99,8 @@ enum wa_err wa_kafka_producer_new(struct wa_loop *loop, const struct wa_kafka_co
  * Queues one message. Copies topic, key, value and headers. Returns WA_OK and later calls
  * cb(arg) once on the loop thread, or returns an error and never calls back: WA_EAGAIN when
  * the local queue is full (back off), WA_ETOOBIG, WA_EUNAVAIL after a fatal producer error,
- * WA_EINVAL. key may be NULL (keylen 0); cb may be NULL when nobody cares.
+ * WA_ECLOSED after wa_kafka_producer_close(), WA_EINVAL. key may be NULL (keylen 0); cb may
+ * be NULL when nobody cares.
  */
 enum wa_err wa_kafka_produce(struct wa_kafka_producer *p, const char *topic, const void *key,
                              size_t keylen, const void *value, size_t len,
@@ -130,9 +131,17 @@ bool wa_kafka_producer_ready(const struct wa_kafka_producer *p);
 size_t wa_kafka_producer_outq(const struct wa_kafka_producer *p);
 
 /*
- * Frees the producer. Messages still outstanding are purged: their callbacks run with
- * WA_ECLOSED inside this call (call wa_kafka_producer_flush() first to deliver them). May
- * block briefly while librdkafka's threads stop. Accepts NULL. Not from inside a callback.
+ * Closes the producer without freeing it: messages still outstanding are purged and their
+ * callbacks run with WA_ECLOSED inside this call (call wa_kafka_producer_flush() first to
+ * deliver them); afterwards no callback runs and wa_kafka_produce() returns WA_ECLOSED. The
+ * handle stays valid until wa_kafka_producer_free(). Idempotent; accepts NULL. Not from inside
+ * a callback.
+ */
+void wa_kafka_producer_close(struct wa_kafka_producer *p);
+
+/*
+ * Frees the producer, closing it first (see wa_kafka_producer_close). May block briefly while
+ * librdkafka's threads stop. Accepts NULL. Not from inside a callback.
  */
 void wa_kafka_producer_free(struct wa_kafka_producer *p);
 

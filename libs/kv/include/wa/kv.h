@@ -11,13 +11,13 @@
  * Async contract (docs/style.md): a function taking a callback either returns WA_OK and calls
  * the callback exactly once, later, on the loop thread, or returns an error and never calls it.
  * Every command has a timeout (wa_kv_config.command_timeout_ms); on expiry the callback gets
- * WA_ETIMEDOUT and the late reply, if any, is dropped. wa_kv_free() calls the callbacks of all
- * commands still pending with WA_ECLOSED before it returns.
+ * WA_ETIMEDOUT and the late reply, if any, is dropped. wa_kv_close() and wa_kv_free() call the
+ * callbacks of all commands still pending with WA_ECLOSED before they return.
  *
  * Errors seen by callbacks: WA_OK (a reply arrived), WA_EIO (Redis answered with an error reply;
  * the reply is still passed so its text can be read), WA_ETIMEDOUT, WA_EUNAVAIL (the connection
- * dropped before the reply), WA_ECLOSED (wa_kv_free), WA_EPARSE (a convenience got a reply of an
- * unexpected type).
+ * dropped before the reply), WA_ECLOSED (wa_kv_close, wa_kv_free), WA_EPARSE (a convenience got
+ * a reply of an unexpected type).
  */
 #ifndef WA_KV_H
 #define WA_KV_H
@@ -66,8 +66,16 @@ enum wa_err wa_kv_new(struct wa_loop *loop, const struct wa_kv_config *config, s
                       struct wa_error *error);
 
 /*
- * Closes the connection and frees the client. Callbacks of pending commands run with
- * WA_ECLOSED before this returns. May be called from inside any wa_kv callback. Accepts NULL.
+ * Closes the connection without freeing the client: callbacks of pending commands run with
+ * WA_ECLOSED before this returns; afterwards no callback runs and every command fails with
+ * WA_ECLOSED. The handle stays valid until wa_kv_free(). Idempotent; accepts NULL.
+ */
+void wa_kv_close(struct wa_kv *kv);
+
+/*
+ * Closes the connection (when not closed yet) and frees the client. Callbacks of pending
+ * commands run with WA_ECLOSED before this returns. May be called from inside any wa_kv
+ * callback. Accepts NULL.
  */
 void wa_kv_free(struct wa_kv *kv);
 

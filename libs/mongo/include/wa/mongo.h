@@ -19,12 +19,13 @@
  * the timeout, connection lost), WA_ENOTFOUND (find_one matched nothing), WA_ETOOBIG (find
  * matched more than WA_MONGO_MAX_DOCS documents and no limit was given), WA_EINVAL (the server
  * rejected the request as invalid), WA_EIO (any other server or driver error; logged),
- * WA_ECLOSED (wa_mongo_free ran first).
+ * WA_ECLOSED (wa_mongo_close or wa_mongo_free ran first).
  *
- * Lifetimes: wa_mongo_free() calls the callbacks of operations not finished yet with
- * WA_ECLOSED before it returns; their work still completes on the pool, and the last one to
- * finish releases the client pool. Shutdown order: wa_mongo_free(), wa_pool_free(),
- * wa_loop_free() (runs the remaining completions), then wa_mongo_global_cleanup().
+ * Lifetimes: wa_mongo_close() (and wa_mongo_free(), which closes first) calls the callbacks of
+ * operations not finished yet with WA_ECLOSED before it returns; their work still completes on
+ * the pool, and the last one to finish releases the client pool. Shutdown order:
+ * wa_mongo_close() or wa_mongo_free(), wa_pool_free(), wa_loop_free() (runs the remaining
+ * completions), then wa_mongo_global_cleanup().
  */
 #ifndef WA_MONGO_H
 #define WA_MONGO_H
@@ -76,6 +77,10 @@ void wa_mongo_global_cleanup(void);
 enum wa_err wa_mongo_new(struct wa_loop *loop, struct wa_pool *pool,
                          const struct wa_mongo_config *config, struct wa_mongo **out,
                          struct wa_error *error);
+/* Closes without freeing: afterwards no callback runs and every operation fails with
+ * WA_ECLOSED; the handle stays valid until wa_mongo_free(). See "Lifetimes" above.
+ * Idempotent; accepts NULL. */
+void wa_mongo_close(struct wa_mongo *m);
 /* See "Lifetimes" above. May be called from inside a wa_mongo callback. Accepts NULL. */
 void wa_mongo_free(struct wa_mongo *m);
 /* True while the last periodic ping ({ping: 1}) succeeded. */
