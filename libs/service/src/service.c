@@ -1,11 +1,14 @@
 /*
  * service.c: the life of a daemon: arguments, configuration, logging, loop, HTTP probes,
- * signals, start, drain, stop. See wa/service.h for the contract.
+ * signals, the stages' start, drain and stop. See wa/service.h for the contract.
  *
- * Order at start: config -> log -> loop -> metrics -> httpd (routes only) -> def->start ->
- * httpd listening -> "ready" log line -> loop runs. Order at stop: SIGTERM -> httpd quiesce ->
- * def->drain -> (wa_service_drained or timeout) -> loop stops -> def->stop -> shared
- * dependencies -> httpd -> pool -> metrics -> loop.
+ * Order at start: config -> log -> loop -> metrics -> httpd (routes only) -> def->clients ->
+ * clients named in def->uses -> stages' start, in order -> httpd listening -> "ready" log
+ * line -> loop runs. Order at stop: SIGTERM -> httpd quiesce, consumers paused, stages' drain
+ * (reverse) -> no stage busy and no request in flight (or timeout) -> loop stops -> producer
+ * flushed, consumers closed -> silence: producer, Redis, MongoDB closed, httpd freed, worker
+ * pool joined and its completions run -> stages' stop (reverse) -> state freed -> clients ->
+ * metrics -> loop.
  */
 #include "wa/service.h"
 
@@ -19,7 +22,8 @@
 #include "wa/clock.h"
 #include "wa/log.h"
 
-#define MAX_PROBES WA_ARRAY_LEN(((struct wa_service *)0)->probes)
+#define MAX_PROBES   WA_ARRAY_LEN(((struct wa_service *)0)->probes)
+#define BUSY_POLL_MS 5 /* while draining: how often the stages' busy hooks are asked */
 
 static void
 usage(const struct wa_service_def *def, FILE *out)
@@ -80,10 +84,16 @@ wa_service_stopping(struct wa_service *svc)
     return svc->stopping;
 }
 
+const void *
+wa_service_config(struct wa_service *svc)
+{
+    return svc->cfg;
+}
+
 struct wa_pool *
 wa_service_pool(struct wa_service *svc)
 {
-    if (svc->pool == NULL &&
+    if (svc->pool == NULL && !svc->silenced &&
         wa_pool_new(svc->loop, (unsigned)svc->common->workers, &svc->pool) != WA_OK) {
         svc->pool = NULL;
     }
@@ -127,6 +137,88 @@ on_ready(void *arg, struct wa_buf *detail)
     return all;
 }
 
+/* ---- stages ---- */
+
+/* The single-hook form of struct wa_service_def as one stage. */
+static enum wa_err
+legacy_start(struct wa_service *svc, void *state, struct wa_error *error)
+{
+    (void)state;
+    return svc->def->start(svc, svc->cfg, &svc->state, error);
+}
+
+static void
+legacy_drain(struct wa_service *svc, void *state)
+{
+    if (svc->def->drain != NULL) {
+        svc->def->drain(svc, state);
+    } else {
+        svc->legacy_drained = true;
+    }
+}
+
+static void
+legacy_stop(struct wa_service *svc, void *state)
+{
+    if (svc->def->stop != NULL) {
+        svc->def->stop(svc, state);
+    }
+    svc->state = NULL; /* the stop hook freed it */
+}
+
+static const struct wa_service_stage *
+stage_at(struct wa_service *svc, size_t i, struct wa_service_stage *legacy)
+{
+    if (svc->def->stages != NULL) {
+        return &svc->def->stages[i];
+    }
+    *legacy =
+        (struct wa_service_stage){svc->def->name, legacy_start, legacy_drain, NULL, legacy_stop};
+    return legacy;
+}
+
+static size_t
+nstages(struct wa_service *svc)
+{
+    return svc->def->stages != NULL ? svc->def->nstages : (svc->def->start != NULL ? 1 : 0);
+}
+
+void
+wa_service_drained(struct wa_service *svc)
+{
+    svc->legacy_drained = true;
+}
+
+static bool
+busy(struct wa_service *svc)
+{
+    struct wa_service_stage legacy;
+
+    if (wa_httpd_inflight(svc->httpd) > 0) {
+        return true;
+    }
+    for (size_t i = 0; i < svc->nstarted; i++) {
+        const struct wa_service_stage *st = stage_at(svc, i, &legacy);
+
+        if (st->busy != NULL && st->busy(svc->state)) {
+            return true;
+        }
+    }
+    return svc->def->stages == NULL && svc->def->drain != NULL && !svc->legacy_drained;
+}
+
+static void
+on_busy_poll(struct wa_timer *t, void *arg)
+{
+    struct wa_service *svc = arg;
+
+    if (!busy(svc)) {
+        wa_timer_stop(t);
+        wa_log_info(NULL, "drained: no work in flight");
+        wa_loop_stop(svc->loop);
+    }
+}
+
 static void
 on_drain_timeout(struct wa_timer *t, void *arg)
 {
@@ -137,16 +229,11 @@ on_drain_timeout(struct wa_timer *t, void *arg)
     wa_loop_stop(svc->loop);
 }
 
-void
-wa_service_drained(struct wa_service *svc)
-{
-    wa_loop_stop(svc->loop);
-}
-
 static void
 on_term(int signo, void *arg)
 {
     struct wa_service *svc = arg;
+    struct wa_service_stage legacy;
 
     if (svc->stopping) {
         wa_log_warn(NULL, "second signal %d: stopping now", signo);
@@ -157,15 +244,23 @@ on_term(int signo, void *arg)
     wa_log_info(NULL, "signal %d: draining (at most %lld ms)", signo,
                 (long long)svc->common->shutdown_timeout_ms);
     wa_httpd_quiesce(svc->httpd);
+    wa_service_deps_pause(svc);
+    for (size_t i = svc->nstarted; i-- > 0;) {
+        const struct wa_service_stage *st = stage_at(svc, i, &legacy);
+
+        if (st->drain != NULL) {
+            st->drain(svc, svc->state);
+        }
+    }
     svc->drain_timer = wa_timer_new(svc->loop, on_drain_timeout, svc);
-    if (svc->drain_timer != NULL) {
-        wa_timer_start(svc->drain_timer, (uint64_t)svc->common->shutdown_timeout_ms, 0);
+    svc->busy_timer = wa_timer_new(svc->loop, on_busy_poll, svc);
+    if (svc->drain_timer == NULL || svc->busy_timer == NULL) {
+        wa_log_error(NULL, "out of memory: stopping without draining");
+        wa_loop_stop(svc->loop);
+        return;
     }
-    if (svc->def->drain != NULL) {
-        svc->def->drain(svc, svc->state);
-    } else {
-        wa_service_drained(svc);
-    }
+    wa_timer_start(svc->drain_timer, (uint64_t)svc->common->shutdown_timeout_ms, 0);
+    wa_timer_start(svc->busy_timer, 0, BUSY_POLL_MS);
 }
 
 static void
@@ -191,6 +286,13 @@ start_uses(struct wa_service *svc, struct wa_error *error)
     struct wa_mongo *m;
     enum wa_err err = WA_OK;
 
+    if (svc->def->clients != NULL) {
+        svc->def->clients(svc->cfg, &svc->opts);
+        if (svc->opts.nproducer_props > WA_SERVICE_PRODUCER_PROPS) {
+            return wa_error_set(error, WA_ECONFIG, "more than %d producer properties",
+                                WA_SERVICE_PRODUCER_PROPS);
+        }
+    }
     if ((svc->def->uses & WA_SERVICE_USES_KAFKA) &&
         (err = wa_service_kafka_producer(svc, &p, error)) != WA_OK) {
         return err;
@@ -202,6 +304,75 @@ start_uses(struct wa_service *svc, struct wa_error *error)
     if ((svc->def->uses & WA_SERVICE_USES_MONGO) &&
         (err = wa_service_mongo(svc, &m, error)) != WA_OK) {
         return err;
+    }
+    return WA_OK;
+}
+
+static void
+on_settled(void *arg)
+{
+    wa_loop_stop(arg);
+}
+
+/* The shutdown after the loop stopped (drained, timed out, or start failed). */
+static void
+shutdown_stages(struct wa_service *svc)
+{
+    struct wa_service_stage legacy;
+
+    wa_timer_free(svc->busy_timer);
+    svc->busy_timer = NULL;
+    wa_timer_free(svc->drain_timer);
+    svc->drain_timer = NULL;
+    wa_service_deps_flush(svc);
+    /* Silence: every callback of a shared client runs now, while the stages' state exists. */
+    wa_service_deps_silence(svc);
+    wa_httpd_free(svc->httpd); /* suspended requests: 503 and their abort callbacks */
+    svc->httpd = NULL;
+    if (svc->pool != NULL) {
+        wa_pool_free(svc->pool); /* finishes queued work; completions are posted */
+        svc->pool = NULL;
+        if (wa_loop_post(svc->loop, on_settled, svc->loop) == WA_OK) {
+            (void)wa_loop_run(svc->loop); /* runs the posted completions, then on_settled */
+        }
+    }
+    for (size_t i = svc->nstarted; i-- > 0;) {
+        const struct wa_service_stage *st = stage_at(svc, i, &legacy);
+
+        if (st->stop != NULL) {
+            st->stop(svc, svc->state);
+        }
+    }
+    svc->nstarted = 0;
+    if (svc->def->stages != NULL) {
+        free(svc->state);
+    }
+    svc->state = NULL;
+}
+
+static enum wa_err
+start_stages(struct wa_service *svc, struct wa_error *error)
+{
+    struct wa_service_stage legacy;
+    enum wa_err err;
+
+    if (svc->def->stages != NULL && svc->def->state_size > 0 &&
+        (svc->state = calloc(1, svc->def->state_size)) == NULL) {
+        return wa_error_set(error, WA_ENOMEM, "out of memory");
+    }
+    if ((err = start_uses(svc, error)) != WA_OK) {
+        return err;
+    }
+    for (size_t i = 0; i < nstages(svc); i++) {
+        const struct wa_service_stage *st = stage_at(svc, i, &legacy);
+
+        svc->nstarted = i + 1; /* a failed start is stopped too */
+        if (st->start != NULL && (err = st->start(svc, svc->state, error)) != WA_OK) {
+            char msg[sizeof(error->message)];
+
+            snprintf(msg, sizeof(msg), "%s", error->message);
+            return wa_error_set(error, err, "%s: %s", st->name, msg);
+        }
     }
     return WA_OK;
 }
@@ -231,13 +402,10 @@ run(struct wa_service *svc)
     wa_loop_signal(svc->loop, SIGTERM, on_term, svc);
     wa_loop_signal(svc->loop, SIGINT, on_term, svc);
     wa_loop_signal(svc->loop, SIGHUP, on_hup, svc);
-    if (start_uses(svc, &error) != WA_OK ||
-        (svc->def->start != NULL && svc->def->start(svc, svc->cfg, &svc->state, &error) != WA_OK)) {
+    if (start_stages(svc, &error) != WA_OK) {
         wa_log_error(NULL, "start failed: %s", error.message);
-        svc->started = true; /* stop hook frees what start made */
         goto out;
     }
-    svc->started = true;
     if (wa_httpd_start(svc->httpd, &error) != WA_OK) {
         wa_log_error(NULL, "cannot listen on %s: %s", svc->common->listen, error.message);
         goto out;
@@ -250,11 +418,10 @@ run(struct wa_service *svc)
     }
     rc = 0;
 out:
-    if (svc->started && svc->def->stop != NULL) {
-        svc->def->stop(svc, svc->state);
+    if (svc->loop != NULL) {
+        shutdown_stages(svc);
     }
     wa_service_deps_free(svc);
-    wa_timer_free(svc->drain_timer);
     wa_httpd_free(svc->httpd);
     wa_pool_free(svc->pool);
     wa_metrics_free(svc->metrics);

@@ -4,13 +4,24 @@
  * wa_service_main() is the whole life of a daemon: command line (--help, --version,
  * --check-config, --print-config), configuration from the service's spec table plus the common
  * WA_* variables, JSON logging, the loop, the HTTP listener with /healthz /readyz /metrics,
- * signals (SIGTERM/SIGINT: graceful stop; SIGHUP: reload), and the ordered start and reverse
- * stop of the service's stages. A service supplies a struct wa_service_def and never repeats any
- * of this.
+ * the shared clients (Kafka producer and consumers, Redis, MongoDB, the worker pool), signals
+ * (SIGTERM/SIGINT: graceful stop; SIGHUP: reload), and the daemon's stages: a table of
+ * (name, start, drain, busy, stop) rows started in order and stopped in reverse. A service
+ * supplies a struct wa_service_def and never repeats any of this.
  *
- * Shutdown: on SIGTERM the listener stops accepting, the service's drain hook is called and the
- * loop keeps running until the service calls wa_service_drained() or shutdown_timeout passes;
- * then stop hooks run in reverse order of start and everything is freed.
+ * Shutdown, in this order (docs/internals/service.md has the reasons):
+ *   1. drain: /readyz answers 503, the listener stops accepting, every consumer made with
+ *      wa_service_consumer() is paused, each stage's drain hook runs (reverse order); the loop
+ *      keeps running until no stage is busy and no HTTP request is in flight, or
+ *      WA_SHUTDOWN_TIMEOUT passes;
+ *   2. flush: the shared producer delivers what is queued; the consumers commit their offsets;
+ *   3. silence: every shared client is closed: whatever is still pending completes with
+ *      WA_ECLOSED (suspended HTTP requests are answered 503, worker-pool jobs finish and their
+ *      completions run), and no callback of a shared client runs afterwards;
+ *   4. stop: each stage's stop hook, in reverse order of start; the stages' state is freed;
+ *   5. the clients, the HTTP server, metrics and the loop are freed.
+ * So a stage's state outlives every callback that can reach it, and a stage never counts
+ * references to survive shutdown.
  *
  * Threading: everything here runs on the loop thread (the main thread).
  */
@@ -24,12 +35,12 @@
 #include "wa/config.h"
 #include "wa/err.h"
 #include "wa/httpd.h"
+#include "wa/kafka.h"
 #include "wa/loop.h"
 #include "wa/metrics.h"
 #include "wa/pool.h"
 
 struct wa_service;
-struct wa_kafka_producer;
 struct wa_kv;
 struct wa_mongo;
 
@@ -88,6 +99,28 @@ struct wa_common_config {
 #define WA_SERVICE_USES_REDIS 0x2u
 #define WA_SERVICE_USES_MONGO 0x4u
 
+struct wa_service_clients;
+
+/*
+ * One stage of a daemon's flow. Rows are static storage; state is the service's state (see
+ * struct wa_service_def, state_size), shared by every stage.
+ */
+struct wa_service_stage {
+    const char *name; /* for logs: "spool", "consume" */
+    /* Creates the stage: timers, routes, consumers. NULL: nothing to create. On failure the
+     * stages started so far, this one included, are stopped in reverse, so stop must accept
+     * what a partial start left (every destructor accepts NULL). */
+    enum wa_err (*start)(struct wa_service *svc, void *state, struct wa_error *error);
+    /* SIGTERM: stop taking new work (timers that start work, pumps). NULL: nothing to do. */
+    void (*drain)(struct wa_service *svc, void *state);
+    /* While draining: true while the stage still has work in flight that must finish before
+     * the clients are flushed and silenced. Polled; NULL: never busy. */
+    bool (*busy)(void *state);
+    /* Frees what start made. Runs once every shared client is silenced: no callback of theirs
+     * can reach the state any more. NULL: nothing to free. */
+    void (*stop)(struct wa_service *svc, void *state);
+};
+
 /* What a daemon is. All pointers borrowed, static storage. */
 struct wa_service_def {
     const char *name;    /* e.g. "wa-ingest" */
@@ -96,25 +129,46 @@ struct wa_service_def {
     size_t nspec;
     size_t cfg_size;      /* sizeof the service's config struct */
     size_t common_offset; /* offsetof(<cfg>, <struct wa_common_config member>) */
-    unsigned uses;        /* WA_SERVICE_USES_*: clients made (with probes) before start */
-    /* Called after config, loop, metrics and the (not yet listening) HTTP server exist: create
-     * clients and stages, add routes. Returns the service's state in *state. NULL: nothing
-     * beyond the clients named in uses. */
-    enum wa_err (*start)(struct wa_service *svc, const void *cfg, void **state,
-                         struct wa_error *error);
-    /* SIGTERM: stop taking new work, finish in-flight work, then call wa_service_drained().
-     * NULL means "nothing to drain". */
-    void (*drain)(struct wa_service *svc, void *state);
-    /* After the loop stopped: flush and free everything start created. */
-    void (*stop)(struct wa_service *svc, void *state);
+    unsigned uses;        /* WA_SERVICE_USES_*: clients made (with probes) before the stages */
+    /* Per-service settings of the shared clients, called once before any client is made.
+     * NULL: the common settings only. */
+    void (*clients)(const void *cfg, struct wa_service_clients *clients);
+    size_t state_size; /* the stages' state: zeroed before the first start, freed after the
+                          last stop; 0: the stages get NULL */
+    const struct wa_service_stage *stages; /* started in order, stopped in reverse */
+    size_t nstages;
     /* SIGHUP (optional). */
     void (*reload)(struct wa_service *svc, void *state);
+    /* Single-hook form, one implicit stage named after the daemon: start makes the state,
+     * drain ends with wa_service_drained(), stop frees the state. Not with stages. */
+    enum wa_err (*start)(struct wa_service *svc, const void *cfg, void **state,
+                         struct wa_error *error);
+    void (*drain)(struct wa_service *svc, void *state);
+    void (*stop)(struct wa_service *svc, void *state);
+};
+
+/*
+ * Per-service settings of the shared clients, filled by def->clients. Starts zeroed; a zero
+ * keeps the library default. Strings are borrowed and must live as long as the daemon (static
+ * storage or the configuration).
+ */
+#define WA_SERVICE_PRODUCER_PROPS 8
+struct wa_service_clients {
+    /* Kafka producer: librdkafka properties applied after the common ones (they win). */
+    struct wa_kafka_property producer_props[WA_SERVICE_PRODUCER_PROPS];
+    size_t nproducer_props;
+    /* Redis: commands in flight at most, per-command timeout. */
+    uint32_t kv_max_pending;
+    uint32_t kv_command_timeout_ms;
+    /* MongoDB: server selection and connect timeout. */
+    uint32_t mongo_timeout_ms;
 };
 
 /* Runs the daemon; returns the process exit status (0 ok, 1 runtime failure, 2 usage/config). */
 int wa_service_main(int argc, char **argv, const struct wa_service_def *def);
 
-/* Borrowed handles, valid from start until stop returns. */
+/* Borrowed handles, valid from the first stage's start until the last stop returns (the HTTP
+ * server and the pool: until the clients are silenced). */
 struct wa_loop *wa_service_loop(struct wa_service *svc);
 struct wa_metrics *wa_service_metrics(struct wa_service *svc);
 struct wa_httpd *wa_service_httpd(struct wa_service *svc);
@@ -124,8 +178,10 @@ const char *wa_service_name(struct wa_service *svc);
 const char *wa_service_instance(struct wa_service *svc);
 /* The worker pool, created on first use with WA_WORKERS threads. NULL if it cannot be made. */
 struct wa_pool *wa_service_pool(struct wa_service *svc);
-/* True once SIGTERM arrived. */
+/* True once SIGTERM arrived (a stage's own readiness answer, for instance). */
 bool wa_service_stopping(struct wa_service *svc);
+/* The service's configuration (the struct of def->cfg_size), borrowed. */
+const void *wa_service_config(struct wa_service *svc);
 
 /* Adds a readiness check named name (copied) to /readyz. */
 typedef bool (*wa_service_ready_fn)(void *arg);
@@ -133,21 +189,40 @@ enum wa_err wa_service_probe(struct wa_service *svc, const char *name, wa_servic
                              void *arg);
 
 /*
- * Shared dependencies built from the common configuration, each with its readiness probe
- * registered and freed by the scaffolding after the service's stop hook. Returned handles are
- * borrowed. The producer is flushed (bounded by shutdown_timeout) before it is freed.
+ * Shared clients built from the common configuration and def->clients, each with its
+ * readiness probe registered, owned by the scaffolding (flushed, silenced and freed as the
+ * header comment says). Returned handles are borrowed until the last stage stopped; after the
+ * silence they answer every call with WA_ECLOSED and never call back.
  */
 enum wa_err wa_service_kafka_producer(struct wa_service *svc, struct wa_kafka_producer **out,
                                       struct wa_error *error);
 enum wa_err wa_service_kv(struct wa_service *svc, struct wa_kv **out, struct wa_error *error);
 enum wa_err wa_service_mongo(struct wa_service *svc, struct wa_mongo **out, struct wa_error *error);
 
-/* The Kafka settings of the common configuration (brokers, prefix, client id = daemon name),
- * for services that create consumers. Strings borrowed from the configuration. */
-struct wa_kafka_config;
+/* The Kafka settings of the common configuration (brokers, prefix, client id = daemon name,
+ * linger, no Nagle). Strings borrowed from the configuration. */
 void wa_service_kafka_config(struct wa_service *svc, struct wa_kafka_config *out);
 
-/* The service finished draining (see drain). */
+/*
+ * A Kafka consumer owned by the scaffolding, made from the common settings: group (copied),
+ * topics (full names, copied), max_in_flight (0: the library default), on_message(c, msg, arg)
+ * on the loop thread. Its probe is "kafka_consumer". At SIGTERM it is paused before the stages
+ * drain; after the drain and the producer's flush it is closed (done offsets committed); it
+ * is freed after the last stage stopped, so wa_kafka_consumer_done() stays valid in stop
+ * hooks. Returns a borrowed handle in *out.
+ */
+struct wa_service_consumer {
+    const char *group;
+    const char *const *topics;
+    size_t ntopics;
+    int max_in_flight;
+    wa_kafka_message_fn on_message;
+    void *arg;
+};
+enum wa_err wa_service_consumer(struct wa_service *svc, const struct wa_service_consumer *def,
+                                struct wa_kafka_consumer **out, struct wa_error *error);
+
+/* Single-hook form only: the service finished draining (see def->drain). */
 void wa_service_drained(struct wa_service *svc);
 
 #endif
