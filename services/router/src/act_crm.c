@@ -60,9 +60,6 @@ struct rt_crm {
         live; /* struct delivery in flight, freed at stop (cancelled calls never call back) */
 };
 
-/* Static: Redis claims still pending at stop complete (WA_ECLOSED) after the stop hook. */
-static struct rt_crm crm_state;
-
 /* One request in flight. */
 struct delivery {
     struct rt_crm *crm;
@@ -74,7 +71,6 @@ struct delivery {
     json_t **jobs; /* parsed bodies */
     char *body;
     struct wa_timer *timer; /* next try for a token */
-    bool taking;            /* a token request is in flight (it holds the delivery) */
     struct wa_list link;    /* on crm->live */
 };
 
@@ -156,7 +152,7 @@ dest_state(struct rt_crm *crm, const struct rt_dest *d)
     return s;
 }
 
-/* Takes dl off the live list (the pump stops: a token request in flight still holds it). */
+/* Takes dl off the live list. */
 static void
 delivery_unlink(struct delivery *dl)
 {
@@ -342,11 +338,6 @@ on_token(void *arg, enum wa_err err, uint64_t granted, uint64_t wait_ms)
     struct rt_ruleset *rs;
     const struct rt_dest *d = dl->dest;
 
-    dl->taking = false;
-    if (crm == NULL) {
-        delivery_free(dl); /* the pump stopped meanwhile; the jobs' lease returns them */
-        return;
-    }
     if (err != WA_OK || granted == 0) {
         if (err == WA_OK) {
             wa_counter_inc(crm->rt->m.crm_limited);
@@ -370,9 +361,7 @@ take_token(struct delivery *dl)
 
     dl->ds->waiting = true;
     if (wa_kv_bucket_take(dl->crm->rt->kv, dl->ds->rate_key, d->rate_per_s, burst, 1, on_token,
-                          dl) == WA_OK) {
-        dl->taking = true;
-    } else {
+                          dl) != WA_OK) {
         wa_timer_start(dl->timer, 100, 0); /* Redis refused at once: try again */
     }
 }
@@ -489,10 +478,13 @@ enum wa_err
 rt_crm_start(struct rt *rt, struct wa_error *error)
 {
     struct wa_httpc_config hc = {0};
-    struct rt_crm *crm = &crm_state;
+    struct rt_crm *crm = calloc(1, sizeof(*crm));
     enum wa_err err;
 
-    memset(crm, 0, sizeof(*crm));
+    if (crm == NULL) {
+        return wa_error_set(error, WA_ENOMEM, "out of memory");
+    }
+    rt->crm = crm; /* freed by rt_crm_stop, whatever start did */
     wa_list_init(&crm->live);
     crm->rt = rt;
     hc.ca_file = rt->cfg->crm_ca_file;
@@ -501,12 +493,9 @@ rt_crm_start(struct rt *rt, struct wa_error *error)
         return err;
     }
     if ((crm->timer = wa_timer_new(rt->loop, on_tick, crm)) == NULL) {
-        wa_httpc_free(crm->http);
-        crm->http = NULL;
         return wa_error_set(error, WA_ENOMEM, "out of memory");
     }
     wa_timer_start(crm->timer, (uint64_t)rt->cfg->tick_ms, (uint64_t)rt->cfg->tick_ms);
-    rt->crm = crm;
     return WA_OK;
 }
 
@@ -520,19 +509,12 @@ rt_crm_stop(struct rt *rt)
         return;
     }
     wa_timer_free(crm->timer);
-    crm->timer = NULL;
-    /* cancelled calls never call back: their deliveries are leased in Redis and return */
+    /* Token requests and claims were answered when the scaffolding silenced Redis; cancelled
+     * HTTP calls never call back: what is left is freed, the jobs' lease returns them. */
     wa_httpc_free(crm->http);
-    crm->http = NULL;
     while ((it = wa_list_first(&crm->live)) != NULL) {
-        struct delivery *dl = WA_LIST_ENTRY(it, struct delivery, link);
-
-        if (dl->taking) {
-            delivery_unlink(dl); /* its token request frees it (wa_kv_free answers it) */
-            dl->crm = NULL;
-            wa_timer_stop(dl->timer);
-        } else {
-            delivery_free(dl);
-        }
+        delivery_free(WA_LIST_ENTRY(it, struct delivery, link));
     }
+    free(crm);
+    rt->crm = NULL;
 }

@@ -123,11 +123,8 @@ finish(struct rt_work *w)
     }
     work_free(w);
     rt->inflight--;
-    if (next != NULL && rt->consumer != NULL) {
+    if (next != NULL) {
         start_work(next);
-    }
-    if (rt->draining && rt->inflight == 0) {
-        wa_service_drained(rt->svc);
     }
 }
 
@@ -148,8 +145,11 @@ retry_later(struct rt_work *w, const char *what, enum wa_err err)
     struct wa_log_ctx lc = {.event_id = w->doc != NULL ? w->doc->ev.id : NULL};
 
     w->waiting = false;
-    if (rt->consumer == NULL) {
-        finish(w); /* stopping: the offset was not committed, the message comes back */
+    if (rt->draining) {
+        /* Not handed back: its offset (and every later one of its partition) stays
+         * uncommitted, so the next owner of the partition processes it again. */
+        w->kmsg = NULL;
+        finish(w);
         return;
     }
     wa_counter_inc(rt->m.retries);
@@ -357,14 +357,9 @@ on_cancelled(void *arg, enum wa_err err)
     } else {
         wa_counter_inc(rt->m.reminders_cancelled);
     }
-    if (rt->consumer != NULL) {
-        wa_kafka_consumer_done(rt->consumer, r->kmsg);
-    }
+    wa_kafka_consumer_done(rt->consumer, r->kmsg);
     free(r);
     rt->inflight--;
-    if (rt->draining && rt->inflight == 0) {
-        wa_service_drained(rt->svc);
-    }
 }
 
 static void
@@ -422,20 +417,17 @@ on_message(struct wa_kafka_consumer *c, struct wa_kafka_msg *msg, void *arg)
     }
 }
 
-static bool
-consumer_ready(void *arg)
-{
-    struct rt *rt = arg;
-
-    return rt->consumer != NULL && wa_kafka_consumer_ready(rt->consumer);
-}
-
 enum wa_err
 rt_consume_start(struct rt *rt, struct wa_error *error)
 {
     struct wa_kafka_config kc;
     char t_in[192], t_res[192];
     const char *topics[2] = {t_in, t_res};
+    struct wa_service_consumer sc = {.group = rt->cfg->group,
+                                     .topics = topics,
+                                     .ntopics = 2,
+                                     .on_message = on_message,
+                                     .arg = rt};
     enum wa_err err;
 
     wa_service_kafka_config(rt->svc, &kc);
@@ -447,11 +439,19 @@ rt_consume_start(struct rt *rt, struct wa_error *error)
     if ((err = wa_kafka_topics_ensure(&kc, topics, 2, 4, 10000, error)) != WA_OK) {
         return err;
     }
-    if ((err = wa_kafka_consumer_new(rt->loop, &kc, rt->cfg->group, topics, 2, on_message, rt,
-                                     &rt->consumer, error)) != WA_OK) {
-        return err;
-    }
-    return wa_service_probe(rt->svc, "kafka_consumer", consumer_ready, rt);
+    return wa_service_consumer(rt->svc, &sc, &rt->consumer, error);
+}
+
+void
+rt_consume_drain(struct rt *rt)
+{
+    rt->draining = true; /* failures give their message back to Kafka instead of retrying */
+}
+
+bool
+rt_consume_busy(const struct rt *rt)
+{
+    return rt->inflight > 0;
 }
 
 void
@@ -460,28 +460,17 @@ rt_consume_stop(struct rt *rt)
     struct rt_conv *c, *cn;
     struct rt_work *w, *wn;
 
-    if (rt->consumer != NULL) {
-        wa_kafka_consumer_close(rt->consumer, NULL);
-        wa_kafka_consumer_free(rt->consumer);
-        rt->consumer = NULL;
-    }
-    /* Free what has no callback pending: queued messages and ones waiting to retry. A head
-     * whose Redis or Kafka callback is still due is freed by that callback, which runs (with
-     * WA_ECLOSED or its result) when the scaffolding frees the clients after this hook. */
+    /* Every Redis and Kafka callback already ran (the scaffolding silenced the clients): what
+     * is left waits for a retry timer or in a conversation's queue. Not handed back: those
+     * messages come again to the next owner of their partition. */
     for (c = rt->convs; c != NULL; c = cn) {
         cn = c->next;
-        for (w = c->head != NULL ? c->head->next : NULL; w != NULL; w = wn) {
+        for (w = c->head; w != NULL; w = wn) {
             wn = w->next;
             work_free(w);
             rt->inflight--;
         }
-        if (c->head != NULL) {
-            c->head->next = NULL;
-            c->tail = c->head;
-            if (!c->head->waiting) {
-                c->head->kmsg = NULL;
-                finish(c->head);
-            }
-        }
+        free(c);
     }
+    rt->convs = NULL;
 }

@@ -11,17 +11,16 @@
  * offline mode that acts on nothing.
  *
  * Threads: the loop thread only (Kafka, Redis and HTTP clients are driven by the loop).
- * Stages started in order (start) and stopped in reverse (stop):
- *   1. shared clients  Kafka producer (idempotent, acks=all) and Redis, from the scaffolding
+ * Stages (the table at the end), started in order and stopped in reverse; SIGTERM drains them
+ * and the scaffolding silences the shared clients before any stop (docs/internals/service.md):
+ *   1. topics          topic names from libs/contract; the shared producer and Redis
  *   2. health          metrics series
  *   3. rules           WA_ROUTER_RULES, validated (start fails on any error); SIGHUP reloads
  *   4. window          window-event pump
  *   5. crm             CRM delivery pump (HTTP client)
  *   6. reminders       reminder pump
- *   7. consume         the consumer of inbound.message and outbound.result
- *
- * struct rt is static: callbacks of the shared clients may still run while the scaffolding
- * frees those clients after the stop hook (with WA_ECLOSED), and they reach it.
+ *   7. consume         the consumer of inbound.message and outbound.result; at SIGTERM the
+ *                      messages in flight finish (a failing one goes back to Kafka)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,8 +29,6 @@
 #include "router.h"
 #include "wa/kafka.h"
 #include "wa/log.h"
-
-static struct rt router;
 
 static void
 log_errors(const char *what, const struct wa_buf *errors)
@@ -63,16 +60,14 @@ load_rules(struct rt *rt, struct rt_ruleset **out, struct wa_error *error)
 }
 
 static enum wa_err
-start(struct wa_service *svc, const void *config, void **state, struct wa_error *error)
+topics_start(struct wa_service *svc, void *state, struct wa_error *error)
 {
-    struct rt *rt = &router;
+    struct rt *rt = state;
     struct wa_kafka_config kc;
     enum wa_err err;
 
-    memset(rt, 0, sizeof(*rt));
-    *state = rt;
     rt->svc = svc;
-    rt->cfg = config;
+    rt->cfg = wa_service_config(svc);
     rt->loop = wa_service_loop(svc);
     snprintf(rt->prefix, sizeof(rt->prefix), "%s", rt->cfg->common.topic_prefix);
     wa_service_kafka_config(svc, &kc);
@@ -89,19 +84,112 @@ start(struct wa_service *svc, const void *config, void **state, struct wa_error 
         return wa_error_set(error, WA_ECONFIG, "WA_TOPIC_PREFIX too long");
     }
     if ((err = wa_service_kafka_producer(svc, &rt->producer, error)) != WA_OK ||
-        (err = wa_service_kv(svc, &rt->kv, error)) != WA_OK ||
-        (err = rt_health_start(rt, error)) != WA_OK ||
-        (err = load_rules(rt, &rt->rules, error)) != WA_OK) {
+        (err = wa_service_kv(svc, &rt->kv, error)) != WA_OK) {
+        return err;
+    }
+    return WA_OK;
+}
+
+static enum wa_err
+health_start(struct wa_service *svc, void *state, struct wa_error *error)
+{
+    (void)svc;
+    return rt_health_start(state, error);
+}
+
+static enum wa_err
+rules_start(struct wa_service *svc, void *state, struct wa_error *error)
+{
+    struct rt *rt = state;
+    enum wa_err err;
+
+    (void)svc;
+    if ((err = load_rules(rt, &rt->rules, error)) != WA_OK) {
         return err;
     }
     rt_health_rules(rt, rt->rules);
     wa_log_info(NULL, "rules: %zu from %s", rt->rules->nrules, rt->cfg->rules_path);
-    if ((err = rt_window_start(rt, error)) != WA_OK || (err = rt_crm_start(rt, error)) != WA_OK ||
-        (err = rt_reminders_start(rt, error)) != WA_OK ||
-        (err = rt_consume_start(rt, error)) != WA_OK) {
-        return err;
-    }
     return WA_OK;
+}
+
+static void
+rules_stop(struct wa_service *svc, void *state)
+{
+    struct rt *rt = state;
+
+    (void)svc;
+    rt_rules_unref(rt->rules);
+    rt->rules = NULL;
+}
+
+static enum wa_err
+window_start(struct wa_service *svc, void *state, struct wa_error *error)
+{
+    (void)svc;
+    return rt_window_start(state, error);
+}
+
+static void
+window_stop(struct wa_service *svc, void *state)
+{
+    (void)svc;
+    rt_window_stop(state);
+}
+
+static enum wa_err
+crm_start(struct wa_service *svc, void *state, struct wa_error *error)
+{
+    (void)svc;
+    return rt_crm_start(state, error);
+}
+
+static void
+crm_stop(struct wa_service *svc, void *state)
+{
+    (void)svc;
+    rt_crm_stop(state);
+}
+
+static enum wa_err
+reminders_start(struct wa_service *svc, void *state, struct wa_error *error)
+{
+    (void)svc;
+    return rt_reminders_start(state, error);
+}
+
+static void
+reminders_stop(struct wa_service *svc, void *state)
+{
+    (void)svc;
+    rt_reminders_stop(state);
+}
+
+static enum wa_err
+consume_start(struct wa_service *svc, void *state, struct wa_error *error)
+{
+    (void)svc;
+    return rt_consume_start(state, error);
+}
+
+/* SIGTERM: the pumps (window, crm, reminders) see rt->draining and take no new work. */
+static void
+consume_drain(struct wa_service *svc, void *state)
+{
+    (void)svc;
+    rt_consume_drain(state);
+}
+
+static bool
+consume_busy(void *state)
+{
+    return rt_consume_busy(state);
+}
+
+static void
+consume_stop(struct wa_service *svc, void *state)
+{
+    (void)svc;
+    rt_consume_stop(state);
 }
 
 /* SIGHUP: the new file replaces the rules only when all of it is valid; messages in flight
@@ -126,36 +214,15 @@ reload(struct wa_service *svc, void *state)
     wa_log_info(NULL, "rules reloaded: %zu from %s", rs->nrules, rt->cfg->rules_path);
 }
 
-static void
-drain(struct wa_service *svc, void *state)
-{
-    struct rt *rt = state;
-
-    rt->draining = true;
-    if (rt->consumer != NULL) {
-        wa_kafka_consumer_pause(rt->consumer);
-    }
-    if (rt->inflight == 0) {
-        wa_service_drained(svc);
-    }
-}
-
-static void
-stop(struct wa_service *svc, void *state)
-{
-    struct rt *rt = state;
-
-    (void)svc;
-    if (rt == NULL) {
-        return;
-    }
-    rt_consume_stop(rt);
-    rt_reminders_stop(rt);
-    rt_crm_stop(rt);
-    rt_window_stop(rt);
-    rt_rules_unref(rt->rules);
-    rt->rules = NULL;
-}
+static const struct wa_service_stage stages[] = {
+    {"topics", topics_start, NULL, NULL, NULL},
+    {"health", health_start, NULL, NULL, NULL},
+    {"rules", rules_start, NULL, NULL, rules_stop},
+    {"window", window_start, NULL, NULL, window_stop},
+    {"crm", crm_start, NULL, NULL, crm_stop},
+    {"reminders", reminders_start, NULL, NULL, reminders_stop},
+    {"consume", consume_start, consume_drain, consume_busy, consume_stop},
+};
 
 int
 main(int argc, char **argv)
@@ -168,9 +235,9 @@ main(int argc, char **argv)
         .nspec = rt_config_nspec,
         .cfg_size = sizeof(struct rt_config),
         .common_offset = offsetof(struct rt_config, common),
-        .start = start,
-        .drain = drain,
-        .stop = stop,
+        .state_size = sizeof(struct rt),
+        .stages = stages,
+        .nstages = WA_ARRAY_LEN(stages),
         .reload = reload,
     };
 

@@ -25,14 +25,6 @@
 #include "wa/kv.h"
 #include "wa/log.h"
 
-struct rt_reminders_state {
-    struct wa_timer *timer;
-    bool claiming;
-    size_t running;
-};
-
-static struct rt_reminders_state rem_state;
-
 static void
 keys(struct rt *rt, char zset[RT_KEY_MAX], char hash[RT_KEY_MAX])
 {
@@ -112,7 +104,7 @@ on_settled(void *arg, enum wa_err err)
         wa_log_warn(NULL, "reminder %s: could not settle: %s (it reappears after the lease)", f->id,
                     wa_err_name(err));
     }
-    rem_state.running--;
+    f->rt->rem.running--;
     firing_free(f);
 }
 
@@ -189,9 +181,9 @@ fire(struct rt *rt, const char *id, const char *text)
     ctx.msg = &f->msg;
     ctx.rule = rule;
     ctx.id_base = f->base;
-    rem_state.running++;
+    rt->rem.running++;
     if (rt_act_run(&ctx, f->actions, f->nactions, on_fired, f) != WA_OK) {
-        rem_state.running--;
+        rt->rem.running--;
         /* leased: it comes back after WA_ROUTER_LEASE */
         firing_free(f);
     }
@@ -199,9 +191,9 @@ fire(struct rt *rt, const char *id, const char *text)
 drop : {
     char zset[RT_KEY_MAX], hash[RT_KEY_MAX];
     keys(rt, zset, hash);
-    rem_state.running++;
+    rt->rem.running++;
     if (rt_jobs_remove(rt, zset, hash, NULL, id, on_settled, f) != WA_OK) {
-        rem_state.running--;
+        rt->rem.running--;
         firing_free(f);
     }
 }
@@ -212,7 +204,7 @@ on_claimed(void *arg, enum wa_err err, size_t n, const char *const *ids, const c
 {
     struct rt *rt = arg;
 
-    rem_state.claiming = false;
+    rt->rem.claiming = false;
     if (err != WA_OK) {
         return;
     }
@@ -228,22 +220,22 @@ on_tick(struct wa_timer *t, void *arg)
     char zset[RT_KEY_MAX], hash[RT_KEY_MAX];
 
     (void)t;
-    if (rem_state.claiming || rem_state.running > 500 || rt->draining || !wa_kv_ready(rt->kv)) {
+    if (rt->rem.claiming || rt->rem.running > 500 || rt->draining || !wa_kv_ready(rt->kv)) {
         return;
     }
     keys(rt, zset, hash);
     if (rt_jobs_claim(rt, zset, hash, (int64_t)wa_clock_wall_ms(), 100, on_claimed, rt) == WA_OK) {
-        rem_state.claiming = true;
+        rt->rem.claiming = true;
     }
 }
 
 enum wa_err
 rt_reminders_start(struct rt *rt, struct wa_error *error)
 {
-    if ((rem_state.timer = wa_timer_new(rt->loop, on_tick, rt)) == NULL) {
+    if ((rt->rem.timer = wa_timer_new(rt->loop, on_tick, rt)) == NULL) {
         return wa_error_set(error, WA_ENOMEM, "out of memory");
     }
-    wa_timer_start(rem_state.timer, (uint64_t)rt->cfg->tick_ms, (uint64_t)rt->cfg->tick_ms);
+    wa_timer_start(rt->rem.timer, (uint64_t)rt->cfg->tick_ms, (uint64_t)rt->cfg->tick_ms);
     return WA_OK;
 }
 
@@ -251,8 +243,8 @@ void
 rt_reminders_stop(struct rt *rt)
 {
     (void)rt;
-    wa_timer_free(rem_state.timer);
-    rem_state.timer = NULL;
+    wa_timer_free(rt->rem.timer);
+    rt->rem.timer = NULL;
 }
 
 enum wa_err

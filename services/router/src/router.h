@@ -257,19 +257,29 @@ struct rt_metrics {
     struct wa_gauge *rules;
 };
 
+/* reminders.c's pump */
+struct rt_reminders {
+    struct wa_timer *timer;
+    bool claiming;  /* a claim of due reminders is in flight */
+    size_t running; /* reminders firing */
+};
+
+/* The daemon's state: the stages' state (main.c's table), freed by the scaffolding after the
+ * last stage stopped, so every callback of a shared client found it alive. */
 struct rt {
     struct wa_service *svc;
     const struct rt_config *cfg;
     struct wa_loop *loop;
     struct wa_kafka_producer *producer;
     struct wa_kv *kv;
-    struct wa_kafka_consumer *consumer;
-    struct rt_ruleset *rules; /* current; one reference */
-    struct rt_conv *convs;    /* conversations with work in flight */
-    size_t inflight;          /* works not finished */
+    struct wa_kafka_consumer *consumer; /* the scaffolding's (wa_service_consumer) */
+    struct rt_ruleset *rules;           /* current; one reference */
+    struct rt_conv *convs;              /* conversations with work in flight */
+    size_t inflight;                    /* works not finished */
     bool draining;
     struct rt_jobs *jobs;
     struct rt_crm *crm;
+    struct rt_reminders rem;
     struct wa_timer *window_timer;
     struct rt_metrics m;
     char prefix[128]; /* WA_TOPIC_PREFIX, also the Redis key prefix */
@@ -286,6 +296,10 @@ void rt_health_action(struct rt *rt, const char *rule, enum rt_action_kind kind,
 
 /* consume.c */
 enum wa_err rt_consume_start(struct rt *rt, struct wa_error *error);
+/* SIGTERM: messages that fail from now on are given back to Kafka, not retried. */
+void rt_consume_drain(struct rt *rt);
+/* True while messages are in flight (SIGTERM waits for them). */
+bool rt_consume_busy(const struct rt *rt);
 void rt_consume_stop(struct rt *rt);
 
 /* window.c: the per-message Redis state */
