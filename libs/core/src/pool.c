@@ -130,10 +130,8 @@ wa_pool_pending(struct wa_pool *pool)
 }
 
 void
-wa_pool_free(struct wa_pool *pool)
+wa_pool_close(struct wa_pool *pool)
 {
-    unsigned i;
-
     if (pool == NULL) {
         return;
     }
@@ -141,6 +139,17 @@ wa_pool_free(struct wa_pool *pool)
     pool->closing = true;
     pthread_cond_broadcast(&pool->cond);
     pthread_mutex_unlock(&pool->lock);
+}
+
+void
+wa_pool_free(struct wa_pool *pool)
+{
+    unsigned i;
+
+    if (pool == NULL) {
+        return;
+    }
+    wa_pool_close(pool);
     for (i = 0; i < pool->nthreads; i++) {
         pthread_join(pool->threads[i], NULL);
     }

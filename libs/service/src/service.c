@@ -7,8 +7,8 @@
  * line -> loop runs. Order at stop: SIGTERM -> httpd quiesce, consumers paused, stages' drain
  * (reverse) -> no stage busy and no request in flight (or timeout) -> loop stops -> producer
  * flushed, consumers closed -> silence: producer, Redis, MongoDB closed, httpd freed, worker
- * pool joined and its completions run -> stages' stop (reverse) -> state freed -> clients ->
- * metrics -> loop.
+ * pool closed and the loop turned until its jobs' completions ran -> stages' stop (reverse) ->
+ * state freed -> clients -> pool -> metrics -> loop.
  */
 #include "wa/service.h"
 
@@ -93,7 +93,10 @@ wa_service_config(struct wa_service *svc)
 struct wa_pool *
 wa_service_pool(struct wa_service *svc)
 {
-    if (svc->pool == NULL && !svc->silenced &&
+    if (svc->silenced) {
+        return NULL;
+    }
+    if (svc->pool == NULL &&
         wa_pool_new(svc->loop, (unsigned)svc->common->workers, &svc->pool) != WA_OK) {
         svc->pool = NULL;
     }
@@ -235,6 +238,9 @@ on_term(int signo, void *arg)
     struct wa_service *svc = arg;
     struct wa_service_stage legacy;
 
+    if (svc->silenced) {
+        return; /* the shutdown is past the drain: nothing left to cut short */
+    }
     if (svc->stopping) {
         wa_log_warn(NULL, "second signal %d: stopping now", signo);
         wa_loop_stop(svc->loop);
@@ -269,6 +275,9 @@ on_hup(int signo, void *arg)
     struct wa_service *svc = arg;
 
     (void)signo;
+    if (svc->silenced) {
+        return;
+    }
     if (svc->def->reload != NULL) {
         wa_log_info(NULL, "SIGHUP: reloading");
         svc->def->reload(svc, svc->state);
@@ -314,11 +323,27 @@ on_settled(void *arg)
     wa_loop_stop(arg);
 }
 
+/* Silence: once the pool has no job queued or running, every completion was posted; the post
+ * made now runs after them and stops the loop. */
+static void
+on_settle_poll(struct wa_timer *t, void *arg)
+{
+    struct wa_service *svc = arg;
+
+    if (svc->pool == NULL || wa_pool_pending(svc->pool) == 0) {
+        wa_timer_stop(t);
+        if (wa_loop_post(svc->loop, on_settled, svc->loop) != WA_OK) {
+            wa_loop_stop(svc->loop);
+        }
+    }
+}
+
 /* The shutdown after the loop stopped (drained, timed out, or start failed). */
 static void
 shutdown_stages(struct wa_service *svc)
 {
     struct wa_service_stage legacy;
+    struct wa_timer *settle;
 
     wa_timer_free(svc->busy_timer);
     svc->busy_timer = NULL;
@@ -329,12 +354,13 @@ shutdown_stages(struct wa_service *svc)
     wa_service_deps_silence(svc);
     wa_httpd_free(svc->httpd); /* suspended requests: 503 and their abort callbacks */
     svc->httpd = NULL;
-    if (svc->pool != NULL) {
-        wa_pool_free(svc->pool); /* finishes queued work; completions are posted */
-        svc->pool = NULL;
-        if (wa_loop_post(svc->loop, on_settled, svc->loop) == WA_OK) {
-            (void)wa_loop_run(svc->loop); /* runs the posted completions, then on_settled */
-        }
+    /* The pool takes no new job; the loop turns until the running ones completed, so their
+     * completions (and anything the callbacks above posted) run while the state exists. */
+    wa_pool_close(svc->pool);
+    if ((settle = wa_timer_new(svc->loop, on_settle_poll, svc)) != NULL) {
+        wa_timer_start(settle, 0, BUSY_POLL_MS);
+        (void)wa_loop_run(svc->loop);
+        wa_timer_free(settle);
     }
     for (size_t i = svc->nstarted; i-- > 0;) {
         const struct wa_service_stage *st = stage_at(svc, i, &legacy);

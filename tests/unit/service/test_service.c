@@ -90,6 +90,7 @@ struct st {
     bool b_busy;
     struct wa_kafka_producer *producer;
     struct wa_kv *kv;
+    struct wa_pool *pool;
 };
 
 static void
@@ -415,8 +416,11 @@ slow_work(void *arg)
 static void
 slow_done(void *arg)
 {
-    (void)arg;
+    struct st *s = arg;
+
     event("pool:", "done");
+    /* the pool is closed but still valid: new work is refused, nothing dangles */
+    assert_int_equal(wa_pool_submit(s->pool, slow_work, slow_done, s), WA_ECLOSED);
 }
 
 static enum wa_err
@@ -426,6 +430,7 @@ pool_start(struct wa_service *svc, void *state, struct wa_error *error)
     struct wa_pool *pool = wa_service_pool(svc);
 
     event("start:", "pool");
+    s->pool = pool;
     if (pool == NULL || wa_pool_submit(pool, slow_work, slow_done, s) != WA_OK) {
         return wa_error_set(error, WA_ENOMEM, "pool");
     }

@@ -25,7 +25,11 @@ enum wa_err wa_pool_new(struct wa_loop *loop, unsigned threads, struct wa_pool *
 enum wa_err wa_pool_submit(struct wa_pool *pool, wa_work_fn work, wa_work_fn done, void *arg);
 /* Number of jobs queued or running. */
 size_t wa_pool_pending(struct wa_pool *pool);
-/* Finishes queued work, joins the threads, frees. done callbacks still reach the loop as posts. */
+/* Stops taking work: later submits fail with WA_ECLOSED; queued work still runs and its done
+ * callbacks still reach the loop (watch wa_pool_pending). Idempotent; accepts NULL. */
+void wa_pool_close(struct wa_pool *pool);
+/* Closes, finishes queued work, joins the threads, frees. done callbacks still reach the loop
+ * as posts. */
 void wa_pool_free(struct wa_pool *pool);
 
 #endif

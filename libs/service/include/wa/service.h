@@ -16,8 +16,9 @@
  *      WA_SHUTDOWN_TIMEOUT passes;
  *   2. flush: the shared producer delivers what is queued; the consumers commit their offsets;
  *   3. silence: every shared client is closed: whatever is still pending completes with
- *      WA_ECLOSED (suspended HTTP requests are answered 503, worker-pool jobs finish and their
- *      completions run), and no callback of a shared client runs afterwards;
+ *      WA_ECLOSED (suspended HTTP requests are answered 503; the worker pool takes no new job,
+ *      the running ones finish and their completions run), and no callback of a shared client
+ *      runs afterwards;
  *   4. stop: each stage's stop hook, in reverse order of start; the stages' state is freed;
  *   5. the clients, the HTTP server, metrics and the loop are freed.
  * So a stage's state outlives every callback that can reach it, and a stage never counts
@@ -176,7 +177,8 @@ const struct wa_common_config *wa_service_common(struct wa_service *svc);
 const char *wa_service_name(struct wa_service *svc);
 /* A source for CloudEvents: "<name>/<hostname>". */
 const char *wa_service_instance(struct wa_service *svc);
-/* The worker pool, created on first use with WA_WORKERS threads. NULL if it cannot be made. */
+/* The worker pool, created on first use with WA_WORKERS threads. NULL if it cannot be made or
+ * the clients are silenced (then submitting to a pool already made fails with WA_ECLOSED). */
 struct wa_pool *wa_service_pool(struct wa_service *svc);
 /* True once SIGTERM arrived (a stage's own readiness answer, for instance). */
 bool wa_service_stopping(struct wa_service *svc);
