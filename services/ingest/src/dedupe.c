@@ -150,9 +150,7 @@ claim_send(struct ig *ig, struct ig_request **queue, size_t n, size_t nkeys)
                 keys[k++] = queue[i]->dedup_keys[j];
             }
         }
-        err = ig->stopped ? WA_ECLOSED
-                          : wa_kv_eval(ig->kv, claim_script, (int)nkeys, keys, 2, args,
-                                       on_batch_claimed, cb);
+        err = wa_kv_eval(ig->kv, claim_script, (int)nkeys, keys, 2, args, on_batch_claimed, cb);
     }
     free(keys);
     if (err == WA_OK) {
@@ -196,7 +194,7 @@ claim_queue(struct ig_request *r)
 {
     struct ig *ig = r->ig;
 
-    if (r->ndedup > IG_DEDUP_BATCH_KEYS || ig->stopped) {
+    if (r->ndedup > IG_DEDUP_BATCH_KEYS) {
         if (ig->nclaims > 0) {
             claim_flush(NULL, ig); /* keep arrival order: the queued ones go first */
         }
@@ -290,7 +288,7 @@ on_released(void *arg, enum wa_err err, const struct wa_kv_reply *reply)
     ig_request_release(r, true);
 }
 
-/* One EVALSHA of confirmations: owns its keys; holds ig until answered. */
+/* One EVALSHA of confirmations: owns its keys. */
 struct confirm_batch {
     struct ig *ig;
     size_t n;
@@ -304,7 +302,7 @@ on_confirmed(void *arg, enum wa_err err, const struct wa_kv_reply *reply)
     struct ig *ig = cb->ig;
 
     (void)reply;
-    if (err != WA_OK && err != WA_ECLOSED && !ig->stopped) {
+    if (err != WA_OK && err != WA_ECLOSED) {
         /* Keys stay pending and expire: a redelivery is published again. Nothing is lost. */
         wa_counter_inc(ig->m.dedup_failures);
     }
@@ -312,7 +310,6 @@ on_confirmed(void *arg, enum wa_err err, const struct wa_kv_reply *reply)
         free(cb->keys[i]);
     }
     free(cb);
-    ig_unhold(ig);
 }
 
 static void
@@ -327,7 +324,6 @@ confirm_send(struct ig *ig, char **keys, size_t n)
         memcpy(cb->keys, keys, n * sizeof(*keys));
         if (wa_kv_eval(ig->kv, done_script, (int)n, (const char **)cb->keys, 1, &arg, on_confirmed,
                        cb) == WA_OK) {
-            ig->holds++;
             return;
         }
         free(cb);
@@ -389,7 +385,7 @@ ig_dedupe_finish(struct ig_request *r, bool durable)
     const char **keys;
     size_t n = 0;
 
-    if (!r->dedup_claimed || r->ndedup == 0 || ig->stopped) {
+    if (!r->dedup_claimed || r->ndedup == 0) {
         return;
     }
     r->dedup_claimed = false;
@@ -431,8 +427,9 @@ ig_dedupe_new(struct ig *ig, struct wa_error *error)
 void
 ig_dedupe_stop(struct ig *ig)
 {
-    /* Still queued: claims are answered "unavailable" (ig->stopped: their requests end),
-     * confirmations are still sent (the Redis client outlives this hook). */
+    /* Still queued: the Redis client is closed, so claims are answered "unavailable" and
+     * their requests end; confirmations are dropped (the keys expire: a redelivery is
+     * published again, nothing is lost). */
     if (ig->nclaims > 0) {
         claim_flush(NULL, ig);
     }

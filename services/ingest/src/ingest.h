@@ -16,8 +16,9 @@
  * Threading: everything runs on the loop thread except the spool's file work, which runs on
  * the service's worker pool and reports back through its done callback.
  *
- * Lifetimes: struct ig (one per process) is made by main.c's start hook and freed by its stop
- * hook, or later by the last request still holding it (ig->stopped). A request owns its batch,
+ * Lifetimes: struct ig (one per process) is the service's state: the scaffolding allocates it
+ * before main.c's first stage starts and frees it after the last one stopped, once every
+ * callback of the shared clients ran (docs/internals/service.md). A request owns its batch,
  * records and timer; it borrows the HTTP request until it replied (ig_request_reply) or the
  * server gave up on it (abort callback). It is freed by ig_request_release() once its reply
  * is sent and no callback (Kafka, Redis, pool) is outstanding.
@@ -100,7 +101,7 @@ struct ig {
     const struct ig_config *cfg;        /* borrowed from the scaffolding */
     struct wa_service *svc;             /* borrowed */
     struct wa_loop *loop;               /* borrowed */
-    struct wa_kafka_producer *producer; /* owned (own linger setting; see main.c) */
+    struct wa_kafka_producer *producer; /* borrowed: the scaffolding's (compression: main.c) */
     struct wa_kv *kv;                   /* borrowed: owned by the scaffolding */
     struct ig_spool *spool;             /* owned */
     const char *secrets[2];             /* borrowed from cfg */
@@ -123,12 +124,8 @@ struct ig {
     struct wa_timer *confirm_timer; /* owned */
     char claim_ttl[24];             /* pending TTL, ms (ack timeout + 60 s) */
     char done_ttl[24];              /* WA_DEDUP_TTL, ms */
-    size_t holds;     /* confirmation batches in flight (each holds ig, like a request) */
-    size_t inflight;  /* requests not yet released */
-    size_t unreplied; /* requests not yet answered (what SIGTERM waits for) */
-    bool draining;    /* SIGTERM: finish in-flight work, then wa_service_drained */
-    bool drained;     /* wa_service_drained was called */
-    bool stopped;     /* stop hook ran: callbacks must not touch kv, producer or pool */
+    size_t inflight;                /* requests not yet released (the inflight gauge) */
+    size_t unreplied;               /* requests not yet answered (what SIGTERM waits for) */
 };
 
 /* Claim results per dedup key (the claim script's answers). */
@@ -187,6 +184,8 @@ struct ig_request {
 
 /* ---- stages ---- */
 enum wa_err ig_ingress_start(struct ig *ig, struct wa_error *error);
+/* True while a request is not answered yet (SIGTERM waits for them). */
+bool ig_ingress_busy(const struct ig *ig);
 /* Keys ig->verifier with the configured secrets (WA_ECONFIG when none, WA_ENOMEM). */
 enum wa_err ig_verify_new(struct ig *ig, struct wa_error *error);
 void ig_verify_free(struct ig *ig);
@@ -197,7 +196,7 @@ void ig_dedupe_start(struct ig_request *r);
 /* Keys of one claim or confirmation script call, at most. */
 #define IG_DEDUP_BATCH_KEYS 512
 enum wa_err ig_dedupe_new(struct ig *ig, struct wa_error *error);
-/* From the stop hook (which holds ig): flushes the queued batches, frees the timers. */
+/* Stop: flushes the queued batches (Redis is closed by then), frees the timers. */
 void ig_dedupe_stop(struct ig *ig);
 /* After the records are durable (Kafka or spool): confirm the claims; after a failure (503):
  * release them so Meta's retry is not taken for a duplicate. */
@@ -221,6 +220,7 @@ enum wa_err ig_record_add(struct ig_request *r, int topic, const char *type, con
 
 /* Spool (spool.c). */
 enum wa_err ig_spool_new(struct ig *ig, struct ig_spool **out, struct wa_error *error);
+/* Stop: nothing of the spool is pending any more (the pool and producer are silenced). */
 void ig_spool_free(struct ig_spool *spool);
 /* True while the spool holds records not yet replayed: new requests then go to the spool too,
  * so records of one key stay in order. */
@@ -238,8 +238,6 @@ enum wa_err ig_health_start(struct ig *ig, struct wa_error *error);
 /* ---- request helpers (ingress.c) ---- */
 /* Sends the reply (once; later calls are ignored) and counts the outcome. */
 void ig_request_reply(struct ig_request *r, enum ig_outcome outcome, int status, const char *json);
-/* Drops a hold of a confirmation batch; frees ig when stopped and nothing holds it. */
-void ig_unhold(struct ig *ig);
 /* Drops one outstanding callback (if one) and frees r when nothing is owed any more. */
 void ig_request_release(struct ig_request *r, bool callback_done);
 

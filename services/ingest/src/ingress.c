@@ -200,29 +200,16 @@ ig_request_release(struct ig_request *r, bool callback_done)
         WA_ASSERT(r->outstanding > 0);
         r->outstanding--;
     }
-    if (ig->draining && !ig->stopped && ig->unreplied == 0 && !ig->drained) {
-        ig->drained = true; /* late Kafka reports of answered requests are not waited for */
-        wa_service_drained(ig->svc);
-    }
     if (r->outstanding > 0 || !r->replied) {
         return;
     }
     request_free(r);
     ig->inflight--;
-    if (ig->stopped) {
-        if (ig->inflight == 0 && ig->holds == 0) {
-            free(ig);
-        }
-        return;
-    }
     wa_gauge_set(ig->m.inflight, (double)ig->inflight);
 }
 
-void
-ig_unhold(struct ig *ig)
+bool
+ig_ingress_busy(const struct ig *ig)
 {
-    WA_ASSERT(ig->holds > 0);
-    if (--ig->holds == 0 && ig->stopped && ig->inflight == 0) {
-        free(ig);
-    }
+    return ig->unreplied > 0; /* late Kafka reports of answered requests are not waited for */
 }

@@ -7,13 +7,16 @@
  * Files in reading order and configuration: README.md. Threads: the loop thread (HTTP, Kafka
  * delivery reports, Redis) and the scaffolding's worker pool (spool writes, fsync, replay reads).
  *
- * Stages started in order (start) and stopped in reverse (stop):
- *   1. clients           Kafka producer (idempotent, acks=all) owned here, because a webhook
- *                        waits for its acknowledgement and its shutdown order matters
- *                        (flush before the spool is freed); Redis from the scaffolding
- *   2. health            metrics series and readiness probes
- *   3. spool             directory scan, replayer timer (files left by an earlier run replay)
- *   4. ingress           routes GET/POST /webhook (the listener opens after start returns)
+ * Stages (the table at the end), started in order and stopped in reverse; at SIGTERM the
+ * scaffolding waits for every webhook to be answered, flushes the producer and silences the
+ * clients before any stop (docs/internals/service.md):
+ *   1. verify    struct ig, topic names, the HMAC verifier keyed with the app secrets
+ *   2. clients   the scaffolding's Kafka producer (idempotent, acks=all; the clients hook adds
+ *                WA_INGEST_KAFKA_COMPRESSION) and Redis
+ *   3. health    metrics series and readiness probes
+ *   4. dedupe    claim and confirmation batches
+ *   5. spool     directory scan, replayer timer (files left by an earlier run replay)
+ *   6. ingress   routes GET/POST /webhook (the listener opens after the stages started)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,53 +26,26 @@
 
 #include "ingest.h"
 
-static bool
-producer_ready(void *arg)
+/* Records are small JSON on a fast network: lz4's per-batch set-up (a zeroed 64 KiB state)
+ * cost more CPU here and in the broker than it saved, hence a configurable compression. */
+static void
+clients(const void *config, struct wa_service_clients *c)
 {
-    return wa_kafka_producer_ready(arg);
+    const struct ig_config *cfg = config;
+
+    c->producer_props[c->nproducer_props++] =
+        (struct wa_kafka_property){"compression.type", cfg->kafka_compression};
 }
 
 static enum wa_err
-producer_new(struct ig *ig, struct wa_error *error)
-{
-    struct wa_kafka_config kc; /* WA_KAFKA_LINGER (500 µs) and no Nagle, from the scaffolding */
-    struct wa_kafka_property props[8];
-    char client_id[64];
-    enum wa_err err;
-
-    wa_service_kafka_config(ig->svc, &kc);
-    /* The scaffolding's properties, then the compression (applied last, so it wins over the
-     * library's lz4 default). Records are small JSON on a fast network: lz4's per-batch set-up
-     * (a zeroed 64 KiB state) cost more CPU here and in the broker than it saved. */
-    if (kc.nprops + 1 > WA_ARRAY_LEN(props)) {
-        return wa_error_set(error, WA_EINTERNAL, "too many kafka properties");
-    }
-    memcpy(props, kc.props, kc.nprops * sizeof(props[0]));
-    props[kc.nprops] = (struct wa_kafka_property){"compression.type", ig->cfg->kafka_compression};
-    kc.props = props;
-    kc.nprops++;
-    snprintf(client_id, sizeof(client_id), "%s", wa_service_name(ig->svc));
-    kc.client_id = client_id;
-    if ((err = wa_kafka_producer_new(ig->loop, &kc, &ig->producer, error)) != WA_OK) {
-        return err;
-    }
-    return wa_service_probe(ig->svc, "kafka", producer_ready, ig->producer);
-}
-
-static enum wa_err
-start(struct wa_service *svc, const void *config, void **state, struct wa_error *error)
+verify_start(struct wa_service *svc, void *state, struct wa_error *error)
 {
     static const char *const topics[4] = {WA_TOPIC_INBOUND_MESSAGE, WA_TOPIC_INBOUND_STATUS,
                                           WA_TOPIC_ACCOUNT_EVENT, WA_TOPIC_WEBHOOK_RAW};
-    const struct ig_config *cfg = config;
-    struct ig *ig = calloc(1, sizeof(*ig));
+    struct ig *ig = state;
+    const struct ig_config *cfg = wa_service_config(svc);
     char boot[WA_ULID_LEN];
-    enum wa_err err;
 
-    if (ig == NULL) {
-        return wa_error_set(error, WA_ENOMEM, "out of memory");
-    }
-    *state = ig;
     ig->cfg = cfg;
     ig->svc = svc;
     ig->loop = wa_service_loop(svc);
@@ -88,60 +64,92 @@ start(struct wa_service *svc, const void *config, void **state, struct wa_error 
     if (cfg->app_secret == NULL || cfg->app_secret[0] == '\0') {
         return wa_error_set(error, WA_ECONFIG, "WA_APP_SECRET is empty");
     }
-    if ((err = ig_verify_new(ig, error)) != WA_OK) {
-        return err;
-    }
-    if ((err = producer_new(ig, error)) != WA_OK ||
-        (err = wa_service_kv(svc, &ig->kv, error)) != WA_OK ||
-        (err = ig_health_start(ig, error)) != WA_OK || (err = ig_dedupe_new(ig, error)) != WA_OK ||
-        (err = ig_spool_new(ig, &ig->spool, error)) != WA_OK ||
-        (err = ig_ingress_start(ig, error)) != WA_OK) {
-        return err;
-    }
-    return WA_OK;
+    return ig_verify_new(ig, error);
 }
 
 static void
-drain(struct wa_service *svc, void *state)
-{
-    struct ig *ig = state;
-
-    ig->draining = true;
-    if (ig->unreplied == 0) {
-        ig->drained = true;
-        wa_service_drained(svc);
-    }
-}
-
-static void
-stop(struct wa_service *svc, void *state)
+verify_stop(struct wa_service *svc, void *state)
 {
     struct ig *ig = state;
 
     (void)svc;
-    if (ig == NULL) {
-        return;
-    }
-    ig->stopped = true;
-    ig->inflight++; /* this hook's own hold: releases below must not free ig under it */
-    ig_dedupe_stop(ig);
     ig_verify_free(ig);
     wa_json_arena_free(&ig->json_arena); /* no scope is open: the loop is not in a request */
-    ig_spool_free(ig->spool);            /* outlives this while its replay deliveries are pending */
-    ig->spool = NULL;
-    if (ig->producer != NULL) {
-        /* Bounded: drain already waited for every request's reply. Reports still due run
-         * here or, purged, inside free (WA_ECLOSED); ig->stopped keeps them to releasing. */
-        wa_kafka_producer_flush(ig->producer, 2000);
-        wa_kafka_producer_free(ig->producer);
-        ig->producer = NULL;
-    }
-    /* Requests still waiting for Redis hold ig: the last one frees it (ig_request_release)
-     * when the scaffolding frees the Redis client after this hook. */
-    if (--ig->inflight == 0 && ig->holds == 0) {
-        free(ig);
-    }
 }
+
+static enum wa_err
+clients_start(struct wa_service *svc, void *state, struct wa_error *error)
+{
+    struct ig *ig = state;
+    enum wa_err err;
+
+    if ((err = wa_service_kafka_producer(svc, &ig->producer, error)) != WA_OK) {
+        return err;
+    }
+    return wa_service_kv(svc, &ig->kv, error);
+}
+
+static enum wa_err
+health_start(struct wa_service *svc, void *state, struct wa_error *error)
+{
+    (void)svc;
+    return ig_health_start(state, error);
+}
+
+static enum wa_err
+dedupe_start(struct wa_service *svc, void *state, struct wa_error *error)
+{
+    (void)svc;
+    return ig_dedupe_new(state, error);
+}
+
+static void
+dedupe_stop(struct wa_service *svc, void *state)
+{
+    (void)svc;
+    ig_dedupe_stop(state);
+}
+
+static enum wa_err
+spool_start(struct wa_service *svc, void *state, struct wa_error *error)
+{
+    struct ig *ig = state;
+
+    (void)svc;
+    return ig_spool_new(ig, &ig->spool, error);
+}
+
+static void
+spool_stop(struct wa_service *svc, void *state)
+{
+    struct ig *ig = state;
+
+    (void)svc;
+    ig_spool_free(ig->spool);
+    ig->spool = NULL;
+}
+
+static enum wa_err
+ingress_start(struct wa_service *svc, void *state, struct wa_error *error)
+{
+    (void)svc;
+    return ig_ingress_start(state, error);
+}
+
+static bool
+ingress_busy(void *state)
+{
+    return ig_ingress_busy(state);
+}
+
+static const struct wa_service_stage stages[] = {
+    {"verify", verify_start, NULL, NULL, verify_stop},
+    {"clients", clients_start, NULL, NULL, NULL},
+    {"health", health_start, NULL, NULL, NULL},
+    {"dedupe", dedupe_start, NULL, NULL, dedupe_stop},
+    {"spool", spool_start, NULL, NULL, spool_stop},
+    {"ingress", ingress_start, NULL, ingress_busy, NULL},
+};
 
 static const struct wa_service_def def = {
     .name = "wa-ingest",
@@ -149,9 +157,10 @@ static const struct wa_service_def def = {
     .spec = ig_config_spec,
     .cfg_size = sizeof(struct ig_config),
     .common_offset = offsetof(struct ig_config, common),
-    .start = start,
-    .drain = drain,
-    .stop = stop,
+    .clients = clients,
+    .state_size = sizeof(struct ig),
+    .stages = stages,
+    .nstages = WA_ARRAY_LEN(stages),
 };
 
 int

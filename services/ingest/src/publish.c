@@ -159,9 +159,6 @@ to_spool(struct ig_request *r)
 void
 ig_publish_spooled(struct ig_request *r, bool ok)
 {
-    if (r->ig->stopped) {
-        return; /* the server is gone; Meta redelivers what was not answered */
-    }
     if (ok) {
         wa_log_info(&r->log, "kafka late: %zu records spooled", r->nrecords);
         succeed(r, IG_OUT_SPOOLED);
@@ -184,7 +181,7 @@ on_delivery(enum wa_err err, int32_t partition, int64_t offset, void *arg)
         r->kafka_failed = true;
         wa_log_warn(&r->log, "kafka delivery failed: %s", wa_err_name(err));
     }
-    if (!r->ig->stopped && !r->replied && !r->spooling) {
+    if (!r->replied && !r->spooling) {
         if (r->kafka_failed) {
             to_spool(r);
         } else if (r->unacked == 0) {
@@ -247,11 +244,6 @@ ig_publish_start(struct ig_request *r)
 {
     struct ig *ig = r->ig;
 
-    if (ig->stopped) {
-        ig_request_reply(r, IG_OUT_UNAVAILABLE, 503, "{\"error\":{\"code\":\"unavailable\"}}");
-        ig_request_release(r, false);
-        return;
-    }
     for (size_t i = 0; i < r->nrecords; i++) {
         if (r->records[i].event >= 0 && !r->records[i].skip) {
             wa_counter_inc(ig->m.events[r->records[i].topic]);

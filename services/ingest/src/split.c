@@ -21,11 +21,9 @@ ig_split_start(struct ig_request *r)
 {
     struct ig *ig = r->ig;
 
-    ig->holds++; /* the chain may free r and, after the stop hook, the last hold on ig */
     wa_json_arena_enter(&ig->json_arena);
     split(r);
     wa_json_arena_leave(&ig->json_arena);
-    ig_unhold(ig);
 }
 
 static void

@@ -23,8 +23,9 @@
  * file for the next pass (duplicates possible, never a loss). Files left by an earlier run are
  * found at start and replayed the same way.
  *
- * Lifetime: the spool outlives ig_spool_free() while pool jobs or replay deliveries are
- * outstanding; the last of them frees it.
+ * Lifetime: owned by ig (made by the spool stage's start, freed by its stop). By the stop the
+ * scaffolding has silenced the pool and the producer: every job's completion and every replay
+ * delivery report has run, so nothing refers to the spool any more.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -84,8 +85,6 @@ struct ig_spool {
     size_t nfiles, capfiles;
     struct replay_job *replay; /* in progress, or NULL */
     struct wa_timer *timer;
-    size_t refs; /* pool jobs + replay deliveries outstanding */
-    bool closed;
     bool broken; /* last write failed */
 };
 
@@ -123,28 +122,11 @@ update_gauges(struct ig_spool *s)
 {
     size_t bytes = s->active_size;
 
-    if (s->closed) {
-        return;
-    }
     for (size_t i = 0; i < s->nfiles; i++) {
         bytes += s->files[i].size;
     }
     wa_gauge_set(s->ig->m.spool_bytes, (double)bytes);
     wa_gauge_set(s->ig->m.spool_files, (double)(s->nfiles + (s->active_size > 0)));
-}
-
-static void
-maybe_free(struct ig_spool *s)
-{
-    if (!s->closed || s->refs > 0) {
-        return;
-    }
-    if (s->fd >= 0) {
-        close(s->fd);
-    }
-    free(s->queue);
-    free(s->files);
-    free(s);
 }
 
 /* Appends one framed record to b. */
@@ -293,18 +275,13 @@ write_done(void *arg)
     struct ig_spool *s = j->spool;
 
     s->writing = false;
-    s->refs--;
     if (j->ok) {
         s->active_size += j->data.len;
         s->broken = false;
-        if (!s->closed) {
-            wa_counter_add(s->ig->m.spool_written, j->nreqs);
-        }
+        wa_counter_add(s->ig->m.spool_written, j->nreqs);
     } else {
         s->broken = true;
-        if (!s->closed) {
-            wa_log_error(NULL, "spool write to %s failed: %s", s->dir, strerror(j->err));
-        }
+        wa_log_error(NULL, "spool write to %s failed: %s", s->dir, strerror(j->err));
         /* What was written may be partial: start a new file, the torn tail is skipped. */
         if (s->fd >= 0) {
             close(s->fd);
@@ -319,17 +296,14 @@ write_done(void *arg)
         ig_publish_spooled(j->reqs[i], j->ok);
         ig_request_release(j->reqs[i], true);
     }
-    if (!s->closed && s->active_size >= (size_t)s->ig->cfg->spool_file_max) {
+    if (s->active_size >= (size_t)s->ig->cfg->spool_file_max) {
         seal_active(s);
     }
     update_gauges(s);
     wa_buf_cleanup(&j->data);
     free(j->reqs);
     free(j);
-    if (!s->closed) {
-        flush_queue(s);
-    }
-    maybe_free(s);
+    flush_queue(s);
 }
 
 static void
@@ -372,7 +346,6 @@ flush_queue(struct ig_spool *s)
         return;
     }
     s->writing = true;
-    s->refs++;
 }
 
 void
@@ -465,9 +438,8 @@ unlink_done(void *arg)
     struct replay_job *j = arg;
     struct ig_spool *s = j->spool;
 
-    s->refs--;
     if (j->ok && s->nfiles > 0) {
-        if (!s->closed && (j->poison > 0 || j->corrupt > 0)) {
+        if (j->poison > 0 || j->corrupt > 0) {
             wa_counter_add(s->ig->m.spool_replayed, j->records);
             wa_counter_add(s->ig->m.spool_damaged[0], j->corrupt);
             wa_counter_add(s->ig->m.spool_damaged[1], j->poison);
@@ -475,7 +447,7 @@ unlink_done(void *arg)
                          "spool: replayed %zu records of %s; %zu damaged frames and %zu records "
                          "refused by Kafka were skipped; the file is kept as %s",
                          j->records, s->files[0].name, j->corrupt, j->poison, j->quarantine);
-        } else if (!s->closed) {
+        } else {
             wa_counter_add(s->ig->m.spool_replayed, j->records);
             wa_log_info(NULL, "spool: replayed %zu records, removed %s", j->records,
                         s->files[0].name);
@@ -485,10 +457,9 @@ unlink_done(void *arg)
         update_gauges(s);
     }
     replay_end(j);
-    if (!s->closed && (s->nfiles > 0 || s->active_size > 0)) {
+    if (s->nfiles > 0 || s->active_size > 0) {
         wa_timer_start(s->timer, 0, (uint64_t)s->ig->cfg->spool_replay_ms);
     }
-    maybe_free(s);
 }
 
 static void
@@ -499,7 +470,6 @@ on_replayed(enum wa_err err, int32_t partition, int64_t offset, void *arg)
 
     (void)partition;
     (void)offset;
-    s->refs--;
     j->pending--;
     if (err == WA_ETOOBIG || err == WA_EINVAL) {
         j->poison++;
@@ -511,21 +481,16 @@ on_replayed(enum wa_err err, int32_t partition, int64_t offset, void *arg)
     if (j->pending > 0) {
         return;
     }
-    if (j->failed > 0 || s->closed) {
-        if (!s->closed) {
-            wa_log_warn(NULL, "spool replay: %zu of %zu records not acknowledged; retrying later",
-                        j->failed, j->records);
-        }
+    if (j->failed > 0) {
+        wa_log_warn(NULL, "spool replay: %zu of %zu records not acknowledged; retrying later",
+                    j->failed, j->records);
         replay_end(j);
-        maybe_free(s);
         return;
     }
     j->ok = false;
     if (wa_pool_submit(s->pool, unlink_work, unlink_done, j) != WA_OK) {
         replay_end(j);
-        return;
     }
-    s->refs++;
 }
 
 /* True when a whole, intact frame starts at off: magic, length, CRC and the seven fields. Fills
@@ -629,7 +594,6 @@ replay_records(struct replay_job *j)
         }
         j->pending++;
         j->records++;
-        s->refs++;
         off += 12 + plen;
     }
     if (off < len && j->failed == 0 && j->corrupt == 0) {
@@ -644,10 +608,8 @@ read_done(void *arg)
     struct replay_job *j = arg;
     struct ig_spool *s = j->spool;
 
-    s->refs--;
-    if (s->closed || !j->ok) {
+    if (!j->ok) {
         replay_end(j);
-        maybe_free(s);
         return;
     }
     replay_records(j);
@@ -655,9 +617,7 @@ read_done(void *arg)
         /* Nothing produced: an empty or torn file is removed; a refused produce retries. */
         if (j->failed > 0 || wa_pool_submit(s->pool, unlink_work, unlink_done, j) != WA_OK) {
             replay_end(j);
-            return;
         }
-        s->refs++;
     }
 }
 
@@ -689,7 +649,6 @@ on_tick(struct wa_timer *t, void *arg)
         return;
     }
     s->replay = j;
-    s->refs++;
 }
 
 /* ---- life ---- */
@@ -812,13 +771,17 @@ ig_spool_free(struct ig_spool *s)
     if (s == NULL) {
         return;
     }
-    wa_timer_free(s->timer);
-    s->timer = NULL;
-    /* Requests still queued: answered 503 by the server; they are released here. */
+    WA_ASSERT(!s->writing && s->replay == NULL);
+    /* Queued when a write job could not even be allocated: not durable, their keys released. */
     for (size_t i = 0; i < s->nqueue; i++) {
+        ig_publish_spooled(s->queue[i], false);
         ig_request_release(s->queue[i], true);
     }
-    s->nqueue = 0;
-    s->closed = true;
-    maybe_free(s);
+    wa_timer_free(s->timer);
+    if (s->fd >= 0) {
+        close(s->fd);
+    }
+    free(s->queue);
+    free(s->files);
+    free(s);
 }
