@@ -2,9 +2,10 @@
 #   make run    build and start the whole suite (infrastructure, wa-cloudsim, six daemons)
 #   make test   build with ASan+UBSan, start test infrastructure, run every test
 #   make bench  run the benchmarks and print their figures
+#   make chaos  kill daemons under load and check nothing answered is lost (docs/operations.md)
 #   make fmt    format the C sources with clang-format-14
 #   make clean  remove build trees (var/ with data and logs stays; `make distclean` removes it)
-.PHONY: all build run test bench fmt fmt-check clean distclean infra-start infra-stop infra-status
+.PHONY: all build run test bench chaos fmt fmt-check clean distclean infra-start infra-stop infra-status
 
 all: build
 
@@ -19,6 +20,9 @@ test:
 
 bench:
 	@deploy/local/bench.sh
+
+chaos:
+	@deploy/local/chaos.sh
 
 fmt:
 	@deploy/local/fmt.sh fix
