@@ -291,7 +291,9 @@ gw_api_drain(struct gw *gw)
 enum wa_err
 gw_api_start(struct gw *gw, struct wa_error *error)
 {
-    static const char *const methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE"};
+    /* every method reaches on_request, so 404 and 405 (with the route's own Allow) are ours */
+    static const char *const methods[] = {"GET",    "POST", "PUT",     "PATCH",
+                                          "DELETE", "HEAD", "OPTIONS", "TRACE"};
     struct wa_httpd *h = wa_service_httpd(gw->svc);
 
     for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {

@@ -178,6 +178,11 @@ enum gw_idem_decision {
  * record's body fingerprint. */
 enum gw_idem_decision gw_idem_decide(const char *state, const char *stored_fp, const char *fp);
 
+/* A POST /v1/business-profile body against the Cloud API's rules (about <= 139 characters,
+ * address 256, description 512, email 128, websites at most 2 http(s) URLs, vertical one of
+ * Meta's categories, no other field), every violation named. */
+void gw_profile_check(const json_t *body, struct gw_body_check *c);
+
 /* ---- click-to-chat links (message.c, pure) ---- */
 
 #define GW_LINK_TEXT_MAX 1024 /* characters of prefilled text */

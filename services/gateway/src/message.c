@@ -369,3 +369,75 @@ gw_click_to_chat_url(const char *phone, const char *text, char *out, size_t size
     out[o] = '\0';
     return WA_OK;
 }
+
+void
+gw_profile_check(const json_t *body, struct gw_body_check *c)
+{
+    static const struct {
+        const char *key;
+        size_t max; /* characters */
+    } fields[] = {{"about", 139},
+                  {"address", 256},
+                  {"description", 512},
+                  {"email", 128},
+                  {"profile_picture_handle", 1024}};
+    static const char *const verticals[] = {
+        "UNDEFINED",     "OTHER",   "AUTO",    "BEAUTY",     "APPAREL",  "EDU",    "ENTERTAIN",
+        "EVENT_PLAN",    "FINANCE", "GROCERY", "GOVT",       "HOTEL",    "HEALTH", "NONPROFIT",
+        "PROF_SERVICES", "RETAIL",  "TRAVEL",  "RESTAURANT", "NOT_A_BIZ"};
+    const char *k;
+    json_t *v;
+    char ptr[80];
+
+    c->n = 0;
+    if (!json_is_object(body)) {
+        field_error(c, "", "the body must be a JSON object");
+        return;
+    }
+    json_object_foreach((json_t *)body, k, v)
+    {
+        bool known = false;
+
+        snprintf(ptr, sizeof(ptr), "/%.70s", k);
+        for (size_t i = 0; i < LEN(fields) && !known; i++) {
+            if (strcmp(k, fields[i].key) == 0) {
+                known = true;
+                if (!json_is_string(v) ||
+                    wa_whatsapp_utf8_len(json_string_value(v)) > fields[i].max) {
+                    field_error(c, ptr, "must be a string of at most %zu characters",
+                                fields[i].max);
+                }
+            }
+        }
+        if (known) {
+            continue;
+        }
+        if (strcmp(k, "vertical") == 0) {
+            if (!in_list(json_is_string(v) ? json_string_value(v) : NULL, verticals,
+                         LEN(verticals))) {
+                field_error(c, ptr,
+                            "must be one of Meta's business categories (OTHER, RETAIL, ...)");
+            }
+        } else if (strcmp(k, "websites") == 0) {
+            size_t i;
+            json_t *w;
+            bool ok = json_is_array(v) && json_array_size(v) <= 2;
+
+            json_array_foreach(v, i, w)
+            {
+                ok = ok && json_is_string(w) && json_string_length(w) <= 256 &&
+                     (strncmp(json_string_value(w), "http://", 7) == 0 ||
+                      strncmp(json_string_value(w), "https://", 8) == 0);
+            }
+            if (!ok) {
+                field_error(c, ptr, "must be at most 2 http(s) URLs of at most 256 bytes");
+            }
+        } else if (strcmp(k, "messaging_product") == 0) {
+            if (!json_is_string(v) || strcmp(json_string_value(v), "whatsapp") != 0) {
+                field_error(c, ptr, "must be whatsapp when given");
+            }
+        } else {
+            field_error(c, ptr, "unknown field");
+        }
+    }
+}

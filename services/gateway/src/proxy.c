@@ -246,9 +246,12 @@ gw_proxy_business_profile(struct gw_call *c)
     (void)wa_buf_printf(&url, "%s/%s/whatsapp_business_profile", c->gw->cfg->graph_url,
                         c->gw->cfg->phone_number_id);
     if (post) {
-        if (!json_is_object(c->body)) {
+        struct gw_body_check chk;
+
+        gw_profile_check(c->body, &chk);
+        if (chk.n > 0) {
             wa_buf_cleanup(&url);
-            gw_call_problem(c, 422, "Unprocessable Content", "the body must be a JSON object");
+            gw_call_invalid(c, &chk);
             return;
         }
         /* the Cloud API's body: the client's fields and messaging_product */

@@ -369,6 +369,29 @@ click_to_chat__phone_forms_and_text__wa_me_url(void **state)
     free(long_text);
 }
 
+static void
+profile_check__meta_rules__every_violation_named(void **state)
+{
+    json_t *ok =
+        parse("{\"about\":\"Open 9-5\",\"vertical\":\"RETAIL\","
+              "\"websites\":[\"https://example.com\"],\"messaging_product\":\"whatsapp\"}");
+    json_t *bad = parse("{\"about\":7,\"vertical\":\"SPACE\",\"websites\":[\"ftp://x\"],"
+                        "\"colour\":\"red\"}");
+    struct gw_body_check c;
+
+    (void)state;
+    gw_profile_check(ok, &c);
+    assert_int_equal(c.n, 0);
+    gw_profile_check(bad, &c);
+    assert_int_equal(c.n, 4);
+    assert_true(names(&c, "/about"));
+    assert_true(names(&c, "/vertical"));
+    assert_true(names(&c, "/websites"));
+    assert_true(names(&c, "/colour"));
+    json_decref(ok);
+    json_decref(bad);
+}
+
 int
 main(void)
 {
@@ -387,6 +410,7 @@ main(void)
         cmocka_unit_test(fingerprint__key_order_and_spacing__same),
         cmocka_unit_test(idempotency__keys_ids_decisions),
         cmocka_unit_test(click_to_chat__phone_forms_and_text__wa_me_url),
+        cmocka_unit_test(profile_check__meta_rules__every_violation_named),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
