@@ -44,8 +44,8 @@ static struct {
     struct wa_mongo *mongo;
     json_t *requests[MAX_REQ]; /* outbound.request data published */
     size_t nreq;
-    int port, users, analytics, sim, dead;
-    pid_t pid, p_users, p_analytics, p_sim;
+    int port, users, analytics, sim, dead, notify;
+    pid_t pid, p_users, p_analytics, p_sim, p_notify;
     char admin[128]; /* raw keys: checked to appear nowhere at the end */
     char sender[128];
     char limited[128];
@@ -245,6 +245,20 @@ request_data(const char *id)
 
 /* ---- setup ---- */
 
+struct kv_done {
+    bool done;
+    enum wa_err err;
+};
+
+static void
+on_set(void *arg, enum wa_err err)
+{
+    struct kv_done *d = arg;
+
+    d->err = err;
+    d->done = true;
+}
+
 static bool
 kv_ready(void *arg)
 {
@@ -334,6 +348,8 @@ setup(void **state)
     const char *an_env[] = {T.mongo_env, card, "WA_LOG_LEVEL=warn", NULL};
     const char *us_env[] = {T.mongo_env, "WA_LOG_LEVEL=warn", NULL};
     const char *cs_env[] = {sim_env, "WA_LOG_LEVEL=warn", NULL};
+    char nt_graph[96];
+    const char *nt_env[] = {nt_graph, "WA_LOG_LEVEL=warn", NULL};
     struct wa_buf b;
 
     (void)state;
@@ -386,12 +402,17 @@ setup(void **state)
                                          "/tmp/wa-gateway-test-analytics.log");
     T.p_sim = wa_test_spawn_daemon("wa-cloudsim", T.sim, T.prefix, cs_env,
                                    "/tmp/wa-gateway-test-cloudsim.log");
+    T.notify = wa_test_free_port();
+    snprintf(nt_graph, sizeof(nt_graph), "WA_GRAPH_URL=http://127.0.0.1:%d/v21.0", T.sim);
+    T.p_notify = wa_test_spawn_daemon("wa-notify", T.notify, T.prefix, nt_env,
+                                      "/tmp/wa-gateway-test-notify.log");
     T.pid = wa_test_spawn_daemon("wa-gateway", T.port, T.prefix, env, LOG);
     wa_buf_init(&b, 1 << 20);
     assert_true(wa_test_poll_status(T.port, "/readyz", 200, 60000, &b));
     assert_true(wa_test_poll_status(T.users, "/readyz", 200, 60000, &b));
     assert_true(wa_test_poll_status(T.analytics, "/readyz", 200, 60000, &b));
     assert_true(wa_test_poll_status(T.sim, "/readyz", 200, 60000, &b));
+    assert_true(wa_test_poll_status(T.notify, "/readyz", 200, 60000, &b));
     wa_buf_cleanup(&b);
     return 0;
 }
@@ -405,6 +426,7 @@ teardown(void **state)
     assert_int_equal(wa_test_stop(T.pid, SIGTERM, 10000), 0);
     assert_int_equal(wa_test_stop(T.p_users, SIGTERM, 10000), 0);
     assert_int_equal(wa_test_stop(T.p_analytics, SIGTERM, 10000), 0);
+    assert_int_equal(wa_test_stop(T.p_notify, SIGTERM, 20000), 0);
     assert_int_equal(wa_test_stop(T.p_sim, SIGTERM, 10000), 0);
     if (wa_mongo_drop_database(T.mongo, on_dropped, &dropped) == WA_OK) {
         (void)wa_test_run_until(T.loop, flag, &dropped, 10000);
@@ -916,6 +938,110 @@ jwt__valid_accepted_adversarial_all_401_unknown_kid_refetched(void **state)
     free(payload);
 }
 
+/* ---- end to end: gateway -> Kafka -> wa-notify -> the Cloud API; timelines ---- */
+
+static void
+kv_set(const char *key, const char *value)
+{
+    struct kv_done d = {false, WA_OK};
+    char full[256];
+
+    snprintf(full, sizeof(full), "%s%s", T.prefix, key);
+    assert_int_equal(wa_kv_set_px(T.kv, full, value, 600000, on_set, &d), WA_OK);
+    assert_true(wa_test_run_until(T.loop, flag, &d.done, 5000));
+    assert_int_equal(d.err, WA_OK);
+}
+
+/* The timeline's state of request_id at wa-analytics through the gateway; "" until known. */
+static void
+timeline_state(const char *key, const char *id, char *out, size_t size)
+{
+    char path[128];
+    json_t *v = NULL;
+
+    snprintf(path, sizeof(path), "/v1/messages/%s", id);
+    out[0] = '\0';
+    if (call("GET", path, key, NULL, &v) == 200 && wa_json_str(v, "state") != NULL) {
+        snprintf(out, size, "%s", wa_json_str(v, "state"));
+    }
+    json_decref(v);
+}
+
+static bool
+at_simulator(const char *request_id)
+{
+    struct wa_test_http_req rq = {.port = T.sim, .path = "/_sim/messages"};
+    struct wa_buf b;
+    bool found;
+
+    wa_buf_init(&b, 16 << 20);
+    found = wa_test_http(&rq, &b) == 200 && b.data != NULL && strstr(b.data, request_id) != NULL;
+    wa_buf_cleanup(&b);
+    return found;
+}
+
+static void
+e2e__text_in_window_sent_timeline_readable_marketing_to_opted_out_fails(void **state)
+{
+    char reader[128], text_id[64], tpl_id[64], st[32] = "", now[32];
+    struct wa_test_http_req inbound = {
+        .method = "POST",
+        .port = T.sim,
+        .path = "/_sim/inbound",
+        .headers = (const char *const[]){"Content-Type: application/json", NULL},
+        .body = "{\"from\":\"16505550999\",\"name\":\"Ada\",\"type\":\"text\","
+                "\"text\":{\"body\":\"hi\"}}"};
+    json_t *v = NULL;
+    uint64_t deadline;
+
+    (void)state;
+    admin_create("{\"name\":\"e2e\",\"scopes\":[\"messages:send\",\"messages:read\"]}", reader,
+                 sizeof(reader), NULL, 0);
+    /* the customer wrote: the simulator's window opens, and the 24 h window key is set as
+     * wa-router sets it */
+    assert_int_equal(wa_test_http(&inbound, NULL), 200);
+    snprintf(now, sizeof(now), "%llu", (unsigned long long)wa_clock_wall_ms());
+    kv_set("win:100000000000001:16505550999", now);
+    assert_int_equal(
+        call("POST", "/v1/messages", reader,
+             "{\"to\":\"+16505550999\",\"type\":\"text\",\"text\":{\"body\":\"Your order "
+             "shipped\"}}",
+             &v),
+        202);
+    snprintf(text_id, sizeof(text_id), "%s", wa_json_str(v, "request_id"));
+    json_decref(v);
+    deadline = wa_clock_mono_ms() + WAIT_MS;
+    while (wa_clock_mono_ms() < deadline && !at_simulator(text_id)) {
+        usleep(200000);
+    }
+    assert_true(at_simulator(text_id)); /* sent by wa-notify with the request_id attached */
+    deadline = wa_clock_mono_ms() + WAIT_MS;
+    while (wa_clock_mono_ms() < deadline && (timeline_state(reader, text_id, st, sizeof(st)),
+                                             strcmp(st, "requested") == 0 || st[0] == '\0')) {
+        usleep(200000);
+    }
+    assert_true(strcmp(st, "accepted") == 0 || strcmp(st, "sent") == 0 ||
+                strcmp(st, "delivered") == 0 || strcmp(st, "read") == 0);
+
+    /* a marketing template to a contact who opted out (the key wa-users keeps) ends failed */
+    kv_set("optout:16505550998", "1");
+    assert_int_equal(
+        call("POST", "/v1/messages", reader,
+             "{\"to\":\"+16505550998\",\"type\":\"template\",\"category\":\"marketing\","
+             "\"template\":{\"name\":\"new_collection\",\"language\":{\"code\":\"en\"}}}",
+             &v),
+        202);
+    snprintf(tpl_id, sizeof(tpl_id), "%s", wa_json_str(v, "request_id"));
+    json_decref(v);
+    deadline = wa_clock_mono_ms() + WAIT_MS;
+    while (wa_clock_mono_ms() < deadline &&
+           (timeline_state(reader, tpl_id, st, sizeof(st)), strcmp(st, "failed") != 0)) {
+        usleep(200000);
+    }
+    assert_string_equal(st, "failed");
+    assert_false(at_simulator(tpl_id));
+}
+
 /* ---- the limit shared by replicas; the local limiter without Redis ---- */
 
 /* Another wa-gateway on the suite's Kafka and MongoDB; redis NULL: the suite's Redis. */
@@ -1151,6 +1277,7 @@ main(void)
         cmocka_unit_test(public__links_qr_health_openapi),
         cmocka_unit_test(jwt__valid_accepted_adversarial_all_401_unknown_kid_refetched),
         cmocka_unit_test(limit__three_replicas_share_it_and_without_redis_never_5xx),
+        cmocka_unit_test(e2e__text_in_window_sent_timeline_readable_marketing_to_opted_out_fails),
         cmocka_unit_test(secrets__in_no_log_document_or_redis_key),
     };
 
