@@ -4,7 +4,8 @@
 #   a Python venv with kubernetes-validate (the Kubernetes JSON schemas, offline) and
 #               check-jsonschema (with its vendored Compose specification schema), plus
 #               phonenumbers (libphonenumber's metadata: the oracle of wa-users' phone table,
-#               tests/unit/users/phone_oracle.py, and the input of its generator)
+#               tests/unit/users/phone_oracle.py, and the input of its generator) and pymongo
+#               (tools/loadgen/seed_analytics.py, the analytics benchmark's bulk seeding)
 # Idempotent: does nothing when both are present at the pinned versions.
 #   ops-tools.sh            install what is missing
 #   ops-tools.sh --print    print KUSTOMIZE=... and OPS_PYTHON=... (the paths the tests use)
@@ -16,7 +17,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 KUSTOMIZE_VERSION=v5.7.1
 PY_PACKAGES=(kubernetes-validate==1.37.0 check-jsonschema==0.39.0)
 # added to the venv without rebuilding it (own marker file)
-PY_TEST_PACKAGES=(phonenumbers==9.0.43)
+PY_TEST_PACKAGES=(phonenumbers==9.0.43 pymongo==4.20.0)
 OPS_HOME=$WA_CACHE_DIR/ops-tools
 KUSTOMIZE=$OPS_HOME/kustomize-$KUSTOMIZE_VERSION/kustomize
 OPS_VENV=$OPS_HOME/venv

@@ -4,7 +4,10 @@
  * N keep-alive connections on one epoll thread; each sends one POST, reads the whole response
  * (Content-Length framing), counts its status and sends the next, for D seconds. Recipients
  * vary per request ("to": base + counter) so per-user limits do not dominate.
- * Usage: wa-loadgen [-c conns] [-d seconds] [-p path] [-t token] host:port
+ * With -g COUNT it sends GETs instead: "{n}" in the path is replaced by the request counter
+ * modulo COUNT, zero-padded to the width of COUNT - 1 (-p '/v1/contacts/+1555200{n}' -g 10000
+ * reads +15552000000 .. +15552009999 in turn; -g 1 reads one resource again and again).
+ * Usage: wa-loadgen [-c conns] [-d seconds] [-p path] [-t token] [-g count] host:port
  * Prints: requests, seconds, requests/s, and counts per HTTP status.
  */
 #include <arpa/inet.h>
@@ -37,6 +40,23 @@ now_s(void)
 }
 
 static unsigned long counter;
+static unsigned long get_count; /* -g: GETs over this many paths; 0: POST */
+
+/* GET path with "{n}" replaced (see the header); the rest of the path as is. */
+static int
+send_get(struct conn *c, const char *host, const char *path, const char *token)
+{
+    char req[1024], num[32];
+    const char *mark = strstr(path, "{n}");
+    int width = snprintf(num, sizeof(num), "%lu", get_count - 1), rlen;
+
+    snprintf(num, sizeof(num), "%0*lu", width, counter++ % get_count);
+    rlen = snprintf(req, sizeof(req),
+                    "GET %.*s%s%s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n\r\n",
+                    mark != NULL ? (int)(mark - path) : (int)strlen(path), path,
+                    mark != NULL ? num : "", mark != NULL ? mark + 3 : "", host, token);
+    return rlen > 0 && rlen < (int)sizeof(req) && write(c->fd, req, (size_t)rlen) == rlen ? 0 : -1;
+}
 
 static int
 send_req(struct conn *c, const char *host, const char *path, const char *token)
@@ -44,6 +64,9 @@ send_req(struct conn *c, const char *host, const char *path, const char *token)
     char body[256], req[1024];
     int blen, rlen;
 
+    if (get_count > 0) {
+        return send_get(c, host, path, token);
+    }
     blen = snprintf(body, sizeof(body),
                     "{\"messaging_product\":\"whatsapp\",\"to\":\"+1650%07lu\",\"type\":\"text\","
                     "\"text\":{\"body\":\"load test message\"}}",
@@ -92,7 +115,7 @@ main(int argc, char **argv)
     struct sockaddr_in sa = {.sin_family = AF_INET};
     char *colon;
 
-    while ((opt = getopt(argc, argv, "c:d:p:t:")) != -1) {
+    while ((opt = getopt(argc, argv, "c:d:p:t:g:")) != -1) {
         switch (opt) {
         case 'c':
             conns = (int)strtol(optarg, NULL, 10);
@@ -106,8 +129,13 @@ main(int argc, char **argv)
         case 't':
             token = optarg;
             break;
+        case 'g':
+            get_count = strtoul(optarg, NULL, 10);
+            break;
         default:
-            fprintf(stderr, "usage: %s [-c conns] [-d seconds] [-p path] [-t token] host:port\n",
+            fprintf(stderr,
+                    "usage: %s [-c conns] [-d seconds] [-p path] [-t token] [-g count] "
+                    "host:port\n",
                     argv[0]);
             return 2;
         }
