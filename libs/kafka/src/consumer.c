@@ -432,6 +432,10 @@ consumer_conf(const struct wa_kafka_config *cfg, const char *group_id, struct wa
         (err = kafka_conf_set(conf, "partition.assignment.strategy", "cooperative-sticky",
                               error)) != WA_OK ||
         (err = kafka_conf_set(conf, "isolation.level", "read_committed", error)) != WA_OK ||
+        /* a member killed with SIGKILL leaves its partitions idle until the session times out:
+         * 10 s, not librdkafka's 45 s (the broker's minimum is 6 s) */
+        (err = kafka_conf_set(conf, "session.timeout.ms", "10000", error)) != WA_OK ||
+        (err = kafka_conf_set(conf, "heartbeat.interval.ms", "1000", error)) != WA_OK ||
         (err = kafka_conf_props(conf, cfg, error)) != WA_OK) {
         rd_kafka_conf_destroy(conf);
         return err;
