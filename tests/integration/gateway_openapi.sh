@@ -26,6 +26,7 @@ export WA_TOPIC_PREFIX=$prefix WA_SANDBOX=1 WA_LOG_LEVEL=warn
 export WA_MONGO_URI=${WA_MONGO_URI%/*}/openapi_$$ WA_GATEWAY_KEY_PEPPER=openapi-pepper
 trap 'wa_daemons_stop 10 "${WA_DAEMON_PIDS[@]}"; rm -rf "$dir"' EXIT
 
+"$WA_BIN_DIR/wa-infra" kafka-topics "$WA_KAFKA_BROKERS" "$prefix" 2 30000 >/dev/null
 wa_daemon_start "$dir/cloudsim.log" env WA_LISTEN=127.0.0.1:$sim WA_WEBHOOK_URL= \
     "$WA_BIN_DIR/wa-cloudsim"
 wa_daemon_start "$dir/users.log" env WA_LISTEN=127.0.0.1:$us "$WA_BIN_DIR/wa-users"

@@ -264,30 +264,6 @@ gw_api_scope_name(const struct gw_call *c)
     return name != NULL ? name : "";
 }
 
-static void
-on_drain_tick(struct wa_timer *t, void *arg)
-{
-    struct gw *gw = arg;
-
-    if (wa_httpd_inflight(wa_service_httpd(gw->svc)) == 0) {
-        wa_timer_stop(t);
-        wa_service_drained(gw->svc);
-    }
-}
-
-void
-gw_api_drain(struct gw *gw)
-{
-    if (gw->drain_timer == NULL) {
-        gw->drain_timer = wa_timer_new(gw->loop, on_drain_tick, gw);
-    }
-    if (gw->drain_timer == NULL) {
-        wa_service_drained(gw->svc);
-        return;
-    }
-    wa_timer_start(gw->drain_timer, 0, 50);
-}
-
 enum wa_err
 gw_api_start(struct gw *gw, struct wa_error *error)
 {

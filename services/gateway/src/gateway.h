@@ -245,9 +245,8 @@ struct gw {
     struct wa_httpc *httpc;    /* wa-users, wa-analytics, the Cloud API, /readyz of every daemon */
     struct wa_list ops;        /* upstream calls in flight (proxy.c) */
     struct wa_list health_ops; /* GET /v1/health in flight (health.c) */
-    struct wa_timer *drain_timer;
-    struct wa_hmac *pepper; /* NULL: WA_GATEWAY_KEY_PEPPER unset, API keys refused (503) */
-    struct gw_jwt *jwt;     /* NULL: no JWT issuer configured */
+    struct wa_hmac *pepper;    /* NULL: WA_GATEWAY_KEY_PEPPER unset, API keys refused (503) */
+    struct gw_jwt *jwt;        /* NULL: no JWT issuer configured */
     char prefix[128];
     char topic_outbound[192];
     struct gw_metrics m;
@@ -274,10 +273,8 @@ struct gw_call {
     void *stage; /* the running stage's state (idempotency.c, publish.c) */
 };
 
-/* api.c: routes, request limits, the hand-over between stages, replies. gw_api_drain (SIGTERM)
- * calls wa_service_drained once no request is in flight. */
+/* api.c: routes, request limits, the hand-over between stages, replies. */
 enum wa_err gw_api_start(struct gw *gw, struct wa_error *error);
-void gw_api_drain(struct gw *gw);
 /* Runs the route's handler (after auth and limit). */
 void gw_api_dispatch(struct gw_call *c);
 /* True when the principal holds every scope the route needs; the name of that scope. */

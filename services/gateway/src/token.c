@@ -336,10 +336,9 @@ gw_token_stop(struct gw *gw)
         gw_call_problem(w->c, 503, "Service Unavailable", "the gateway is stopping");
         free(w);
     }
-    /* a file read still on the worker finishes into j: freed after the pool (see main.c) */
-    if (!j->fetching || is_url(gw->cfg->jwks)) {
-        wa_jwks_free(j->keys);
-        free(j);
-        gw->jwt = NULL;
-    }
+    /* a file read on the worker has completed by now: the scaffolding closes the pool and
+     * runs its completions before the stages stop */
+    wa_jwks_free(j->keys);
+    free(j);
+    gw->jwt = NULL;
 }
