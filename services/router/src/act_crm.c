@@ -21,7 +21,7 @@
  *   - 2xx: the jobs are removed. 408, 429, 5xx, timeouts and connection errors: each job is
  *     rescheduled after backoff_initial * 2^(attempts-1) (at most backoff_max, +-20% jitter);
  *     other 4xx, or max_attempts reached: the record goes to <p>router.crm.dlq with the last
- *     status and error, then the job is removed.
+ *     status and error, and the job is removed once Kafka acknowledged the dead letter.
  * Threading: loop thread.
  */
 #include <stdio.h>
@@ -185,6 +185,30 @@ on_settled(void *arg, enum wa_err err)
     }
 }
 
+/* A dead letter being published: its job is removed once Kafka acknowledged it. */
+struct dead_letter {
+    struct rt *rt;
+    char zset[RT_KEY_MAX], hash[RT_KEY_MAX];
+    char *id;
+};
+
+static void
+on_dead_letter_published(void *arg, enum wa_err err)
+{
+    struct dead_letter *d = arg;
+
+    if (err == WA_OK) {
+        rt_jobs_remove(d->rt, d->zset, d->hash, NULL, d->id, on_settled, NULL);
+    } else if (err != WA_ECLOSED) {
+        wa_log_warn(NULL,
+                    "crm: dead letter %s not acknowledged (%s); the job reappears after its "
+                    "lease",
+                    d->id, wa_err_name(err));
+    }
+    free(d->id);
+    free(d);
+}
+
 static int64_t
 backoff_ms(const struct rt_dest *d, int64_t attempts)
 {
@@ -234,17 +258,31 @@ settle(struct delivery *dl, long status, const char *error)
             }
             continue;
         }
-        /* dead letter: publish, then forget the job (left leased if the publish fails) */
+        /* dead letter: publish, and forget the job once Kafka acknowledged it (a job whose
+         * publish fails stays leased and comes back after its lease) */
         json_object_set_new(job, "destination", json_string(dl->dest->name));
         json_object_set_new(job, "reason",
                             json_string(retryable ? "retries_exhausted" : "rejected"));
-        if (rt_publish(rt, rt->topic_crm_dlq, dl->ids[i], WA_CE_TYPE_ROUTER_CRM_DLQ, NULL, NULL,
-                       job, on_settled, NULL) == WA_OK) {
-            wa_counter_inc(rt->m.crm_dlq);
-            wa_log_warn(NULL, "crm %s: %s dead-lettered after %lld attempt(s), last %ld %s",
-                        dl->dest->name, dl->ids[i], (long long)attempts, status, error);
-            rt_jobs_remove(rt, zset, hash, NULL, dl->ids[i], on_settled, NULL);
+        {
+            struct dead_letter *d = calloc(1, sizeof(*d));
+
+            if (d == NULL || (d->id = strdup(dl->ids[i])) == NULL) {
+                free(d);
+                continue;
+            }
+            d->rt = rt;
+            snprintf(d->zset, sizeof(d->zset), "%s", zset);
+            snprintf(d->hash, sizeof(d->hash), "%s", hash);
+            if (rt_publish(rt, rt->topic_crm_dlq, dl->ids[i], WA_CE_TYPE_ROUTER_CRM_DLQ, NULL, NULL,
+                           job, on_dead_letter_published, d) != WA_OK) {
+                free(d->id);
+                free(d);
+                continue;
+            }
         }
+        wa_counter_inc(rt->m.crm_dlq);
+        wa_log_warn(NULL, "crm %s: %s dead-lettered after %lld attempt(s), last %ld %s",
+                    dl->dest->name, dl->ids[i], (long long)attempts, status, error);
     }
 }
 
