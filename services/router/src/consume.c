@@ -41,6 +41,8 @@ struct rt_work {
     char language[32];
     struct rt_decision d;
     size_t next_rule;
+    bool evaluated; /* d holds the first evaluation: a retry resumes it, never re-evaluates (the
+                       tags the first attempt wrote would change what matches) */
     char id_base[RT_KEY_MAX];
     uint64_t started_us;
     struct wa_timer *retry;
@@ -243,6 +245,10 @@ on_state(void *arg, enum wa_err err, struct rt_state_reply *st)
         finish(w);
         return;
     }
+    if (w->evaluated) { /* a retry: the same rules, from the one that failed */
+        run_next_rule(w);
+        return;
+    }
     for (size_t i = 0; i < w->ntags; i++) {
         free(w->tags[i]);
     }
@@ -258,6 +264,7 @@ on_state(void *arg, enum wa_err err, struct rt_state_reply *st)
     w->msg.language = w->language[0] != '\0' ? w->language : NULL;
     w->msg.now_ms = (int64_t)wa_clock_wall_ms();
     rt_rules_evaluate(w->rules, &w->msg, &w->d);
+    w->evaluated = true;
     for (size_t i = 0; i < w->d.n; i++) {
         const struct rt_rule *r = &w->rules->rules[w->d.rule[i]];
         wa_counter_inc(r->hits);
@@ -275,7 +282,6 @@ start_work(struct rt_work *w)
     if (w->rules == NULL) {
         w->rules = rt_current_rules(w->rt); /* kept for the whole message, across retries */
     }
-    w->next_rule = 0;
     w->waiting = true;
     if ((err = rt_window_claim(w->rt, &w->msg, on_state, w)) != WA_OK) {
         w->waiting = false;
