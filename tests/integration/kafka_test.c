@@ -376,6 +376,7 @@ metrics__produced_and_held__counted_and_lag_reported(void **state)
     c = consumer_new(e, &s);
     snprintf(lp.series, sizeof(lp.series), "wa_kafka_consumer_lag{topic=\"%s\"} ", e->topic);
     assert_true(wa_test_run_until(e->loop, series_positive, &lp, WAIT_MS));
+    assert_int_equal(wa_kafka_consumer_assigned(c), 1);
     for (size_t i = 0; i < s.n; i++) {
         wa_kafka_consumer_done(c, s.msgs[i]);
     }

@@ -66,6 +66,7 @@ struct wa_kafka_consumer {
     size_t in_flight;
     size_t max_in_flight;
     struct wa_metrics *metrics; /* borrowed, may be NULL */
+    size_t assigned;            /* partitions currently assigned */
     bool user_paused;
     bool auto_paused;
     bool paused; /* what librdkafka was last told */
@@ -265,6 +266,7 @@ on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_l
         } else {
             rd_kafka_assign(rk, parts);
         }
+        c->assigned = cooperative ? c->assigned + (size_t)parts->cnt : (size_t)parts->cnt;
         if (c->paused) {
             apply_pause(c, parts);
         }
@@ -285,8 +287,10 @@ on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_l
         }
         if (cooperative) {
             error = rd_kafka_incremental_unassign(rk, parts);
+            c->assigned -= c->assigned >= (size_t)parts->cnt ? (size_t)parts->cnt : c->assigned;
         } else {
             rd_kafka_assign(rk, NULL);
+            c->assigned = 0;
         }
     }
     if (error != NULL) {
@@ -551,6 +555,12 @@ size_t
 wa_kafka_consumer_in_flight(const struct wa_kafka_consumer *c)
 {
     return c->in_flight;
+}
+
+size_t
+wa_kafka_consumer_assigned(const struct wa_kafka_consumer *c)
+{
+    return c != NULL ? c->assigned : 0;
 }
 
 bool

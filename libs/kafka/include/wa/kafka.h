@@ -201,6 +201,9 @@ bool wa_kafka_consumer_paused(const struct wa_kafka_consumer *c);
 /* Messages delivered and not yet done. */
 size_t wa_kafka_consumer_in_flight(const struct wa_kafka_consumer *c);
 
+/* Partitions assigned to this member now (0 before the group's first assignment). */
+size_t wa_kafka_consumer_assigned(const struct wa_kafka_consumer *c);
+
 /* True when at least one broker connection is up (recent statistics or a message). */
 bool wa_kafka_consumer_ready(const struct wa_kafka_consumer *c);
 
