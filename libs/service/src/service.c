@@ -21,6 +21,7 @@
 #include "service_internal.h"
 #include "wa/clock.h"
 #include "wa/log.h"
+#include "wa/trace.h"
 
 #define MAX_PROBES   WA_ARRAY_LEN(((struct wa_service *)0)->probes)
 #define BUSY_POLL_MS 5 /* while draining: how often the stages' busy hooks are asked */
@@ -46,6 +47,12 @@ struct wa_loop *
 wa_service_loop(struct wa_service *svc)
 {
     return svc->loop;
+}
+
+struct wa_tracer *
+wa_service_tracer(struct wa_service *svc)
+{
+    return svc->tracer;
 }
 
 struct wa_metrics *
@@ -425,6 +432,18 @@ run(struct wa_service *svc)
         wa_log_error(NULL, "http server: %s", error.message);
         goto out;
     }
+    if (svc->common->otlp_endpoint[0] != '\0') {
+        struct wa_trace_config tc = {.service = svc->def->name,
+                                     .endpoint = svc->common->otlp_endpoint,
+                                     .sample_percent = (int)svc->common->trace_sample};
+
+        if (wa_tracer_new(svc->loop, &tc, &svc->tracer, &error) != WA_OK) {
+            wa_log_error(NULL, "tracing: %s", error.message);
+            goto out;
+        }
+        wa_log_info(NULL, "spans go to %s (%d%% of traces)", svc->common->otlp_endpoint,
+                    (int)svc->common->trace_sample);
+    }
     wa_loop_signal(svc->loop, SIGTERM, on_term, svc);
     wa_loop_signal(svc->loop, SIGINT, on_term, svc);
     wa_loop_signal(svc->loop, SIGHUP, on_hup, svc);
@@ -449,6 +468,7 @@ out:
     }
     wa_service_deps_free(svc);
     wa_httpd_free(svc->httpd);
+    wa_tracer_free(svc->tracer);
     wa_pool_free(svc->pool);
     wa_metrics_free(svc->metrics);
     wa_loop_free(svc->loop);

@@ -21,6 +21,7 @@ struct wa_service {
     struct wa_metrics *metrics;
     struct wa_httpd *httpd;
     struct wa_pool *pool;
+    struct wa_tracer *tracer;
     struct wa_timer *drain_timer; /* WA_SHUTDOWN_TIMEOUT */
     struct wa_timer *busy_timer;  /* polls the stages' busy hooks while draining */
     void *state;

@@ -154,6 +154,7 @@ struct ig_request {
     struct wa_http_req *req; /* borrowed until replied or aborted; NULL after */
     char request_id[64];
     char traceparent[WA_TRACEPARENT_LEN];
+    char parent[WA_TRACEPARENT_LEN]; /* the caller's traceparent, "" when it sent none */
     char trace_id[WA_TRACE_ID_LEN];
     struct wa_log_ctx log;
     uint64_t start_us;

@@ -13,6 +13,7 @@
 
 #include "wa/clock.h"
 #include "wa/crypto.h"
+#include "wa/trace.h"
 
 #include "ingest.h"
 
@@ -124,6 +125,7 @@ on_webhook(struct wa_http_req *req, void *arg)
     snprintf(r->request_id, sizeof(r->request_id), "%s", wa_http_req_id(req));
     /* The trace starts here unless a proxy in front already started one. */
     traceparent_start(ig, parent, r->traceparent);
+    snprintf(r->parent, sizeof(r->parent), "%s", parent != NULL ? parent : "");
     if (wa_traceparent_trace_id(r->traceparent, r->trace_id) != WA_OK) {
         r->trace_id[0] = '\0';
     }
@@ -155,6 +157,28 @@ ig_ingress_start(struct ig *ig, struct wa_error *error)
     return WA_OK;
 }
 
+/* The request's span: receive to answer, with the ids its events carry (wa/trace.h). */
+static void
+record_span(const struct ig_request *r, int status)
+{
+    struct wa_tracer *t = wa_service_tracer(r->ig->svc);
+    const struct wa_trace_attr attrs[] = {{"http.response.status_code", NULL, status},
+                                          {"wa.records", NULL, (int64_t)r->nrecords},
+                                          {"wa.request_id", r->request_id, 0}};
+    uint64_t end_ns, took_ns;
+    char error[32];
+
+    if (!wa_tracer_sampled(t, r->traceparent)) {
+        return;
+    }
+    end_ns = wa_trace_now_ns();
+    took_ns = (wa_clock_mono_us() - r->start_us) * 1000u;
+    snprintf(error, sizeof(error), "answered %d", status);
+    wa_tracer_span(t, "ingest webhook", r->traceparent, r->parent[0] ? r->parent : NULL,
+                   end_ns - took_ns, end_ns, attrs, WA_ARRAY_LEN(attrs),
+                   status >= 500 ? error : NULL);
+}
+
 void
 ig_request_reply(struct ig_request *r, enum ig_outcome outcome, int status, const char *json)
 {
@@ -164,6 +188,7 @@ ig_request_reply(struct ig_request *r, enum ig_outcome outcome, int status, cons
     r->replied = true;
     r->ig->unreplied--;
     wa_counter_inc(r->ig->m.requests[outcome]);
+    record_span(r, status);
     if (r->req != NULL) {
         wa_http_req_set_abort(r->req, NULL);
         wa_http_req_set_data(r->req, NULL);

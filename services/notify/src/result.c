@@ -14,6 +14,7 @@
 #include "notify.h"
 #include "wa/clock.h"
 #include "wa/log.h"
+#include "wa/trace.h"
 
 static void produce(struct nt_req *r);
 
@@ -165,6 +166,22 @@ fill(const struct nt_req *r, struct wa_contract_outbound_result *res)
     res->metadata = r->rq.metadata;
 }
 
+/* The request's span: consumed to result, child of the span that produced the request
+ * (wa-router's or wactl's), with the traceparent sent to the Cloud API (wa/trace.h). */
+static void
+record_span(const struct nt_req *r, const char *wamid, const char *reason)
+{
+    struct wa_tracer *t = wa_service_tracer(r->nt->svc);
+    const struct wa_trace_attr attrs[] = {
+        {"wa.request_id", r->rq.request_id != NULL ? r->rq.request_id : "", 0},
+        {"wa.attempts", NULL, (int64_t)r->attempts},
+        {wamid != NULL ? "wa.wamid" : "wa.reason", wamid != NULL ? wamid : reason, 0}};
+    uint64_t end_ns = wa_trace_now_ns(), took_ns = (wa_clock_mono_us() - r->consumed_us) * 1000u;
+
+    wa_tracer_span(t, "notify send", r->traceparent, r->doc != NULL ? r->doc->ev.traceparent : NULL,
+                   end_ns - took_ns, end_ns, attrs, WA_ARRAY_LEN(attrs), reason);
+}
+
 void
 nt_result_accepted(struct nt_req *r, const char *wamid)
 {
@@ -181,6 +198,7 @@ nt_result_accepted(struct nt_req *r, const char *wamid)
         return;
     }
     nt_health_count_result(r->nt, "accepted", "none");
+    record_span(r, wamid, NULL);
     wa_log_debug(&ctx, "accepted as %s after %u attempt(s)", wamid, r->attempts);
     produce(r);
 }
@@ -206,6 +224,7 @@ nt_result_failed(struct nt_req *r, const char *reason, bool has_code, int64_t co
         return;
     }
     nt_health_count_result(r->nt, "failed", reason);
+    record_span(r, NULL, reason != NULL ? reason : "failed");
     wa_log_info(&ctx, "failed: %s (%s%lld) %s", reason, has_code ? "code " : "",
                 has_code ? (long long)code : 0ll, details != NULL ? details : "");
     produce(r);

@@ -202,7 +202,13 @@ rt_publish(struct rt *rt, const char *topic, const char *subject, const char *ty
     pc->fn = fn;
     pc->arg = arg;
     wa_cloudevent_init(&ev, wa_service_instance(rt->svc), type);
-    wa_traceparent_child(parent_tp, tp);
+    /* the event carries the producing span's context: the message's span recorded by
+     * consume.c, so wa-notify's span is its child; a new trace when there is none */
+    if (parent_tp != NULL && wa_traceparent_valid(parent_tp)) {
+        snprintf(tp, sizeof(tp), "%s", parent_tp);
+    } else {
+        wa_traceparent_new(tp);
+    }
     ev.subject = subject;
     ev.phonenumberid = pnid;
     ev.traceparent = tp;

@@ -26,6 +26,7 @@
 #include "wa/contract_outbound.h"
 #include "wa/kafka.h"
 #include "wa/log.h"
+#include "wa/trace.h"
 
 struct rt_work {
     struct rt *rt;
@@ -44,6 +45,7 @@ struct rt_work {
     bool evaluated; /* d holds the first evaluation: a retry resumes it, never re-evaluates (the
                        tags the first attempt wrote would change what matches) */
     char id_base[RT_KEY_MAX];
+    char tp[WA_TRACEPARENT_LEN]; /* this message's span; its events carry it (wa/trace.h) */
     uint64_t started_us;
     struct wa_timer *retry;
     bool waiting; /* a Redis or Kafka callback is due */
@@ -164,6 +166,19 @@ retry_later(struct rt_work *w, const char *what, enum wa_err err)
     wa_timer_start(w->retry, (uint64_t)rt->cfg->retry_ms, 0);
 }
 
+/* The message's span: consumed to every action done, child of wa-ingest's webhook span. */
+static void
+record_span(const struct rt_work *w)
+{
+    struct wa_tracer *t = wa_service_tracer(w->rt->svc);
+    const struct wa_trace_attr attrs[] = {{"wa.wamid", w->msg.wamid, 0},
+                                          {"wa.rules_matched", NULL, (int64_t)w->d.n}};
+    uint64_t end_ns = wa_trace_now_ns(), took_ns = (wa_clock_mono_us() - w->started_us) * 1000u;
+
+    wa_tracer_span(t, "router decide and act", w->tp, w->doc->ev.traceparent, end_ns - took_ns,
+                   end_ns, attrs, WA_ARRAY_LEN(attrs), NULL);
+}
+
 static void
 on_marked(void *arg, enum wa_err err)
 {
@@ -178,6 +193,7 @@ on_marked(void *arg, enum wa_err err)
     }
     wa_counter_inc(rt->m.processed);
     wa_histogram_observe(rt->m.latency, (double)(wa_clock_mono_us() - w->started_us) / 1e6);
+    record_span(w);
     finish(w);
 }
 
@@ -219,7 +235,7 @@ run_next_rule(struct rt_work *w)
     ctx.msg = &w->msg;
     ctx.rule = rule->name;
     ctx.id_base = w->id_base;
-    ctx.traceparent = w->doc->ev.traceparent;
+    ctx.traceparent = w->tp;
     ctx.inbound = w->doc->ev.data;
     w->waiting = true;
     if ((err = rt_act_run(&ctx, rule->actions, rule->nactions, on_rule_done, w)) != WA_OK) {
@@ -325,6 +341,7 @@ on_inbound(struct rt *rt, struct wa_kafka_msg *kmsg)
     if (w->in.phone_number_id == NULL) {
         w->in.phone_number_id = "unknown";
     }
+    wa_traceparent_child(w->doc->ev.traceparent, w->tp);
     rt_msg_from_inbound(&w->in, &w->msg);
     w->msg.ts_ms = w->in.timestamp > 0 ? w->in.timestamp * 1000 : 0;
     if (w->msg.text != NULL) {

@@ -327,7 +327,7 @@ struct rt_act_ctx {
     const struct rt_msg *msg;
     const char *rule;
     const char *id_base;     /* deterministic idempotency base, e.g. "<wamid>:<rule>" */
-    const char *traceparent; /* of the inbound event, or NULL */
+    const char *traceparent; /* the message's span (consume.c), carried by events; or NULL */
     const json_t *inbound;   /* the inbound.message data (for CRM records), or NULL */
 };
 /* Starts every action (in order); fn(arg, err) runs once after all of them finished, with the
@@ -335,7 +335,8 @@ struct rt_act_ctx {
 enum wa_err rt_act_run(const struct rt_act_ctx *ctx, const struct rt_action *a, size_t n,
                        rt_done_fn fn, void *arg);
 
-/* Publishes a CloudEvent on topic. data is borrowed. */
+/* Publishes a CloudEvent on topic carrying parent_tp as its traceparent (a new trace when NULL
+ * or invalid). data is borrowed. */
 enum wa_err rt_publish(struct rt *rt, const char *topic, const char *subject, const char *type,
                        const char *pnid, const char *parent_tp, json_t *data, rt_done_fn fn,
                        void *arg);

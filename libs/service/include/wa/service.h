@@ -44,6 +44,7 @@
 struct wa_service;
 struct wa_kv;
 struct wa_mongo;
+struct wa_tracer;
 
 /* Variables every daemon reads (docs/configuration.md). Embedded in each service's config. */
 struct wa_common_config {
@@ -59,6 +60,8 @@ struct wa_common_config {
     int64_t http_max_connections;
     int64_t http_timeout_ms;
     int64_t http_conn_memory;
+    char *otlp_endpoint;
+    int64_t trace_sample;
 };
 
 /* Spec rows for struct wa_common_config embedded as member m of struct type T. */
@@ -92,7 +95,11 @@ struct wa_common_config {
      "idle or slow HTTP connections are closed after this (defeats slow clients)"},                \
     {"WA_HTTP_MAX_HEADER", WA_CFG_SIZE, "32KiB", 4096, 1048576, 0,                                 \
      offsetof(T, m.http_conn_memory),                                                              \
-     "per-connection read buffer; bounds the request line and headers (431 above)"}
+     "per-connection read buffer; bounds the request line and headers (431 above)"},              \
+    {"WA_OTLP_ENDPOINT", WA_CFG_STRING, "", 0, 0, 0, offsetof(T, m.otlp_endpoint),                 \
+     "OTLP/HTTP collector base URL for spans, e.g. http://127.0.0.1:4318 (empty: no tracing)"},    \
+    {"WA_TRACE_SAMPLE", WA_CFG_INT, "100", 0, 100, 0, offsetof(T, m.trace_sample),                \
+     "percent of traces recorded (decided by trace id, the same in every daemon)"}
 /* clang-format on */
 
 /* Shared clients the scaffolding creates before start (see wa_service_kafka_producer & co). */
@@ -180,6 +187,9 @@ const char *wa_service_instance(struct wa_service *svc);
 /* The worker pool, created on first use with WA_WORKERS threads. NULL if it cannot be made or
  * the clients are silenced (then submitting to a pool already made fails with WA_ECLOSED). */
 struct wa_pool *wa_service_pool(struct wa_service *svc);
+/* The span recorder (wa/trace.h) when WA_OTLP_ENDPOINT is set, else NULL (wa_tracer_span
+ * accepts NULL). Borrowed, valid from start until stop returns. */
+struct wa_tracer *wa_service_tracer(struct wa_service *svc);
 /* True once SIGTERM arrived (a stage's own readiness answer, for instance). */
 bool wa_service_stopping(struct wa_service *svc);
 /* The service's configuration (the struct of def->cfg_size), borrowed. */
