@@ -2,7 +2,8 @@
 # run.sh: what `make run` does: install what is missing, build (build/run), start Kafka, Redis
 # and FerretDB (infra.sh), then wa-cloudsim and the six daemons with the sandbox defaults, then
 # Prometheus (Debian's, on WA_PROMETHEUS_LISTEN, default 127.0.0.1:9090) scraping every daemon
-# with deploy/prometheus/ (data in var/run/prometheus), print where each listens, supervise them
+# with deploy/prometheus/ (data in var/run/prometheus) and Jaeger (jaeger.sh; UI 16686, the
+# daemons' WA_OTLP_ENDPOINT unless one is set), print where each listens, supervise them
 # (one that exits is logged and restarted with back-off, as Kubernetes would), and stop
 # everything on Ctrl-C (daemons first, SIGTERM then SIGKILL after 10 s, then the infrastructure).
 #
@@ -66,6 +67,29 @@ start_daemon() { # name listen
     printf '[run] %-13s http://%s  (log %s)\n' "$name" "$listen" "var/run/logs/$name.log"
 }
 
+# Jaeger (UI and API http://127.0.0.1:16686, OTLP/HTTP 4318), built once from the Go module
+# proxy (jaeger.sh); the daemons send their spans there. Without it the suite runs untraced.
+if [[ -z "${WA_OTLP_ENDPOINT:-}" ]]; then
+    if wa_port_open 127.0.0.1 16686 || wa_port_open 127.0.0.1 4318; then
+        wa_warn "port 16686 or 4318 is taken ($(wa_port_owner 16686)); Jaeger not started"
+    elif deploy/local/jaeger.sh; then
+        wa_supervise_add jaeger "$logs/jaeger.log" "$(deploy/local/jaeger.sh --print)"
+        printf '[run] %-13s http://127.0.0.1:16686  (OTLP http://127.0.0.1:4318, log %s)\n' \
+            jaeger var/run/logs/jaeger.log
+        deadline=$((SECONDS + 30))
+        until wa_port_open 127.0.0.1 4318; do
+            ((SECONDS < deadline)) && wa_alive "$WA_DAEMON_PID" || {
+                wa_warn "Jaeger is not listening on 4318; see var/run/logs/jaeger.log"
+                break
+            }
+            sleep 0.2
+        done
+        export WA_OTLP_ENDPOINT=http://127.0.0.1:4318
+    else
+        wa_warn "Jaeger could not be built; the suite runs without traces"
+    fi
+fi
+
 start_daemon wa-cloudsim 127.0.0.1:8090
 start_daemon wa-ingest 127.0.0.1:8081
 start_daemon wa-users 127.0.0.1:8085
@@ -77,6 +101,7 @@ start_daemon wa-gateway 127.0.0.1:8080
 # Wait (at most 60 s each) for every /readyz; a daemon that is not ready is reported, the rest
 # keep running.
 for pid in "${WA_DAEMON_PIDS[@]}"; do
+    [[ -n "${listens[$pid]:-}" ]] || continue # Jaeger: not a daemon
     wa_readyz_wait "http://${listens[$pid]}" 60 "$pid" || true
 done
 # Prometheus: a port already taken (another Prometheus) is reported, the suite runs without it.
