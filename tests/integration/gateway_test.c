@@ -591,7 +591,14 @@ messages__accepted_published_invalid_named(void **state)
         big[16383] = '\0';
         big[0] = '{';
         big[16382] = '}';
-        assert_int_equal(call("POST", "/v1/messages", T.sender, big, NULL), 413);
+        struct answer a;
+        char ct[64];
+
+        assert_int_equal(call_full("POST", "/v1/messages", T.sender, big, NULL, NULL, &a, NULL),
+                         413);
+        assert_true(header(&a, "Content-Type", ct, sizeof(ct)));
+        assert_string_equal(ct, "application/problem+json");
+        wa_buf_cleanup(&a.body);
         free(big);
     }
     assert_int_equal(call("GET", "/v1/nowhere", T.sender, NULL, NULL), 404);

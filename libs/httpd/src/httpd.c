@@ -111,6 +111,7 @@ struct wa_httpd {
     unsigned max_connections;
     unsigned conn_timeout_s;
     size_t conn_memory;
+    bool problem_errors; /* wa_httpd_problem_errors: built-in errors as problem+json */
     struct wa_metrics *metrics;
     struct wa_gauge *inflight_gauge;
     struct wa_counter *connections;
@@ -709,6 +710,12 @@ wa_http_reply_json(struct wa_http_req *req, int status, const char *json)
 }
 
 void
+wa_httpd_problem_errors(struct wa_httpd *h, bool on)
+{
+    h->problem_errors = on;
+}
+
+void
 wa_http_reply_error(struct wa_http_req *req, int status, const char *code, const char *fmt, ...)
 {
     struct wa_buf msg, body;
@@ -719,6 +726,15 @@ wa_http_reply_error(struct wa_http_req *req, int status, const char *code, const
     va_start(ap, fmt);
     (void)wa_buf_vprintf(&msg, fmt, ap);
     va_end(ap);
+    if (req->h->problem_errors) {
+        const char *title = MHD_get_reason_phrase_for((unsigned)status);
+
+        wa_http_reply_problem(req, status, title != NULL && title[0] != '\0' ? title : code,
+                              msg.data != NULL ? msg.data : "", NULL, 0);
+        wa_buf_cleanup(&msg);
+        wa_buf_cleanup(&body);
+        return;
+    }
     (void)wa_buf_append_str(&body, "{\"error\":{\"code\":");
     (void)wa_buf_append_json_string(&body, code, strlen(code));
     (void)wa_buf_append_str(&body, ",\"message\":");

@@ -272,6 +272,8 @@ gw_api_start(struct gw *gw, struct wa_error *error)
                                           "DELETE", "HEAD", "OPTIONS", "TRACE"};
     struct wa_httpd *h = wa_service_httpd(gw->svc);
 
+    wa_httpd_problem_errors(h, true); /* 413 and the listener's other answers: problem+json */
+
     for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
         if (wa_httpd_route(h, methods[i], "/v1/*", (size_t)gw->cfg->max_body, on_request, gw) !=
             WA_OK) {

@@ -368,6 +368,27 @@ route__unknown_path__404_json_error(void **state)
 }
 
 static void
+problem_errors__on__404_and_405_as_problem_json(void **state)
+{
+    struct fx *f = *state;
+    struct got g;
+
+    wa_httpd_problem_errors(f->httpd, true);
+    request(f, "GET", "/nope", NULL, NULL, 0, &g);
+    assert_int_equal(g.status, 404);
+    assert_string_equal(g.content_type, "application/problem+json");
+    assert_non_null(strstr(g.body, "\"title\":\"Not Found\",\"status\":404"));
+    assert_non_null(strstr(g.body, "\"instance\":\"/nope\""));
+    got_cleanup(&g);
+    request(f, "PUT", "/hello", "x", NULL, 0, &g);
+    assert_int_equal(g.status, 405);
+    assert_string_equal(g.allow, "GET");
+    assert_string_equal(g.content_type, "application/problem+json");
+    got_cleanup(&g);
+    wa_httpd_problem_errors(f->httpd, false);
+}
+
+static void
 route__wrong_method__405_with_allow(void **state)
 {
     struct fx *f = *state;
@@ -795,6 +816,8 @@ main(void)
                                         setup_started, teardown),
         cmocka_unit_test_setup_teardown(route__client_request_id__is_echoed, setup_started,
                                         teardown),
+        cmocka_unit_test_setup_teardown(problem_errors__on__404_and_405_as_problem_json,
+                                        setup_started, teardown),
         cmocka_unit_test_setup_teardown(route__unknown_path__404_json_error, setup_started,
                                         teardown),
         cmocka_unit_test_setup_teardown(route__wrong_method__405_with_allow, setup_started,

@@ -56,6 +56,11 @@ size_t wa_httpd_inflight(const struct wa_httpd *h);
 /* Closes everything and frees. Suspended requests are answered 503 first. Accepts NULL. */
 void wa_httpd_free(struct wa_httpd *h);
 
+/* The server's own errors (404, 405, 413, and wa_http_reply_error) as RFC 9457 problem+json
+ * (wa_http_reply_problem, title the status's reason phrase) instead of {"error": ...}: for
+ * public APIs that answer every error that way. Before or after start. */
+void wa_httpd_problem_errors(struct wa_httpd *h, bool on);
+
 /* Built-in probes: GET /healthz (always 200 while the loop runs), GET /readyz (200 or 503 with
  * the JSON detail from ready_fn), GET /metrics (Prometheus text of metrics). */
 typedef bool (*wa_ready_fn)(void *arg, struct wa_buf *detail_json);
