@@ -3,7 +3,8 @@
 # wa-notify run on free ports against the real Kafka and Redis (unique prefix and groups) with
 # WA_OTLP_ENDPOINT at a small OTLP/HTTP receiver; one inbound "price" from the simulated
 # customer must yield one trace holding wa-ingest's, wa-router's and wa-notify's spans, each
-# the child of the one before (sampling itself is covered by tests/unit/trace).
+# the child of the one before (sampling itself is covered by tests/unit/trace). Then the metric
+# names the four daemons expose are checked against the sources and the rules and dashboards.
 set -euo pipefail
 bin=${WA_BIN_DIR:?}
 src=${WA_SOURCE_DIR:?}
@@ -98,3 +99,13 @@ for _ in $(seq 60); do
 done
 check >/dev/null 2>&1 || fail "no trace with spans of wa-ingest, wa-router and wa-notify: $(cat "$work/spans.jsonl" 2>/dev/null | head -c 2000)"
 echo "trace: $out"
+
+# the metric names these daemons expose are the ones tests/ops finds in the sources, and every
+# rule and dashboard query names one of them (tests/ops/metric_names.py --scrape)
+eval "$("$src/deploy/local/ops-tools.sh" --print)"
+args=()
+for f in "$src"/deploy/prometheus/rules/*.yml; do args+=(--rules "$f"); done
+for f in "$src"/deploy/grafana/dashboards/*.json; do args+=(--dashboards "$f"); done
+for p in "$sim" "$ig" "$rt" "$nt"; do args+=(--scrape "http://127.0.0.1:$p/metrics"); done
+"$OPS_PYTHON" "$src/tests/ops/metric_names.py" --root "$src" "${args[@]}" ||
+    fail "metric names scraped from the daemons"

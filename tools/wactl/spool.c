@@ -6,7 +6,8 @@
  * payload | payload of 7 fields, each u32 length + bytes: topic, key, id, type, source,
  * traceparent, value; little-endian. A torn tail (short frame or bad CRC at the end) is what
  * a crash during an unacknowledged write leaves: reported, not an error. A bad frame followed
- * by more data is damage: exit 1.
+ * by more data is damage: exit 1. quarantine-spool-*.log files (records wa-ingest set aside:
+ * a damaged frame, or refused by Kafka) are read the same way and listed first.
  */
 #include <dirent.h>
 #include <stdio.h>
@@ -157,8 +158,10 @@ wx_cmd_spool(struct wx *x)
     while ((de = readdir(d)) != NULL && n < MAX_FILES) {
         size_t l = strlen(de->d_name);
 
-        if (strncmp(de->d_name, "spool-", 6) == 0 && l > 4 &&
-            strcmp(de->d_name + l - 4, ".log") == 0 && (names[n] = strdup(de->d_name)) != NULL) {
+        if ((strncmp(de->d_name, "spool-", 6) == 0 ||
+             strncmp(de->d_name, "quarantine-spool-", 17) == 0) &&
+            l > 4 && strcmp(de->d_name + l - 4, ".log") == 0 &&
+            (names[n] = strdup(de->d_name)) != NULL) {
             n++;
         }
     }
