@@ -551,6 +551,62 @@ bucket__two_clients_share_one_rate(void **state)
     wa_loop_free(loop);
 }
 
+static void
+on_paused(void *arg, enum wa_err err)
+{
+    *(enum wa_err *)arg = err;
+}
+
+static bool
+paused_done(void *arg)
+{
+    return *(enum wa_err *)arg != WA_ERR__COUNT;
+}
+
+/* A pause set by one client holds for every client: nothing is granted, the wait is the time
+ * left, a shorter pause does not cut it, and takes succeed again once it is over. */
+static void
+bucket__pause_by_one_client__holds_for_all(void **state)
+{
+    struct wa_loop *loop = NULL;
+    struct wa_kv *a, *b;
+    struct takes t = {0};
+    enum wa_err perr = WA_ERR__COUNT;
+    char k[128];
+
+    (void)state;
+    assert_int_equal(wa_loop_new(&loop), WA_OK);
+    a = shared_client(loop);
+    b = shared_client(loop);
+    key(k, sizeof(k), "bucket-pause");
+    assert_int_equal(wa_kv_bucket_pause(a, k, 0, NULL, NULL), WA_EINVAL);
+    assert_int_equal(wa_kv_bucket_take(a, k, 100.0, 10, 1, on_take, &t), WA_OK);
+    assert_true(wa_test_run_until(loop, took, &t, 3000));
+    assert_int_equal(t.granted, 1);
+    assert_int_equal(wa_kv_bucket_pause(a, k, 1500, on_paused, &perr), WA_OK);
+    assert_true(wa_test_run_until(loop, paused_done, &perr, 3000));
+    assert_int_equal(perr, WA_OK);
+    perr = WA_ERR__COUNT;
+    assert_int_equal(wa_kv_bucket_pause(b, k, 10, on_paused, &perr), WA_OK); /* shorter: kept */
+    assert_true(wa_test_run_until(loop, paused_done, &perr, 3000));
+    t = (struct takes){0};
+    assert_int_equal(wa_kv_bucket_take(b, k, 100.0, 10, 5, on_take, &t), WA_OK);
+    assert_true(wa_test_run_until(loop, took, &t, 3000));
+    assert_int_equal(t.err, WA_OK);
+    assert_int_equal(t.granted, 0);
+    assert_true(t.wait_ms > 1000 && t.wait_ms <= 1500);
+    wa_test_run_for(loop, t.wait_ms + 100);
+    t = (struct takes){0};
+    assert_int_equal(wa_kv_bucket_take(a, k, 100.0, 10, 5, on_take, &t), WA_OK);
+    assert_true(wa_test_run_until(loop, took, &t, 3000));
+    assert_int_equal(t.err, WA_OK);
+    assert_true(t.granted >= 1); /* refilled from the pause's end, not from before it */
+    assert_true(t.granted < 10);
+    wa_kv_free(a);
+    wa_kv_free(b);
+    wa_loop_free(loop);
+}
+
 /* A host name (not an address) in the URL: resolved off the loop (libs/kv/src/resolve.c),
  * connected, and resolved again on every reconnect. */
 static void
@@ -622,6 +678,7 @@ main(void)
                                   teardown),
         cmocka_unit_test(host_name__unresolvable__never_ready_commands_refused),
         cmocka_unit_test(bucket__two_clients_share_one_rate),
+        cmocka_unit_test(bucket__pause_by_one_client__holds_for_all),
     };
 
     wa_test_unique_prefix(prefix, sizeof(prefix));

@@ -160,6 +160,7 @@ struct nt_number {
     uint64_t burst;
     uint64_t batch;
     uint64_t tokens;       /* granted by the shared bucket, not spent yet */
+    uint64_t tokens_until; /* loop ms: unspent tokens are dropped then (no stored-up bursts) */
     bool leasing;          /* a lease script is in flight */
     uint64_t paused_until; /* after 130429 */
     unsigned throttle_x;

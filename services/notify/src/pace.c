@@ -14,7 +14,10 @@
  * Per sending number: a token bucket in Redis (<p>nt:rate:<phone_number_id>,
  * wa_kv_bucket_take: one Lua script, Redis's own clock), shared by every instance, so the
  * configured rate holds however many instances run. An instance leases a few tokens at a time
- * (about 20 ms worth) and only when it has requests waiting, so idle instances hold none. A 130429 pauses the number (retry.c).
+ * (about 20 ms worth) and only when it has requests waiting, so idle instances hold none; a
+ * lease not spent within NT_LEASE_MS is dropped, so N instances cannot store up N leases and
+ * burst together. A 130429 pauses the number for every instance (retry.c: the shared bucket
+ * grants nothing until the pause ends).
  *
  * Threading: loop thread. Ownership: struct nt owns numbers and recipients; queues borrow
  * requests (a request is in at most one queue of each kind).
@@ -26,6 +29,9 @@
 #include "notify.h"
 #include "wa/clock.h"
 #include "wa/log.h"
+
+/* How long leased tokens stay spendable (a lease is about 20 ms of the number's rate). */
+#define NT_LEASE_MS 250
 
 static uint64_t
 hash(const char *s)
@@ -256,6 +262,7 @@ on_lease(void *arg, enum wa_err err, uint64_t granted, uint64_t wait_ms)
     }
     if (granted > 0) {
         num->tokens += granted;
+        num->tokens_until = wa_loop_now(num->nt->loop) + NT_LEASE_MS;
         nt_pace_pump(num);
     } else {
         wa_timer_start(num->timer, wait_ms, 0);
@@ -298,6 +305,9 @@ nt_pace_pump(struct nt_number *num)
            nt->http_inflight < (size_t)nt->cfg->max_http) {
         struct nt_req *r = WA_LIST_ENTRY(first, struct nt_req, qlink);
 
+        if (num->tokens > 0 && now >= num->tokens_until) {
+            num->tokens = 0; /* a stale lease: its time slot passed */
+        }
         if (num->tokens == 0) {
             lease(num);
             return;

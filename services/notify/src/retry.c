@@ -151,6 +151,9 @@ nt_retry_handle(struct nt_req *r)
             uint64_t pause = nt_retry_backoff_ms(1000, 60000, ++r->num->throttle_x, jitter());
 
             r->num->paused_until = wa_loop_now(nt->loop) + pause;
+            r->num->tokens = 0;
+            /* every instance pauses the number: the shared bucket grants nothing until then */
+            (void)wa_kv_bucket_pause(nt->kv, r->num->bucket_key, pause, NULL, NULL);
         }
     }
     if (r->rq.expires_at_ms > 0 && now + delay >= (uint64_t)r->rq.expires_at_ms) {

@@ -167,6 +167,14 @@ enum wa_err wa_kv_eval(struct wa_kv *kv, const char *script, int nkeys, const ch
 typedef void (*wa_kv_bucket_fn)(void *arg, enum wa_err err, uint64_t granted, uint64_t wait_ms);
 enum wa_err wa_kv_bucket_take(struct wa_kv *kv, const char *key, double rate_per_s, uint64_t burst,
                               uint64_t want, wa_kv_bucket_fn cb, void *arg);
+/*
+ * Pauses the bucket at key for every client: no token is granted for pause_ms (Redis's clock;
+ * a longer pause already set is kept) and the tokens left are dropped; takes during the pause
+ * answer 0 with wait_ms = the time left. cb (may be NULL) gets the command's error. Returns
+ * WA_EINVAL (pause_ms 0) or the errors of wa_kv_eval, and then never calls cb.
+ */
+enum wa_err wa_kv_bucket_pause(struct wa_kv *kv, const char *key, uint64_t pause_ms,
+                               wa_kv_done_fn cb, void *arg);
 
 #define WA_KV_SHA1_HEX_LEN 41
 /* Writes the lowercase hex SHA-1 of script (as Redis names scripts) into out. */
