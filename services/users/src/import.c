@@ -93,13 +93,14 @@ finish(struct im *m)
                             (json_int_t)m->entries, "errors", m->errors);
     char *text = out != NULL ? json_dumps(out, JSON_COMPACT) : NULL;
 
+    /* before the reply: the request (and its id) is the server's again after it */
+    wa_log_info(NULL, "import %s: %zu lines, %zu created, %zu updated, %zu failed",
+                wa_http_req_id(m->req), m->received, m->created, m->updated, m->failed);
     if (text == NULL) {
         wa_http_reply_problem(m->req, 500, "Internal Server Error", "out of memory", NULL, 0);
     } else {
         wa_http_reply_json(m->req, 200, text);
     }
-    wa_log_info(NULL, "import %s: %zu lines, %zu created, %zu updated, %zu failed",
-                wa_http_req_id(m->req), m->received, m->created, m->updated, m->failed);
     free(text);
     json_decref(out);
     im_free(m);
