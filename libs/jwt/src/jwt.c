@@ -44,6 +44,38 @@ wa_jwks_count(const struct wa_jwks *keys)
     return keys != NULL ? keys->n : 0;
 }
 
+static bool
+b64url(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_')) {
+            return false;
+        }
+    }
+    /* cjose's decoder asserts (aborts) on a length of 4k + 1: refuse it before */
+    return n > 0 && n % 4 != 1;
+}
+
+/* The base64url members of a JWK, each checked before cjose decodes it. */
+static bool
+jwk_members_ok(const json_t *k)
+{
+    static const char *const members[] = {"n", "e", "d", "p", "q", "dp", "dq", "qi", "x", "y", "k"};
+
+    for (size_t i = 0; i < sizeof(members) / sizeof(members[0]); i++) {
+        const json_t *v = json_object_get(k, members[i]);
+
+        if (v != NULL &&
+            (!json_is_string(v) || !b64url(json_string_value(v), json_string_length(v)))) {
+            return false;
+        }
+    }
+    return true;
+}
+
 enum wa_err
 wa_jwks_parse(const char *json, size_t len, struct wa_jwks **out, size_t *skipped,
               struct wa_error *error)
@@ -75,7 +107,8 @@ wa_jwks_parse(const char *json, size_t len, struct wa_jwks **out, size_t *skippe
         struct key *key = &set->keys[set->n];
         cjose_err cerr;
 
-        if (text == NULL || (use != NULL && strcmp(use, "sig") != 0) ||
+        if (text == NULL || !json_is_object(k) || !jwk_members_ok(k) ||
+            (use != NULL && strcmp(use, "sig") != 0) ||
             (kid != NULL && strlen(kid) >= WA_JWT_KID_MAX) || (alg != NULL && strlen(alg) >= 16) ||
             (key->jwk = cjose_jwk_import(text, strlen(text), &cerr)) == NULL) {
             free(text);
@@ -98,20 +131,6 @@ wa_jwks_parse(const char *json, size_t len, struct wa_jwks **out, size_t *skippe
     }
     *out = set;
     return WA_OK;
-}
-
-static bool
-b64url(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '_')) {
-            return false;
-        }
-    }
-    return n > 0;
 }
 
 /* The key type an alg family needs; 0 for an alg this library does not take. */

@@ -177,6 +177,8 @@ verify__wrong_alg_family_tampered_unknown_kid__refused(void **state)
     assert_int_equal(wa_jwt_verify(K.keys, "a.b.c.d", ALGS, 3, &c, NULL, NULL), WA_EAUTH);
     assert_int_equal(wa_jwt_verify(K.keys, "a+.b.c", ALGS, 3, &c, NULL, NULL), WA_EAUTH);
     assert_int_equal(wa_jwt_verify(K.keys, "", ALGS, 3, &c, NULL, NULL), WA_EAUTH);
+    /* a segment of 4k + 1 characters is no base64 (cjose would abort on it): refused first */
+    assert_int_equal(wa_jwt_verify(K.keys, "aaaaa.bbbb.cccc", ALGS, 3, &c, NULL, NULL), WA_EAUTH);
     assert_null(c);
     free(es_as_rsa);
     free(es);
@@ -221,8 +223,11 @@ static void
 jwks__malformed_or_no_signing_key__eparse(void **state)
 {
     struct wa_jwks *k = NULL;
-    static const char *const bad[] = {"[]", "{\"keys\":{}}", "{\"keys\":[]}",
-                                      "{\"keys\":[{\"kty\":\"RSA\"}]}", "not json"};
+    static const char *const bad[] = {
+        "[]", "{\"keys\":{}}", "{\"keys\":[]}", "{\"keys\":[{\"kty\":\"RSA\"}]}", "not json",
+        /* found by fuzzing: cjose aborts on base64 of a 4k + 1 length or with '=' inside */
+        "{\"keys\":[{\"kty\":\"RSA\",\"e\":\"AQAB\",\"n\":\"ABCDE\"}]}",
+        "{\"keys\":[{\"kty\":\"RSA\",\"e\":\"AQAB\",\"n\":\"AB=CDEFG\"}]}"};
 
     (void)state;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
