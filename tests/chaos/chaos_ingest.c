@@ -307,7 +307,7 @@ chaos__ingest_killed_under_load__every_200_on_kafka(void **state)
     C.port = wa_test_free_port();
     daemon_start();
 
-    kills = load_with_kills(atoi(secs) > 0 ? atoi(secs) : 6, 1500);
+    kills = load_with_kills(strtol(secs, NULL, 10) > 0 ? (int)strtol(secs, NULL, 10) : 6, 1500);
     t_last = wa_clock_mono_ms();
     /* the last daemon replays what every earlier one spooled */
     assert_int_equal(wa_loop_new(&loop), WA_OK);

@@ -224,7 +224,8 @@ static void
 chaos__notify_killed_under_load__none_lost(void **state)
 {
     const char *secs = wa_test_env_or("WA_CHAOS_SECONDS", "6");
-    uint64_t end = wa_clock_mono_ms() + (uint64_t)(atoi(secs) > 0 ? atoi(secs) : 6) * 1000;
+    long s = strtol(secs, NULL, 10);
+    uint64_t end = wa_clock_mono_ms() + (uint64_t)(s > 0 ? s : 6) * 1000;
     uint64_t next_kill = wa_clock_mono_ms() + 1500, t_last;
     int port = wa_test_free_port(), kills = 0;
     char log[160];
