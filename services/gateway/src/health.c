@@ -137,11 +137,12 @@ on_probe(const struct wa_httpc_result *res, void *arg)
 
     p->call = NULL;
     p->ready = res->err == WA_OK && res->status == 200;
+    /* the route is public: say what failed, not the daemon's own words (hosts, dependencies) */
     if (res->err != WA_OK) {
-        snprintf(p->details, sizeof(p->details), "no answer: %s", res->message);
+        snprintf(p->details, sizeof(p->details), "no answer (%s)",
+                 res->err == WA_ETIMEDOUT ? "timed out" : "unreachable");
     } else if (!p->ready) {
-        snprintf(p->details, sizeof(p->details), "/readyz answered %ld: %.100s", res->status,
-                 res->body);
+        snprintf(p->details, sizeof(p->details), "/readyz answered %ld", res->status);
     }
     if (--a->pending == 0) {
         agg_reply(a);
