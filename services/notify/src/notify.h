@@ -197,6 +197,7 @@ struct nt_req {
     bool valid_rq;
     char conv[WA_CONTRACT_KEY_MAX];
     char traceparent[WA_TRACEPARENT_LEN];
+    char call_tp[WA_TRACEPARENT_LEN]; /* the Cloud API call's span (a child), sent as its header */
     char trace_id[WA_TRACE_ID_LEN];
     json_t *body; /* Cloud API body (new reference) */
     char *body_json;

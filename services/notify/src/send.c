@@ -18,6 +18,7 @@
 #include "notify.h"
 #include "wa/clock.h"
 #include "wa/log.h"
+#include "wa/trace.h"
 
 enum wa_err
 nt_send_init(struct nt *nt, struct wa_error *error)
@@ -53,6 +54,28 @@ log_attempt(struct nt_req *r, double latency_s)
     }
 }
 
+/* The Cloud API call's span, a child of the request's (wa/trace.h). */
+static void
+record_call_span(const struct nt_req *r, const struct wa_httpc_result *res,
+                 const struct nt_answer *a)
+{
+    struct wa_tracer *t = wa_service_tracer(r->nt->svc);
+    const struct wa_trace_attr attrs[] = {{"http.request.method", "POST", 0},
+                                          {"http.response.status_code", NULL, res->status},
+                                          {"wa.code", NULL, a->has_code ? a->code : 0},
+                                          {"wa.attempt", NULL, (int64_t)r->attempts}};
+    uint64_t end_ns = wa_trace_now_ns(), took_ns = (uint64_t)(res->total_s * 1e9);
+
+    if (!wa_tracer_sampled(t, r->call_tp)) {
+        return;
+    }
+    wa_tracer_span(t, "notify Cloud API POST /messages", r->call_tp, r->traceparent,
+                   end_ns - (took_ns < end_ns ? took_ns : 0), end_ns, attrs, WA_ARRAY_LEN(attrs),
+                   a->outcome == NT_ACCEPTED ? NULL
+                   : res->err != WA_OK       ? res->message
+                                             : "the Cloud API answered an error");
+}
+
 static void
 on_done(const struct wa_httpc_result *res, void *arg)
 {
@@ -70,6 +93,7 @@ on_done(const struct wa_httpc_result *res, void *arg)
     nt_breaker_record(&nt->breaker, a->breaker_failure, wa_loop_now(nt->loop));
     wa_gauge_set(nt->g_breaker, nt_breaker_state(&nt->breaker, wa_loop_now(nt->loop)));
     log_attempt(r, res->total_s);
+    record_call_span(r, res, a);
     nt_health_count_send(nt, a->outcome == NT_ACCEPTED ? "accepted" : "error", a->has_code,
                          a->code);
     switch (a->outcome) {
@@ -112,13 +136,15 @@ nt_send_start(struct nt_req *r)
 {
     struct nt *nt = r->nt;
     char url[1024], auth[1100];
-    struct wa_httpc_header headers[3] = {{"Authorization", auth},
-                                         {"Content-Type", "application/json"},
-                                         {"traceparent", r->traceparent}};
+    struct wa_httpc_header headers[3] = {
+        {"Authorization", auth}, {"Content-Type", "application/json"}, {"traceparent", r->call_tp}};
     struct wa_httpc_request rq;
     struct wa_error error = {0};
 
     r->state = NT_REQ_SEND;
+    if (r->traceparent[0] != '\0') {
+        wa_traceparent_child(r->traceparent, r->call_tp); /* this attempt's span */
+    }
     if (r->body_json == NULL && (r->body_json = wa_json_dump(r->body)) == NULL) {
         nt->http_inflight--;
         nt_result_failed(r, "internal", false, 0, "out of memory", "cannot encode the body");
