@@ -1103,6 +1103,32 @@ fidelity__recipients_read_receipts_versions_pricing__as_meta(void **state)
     assert_int_equal(r.status, 400);
     assert_int_equal(err_code(&r), 100);
     resp_free(&r);
+    /* A group send: statuses name the group; delivered and read come once per participant. */
+    sim_post(&s, &r, "/_sim/users", "{\"wa_id\":\"16505550061\",\"group\":\"GRP1\"}");
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    sim_post(&s, &r, "/_sim/users", "{\"wa_id\":\"16505550062\",\"group\":\"GRP1\"}");
+    resp_free(&r);
+    send_msg(&s, &r,
+             "{\"messaging_product\":\"whatsapp\",\"recipient_type\":\"group\",\"to\":"
+             "\"GRP1\",\"type\":\"text\",\"text\":{\"body\":\"hi all\"}}");
+    assert_int_equal(r.status, 200);
+    snprintf(wamid, sizeof(wamid), "%s", wa_json_path_str(r.json, "messages.0.id"));
+    resp_free(&r);
+    {
+        const char *names[16];
+        json_t *objs[16];
+        size_t n = wait_statuses(wamid, 5, names, objs); /* sent, 2 delivered, 2 read */
+
+        assert_int_equal(n, 5);
+        for (size_t i = 0; i < n; i++) {
+            assert_string_equal(wa_json_str(objs[i], "recipient_id"), "GRP1");
+            assert_string_equal(wa_json_str(objs[i], "recipient_type"), "group");
+            assert_true(strcmp(names[i], "sent") == 0 ||
+                        wa_json_str(objs[i], "recipient_participant_id") != NULL);
+            json_decref(objs[i]);
+        }
+    }
     /* v24: no conversation object; a utility template inside the open window is free. */
     snprintf(url, sizeof(url), "%s/v24.0/" NUMBER "/messages", s.base);
     http(&r, "POST", url, TOKEN, TEMPLATE_TO("16505550044", "hello_world", "en_US"));

@@ -988,7 +988,8 @@ wa_whatsapp_send_parse(const json_t *body, struct wa_whatsapp_send *out,
     if ((err = get_text(body, "message", "recipient_type", false, 0, &rtype, error)) != WA_OK) {
         return err;
     }
-    if (rtype != NULL && strcmp(rtype, "individual") != 0 && strcmp(rtype, "group") != 0) {
+    out->group = rtype != NULL && strcmp(rtype, "group") == 0;
+    if (rtype != NULL && strcmp(rtype, "individual") != 0 && !out->group) {
         return fail(error, E_PARAM,
                     "Param recipient_type must be one of {INDIVIDUAL, GROUP} - got \"%s\".", rtype);
     }

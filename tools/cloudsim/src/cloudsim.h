@@ -187,6 +187,7 @@ struct cs_record {
     enum cs_status status;
     int64_t error_code; /* with CS_ST_FAILED */
     int version;        /* Graph API major version of the send (21 for v21.0; 0 unknown) */
+    bool group;         /* sent to a group: to is the group id */
     bool free_window;   /* a utility template inside an open window: free_customer_service */
 };
 
@@ -225,6 +226,7 @@ struct cs_sim {
     size_t ring_cap, ring_head, ring_len;
     struct cs_map by_wamid; /* wamid -> struct cs_record * in ring (borrowed) */
     struct cs_map inbound;  /* wamid of a user's message -> (uintptr_t) number index + 1 */
+    struct cs_map groups;   /* group id -> json_t array of participant wa_ids (owned) */
     struct cs_stats stats;
     uint64_t seq;
     char salt[9];
@@ -260,6 +262,10 @@ struct cs_record *cs_sim_find(const struct cs_sim *sim, const char *wamid);
 void cs_sim_note_inbound(struct cs_sim *sim, const char *wamid, size_t number);
 /* True when wamid is a message number received. */
 bool cs_sim_is_inbound(const struct cs_sim *sim, const char *wamid, size_t number);
+/* Adds wa_id to the participants of group (statuses of a group send: one per participant). */
+enum wa_err cs_sim_group_join(struct cs_sim *sim, const char *group, const char *wa_id);
+/* The participants of group (a JSON array of wa_ids, borrowed) or NULL. */
+const json_t *cs_sim_group(const struct cs_sim *sim, const char *group);
 void cs_sim_count_rejected(struct cs_sim *sim, int64_t code);
 const char *cs_status_name(enum cs_status st);
 

@@ -423,6 +423,11 @@ on_users(struct wa_http_req *req, void *arg)
         wa_http_reply_error(req, 400, "bad_request", "marketing must be stop or resume");
         goto out;
     }
+    if (wa_json_str(body, "group") != NULL &&
+        cs_sim_group_join(sim, wa_json_str(body, "group"), wa_id) != WA_OK) {
+        wa_http_reply_error(req, 500, "internal", "out of memory");
+        goto out;
+    }
     window = wa_json_str(body, "window");
     if (window != NULL) {
         struct cs_user *u = cs_policy_user(sim, (size_t)number, wa_id);

@@ -200,7 +200,7 @@ send_message(struct cs_sim *sim, struct wa_http_req *req, size_t number)
         wa_http_reply(req, 200, "application/json; charset=UTF-8", "{\"success\":true}", 16);
         goto out;
     }
-    user = send.to != NULL ? send.wa_id : send.recipient;
+    user = send.group ? send.to : send.to != NULL ? send.wa_id : send.recipient;
     if (send.to != NULL && send.wa_id[0] != '\0' &&
         strcmp(send.wa_id, sim->numbers[number].display) == 0) {
         cs_reply_graph_error(sim, req, 131021, 0, NULL);
@@ -223,7 +223,7 @@ send_message(struct cs_sim *sim, struct wa_http_req *req, size_t number)
     }
     wall = wa_clock_wall_ms();
     if (cfg->limits && cfg->window_enforce && send.type != WA_WHATSAPP_MSG_TEMPLATE &&
-        !cs_policy_window_open(sim, number, user, wall)) {
+        !send.group && !cs_policy_window_open(sim, number, user, wall)) {
         if (cfg->window_sync) {
             cs_reply_graph_error(sim, req, 131047, 2494010, NULL);
             goto out;

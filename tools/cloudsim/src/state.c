@@ -354,6 +354,7 @@ cs_sim_record(struct cs_sim *sim, const char *wamid, const struct wa_whatsapp_se
     r->status = CS_ST_ACCEPTED;
     r->version = 0;
     r->free_window = false;
+    r->group = send->group;
     if (r->to == NULL || r->type == NULL || r->body == NULL ||
         (send->biz_opaque_callback_data != NULL && r->biz == NULL) ||
         cs_map_put(&sim->by_wamid, r->wamid, r, NULL) != WA_OK) {
@@ -377,6 +378,42 @@ bool
 cs_sim_is_inbound(const struct cs_sim *sim, const char *wamid, size_t number)
 {
     return (uintptr_t)cs_map_get(&sim->inbound, wamid) == number + 1;
+}
+
+static void
+group_free(void *v)
+{
+    json_decref(v);
+}
+
+enum wa_err
+cs_sim_group_join(struct cs_sim *sim, const char *group, const char *wa_id)
+{
+    json_t *list = cs_map_get(&sim->groups, group), *p;
+    size_t i;
+
+    if (list == NULL) {
+        if ((list = json_array()) == NULL) {
+            return WA_ENOMEM;
+        }
+        if (cs_map_put(&sim->groups, group, list, NULL) != WA_OK) {
+            json_decref(list);
+            return WA_ENOMEM;
+        }
+    }
+    json_array_foreach(list, i, p)
+    {
+        if (strcmp(json_string_value(p), wa_id) == 0) {
+            return WA_OK;
+        }
+    }
+    return json_array_append_new(list, json_string(wa_id)) == 0 ? WA_OK : WA_ENOMEM;
+}
+
+const json_t *
+cs_sim_group(const struct cs_sim *sim, const char *group)
+{
+    return cs_map_get(&sim->groups, group);
 }
 
 struct cs_record *
@@ -474,6 +511,7 @@ cs_sim_init(struct cs_sim *sim, const struct cs_config *cfg, struct wa_loop *loo
     cs_map_init(&sim->flags);
     cs_map_init(&sim->by_wamid);
     cs_map_init(&sim->inbound);
+    cs_map_init(&sim->groups);
     sim->subscribed = true;
     cs_map_init(&sim->stats.rejected_by_code);
     cs_map_init(&sim->templates.by_key);
@@ -534,6 +572,7 @@ cs_sim_reset_state(struct cs_sim *sim)
     cs_map_cleanup(&sim->users, free);
     cs_map_cleanup(&sim->flags, NULL);
     cs_map_cleanup(&sim->inbound, NULL);
+    cs_map_cleanup(&sim->groups, group_free);
     cs_map_cleanup(&sim->stats.rejected_by_code, NULL);
     memset(&sim->stats, 0, sizeof(sim->stats));
     json_decref(sim->profiles);
@@ -557,6 +596,7 @@ cs_sim_cleanup(struct cs_sim *sim)
     cs_map_cleanup(&sim->flags, NULL);
     cs_map_cleanup(&sim->by_wamid, NULL);
     cs_map_cleanup(&sim->inbound, NULL);
+    cs_map_cleanup(&sim->groups, group_free);
     cs_map_cleanup(&sim->stats.rejected_by_code, NULL);
     cs_templates_cleanup(&sim->templates);
     json_decref(sim->profiles);

@@ -52,7 +52,8 @@ struct event {
     size_t number;
     char wamid[CS_WAMID_MAX];
     char wa_id[WA_WHATSAPP_WA_ID_MAX + 1];
-    char *user_id; /* a send to a BSUID: recipient_user_id instead of recipient_id */
+    char *user_id; /* a send to a BSUID: recipient_user_id instead of recipient_id; a group's id */
+    bool group;    /* a group send: recipient_type group, statuses per participant */
     enum cs_status status;
     int64_t code;
     bool pricing;
@@ -219,6 +220,7 @@ status_event(struct cs_webhooks *w, const struct cs_record *rec, enum cs_status 
     snprintf(e->category, sizeof(e->category), "%s", category);
     e->free_window = rec->free_window;
     e->version = rec->version;
+    e->group = rec->group;
     e->sent_s = rec->time_ms / 1000;
     if ((rec->biz != NULL && (e->biz = strdup(rec->biz)) == NULL) ||
         (rec->wa_id[0] == '\0' && rec->to != NULL && (e->user_id = strdup(rec->to)) == NULL)) {
@@ -528,8 +530,12 @@ status_json(const struct event *e, uint64_t wall_s)
     if (st == NULL) {
         return NULL;
     }
-    /* A send to a BSUID is reported by recipient_user_id; recipient_id is then absent. */
-    if (e->user_id != NULL) {
+    /* A send to a BSUID is reported by recipient_user_id; recipient_id is then absent. A
+     * group's statuses name the group (and, per participant, recipient_participant_id). */
+    if (e->group) {
+        json_object_set_new(st, "recipient_id", json_string(e->user_id));
+        json_object_set_new(st, "recipient_type", json_string("group"));
+    } else if (e->user_id != NULL) {
         json_object_set_new(st, "recipient_user_id", json_string(e->user_id));
     } else {
         json_object_set_new(st, "recipient_id", json_string(e->wa_id));
@@ -732,13 +738,29 @@ flush_events(struct cs_webhooks *w)
             json_decref(st);
         } else {
             json_t *st = status_json(e, wall_s);
+            const json_t *members =
+                e->group && (e->status == CS_ST_DELIVERED || e->status == CS_ST_READ)
+                    ? cs_sim_group(sim, e->user_id)
+                    : NULL;
 
             note_status(sim, e);
             if (st != NULL) {
                 if (batches[e->number] == NULL) {
                     batches[e->number] = json_array();
                 }
-                json_array_append_new(batches[e->number], st);
+                for (size_t k = 0; k < json_array_size(members); k++) {
+                    json_t *one = json_copy(st);
+
+                    if (one != NULL) { /* delivered/read: one per participant */
+                        json_object_set(one, "recipient_participant_id",
+                                        json_array_get(members, k));
+                        json_array_append_new(batches[e->number], one);
+                    }
+                }
+                if (json_array_size(members) == 0) {
+                    json_array_append(batches[e->number], st);
+                }
+                json_decref(st);
                 if (json_array_size(batches[e->number]) >= (size_t)sim->cfg->batch_max) {
                     emit(w, e->number, batches[e->number], "statuses", NULL);
                     json_decref(batches[e->number]);

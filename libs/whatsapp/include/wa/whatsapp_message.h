@@ -92,6 +92,7 @@ struct wa_whatsapp_send {
     const char *reaction_message_id;
     const char *read_message_id; /* READ */
     bool typing_indicator;       /* READ with typing_indicator */
+    bool group;                  /* recipient_type "group": to is a group id, wa_id "" */
     struct {
         const char *name;
         const char *language;
