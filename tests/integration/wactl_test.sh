@@ -2,7 +2,7 @@
 # wactl_test.sh: tools/wactl against the real Kafka and Redis and the real binaries: wa-cloudsim
 # (the Cloud API) and wa-notify on free ports, with a unique topic prefix and group.
 #   topics ensure creates the contract's topics; health reports wa-notify ready (0) and a
-#   closed port unreachable (3); send --wait of a template is accepted by the simulator (0),
+#   closed port unreachable (3), and through wa-gateway's /v1/health a node down (1); send --wait of a template is accepted by the simulator (0),
 #   and of a text outside the 24-hour window fails (1) into outbound.dlq; tail shows a send;
 #   trace by request id shows request, result and dead letter; dlq list/show find it; dlq
 #   replay refuses without a terminal, --dry-run sends nothing, --yes produces the request
@@ -51,6 +51,21 @@ done
 expect 0 wactl health --url "http://127.0.0.1:$nt_port"
 grep -q "ready wa-notify" <<<"$out" || fail "health: $out"
 expect 3 wactl health --url "http://127.0.0.1:$nt_port" --url http://127.0.0.1:1
+# through the gateway's GET /v1/health (its own line depends on MongoDB: 0 or 1 both fine)
+gw_port=$(free_port)
+env "${common[@]}" WA_LISTEN="127.0.0.1:$gw_port" WA_GATEWAY_KEY_PEPPER=0123456789abcdef0123456789abcdef \
+    WA_GATEWAY_HEALTH_TARGETS="wa-notify=http://127.0.0.1:$nt_port,wa-router=http://127.0.0.1:1" \
+    "$bin/wa-gateway" >"$work/gateway.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do
+    rc=0
+    out=$(wactl health --gateway "http://127.0.0.1:$gw_port" 2>&1) || rc=$?
+    ((rc != 3)) && break
+    sleep 0.2
+done
+((rc == 1)) || fail "health --gateway with an unreachable node exited $rc: $out"
+grep -q "wa-notify:127.0.0.1:$nt_port  *connected" <<<"$out" || fail "gateway health: $out"
+grep -q "wa-router:127.0.0.1:1  *disconnected" <<<"$out" || fail "gateway health: $out"
 
 # a live tail started before the send sees it
 wactl tail outbound.request --count 1 --timeout 60s --type wa.outbound.request.v1 >"$work/tail.out" 2>&1 &

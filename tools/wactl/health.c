@@ -1,6 +1,7 @@
 /*
  * health.c: `wactl health`: GET /readyz of each daemon (all at once, through wa::httpc on one
- * loop), or the gateway's GET /v1/health. One line per daemon; the exit status is the worst:
+ * loop), or the gateway's GET /v1/health ({"health": {"<daemon>:<host:port>": {"gateway_status":
+ * "connected" | "disconnected", "errors"?}}}). One line per daemon; the exit status is the worst:
  * 3 unreachable > 1 not ready > 0 ready.
  */
 #include <stdio.h>
@@ -47,6 +48,30 @@ print_checks(const char *body, size_t len)
     json_decref(root);
 }
 
+/* The gateway's GET /v1/health (Meta's on-premises shape): one line per node. */
+static void
+print_nodes(const char *body, size_t len)
+{
+    json_t *root = NULL, *node;
+    const char *name;
+
+    if (wa_json_parse(body, len, 16, &root, NULL) != WA_OK ||
+        !json_is_object(json_object_get(root, "health"))) {
+        printf("  (no health object in the answer)\n");
+        json_decref(root);
+        return;
+    }
+    json_object_foreach(json_object_get(root, "health"), name, node)
+    {
+        const char *st = wa_json_str(node, "gateway_status");
+        const char *details = wa_json_path_str(node, "errors.0.details");
+
+        printf("  %-40s %s%s%s\n", name, st != NULL ? st : "?", details != NULL ? " " : "",
+               details != NULL ? details : "");
+    }
+    json_decref(root);
+}
+
 static void
 on_answer(const struct wa_httpc_result *res, void *arg)
 {
@@ -64,8 +89,13 @@ on_answer(const struct wa_httpc_result *res, void *arg)
         if (res->status != 200 && res->status != 503) {
             printf(" (HTTP %ld)", res->status);
         }
-        print_checks(res->body, res->body_len);
-        printf("\n");
+        if (p->x->gateway != NULL) {
+            printf(" (gateway)\n");
+            print_nodes(res->body, res->body_len);
+        } else {
+            print_checks(res->body, res->body_len);
+            printf("\n");
+        }
         p->rc = res->status == 200 ? WX_OK : WX_NO;
     }
     if (--*p->pending == 0) {
