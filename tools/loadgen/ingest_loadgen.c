@@ -19,8 +19,13 @@
  * failed (requests still unanswered at the end of an overloaded open-loop run are not errors:
  * the throughput figure shows them).
  *
+ * For end-to-end benchmarks (bench.d/40-router.sh): -t TEXT sends only inbound text messages
+ * with that body (each from a new customer: wa_id <prefix><7-digit counter>, -p sets the 4-digit
+ * prefix, default 1555), and -l FILE writes one line per measured request, "<wa_id>
+ * <scheduled send time, wall clock µs>", so a later stage's own timestamps can be subtracted.
+ *
  * Usage: wa-ingest-loadgen [-c conns] [-d seconds] [-r rate] [-s secret] [-w warmup_s]
- *                          host:port
+ *                          [-t text -p prefix -l file] host:port
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -61,6 +66,10 @@ static const char *secret = "sandbox-secret";
 static char host_header[96];
 static uint64_t seq;
 static char run_id[16];
+static const char *only_text;    /* -t: inbound text messages only, with this body */
+static const char *wa_prefix = "1555";
+static FILE *send_log;           /* -l */
+static int64_t wall_minus_mono;  /* µs: wall clock = monotonic + this */
 
 static uint64_t
 now_us(void)
@@ -140,12 +149,14 @@ templates_init(void)
         "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"200000000000001\","
         "\"changes\":[{\"value\":{\"messaging_product\":\"whatsapp\",\"metadata\":{"
         "\"display_phone_number\":\"15550000001\",\"phone_number_id\":\"100000000000001\"},"
-        "\"contacts\":[{\"profile\":{\"name\":\"Load Tester ###\"},\"wa_id\":\"1555#######\"}],"
-        "\"messages\":[{\"from\":\"1555#######\",\"id\":\"wamid.HBgL%s############\","
-        "\"timestamp\":\"1712595443\",\"text\":{\"body\":\"Hello, I would like to know the "
-        "status of my order number ############, caf\\u00e9 \\ud83d\\ude00\"},\"type\":"
+        "\"contacts\":[{\"profile\":{\"name\":\"Load Tester ###\"},\"wa_id\":\"%s#######\"}],"
+        "\"messages\":[{\"from\":\"%s#######\",\"id\":\"wamid.HBgL%s############\","
+        "\"timestamp\":\"%lld\",\"text\":{\"body\":\"%s\"},\"type\":"
         "\"text\"}]},\"field\":\"messages\"}]}]}",
-        run_id);
+        wa_prefix, wa_prefix, run_id, (long long)time(NULL), /* now: the reply window is open */
+        only_text != NULL ? only_text
+                          : "Hello, I would like to know the status of my order number "
+                            "############, caf\\u00e9 \\ud83d\\ude00");
     tmpl_make(&tmpls[0], body);
     snprintf(body, sizeof(body),
              "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"200000000000001\","
@@ -175,7 +186,7 @@ static void
 build(struct conn *c)
 {
     uint64_t n = seq++;
-    const struct tmpl *t = &tmpls[n % 2];
+    const struct tmpl *t = &tmpls[only_text != NULL ? 0 : n % 2];
     char sig[WA_HUB_SIGNATURE_LEN];
     char *out = c->out;
 
@@ -278,7 +289,7 @@ main(int argc, char **argv)
     char host[64];
     int port;
 
-    while ((opt = getopt(argc, argv, "c:d:r:s:w:")) != -1) {
+    while ((opt = getopt(argc, argv, "c:d:r:s:w:t:p:l:")) != -1) {
         switch (opt) {
         case 'c':
             conns = (int)strtol(optarg, NULL, 10);
@@ -295,13 +306,31 @@ main(int argc, char **argv)
         case 'w':
             warmup = (int)strtol(optarg, NULL, 10);
             break;
+        case 't':
+            only_text = optarg;
+            break;
+        case 'p':
+            wa_prefix = optarg;
+            break;
+        case 'l':
+            if ((send_log = fopen(optarg, "w")) == NULL) {
+                fprintf(stderr, "%s: cannot write %s\n", argv[0], optarg);
+                return 2;
+            }
+            break;
         default:
             fprintf(stderr,
                     "usage: %s [-c conns] [-d s] [-r rate|0] [-s secret] [-w warmup_s] "
-                    "host:port\n",
+                    "[-t text -p prefix -l file] host:port\n",
                     argv[0]);
             return 2;
         }
+    }
+    if (only_text != NULL && (strlen(wa_prefix) != 4 || strspn(wa_prefix, "0123456789") != 4 ||
+                              strpbrk(only_text, "\"\\") != NULL || strlen(only_text) > 512)) {
+        fprintf(stderr, "%s: -p takes 4 digits; -t text without quotes or backslashes\n",
+                argv[0]);
+        return 2;
     }
     if (optind >= argc || sscanf(argv[optind], "%63[^:]:%d", host, &port) != 2 || conns < 1 ||
         conns > MAX_CONNS || seconds < 1) {
@@ -310,6 +339,12 @@ main(int argc, char **argv)
     }
     snprintf(host_header, sizeof(host_header), "%s:%d", host, port);
     snprintf(run_id, sizeof(run_id), "%08lx", (unsigned long)(now_us() & 0xffffffffu));
+    {
+        struct timespec w;
+
+        clock_gettime(CLOCK_REALTIME, &w);
+        wall_minus_mono = ((int64_t)w.tv_sec * 1000000 + w.tv_nsec / 1000) - (int64_t)now_us();
+    }
     templates_init();
     target.sin_family = AF_INET;
     target.sin_port = htons((uint16_t)port);
@@ -362,6 +397,11 @@ main(int argc, char **argv)
                 c->sched_us = t;
             }
             st.sent += c->sched_us >= warm_end;
+            if (send_log != NULL && c->sched_us >= warm_end) {
+                fprintf(send_log, "%s%07llu %lld\n", wa_prefix,
+                        (unsigned long long)((seq - 1) % 10000000u),
+                        (long long)((int64_t)c->sched_us + wall_minus_mono));
+            }
             {
                 ssize_t w = write(c->fd, c->out, c->outlen);
 
@@ -471,6 +511,9 @@ main(int argc, char **argv)
         free(st.lat);
         free(cs);
         wa_hmac_free(mac_ctx);
+        if (send_log != NULL) {
+            fclose(send_log);
+        }
         close(ep);
         return st.ok > 0 && st.other == 0 && st.errors == 0 ? 0 : 1;
     }
