@@ -720,7 +720,7 @@ optout__registry_category_fallback_and_hold__marketing_refused_utility_sent(void
 {
     struct seen *s;
     char extra[256];
-    json_t *msgs;
+    json_t *msgs, *m = NULL;
     static const char *const refused[] = {"cat-mislabelled", "cat-unlabelled", "cat-fallback",
                                           "cat-held"};
 
@@ -754,12 +754,14 @@ optout__registry_category_fallback_and_hold__marketing_refused_utility_sent(void
     }
     s = wait_result("cat-fallback-utility");
     assert_string_equal(s->status, "accepted");
-    assert_true(s->fallback);
     assert_string_equal(wait_result("cat-utility")->status, "accepted");
     msgs = sim_messages();
     for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
         assert_int_equal(sim_count(msgs, refused[i], NULL), 0);
     }
+    /* the utility fallback went out instead of the text (the window is closed) */
+    assert_int_equal(sim_count(msgs, "cat-fallback-utility", &m), 1);
+    assert_string_equal(wa_json_str(m, "type"), "template");
     json_decref(msgs);
 }
 

@@ -191,7 +191,14 @@ nt_policy_category(struct nt_req *r, enum wa_err err, const char *category)
         r->marketing = true;
     }
     if (err != WA_OK && r->opted_out && !r->marketing) {
-        /* an opted-out contact and no answer from the registry: ask again rather than guess */
+        /* an opted-out contact and no answer from the registry: ask again rather than guess,
+         * for WA_NOTIFY_MAX_AGE; then refuse (a marketing send to them is the worse mistake) */
+        if ((wa_clock_mono_us() - r->consumed_us) / 1000 >= (uint64_t)nt->cfg->max_age_ms) {
+            nt_result_failed(r, "opted_out", false, 0, "Contact opted out of marketing",
+                             "the contact opted out and the template registry did not say "
+                             "the template's category");
+            return;
+        }
         wa_log_info(&ctx, "template registry unavailable (%s); the request waits",
                     wa_err_name(err));
         r->state = NT_REQ_POLICY;
