@@ -92,8 +92,10 @@ for trace, svcs in by_trace.items():
         assert nt.get("parentSpanId") == rt["spanId"], (rt, nt)
         assert int(ig["startTimeUnixNano"]) <= int(rt["startTimeUnixNano"]) <= int(nt["startTimeUnixNano"])
         calls = [s for svc, s in spans if s["traceId"] == trace and s.get("parentSpanId") == nt["spanId"]]
-        if not calls:
-            continue  # the Cloud API call's span may come in a later batch
+        stages = {s["name"] for svc, s in spans
+                  if s["traceId"] == trace and s.get("parentSpanId") == ig["spanId"]}
+        if not calls or not {"ingest verify, split, dedupe", "ingest publish"} <= stages:
+            continue  # a child span may come in a later batch
         print(trace, ig["name"], "->", rt["name"], "->", nt["name"], "->", calls[0]["name"])
         sys.exit(0)
 sys.exit(1)

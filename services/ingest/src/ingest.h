@@ -158,6 +158,7 @@ struct ig_request {
     char trace_id[WA_TRACE_ID_LEN];
     struct wa_log_ctx log;
     uint64_t start_us;
+    uint64_t publish_us; /* ig_publish_start, 0 before: the stage spans (ingress.c) */
     uint64_t received_ms;
     const char *body; /* borrowed from req; valid only through ig_archive_start */
     size_t len;

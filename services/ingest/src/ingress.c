@@ -157,7 +157,9 @@ ig_ingress_start(struct ig *ig, struct wa_error *error)
     return WA_OK;
 }
 
-/* The request's span: receive to answer, with the ids its events carry (wa/trace.h). */
+/* The request's span, receive to answer, with the ids its events carry, and two children:
+ * verify, split and dedupe (to ig_publish_start), then publish (Kafka acks or the spool's
+ * fsync) (wa/trace.h). */
 static void
 record_span(const struct ig_request *r, int status)
 {
@@ -165,18 +167,27 @@ record_span(const struct ig_request *r, int status)
     const struct wa_trace_attr attrs[] = {{"http.response.status_code", NULL, status},
                                           {"wa.records", NULL, (int64_t)r->nrecords},
                                           {"wa.request_id", r->request_id, 0}};
-    uint64_t end_ns, took_ns;
-    char error[32];
+    const struct wa_trace_attr spooled[] = {{"wa.spooled", NULL, r->spooling ? 1 : 0}};
+    uint64_t now_us = wa_clock_mono_us(), end_ns = wa_trace_now_ns(), start_ns, publish_ns;
+    char error[32], child[WA_TRACEPARENT_LEN];
 
     if (!wa_tracer_sampled(t, r->traceparent)) {
         return;
     }
-    end_ns = wa_trace_now_ns();
-    took_ns = (wa_clock_mono_us() - r->start_us) * 1000u;
+    start_ns = end_ns - (now_us - r->start_us) * 1000u;
     snprintf(error, sizeof(error), "answered %d", status);
-    wa_tracer_span(t, "ingest webhook", r->traceparent, r->parent[0] ? r->parent : NULL,
-                   end_ns - took_ns, end_ns, attrs, WA_ARRAY_LEN(attrs),
-                   status >= 500 ? error : NULL);
+    wa_tracer_span(t, "ingest webhook", r->traceparent, r->parent[0] ? r->parent : NULL, start_ns,
+                   end_ns, attrs, WA_ARRAY_LEN(attrs), status >= 500 ? error : NULL);
+    if (r->publish_us == 0) {
+        return; /* refused before publishing (signature, body): the one span says it */
+    }
+    publish_ns = end_ns - (now_us - r->publish_us) * 1000u;
+    wa_traceparent_child(r->traceparent, child);
+    wa_tracer_span(t, "ingest verify, split, dedupe", child, r->traceparent, start_ns, publish_ns,
+                   NULL, 0, NULL);
+    wa_traceparent_child(r->traceparent, child);
+    wa_tracer_span(t, "ingest publish", child, r->traceparent, publish_ns, end_ns, spooled,
+                   WA_ARRAY_LEN(spooled), status >= 500 ? error : NULL);
 }
 
 void

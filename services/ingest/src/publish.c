@@ -244,6 +244,7 @@ ig_publish_start(struct ig_request *r)
 {
     struct ig *ig = r->ig;
 
+    r->publish_us = wa_clock_mono_us();
     for (size_t i = 0; i < r->nrecords; i++) {
         if (r->records[i].event >= 0 && !r->records[i].skip) {
             wa_counter_inc(ig->m.events[r->records[i].topic]);
