@@ -66,10 +66,10 @@ static const char *secret = "sandbox-secret";
 static char host_header[96];
 static uint64_t seq;
 static char run_id[16];
-static const char *only_text;    /* -t: inbound text messages only, with this body */
+static const char *only_text; /* -t: inbound text messages only, with this body */
 static const char *wa_prefix = "1555";
-static FILE *send_log;           /* -l */
-static int64_t wall_minus_mono;  /* µs: wall clock = monotonic + this */
+static FILE *send_log;          /* -l */
+static int64_t wall_minus_mono; /* µs: wall clock = monotonic + this */
 
 static uint64_t
 now_us(void)
@@ -144,19 +144,19 @@ templates_init(void)
     }
     /* Counters: profile name (3), wa_id (7), wamid (12), order number (12) / wamid (12),
      * recipient (7), callback data (12). */
-    snprintf(
-        body, sizeof(body),
-        "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"200000000000001\","
-        "\"changes\":[{\"value\":{\"messaging_product\":\"whatsapp\",\"metadata\":{"
-        "\"display_phone_number\":\"15550000001\",\"phone_number_id\":\"100000000000001\"},"
-        "\"contacts\":[{\"profile\":{\"name\":\"Load Tester ###\"},\"wa_id\":\"%s#######\"}],"
-        "\"messages\":[{\"from\":\"%s#######\",\"id\":\"wamid.HBgL%s############\","
-        "\"timestamp\":\"%lld\",\"text\":{\"body\":\"%s\"},\"type\":"
-        "\"text\"}]},\"field\":\"messages\"}]}]}",
-        wa_prefix, wa_prefix, run_id, (long long)time(NULL), /* now: the reply window is open */
-        only_text != NULL ? only_text
-                          : "Hello, I would like to know the status of my order number "
-                            "############, caf\\u00e9 \\ud83d\\ude00");
+    snprintf(body, sizeof(body),
+             "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"200000000000001\","
+             "\"changes\":[{\"value\":{\"messaging_product\":\"whatsapp\",\"metadata\":{"
+             "\"display_phone_number\":\"15550000001\",\"phone_number_id\":\"100000000000001\"},"
+             "\"contacts\":[{\"profile\":{\"name\":\"Load Tester ###\"},\"wa_id\":\"%s#######\"}],"
+             "\"messages\":[{\"from\":\"%s#######\",\"id\":\"wamid.HBgL%s############\","
+             "\"timestamp\":\"%lld\",\"text\":{\"body\":\"%s\"},\"type\":"
+             "\"text\"}]},\"field\":\"messages\"}]}]}",
+             wa_prefix, wa_prefix, run_id,
+             (long long)time(NULL), /* now: the reply window is open */
+             only_text != NULL ? only_text
+                               : "Hello, I would like to know the status of my order number "
+                                 "############, caf\\u00e9 \\ud83d\\ude00");
     tmpl_make(&tmpls[0], body);
     snprintf(body, sizeof(body),
              "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"200000000000001\","
@@ -328,8 +328,7 @@ main(int argc, char **argv)
     }
     if (only_text != NULL && (strlen(wa_prefix) != 4 || strspn(wa_prefix, "0123456789") != 4 ||
                               strpbrk(only_text, "\"\\") != NULL || strlen(only_text) > 512)) {
-        fprintf(stderr, "%s: -p takes 4 digits; -t text without quotes or backslashes\n",
-                argv[0]);
+        fprintf(stderr, "%s: -p takes 4 digits; -t text without quotes or backslashes\n", argv[0]);
         return 2;
     }
     if (optind >= argc || sscanf(argv[optind], "%63[^:]:%d", host, &port) != 2 || conns < 1 ||
