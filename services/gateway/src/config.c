@@ -61,7 +61,7 @@ const struct wa_cfg_spec gw_config_spec[] = {
      offsetof(struct gw_config, jwt_algs),
      "signature algorithms accepted from the issuer (RS*, PS*, ES*; HS* only with an oct key)"},
     {"WA_GATEWAY_JWKS", WA_CFG_STRING, NULL, 0, 0, 0, offsetof(struct gw_config, jwks),
-     "the issuer's JWKS: a file path or an https:// URL"},
+     "the issuer's JWKS: a file path or an https:// URL (plain http:// is refused)"},
     {"WA_GATEWAY_JWKS_REFRESH", WA_CFG_MS, "60s", 1000, 86400000, 0,
      offsetof(struct gw_config, jwks_refresh_ms),
      "a token with an unknown kid refetches the JWKS at most once per this interval"},

@@ -61,7 +61,7 @@ static void decide(struct gw_call *c, const char *token, bool may_refetch);
 static bool
 is_url(const char *s)
 {
-    return strncmp(s, "https://", 8) == 0 || strncmp(s, "http://", 7) == 0;
+    return strncmp(s, "https://", 8) == 0;
 }
 
 /* Replaces the key set with text when it parses; otherwise the old set stays. */
@@ -284,6 +284,10 @@ gw_token_init(struct gw *gw, struct wa_error *error)
     }
     if (cfg->jwks == NULL || cfg->jwks[0] == '\0') {
         return wa_error_set(error, WA_ECONFIG, "WA_GATEWAY_JWT_ISSUER needs WA_GATEWAY_JWKS");
+    }
+    if (strncmp(cfg->jwks, "http://", 7) == 0) {
+        /* keys fetched in clear text could be anyone's: https:// or a mounted file */
+        return wa_error_set(error, WA_ECONFIG, "WA_GATEWAY_JWKS: an https:// URL or a file path");
     }
     if ((j = calloc(1, sizeof(*j))) == NULL) {
         return WA_ENOMEM;
