@@ -581,8 +581,10 @@ user_preferences__stop_resume_and_redelivery__ledger_once_each(void **state)
     json_decref(docs);
 }
 
+static long api(const char *method, const char *path, const char *body, json_t **out);
+
 static void
-restart__keys_lost__rebuilt_from_mongodb(void **state)
+restart_or_on_demand__keys_lost__rebuilt_from_mongodb(void **state)
 {
     struct wa_buf b;
     char v[64];
@@ -610,6 +612,10 @@ restart__keys_lost__rebuilt_from_mongodb(void **state)
     assert_string_equal(v, "1");
     optout_value("16505558001", v, sizeof(v));
     assert_string_equal(v, "");
+    /* on demand, while the daemon runs */
+    kv_del("16505558004");
+    assert_int_equal(api("POST", "/v1/admin/suppression/rebuild", "", NULL), 202);
+    await_optout("16505558004", true);
 }
 
 /* wa-users' wa_users_duplicates_total (redeliveries found applied), -1 when unreadable. */
@@ -1032,7 +1038,7 @@ main(void)
         cmocka_unit_test(stop_start__keyword__marketing_refused_utility_sent_then_restored),
         cmocka_unit_test(meta_error_131050__failed_status__opted_out),
         cmocka_unit_test(user_preferences__stop_resume_and_redelivery__ledger_once_each),
-        cmocka_unit_test(restart__keys_lost__rebuilt_from_mongodb),
+        cmocka_unit_test(restart_or_on_demand__keys_lost__rebuilt_from_mongodb),
         cmocka_unit_test(unread__three_messages_redelivered_then_reply__three_then_zero),
         cmocka_unit_test(rest__write_read_list_patch_consent_export_erase),
         cmocka_unit_test(import_export__ndjson_with_bad_lines__rest_applied_and_exported_by_filter),

@@ -16,6 +16,7 @@
  *                                        page (EXPORT_PAGE contacts a read) up to EXPORT_MAX
  *                                        bytes; X-Next-Cursor when more remain
  *   POST   /v1/contacts/import           import.c
+ *   POST   /v1/admin/suppression/rebuild suppress.c: the optout keys rewritten on demand
  * {id}: "+15551234567", "%2B15551234567", "15551234567", "00 1 555 123 4567" or a BSUID.
  *
  * Threading: loop thread; each request is answered once, later, from a MongoDB callback.
@@ -727,7 +728,8 @@ us_rest_start(struct us *us, struct wa_error *error)
     struct wa_httpd *h = wa_service_httpd(us->svc);
     enum wa_err err;
 
-    if ((err = us_import_start(us, error)) != WA_OK) {
+    if ((err = us_import_start(us, error)) != WA_OK ||
+        (err = us_suppress_routes(us, error)) != WA_OK) {
         return err;
     }
     for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {

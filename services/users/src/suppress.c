@@ -7,7 +7,9 @@
  *     (phone and bsuid), after every consent change (ledger.c);
  *   - rebuild at start: every contact with a marketing state is read from MongoDB (pages of
  *     REBUILD_PAGE by _id) and its keys written, so a flushed or new Redis is made true again
- *     before the consumer starts (readiness probe "suppression" turns true when done).
+ *     before the consumer starts (readiness probe "suppression" turns true when done);
+ *   - the same rebuild on demand: POST /v1/admin/suppression/rebuild (202; 409 while one
+ *     runs), for a Redis flushed or replaced while the daemon runs.
  *
  * Threading: loop thread.
  */
@@ -16,6 +18,7 @@
 #include <string.h>
 
 #include "users.h"
+#include "wa/httpd.h"
 #include "wa/kv.h"
 #include "wa/log.h"
 #include "wa/mongo.h"
@@ -130,14 +133,15 @@ rebuild_end(struct rebuild *r)
 {
     struct us *us = r->us;
     struct wa_error error = {0};
+    bool first = !us->rebuilt;
 
     wa_log_info(NULL, "suppression keys rebuilt from MongoDB: %zu contacts", r->count);
     wa_timer_free(r->timer);
     free(r);
     us->rebuild = NULL;
     us->rebuilt = true;
-    if (us->stopped) {
-        return;
+    if (us->stopped || !first) {
+        return; /* an on-demand rebuild: the consumer already runs */
     }
     if (us_consume_start(us, &error) != WA_OK) {
         wa_log_error(NULL, "consumer: %s", error.message);
@@ -268,6 +272,35 @@ us_suppress_rebuild_start(struct us *us, struct wa_error *error)
     r->us = us;
     us->rebuild = r;
     next_page(r);
+    return WA_OK;
+}
+
+static void
+on_rebuild_request(struct wa_http_req *req, void *arg)
+{
+    struct us *us = arg;
+    struct wa_error error = {0};
+
+    if (us->rebuild != NULL) {
+        wa_http_reply_problem(req, 409, "Conflict", "a rebuild of the suppression keys runs", NULL,
+                              0);
+        return;
+    }
+    if (us_suppress_rebuild_start(us, &error) != WA_OK) {
+        wa_http_reply_problem(req, 503, "Service Unavailable", error.message, NULL, 0);
+        return;
+    }
+    wa_log_info(NULL, "suppression rebuild asked by request %s", wa_http_req_id(req));
+    wa_http_reply_json(req, 202, "{\"status\":\"started\"}");
+}
+
+enum wa_err
+us_suppress_routes(struct us *us, struct wa_error *error)
+{
+    if (wa_httpd_route(wa_service_httpd(us->svc), "POST", "/v1/admin/suppression/rebuild", 0,
+                       on_rebuild_request, us) != WA_OK) {
+        return wa_error_set(error, WA_ENOMEM, "route POST /v1/admin/suppression/rebuild");
+    }
     return WA_OK;
 }
 

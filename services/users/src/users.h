@@ -228,6 +228,8 @@ enum wa_err us_health_start(struct us *us, struct wa_error *error);
 
 /* suppress.c: <p>optout:<identity> keys. */
 enum wa_err us_suppress_rebuild_start(struct us *us, struct wa_error *error);
+/* POST /v1/admin/suppression/rebuild: the same rebuild on demand (us_rest_start adds it). */
+enum wa_err us_suppress_routes(struct us *us, struct wa_error *error);
 void us_suppress_stop(struct us *us);
 typedef void (*us_done_fn)(void *arg, enum wa_err err);
 /* Sets (opted_out) or deletes the key of every identity of contact (a contact document). */
