@@ -15,75 +15,16 @@
  * - Closing (wa_mongo_close, wa_mongo_free) marks unfinished jobs cancelled and calls their
  *   callbacks with WA_ECLOSED; on_job_done then only releases them.
  */
-#include "wa/mongo.h"
-
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <mongoc/mongoc.h>
-
+#include "internal.h"
 #include "wa/log.h"
 
 #define DEFAULT_TIMEOUT_MS 2000u
 #define DEFAULT_PING_MS    2000u
-#define MAX_NAME           120 /* collection names; MongoDB's namespace limit is higher */
-
-enum kind {
-    JOB_INSERT,
-    JOB_FIND,
-    JOB_FIND_ONE,
-    JOB_UPDATE,
-    JOB_DELETE,
-    JOB_COUNT,
-    JOB_INDEX,
-    JOB_DROP_COLL,
-    JOB_DROP_DB,
-    JOB_PING,
-};
-
-struct job {
-    struct wa_mongo *m;
-    struct job *prev, *next; /* m->jobs, loop thread only */
-    enum kind kind;
-    bool cancelled; /* the callback already ran with WA_ECLOSED */
-    char coll[MAX_NAME + 1];
-    bson_t *a; /* document, filter or keys */
-    bson_t *b; /* update or options */
-    bool flag; /* upsert or unique */
-    uint32_t ttl_seconds;
-    union {
-        wa_mongo_done_fn done;
-        wa_mongo_docs_fn docs;
-        wa_mongo_doc_fn doc;
-        wa_mongo_update_fn update;
-        wa_mongo_count_fn count;
-    } cb;
-    void *arg;
-    /* results, written by the worker */
-    enum wa_err err;
-    char message[256];
-    json_t *result;
-    int64_t n1, n2;
-    bool upserted;
-};
-
-struct wa_mongo {
-    struct wa_loop *loop;
-    struct wa_pool *pool;
-    mongoc_uri_t *uri;
-    mongoc_client_pool_t *clients;
-    char *database;
-    uint32_t ping_interval_ms;
-    struct wa_timer *ping_timer;
-    bool ping_inflight;
-    bool ready;
-    bool closing; /* wa_mongo_close ran: no callback runs any more */
-    bool freed;   /* wa_mongo_free ran: the client's own reference is released */
-    unsigned refs;
-    struct job *jobs;
-};
 
 /* ---- process-wide libmongoc state ---- */
 
@@ -158,8 +99,8 @@ to_json(const bson_t *doc)
     return json;
 }
 
-static enum wa_err
-translate(struct job *job, const bson_error_t *error)
+enum wa_err
+mongo_translate(struct job *job, const bson_error_t *error)
 {
     enum wa_err err = WA_EIO;
 
@@ -179,8 +120,8 @@ translate(struct job *job, const bson_error_t *error)
     return err;
 }
 
-static int64_t
-reply_int(const bson_t *reply, const char *field)
+int64_t
+mongo_reply_int(const bson_t *reply, const char *field)
 {
     bson_iter_t it;
 
@@ -218,7 +159,7 @@ run_find(struct job *job, mongoc_collection_t *coll)
         }
     }
     if (mongoc_cursor_error(cursor, &error)) {
-        translate(job, &error);
+        mongo_translate(job, &error);
         goto out;
     }
     if (job->kind == JOB_FIND_ONE) {
@@ -261,7 +202,7 @@ run_index(struct job *job, mongoc_collection_t *coll)
     bson_append_document_end(&indexes, &index);
     bson_append_array_end(&cmd, &indexes);
     if (!mongoc_collection_write_command_with_opts(coll, &cmd, NULL, NULL, &error)) {
-        translate(job, &error);
+        mongo_translate(job, &error);
     }
     bson_destroy(&cmd);
     bson_free(name);
@@ -272,7 +213,7 @@ run_job(void *arg)
 {
     struct job *job = arg;
     struct wa_mongo *m = job->m;
-    mongoc_client_t *client = mongoc_client_pool_pop(m->clients);
+    mongoc_client_t *client;
     mongoc_collection_t *coll = NULL;
     mongoc_database_t *db = NULL;
     bson_t reply, *ping = NULL, *opts = NULL; /* reply: initialised by each call taking it */
@@ -280,10 +221,15 @@ run_job(void *arg)
     int64_t n;
 
     job->err = WA_OK;
+    if (job->kind == JOB_PAGE || job->kind == JOB_CLOSE) {
+        ops_run_cursor(job); /* the cursor's own client */
+        return;
+    }
+    client = mongoc_client_pool_pop(m->clients);
     if (job->kind == JOB_PING) {
         ping = BCON_NEW("ping", BCON_INT32(1));
         if (!mongoc_client_command_simple(client, "admin", ping, NULL, &reply, &error)) {
-            translate(job, &error);
+            mongo_translate(job, &error);
         }
         bson_destroy(&reply);
         bson_destroy(ping);
@@ -292,15 +238,17 @@ run_job(void *arg)
     if (job->kind == JOB_DROP_DB) {
         db = mongoc_client_get_database(client, m->database);
         if (!mongoc_database_drop(db, &error)) {
-            translate(job, &error);
+            mongo_translate(job, &error);
         }
         goto out;
     }
-    coll = mongoc_client_get_collection(client, m->database, job->coll);
+    if (job->coll[0] != '\0') {
+        coll = mongoc_client_get_collection(client, m->database, job->coll);
+    }
     switch (job->kind) {
     case JOB_INSERT:
         if (!mongoc_collection_insert_one(coll, job->a, NULL, &reply, &error)) {
-            translate(job, &error);
+            mongo_translate(job, &error);
         }
         bson_destroy(&reply);
         break;
@@ -311,27 +259,27 @@ run_job(void *arg)
     case JOB_UPDATE:
         opts = BCON_NEW("upsert", BCON_BOOL(job->flag));
         if (!mongoc_collection_update_one(coll, job->a, job->b, opts, &reply, &error)) {
-            translate(job, &error);
+            mongo_translate(job, &error);
         } else {
-            job->n1 = reply_int(&reply, "matchedCount");
-            job->n2 = reply_int(&reply, "modifiedCount");
-            job->upserted =
-                reply_int(&reply, "upsertedCount") > 0 || bson_has_field(&reply, "upsertedId");
+            job->n1 = mongo_reply_int(&reply, "matchedCount");
+            job->n2 = mongo_reply_int(&reply, "modifiedCount");
+            job->upserted = mongo_reply_int(&reply, "upsertedCount") > 0 ||
+                            bson_has_field(&reply, "upsertedId");
         }
         bson_destroy(&reply);
         break;
     case JOB_DELETE:
         if (!mongoc_collection_delete_many(coll, job->a, NULL, &reply, &error)) {
-            translate(job, &error);
+            mongo_translate(job, &error);
         } else {
-            job->n1 = reply_int(&reply, "deletedCount");
+            job->n1 = mongo_reply_int(&reply, "deletedCount");
         }
         bson_destroy(&reply);
         break;
     case JOB_COUNT:
         n = mongoc_collection_count_documents(coll, job->a, NULL, NULL, NULL, &error);
         if (n < 0) {
-            translate(job, &error);
+            mongo_translate(job, &error);
         } else {
             job->n1 = n;
         }
@@ -343,11 +291,14 @@ run_job(void *arg)
         if (!mongoc_collection_drop(coll, &error) &&
             !(error.domain == MONGOC_ERROR_SERVER && error.code == 26) && /* NamespaceNotFound */
             strstr(error.message, "ns not found") == NULL) {
-            translate(job, &error);
+            mongo_translate(job, &error);
         }
         break;
     case JOB_DROP_DB:
     case JOB_PING:
+        break;
+    default:
+        ops_run(job, client, coll);
         break;
     }
 out:
@@ -369,8 +320,14 @@ destroy(struct wa_mongo *m)
     free(m);
 }
 
-static void
-release(struct wa_mongo *m)
+void
+mongo_retain(struct wa_mongo *m)
+{
+    m->refs++;
+}
+
+void
+mongo_release(struct wa_mongo *m)
 {
     WA_ASSERT(m->refs > 0);
     if (--m->refs == 0) {
@@ -378,29 +335,14 @@ release(struct wa_mongo *m)
     }
 }
 
-static void
-job_free(struct job *job)
+void
+mongo_job_free(struct job *job)
 {
+    ops_job_cleanup(job);
     bson_destroy(job->a);
     bson_destroy(job->b);
     json_decref(job->result);
     free(job);
-}
-
-static void
-unlink_job(struct job *job)
-{
-    struct wa_mongo *m = job->m;
-
-    if (job->prev != NULL) {
-        job->prev->next = job->next;
-    } else if (m->jobs == job) {
-        m->jobs = job->next;
-    }
-    if (job->next != NULL) {
-        job->next->prev = job->prev;
-    }
-    job->prev = job->next = NULL;
 }
 
 /* Calls the job's callback once with err (results only when err is WA_OK). */
@@ -431,6 +373,9 @@ notify(struct job *job, enum wa_err err)
         break;
     case JOB_PING:
         break;
+    default:
+        ops_notify(job, err);
+        break;
     }
 }
 
@@ -440,7 +385,7 @@ on_job_done(void *arg)
     struct job *job = arg;
     struct wa_mongo *m = job->m;
 
-    unlink_job(job);
+    wa_list_remove(&job->link);
     if (job->kind == JOB_PING) {
         m->ping_inflight = false;
         if (!job->cancelled) {
@@ -451,18 +396,20 @@ on_job_done(void *arg)
             }
             m->ready = job->err == WA_OK;
         }
+    } else if (job->kind == JOB_PAGE || job->kind == JOB_CLOSE) {
+        ops_cursor_done(job); /* calls back unless cancelled */
     } else if (!job->cancelled) {
         if (job->err == WA_EIO) {
             wa_log_warn(NULL, "mongo %s: %s", job->coll, job->message);
         }
         notify(job, job->err);
     }
-    job_free(job);
-    release(m);
+    mongo_job_free(job);
+    mongo_release(m);
 }
 
-static enum wa_err
-job_new(struct wa_mongo *m, enum kind kind, const char *coll, void *arg, struct job **out)
+enum wa_err
+mongo_job_new(struct wa_mongo *m, enum kind kind, const char *coll, void *arg, struct job **out)
 {
     struct job *job;
 
@@ -485,22 +432,17 @@ job_new(struct wa_mongo *m, enum kind kind, const char *coll, void *arg, struct 
     return WA_OK;
 }
 
-/* Submits job to the pool; on error frees it and no callback will run. */
-static enum wa_err
-job_submit(struct wa_mongo *m, struct job *job)
+enum wa_err
+mongo_job_submit(struct wa_mongo *m, struct job *job)
 {
     enum wa_err err = wa_pool_submit(m->pool, run_job, on_job_done, job);
 
     if (err != WA_OK) {
-        job_free(job);
+        mongo_job_free(job);
         return err;
     }
     m->refs++;
-    job->next = m->jobs;
-    if (m->jobs != NULL) {
-        m->jobs->prev = job;
-    }
-    m->jobs = job;
+    wa_list_push_back(&m->jobs, &job->link);
     return WA_OK;
 }
 
@@ -511,10 +453,10 @@ on_ping_timer(struct wa_timer *t, void *arg)
     struct job *job = NULL;
 
     (void)t;
-    if (m->ping_inflight || job_new(m, JOB_PING, NULL, NULL, &job) != WA_OK) {
+    if (m->ping_inflight || mongo_job_new(m, JOB_PING, NULL, NULL, &job) != WA_OK) {
         return;
     }
-    if (job_submit(m, job) == WA_OK) {
+    if (mongo_job_submit(m, job) == WA_OK) {
         m->ping_inflight = true;
     }
 }
@@ -547,6 +489,7 @@ wa_mongo_new(struct wa_loop *loop, struct wa_pool *pool, const struct wa_mongo_c
     m->loop = loop;
     m->pool = pool;
     m->refs = 1;
+    wa_list_init(&m->jobs);
     m->ping_interval_ms = config->ping_interval_ms ? config->ping_interval_ms : DEFAULT_PING_MS;
     timeout = config->timeout_ms ? config->timeout_ms : DEFAULT_TIMEOUT_MS;
     if ((m->uri = mongoc_uri_new_with_error(config->uri, &berr)) == NULL) {
@@ -591,7 +534,7 @@ out:
 void
 wa_mongo_close(struct wa_mongo *m)
 {
-    struct job *job;
+    struct wa_list *it, *tmp;
 
     if (m == NULL || m->closing) {
         return;
@@ -600,7 +543,10 @@ wa_mongo_close(struct wa_mongo *m)
     m->ready = false;
     wa_timer_stop(m->ping_timer);
     /* Callbacks cannot add jobs (closing) and jobs leave the list only in on_job_done. */
-    for (job = m->jobs; job != NULL; job = job->next) {
+    WA_LIST_FOREACH_SAFE(it, tmp, &m->jobs)
+    {
+        struct job *job = WA_LIST_ENTRY(it, struct job, link);
+
         if (!job->cancelled) {
             job->cancelled = true;
             notify(job, WA_ECLOSED);
@@ -616,7 +562,7 @@ wa_mongo_free(struct wa_mongo *m)
     }
     m->freed = true;
     wa_mongo_close(m);
-    release(m); /* the client's own reference */
+    mongo_release(m); /* the client's own reference */
 }
 
 bool
@@ -633,10 +579,10 @@ submit_with(struct wa_mongo *m, struct job *job, const json_t *a, const json_t *
     enum wa_err err;
 
     if ((err = to_bson(a, &job->a)) != WA_OK || (err = to_bson(b, &job->b)) != WA_OK) {
-        job_free(job);
+        mongo_job_free(job);
         return err;
     }
-    return job_submit(m, job);
+    return mongo_job_submit(m, job);
 }
 
 enum wa_err
@@ -649,7 +595,7 @@ wa_mongo_insert_one(struct wa_mongo *m, const char *coll, const json_t *doc, wa_
     if (m == NULL || coll == NULL || doc == NULL || cb == NULL) {
         return WA_EINVAL;
     }
-    if ((err = job_new(m, JOB_INSERT, coll, arg, &job)) != WA_OK) {
+    if ((err = mongo_job_new(m, JOB_INSERT, coll, arg, &job)) != WA_OK) {
         return err;
     }
     job->cb.done = cb;
@@ -666,7 +612,7 @@ wa_mongo_find(struct wa_mongo *m, const char *coll, const json_t *filter, const 
     if (m == NULL || coll == NULL || cb == NULL) {
         return WA_EINVAL;
     }
-    if ((err = job_new(m, JOB_FIND, coll, arg, &job)) != WA_OK) {
+    if ((err = mongo_job_new(m, JOB_FIND, coll, arg, &job)) != WA_OK) {
         return err;
     }
     job->cb.docs = cb;
@@ -684,24 +630,24 @@ wa_mongo_find_one(struct wa_mongo *m, const char *coll, const json_t *filter, co
     if (m == NULL || coll == NULL || cb == NULL) {
         return WA_EINVAL;
     }
-    if ((err = job_new(m, JOB_FIND_ONE, coll, arg, &job)) != WA_OK) {
+    if ((err = mongo_job_new(m, JOB_FIND_ONE, coll, arg, &job)) != WA_OK) {
         return err;
     }
     job->cb.doc = cb;
     if ((err = to_bson(filter, &job->a)) != WA_OK || (err = to_bson(opts, &given)) != WA_OK) {
-        job_free(job);
+        mongo_job_free(job);
         return err;
     }
     /* the caller's options with limit forced to 1 */
     if ((job->b = bson_new()) == NULL) {
         bson_destroy(given);
-        job_free(job);
+        mongo_job_free(job);
         return WA_ENOMEM;
     }
     bson_copy_to_excluding_noinit(given, job->b, "limit", NULL);
     bson_destroy(given);
     BSON_APPEND_INT64(job->b, "limit", 1);
-    return job_submit(m, job);
+    return mongo_job_submit(m, job);
 }
 
 enum wa_err
@@ -714,7 +660,7 @@ wa_mongo_update_one(struct wa_mongo *m, const char *coll, const json_t *filter,
     if (m == NULL || coll == NULL || filter == NULL || update == NULL || cb == NULL) {
         return WA_EINVAL;
     }
-    if ((err = job_new(m, JOB_UPDATE, coll, arg, &job)) != WA_OK) {
+    if ((err = mongo_job_new(m, JOB_UPDATE, coll, arg, &job)) != WA_OK) {
         return err;
     }
     job->cb.update = cb;
@@ -732,7 +678,7 @@ wa_mongo_delete_many(struct wa_mongo *m, const char *coll, const json_t *filter,
     if (m == NULL || coll == NULL || filter == NULL || cb == NULL) {
         return WA_EINVAL;
     }
-    if ((err = job_new(m, JOB_DELETE, coll, arg, &job)) != WA_OK) {
+    if ((err = mongo_job_new(m, JOB_DELETE, coll, arg, &job)) != WA_OK) {
         return err;
     }
     job->cb.count = cb;
@@ -749,7 +695,7 @@ wa_mongo_count(struct wa_mongo *m, const char *coll, const json_t *filter, wa_mo
     if (m == NULL || coll == NULL || cb == NULL) {
         return WA_EINVAL;
     }
-    if ((err = job_new(m, JOB_COUNT, coll, arg, &job)) != WA_OK) {
+    if ((err = mongo_job_new(m, JOB_COUNT, coll, arg, &job)) != WA_OK) {
         return err;
     }
     job->cb.count = cb;
@@ -767,7 +713,7 @@ wa_mongo_create_index(struct wa_mongo *m, const char *coll, const json_t *keys, 
         ttl_seconds > INT32_MAX) {
         return WA_EINVAL;
     }
-    if ((err = job_new(m, JOB_INDEX, coll, arg, &job)) != WA_OK) {
+    if ((err = mongo_job_new(m, JOB_INDEX, coll, arg, &job)) != WA_OK) {
         return err;
     }
     job->cb.done = cb;
@@ -785,7 +731,7 @@ wa_mongo_drop_collection(struct wa_mongo *m, const char *coll, wa_mongo_done_fn 
     if (m == NULL || coll == NULL || cb == NULL) {
         return WA_EINVAL;
     }
-    if ((err = job_new(m, JOB_DROP_COLL, coll, arg, &job)) != WA_OK) {
+    if ((err = mongo_job_new(m, JOB_DROP_COLL, coll, arg, &job)) != WA_OK) {
         return err;
     }
     job->cb.done = cb;
@@ -801,7 +747,7 @@ wa_mongo_drop_database(struct wa_mongo *m, wa_mongo_done_fn cb, void *arg)
     if (m == NULL || cb == NULL) {
         return WA_EINVAL;
     }
-    if ((err = job_new(m, JOB_DROP_DB, NULL, arg, &job)) != WA_OK) {
+    if ((err = mongo_job_new(m, JOB_DROP_DB, NULL, arg, &job)) != WA_OK) {
         return err;
     }
     job->cb.done = cb;

@@ -22,31 +22,27 @@
 #include "wa/mongo.h"
 
 static void
-on_index(void *arg, enum wa_err err)
+on_migrated(void *arg, enum wa_err err)
 {
+    (void)arg;
     if (err != WA_OK) {
-        wa_log_warn(NULL, "index %s not created: %s", (const char *)arg, wa_err_name(err));
+        wa_log_warn(NULL, "analytics collections and indexes not created: %s", wa_err_name(err));
     }
 }
 
+/* Collections and indexes, idempotently (libs/mongo migrate). */
 static void
 ensure_indexes(struct an *an)
 {
-    static const struct {
-        const char *coll, *field;
-    } idx[] = {
-        {AN_COLL_MESSAGES, "wamid"}, {AN_COLL_MESSAGES, "at"},     {AN_COLL_MESSAGES, "contact"},
-        {AN_COLL_INBOUND, "at"},     {AN_COLL_INBOUND, "contact"},
+    static const struct wa_mongo_index idx[] = {
+        {AN_COLL_MESSAGES, "wamid:1", false, 0},   {AN_COLL_MESSAGES, "at:1", false, 0},
+        {AN_COLL_MESSAGES, "contact:1", false, 0}, {AN_COLL_INBOUND, "at:1", false, 0},
+        {AN_COLL_INBOUND, "contact:1", false, 0},
     };
 
-    for (size_t i = 0; i < sizeof(idx) / sizeof(idx[0]); i++) {
-        json_t *keys = json_pack("{s:i}", idx[i].field, 1);
-
-        if (keys == NULL || wa_mongo_create_index(an->mongo, idx[i].coll, keys, false, 0, on_index,
-                                                  (void *)idx[i].field) != WA_OK) {
-            wa_log_warn(NULL, "index %s not created", idx[i].field);
-        }
-        json_decref(keys);
+    if (wa_mongo_migrate(an->mongo, NULL, idx, sizeof(idx) / sizeof(idx[0]), on_migrated, NULL) !=
+        WA_OK) {
+        wa_log_warn(NULL, "analytics collections and indexes not created");
     }
 }
 
