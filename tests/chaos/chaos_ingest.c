@@ -100,18 +100,7 @@ daemon_start(void)
 static size_t
 spool_files(void)
 {
-    DIR *d = opendir(C.spool);
-    struct dirent *de;
-    size_t n = 0;
-
-    if (d == NULL) {
-        return 0;
-    }
-    while ((de = readdir(d)) != NULL) {
-        n += strncmp(de->d_name, "spool-", 6) == 0;
-    }
-    closedir(d);
-    return n;
+    return wa_test_count_files(C.spool, "spool-");
 }
 
 /* ---- load ---- */

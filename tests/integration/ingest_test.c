@@ -692,18 +692,7 @@ unparsable__signed_truncated_or_not_json__archived_and_200(void **state)
 static size_t
 spool_files(void)
 {
-    DIR *d = opendir(F->spool);
-    struct dirent *de;
-    size_t n = 0;
-
-    if (d == NULL) {
-        return 0;
-    }
-    while ((de = readdir(d)) != NULL) {
-        n += strncmp(de->d_name, "spool-", 6) == 0;
-    }
-    closedir(d);
-    return n;
+    return wa_test_count_files(F->spool, "spool-");
 }
 
 static bool

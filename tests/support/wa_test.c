@@ -1,6 +1,7 @@
 /* wa_test.c: test helpers: environment endpoints, unique prefixes, running the loop. */
 #include "wa_test.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +76,23 @@ void
 wa_test_run_for(struct wa_loop *loop, uint64_t ms)
 {
     wa_test_run_until(loop, NULL, NULL, ms);
+}
+
+size_t
+wa_test_count_files(const char *dir, const char *prefix)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    size_t n = 0;
+
+    if (d == NULL) {
+        return 0;
+    }
+    while ((de = readdir(d)) != NULL) {
+        n += strncmp(de->d_name, prefix, strlen(prefix)) == 0;
+    }
+    closedir(d);
+    return n;
 }
 
 char *

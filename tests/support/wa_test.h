@@ -29,6 +29,9 @@ bool wa_test_run_until(struct wa_loop *loop, wa_test_cond_fn cond, void *arg, ui
 /* Runs the loop for ms milliseconds. */
 void wa_test_run_for(struct wa_loop *loop, uint64_t ms);
 
+/* Number of entries of directory dir whose name starts with prefix (0 when dir is missing). */
+size_t wa_test_count_files(const char *dir, const char *prefix);
+
 /* Reads a whole file (max 64 MiB) into a new NUL-terminated buffer; free with free(). */
 char *wa_test_read_file(const char *path, size_t *len);
 
