@@ -785,6 +785,23 @@ stored_anywhere(const char *s)
         free(text);
     }
     json_decref(keys);
+    keys = NULL;
+    /* the values of the run's string keys too (the read cache holds rendered contacts) */
+    {
+        static const char script[] =
+            "local out = {} for _, k in ipairs(redis.call('KEYS', ARGV[1])) do "
+            "if redis.call('TYPE', k).ok == 'string' then "
+            "table.insert(out, redis.call('GET', k)) end end return out";
+        const char *args[1] = {pattern};
+        char *text;
+
+        assert_int_equal(wa_kv_eval(T.kv, script, 0, NULL, 1, args, on_keys, &keys), WA_OK);
+        assert_true(wa_test_run_until(T.loop, keys_done, &keys, 5000));
+        text = json_dumps(keys, JSON_COMPACT);
+        found = found || strstr(text, s) != NULL;
+        free(text);
+        json_decref(keys);
+    }
     return found;
 }
 
@@ -843,6 +860,11 @@ rest__write_read_list_patch_consent_export_erase(void **state)
     assert_null(json_object_get(v, "name"));
     assert_int_equal(json_array_size(json_object_get(v, "tags")), 1);
     json_decref(v);
+    /* the read cache (filled by the GET above) was invalidated by the patch */
+    assert_int_equal(api("GET", "/v1/contacts/+15551230001", NULL, &v), 200);
+    assert_null(json_object_get(v, "name"));
+    assert_int_equal(json_array_size(json_object_get(v, "tags")), 1);
+    json_decref(v);
     assert_int_equal(api("PATCH", "/v1/contacts/+15551239999", "{\"name\":\"x\"}", NULL), 404);
 
     /* list by tag, two pages */
@@ -874,6 +896,9 @@ rest__write_read_list_patch_consent_export_erase(void **state)
     assert_string_equal(wa_json_str(v, "source"), "api");
     json_decref(v);
     await_optout("15551230001", true);
+    assert_int_equal(api("GET", "/v1/contacts/+15551230001", NULL, &v), 200);
+    assert_string_equal(wa_json_path_str(v, "consent.marketing.status"), "opted_out");
+    json_decref(v);
     assert_int_equal(api("POST", "/v1/contacts/+15551230001/consent",
                          "{\"category\":\"promo\",\"status\":\"maybe\"}", &v),
                      422);
@@ -893,12 +918,17 @@ rest__write_read_list_patch_consent_export_erase(void **state)
     assert_int_equal(json_array_size(json_object_get(v, "consent")), 1);
     json_decref(v);
 
-    /* erasure: nothing left holding the number */
+    /* erasure: nothing left holding the number or the name (the cache included) */
+    assert_int_equal(api("PATCH", "/v1/contacts/+15551230001", "{\"name\":\"Ana Erased\"}", NULL),
+                     200);
+    assert_int_equal(api("GET", "/v1/contacts/+15551230001", NULL, NULL), 200); /* cached */
     assert_true(stored_anywhere("15551230001"));
+    assert_true(stored_anywhere("Ana Erased"));
     assert_int_equal(api("DELETE", "/v1/contacts/+15551230001", NULL, NULL), 204);
     assert_int_equal(api("GET", "/v1/contacts/+15551230001", NULL, NULL), 404);
     assert_int_equal(api("DELETE", "/v1/contacts/+15551230001", NULL, NULL), 404);
     assert_false(stored_anywhere("15551230001"));
+    assert_false(stored_anywhere("Ana Erased"));
 }
 
 /* The raw body of a GET (NDJSON), in *out (malloc'd, NUL-terminated). */

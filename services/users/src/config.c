@@ -15,5 +15,11 @@ const struct wa_cfg_spec us_config_spec[] = {
     {"WA_USERS_MAX_IN_FLIGHT", WA_CFG_INT, "1000", 1, 100000, 0,
      offsetof(struct us_config, max_in_flight),
      "events fetched and queued before the consumer pauses (applied one at a time)"},
+    {"WA_USERS_CACHE_TTL", WA_CFG_MS, "60s", 0, 86400000, 0,
+     offsetof(struct us_config, cache_ttl_ms),
+     "lifetime of a contact in the Redis read cache of GET /v1/contacts/{id} (0: no cache)"},
+    {"WA_USERS_CACHE_SECRET", WA_CFG_STRING, "", 0, 0, WA_CFG_SECRET,
+     offsetof(struct us_config, cache_secret),
+     "key of the HMAC that names the cache's Redis keys (unset: a fixed label)"},
 };
 const size_t us_config_nspec = sizeof(us_config_spec) / sizeof(us_config_spec[0]);

@@ -183,6 +183,7 @@ on_written(void *arg, enum wa_err err, int64_t matched, int64_t modified, bool u
     } else {
         m->updated++;
     }
+    (void)us_cache_invalidate(m->us, m->cid, NULL, NULL);
     m->cat = 0;
     next_consent(m);
 }

@@ -117,6 +117,7 @@ on_upserted(void *arg, enum wa_err err, int64_t matched, int64_t modified, bool 
         finish(a, err != WA_OK ? err : WA_ECLOSED);
         return;
     }
+    (void)us_cache_invalidate(a->us, a->cid, NULL, NULL); /* its consent state changed */
     filter = json_pack("{s:s}", "_id", a->cid);
     err = filter != NULL
               ? wa_mongo_find_one(a->us->mongo, US_COLL_CONTACTS, filter, NULL, on_contact, a)

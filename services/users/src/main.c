@@ -77,7 +77,8 @@ start(struct wa_service *svc, const void *config, void **state, struct wa_error 
     if ((err = wa_service_kafka_producer(svc, &us->producer, error)) != WA_OK ||
         (err = wa_service_kv(svc, &us->kv, error)) != WA_OK ||
         (err = wa_service_mongo(svc, &us->mongo, error)) != WA_OK ||
-        (err = us_health_start(us, error)) != WA_OK || (err = us_rest_start(us, error)) != WA_OK ||
+        (err = us_cache_start(us, error)) != WA_OK || (err = us_health_start(us, error)) != WA_OK ||
+        (err = us_rest_start(us, error)) != WA_OK ||
         (err = us_suppress_rebuild_start(us, error)) != WA_OK) {
         return err;
     }
@@ -105,6 +106,7 @@ stop(struct wa_service *svc, void *state)
     }
     us_consume_stop(us);
     us_suppress_stop(us);
+    us_cache_stop(us);
 }
 
 int

@@ -236,6 +236,33 @@ read_contact(struct rq *r)
     }
 }
 
+/* GET /v1/contacts/{id}: through the read cache (cache.c). */
+static void
+on_cached(void *arg, enum wa_err err, const char *json, size_t len, bool hit)
+{
+    struct rq *r = arg;
+
+    (void)hit;
+    if (err == WA_ENOTFOUND) {
+        problem(r, 404, "Not Found", "no such contact");
+    } else if (err != WA_OK) {
+        unavailable(r, err);
+    } else {
+        wa_http_reply(r->req, 200, "application/json", json, len);
+        rq_free(r);
+    }
+}
+
+static void
+read_cached(struct rq *r)
+{
+    enum wa_err err = us_cache_get(r->us, r->cid, on_cached, r);
+
+    if (err != WA_OK) {
+        unavailable(r, err);
+    }
+}
+
 /* ---- PUT / PATCH ---- */
 
 static void
@@ -252,6 +279,7 @@ on_written(void *arg, enum wa_err err, int64_t matched, int64_t modified, bool u
         problem(r, 404, "Not Found", "no such contact");
         return;
     }
+    (void)us_cache_invalidate(r->us, r->cid, NULL, NULL);
     r->status = upserted ? 201 : 200;
     r->op = OP_GET;
     read_contact(r);
@@ -365,6 +393,9 @@ start_erasure(struct rq *r)
     }
     if (us_suppress_apply(r->us, r->contact, false, on_keys_deleted, r) == WA_OK) {
         r->pending++;
+    }
+    if (us_cache_invalidate(r->us, r->cid, on_keys_deleted, r) == WA_OK) {
+        r->pending++; /* the cached contact (name, number) goes too */
     }
     json_decref(by_id);
     json_decref(by_contact);
@@ -714,6 +745,9 @@ on_request(struct wa_http_req *req, void *arg)
         if (parse_body(r)) {
             post_consent(r);
         }
+        return;
+    case OP_GET:
+        read_cached(r);
         return;
     default:
         read_contact(r);

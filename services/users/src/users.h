@@ -189,6 +189,8 @@ struct us_config {
     char *group;
     int64_t retry_ms;
     int64_t max_in_flight;
+    int64_t cache_ttl_ms; /* 0: no cache */
+    char *cache_secret;
 };
 extern const struct wa_cfg_spec us_config_spec[];
 extern const size_t us_config_nspec;
@@ -209,6 +211,7 @@ struct us {
     struct wa_kafka_producer *producer;
     struct wa_kv *kv;
     struct wa_mongo *mongo;
+    struct wa_kv_cache *cache; /* NULL when disabled (cache.c) */
     struct wa_kafka_consumer *consumer;
     char prefix[128];
     char topic_command[192], topic_status[192], topic_account[192], topic_event[192],
@@ -254,6 +257,22 @@ enum wa_err us_profile_replied(struct us *us, const char *contact_id, us_done_fn
 /* ledger.c: one entry applied: contact resolved, entry appended, state derived and stored,
  * keys written, contact.event produced. cb once, on the loop thread. */
 enum wa_err us_ledger_apply(struct us *us, const struct us_entry *e, us_done_fn cb, void *arg);
+
+/*
+ * cache.c: the read-through cache of GET /v1/contacts/{id}. us_cache_get answers the contact as
+ * rendered JSON (cb as wa_kv_cache_get's; WA_ENOTFOUND for an unknown contact). Call
+ * us_cache_invalidate after every acknowledged change of a contact document; cb NULL: fire and
+ * forget (a failure is logged). With the cache disabled it returns WA_ENOTFOUND when cb is set
+ * (and never calls it), WA_OK otherwise.
+ */
+struct wa_kv_cache;
+enum wa_err us_cache_start(struct us *us, struct wa_error *error);
+void us_cache_stop(struct us *us);
+enum wa_err us_cache_get(struct us *us, const char *contact_id,
+                         void (*cb)(void *arg, enum wa_err err, const char *json, size_t len,
+                                    bool hit),
+                         void *arg);
+enum wa_err us_cache_invalidate(struct us *us, const char *contact_id, us_done_fn cb, void *arg);
 
 /* rest.c: the contacts API routes (before the listener starts). */
 enum wa_err us_rest_start(struct us *us, struct wa_error *error);
