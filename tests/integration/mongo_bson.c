@@ -403,12 +403,16 @@ cursor__25000_documents_in_pages__all_in_order_once(void **state)
     bson_t *proj = BCON_NEW("_id", BCON_INT32(1));
     struct wa_mongo_find_opts opts = {.sort = sort, .projection = proj, .page_size = 1000};
     struct scan s = {.last = -1, .sorted = true};
+    uint64_t t0;
 
     fill_scan(e);
+    t0 = wa_clock_mono_ms();
     assert_int_equal(wa_mongo_cursor_find(e->m, "scan", NULL, &opts, &s.c), WA_OK);
     assert_int_equal(wa_mongo_cursor_next(s.c, on_page, &s), WA_OK);
     assert_int_equal(wa_mongo_cursor_next(s.c, on_page, &s), WA_EAGAIN);
     assert_true(wa_test_run_until(e->loop, scanned, &s, 120000));
+    printf("# paged scan of %d documents in %d pages: %llu ms\n", s.docs, s.pages,
+           (unsigned long long)(wa_clock_mono_ms() - t0));
     assert_int_equal(s.err, WA_OK);
     assert_false(s.more);
     assert_int_equal(s.docs, NSCAN);
