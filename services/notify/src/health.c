@@ -1,7 +1,7 @@
 /*
  * health.c: metrics, readiness and reload of wa-notify (beside the flow).
  *
- * /readyz checks: "kafka" (producer and consumer reach a broker), "redis", one
+ * /readyz checks: "kafka", "kafka_consumer" and "redis" (the scaffolding's), one
  * "token:<phone_number_id>" per sending number (down after a 0/190 answer until SIGHUP brings a
  * token: WA_ACCESS_TOKEN_FILE is read again; without it the same token is tried again), and
  * "cloud_api" (the circuit breaker is not open). Metrics are listed in README.md.
@@ -15,23 +15,6 @@
 #include "notify.h"
 #include "wa/clock.h"
 #include "wa/log.h"
-
-static bool
-kafka_ready(void *arg)
-{
-    struct nt *nt = arg;
-
-    return nt->producer != NULL && wa_kafka_producer_ready(nt->producer) && nt->consumer != NULL &&
-           wa_kafka_consumer_ready(nt->consumer);
-}
-
-static bool
-redis_ready(void *arg)
-{
-    struct nt *nt = arg;
-
-    return nt->kv != NULL && wa_kv_ready(nt->kv);
-}
 
 static bool
 cloud_ready(void *arg)
@@ -101,9 +84,7 @@ nt_health_start(struct nt *nt, struct wa_error *error)
     if (nt->breaker_timer == NULL) {
         return wa_error_set(error, WA_ENOMEM, "out of memory");
     }
-    if (wa_service_probe(nt->svc, "kafka", kafka_ready, nt) != WA_OK ||
-        wa_service_probe(nt->svc, "redis", redis_ready, nt) != WA_OK ||
-        wa_service_probe(nt->svc, "cloud_api", cloud_ready, nt) != WA_OK) {
+    if (wa_service_probe(nt->svc, "cloud_api", cloud_ready, nt) != WA_OK) {
         return wa_error_set(error, WA_ELIMIT, "too many readiness probes");
     }
     return WA_OK;
@@ -194,18 +175,14 @@ nt_health_reload(struct nt *nt)
     nt_pace_pump_all(nt);
 }
 
-void
-nt_drain_check(struct nt *nt)
+bool
+nt_busy(const struct nt *nt)
 {
-    if (!nt->draining || nt->stopped || nt->drained) {
-        return;
-    }
     for (const struct nt_req *r = nt->all; r != NULL; r = r->next_all) {
         if (r->state == NT_REQ_CLAIM || r->state == NT_REQ_SEND || r->state == NT_REQ_RECORD ||
             r->state == NT_REQ_RESULT) {
-            return;
+            return true;
         }
     }
-    nt->drained = true;
-    wa_service_drained(nt->svc);
+    return false;
 }

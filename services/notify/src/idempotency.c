@@ -87,9 +87,6 @@ on_claim(void *arg, enum wa_err err, const struct wa_kv_reply *reply)
     const char *state;
     struct wa_log_ctx ctx = {r->rq.request_id, r->trace_id, NULL};
 
-    if (nt->stopped) {
-        return;
-    }
     if (err != WA_OK || wa_kv_reply_len(reply) < 2) {
         /* No claim, no send: Redis is the only guard against a second instance. */
         unclaimed(r);
@@ -182,9 +179,6 @@ on_record(void *arg, enum wa_err err, const struct wa_kv_reply *reply)
     struct nt_answer *a = &r->ans;
 
     (void)reply;
-    if (r->nt->stopped) {
-        return;
-    }
     if (err != WA_OK) {
         /* The outcome must be durable before the result: keep trying. */
         nt_req_later(r, 500);

@@ -7,12 +7,14 @@
  *   consume (+ validate) -> policy -> pace -> idempotency -> send (+ classify) -> retry -> result
  * Threads: the loop thread only (Kafka callbacks, Redis, libcurl multi, timers).
  *
- * Stages started in order (start) and stopped in reverse (stop):
- *   1. clients     Kafka producer and Redis client owned here (so their callbacks can be
- *                  silenced before requests are freed), HTTP client (send.c)
+ * Stages (the table at the end), started in order and stopped in reverse; at SIGTERM the sends
+ * in flight finish while the rest stays uncommitted, and the scaffolding silences the shared
+ * clients before any stop (docs/internals/service.md):
+ *   1. clients     the scaffolding's Kafka producer and Redis (100,000 commands in flight,
+ *                  through the clients hook), the Cloud API HTTP client (send.c)
  *   2. health      metrics series and readiness probes
  *   3. pace        numbers (token buckets) and recipients (ordered queues)
- *   4. consume     the outbound.request consumer group; requests start flowing
+ *   4. consume     the outbound.request consumer (the scaffolding's); requests start flowing
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,21 +45,22 @@ known_numbers(struct nt *nt, const char *spec)
     }
 }
 
-static enum wa_err
-start(struct wa_service *svc, const void *config, void **state, struct wa_error *error)
+static void
+clients(const void *cfg, struct wa_service_clients *c)
 {
-    const struct nt_config *cfg = config;
-    struct nt *nt = calloc(1, sizeof(*nt));
-    struct wa_kafka_config kcfg;
-    struct wa_kv_config kvc;
+    (void)cfg;
+    c->kv_max_pending = 100000; /* claims, leases and records of every request in flight */
+}
+
+static enum wa_err
+clients_start(struct wa_service *svc, void *state, struct wa_error *error)
+{
+    const struct nt_config *cfg = wa_service_config(svc);
+    struct nt *nt = state;
     char boot[WA_ULID_LEN];
     enum wa_err err;
     const char *pfx = cfg->common.topic_prefix;
 
-    if (nt == NULL) {
-        return wa_error_set(error, WA_ENOMEM, "out of memory");
-    }
-    *state = nt;
     nt->cfg = cfg;
     nt->svc = svc;
     nt->loop = wa_service_loop(svc);
@@ -83,35 +86,85 @@ start(struct wa_service *svc, const void *config, void **state, struct wa_error 
                             (long long)cfg->common.shutdown_timeout_ms,
                             (long long)cfg->http_timeout_ms);
     }
-    memset(&kcfg, 0, sizeof(kcfg));
-    wa_service_kafka_config(svc, &kcfg);
-    memset(&kvc, 0, sizeof(kvc));
-    kvc.url = cfg->common.redis_url;
-    kvc.max_pending = 100000;
-    if ((err = wa_kafka_producer_new(nt->loop, &kcfg, &nt->producer, error)) != WA_OK ||
-        (err = wa_kv_new(nt->loop, &kvc, &nt->kv, error)) != WA_OK ||
-        (err = nt_send_init(nt, error)) != WA_OK || (err = nt_health_start(nt, error)) != WA_OK ||
-        (err = nt_pace_init(nt, error)) != WA_OK) {
+    if ((err = wa_service_kafka_producer(svc, &nt->producer, error)) != WA_OK ||
+        (err = wa_service_kv(svc, &nt->kv, error)) != WA_OK) {
         return err;
     }
-    known_numbers(nt, cfg->access_token);
-    known_numbers(nt, cfg->rates);
-    return nt_consume_start(nt, error);
+    return nt_send_init(nt, error);
 }
 
-/* SIGTERM: stop taking requests; finish sends in flight and their results; the rest (held,
- * backing off, queued) stays uncommitted and is redelivered to the next instance. */
 static void
-drain(struct wa_service *svc, void *state)
+clients_stop(struct wa_service *svc, void *state)
+{
+    struct nt *nt = state;
+
+    (void)svc;
+    wa_httpc_free(nt->http); /* the requests (and their calls) are gone: consume stopped */
+    nt->http = NULL;
+    nt_category_cleanup(nt); /* their lookups' calls went with the client */
+    wa_timer_free(nt->breaker_timer);
+    nt->breaker_timer = NULL;
+}
+
+static enum wa_err
+health_start(struct wa_service *svc, void *state, struct wa_error *error)
+{
+    (void)svc;
+    return nt_health_start(state, error);
+}
+
+static enum wa_err
+pace_start(struct wa_service *svc, void *state, struct wa_error *error)
+{
+    struct nt *nt = state;
+    enum wa_err err;
+
+    (void)svc;
+    if ((err = nt_pace_init(nt, error)) != WA_OK) {
+        return err;
+    }
+    known_numbers(nt, nt->cfg->access_token);
+    known_numbers(nt, nt->cfg->rates);
+    return WA_OK;
+}
+
+static void
+pace_stop(struct wa_service *svc, void *state)
+{
+    (void)svc;
+    nt_pace_cleanup(state);
+}
+
+static enum wa_err
+consume_start(struct wa_service *svc, void *state, struct wa_error *error)
+{
+    (void)svc;
+    return nt_consume_start(state, error);
+}
+
+/* SIGTERM: no new send starts (the scaffolding paused the consumer); sends in flight finish
+ * with their results; the rest (held, backing off, queued) stays uncommitted and is redelivered
+ * to the next instance. */
+static void
+consume_drain(struct wa_service *svc, void *state)
 {
     struct nt *nt = state;
 
     (void)svc;
     nt->draining = true;
-    if (nt->consumer != NULL) {
-        wa_kafka_consumer_pause(nt->consumer);
-    }
-    nt_drain_check(nt);
+}
+
+static bool
+consume_busy(void *state)
+{
+    return nt_busy(state);
+}
+
+static void
+consume_stop(struct wa_service *svc, void *state)
+{
+    (void)svc;
+    nt_consume_stop(state);
 }
 
 static void
@@ -121,40 +174,12 @@ reload(struct wa_service *svc, void *state)
     nt_health_reload(state);
 }
 
-static void
-stop(struct wa_service *svc, void *state)
-{
-    struct nt *nt = state;
-    struct nt_req *r, *next;
-
-    if (nt == NULL) {
-        return;
-    }
-    /* Results already produced are delivered (their messages handed back) before the
-     * consumer's final commit; then every callback is silenced before requests are freed. */
-    if (nt->producer != NULL) {
-        (void)wa_kafka_producer_flush(nt->producer,
-                                      (int)wa_service_common(svc)->shutdown_timeout_ms);
-    }
-    nt->stopped = true;
-    wa_kafka_producer_free(nt->producer);
-    nt->producer = NULL;
-    wa_kv_free(nt->kv);
-    nt->kv = NULL;
-    nt_consume_stop(nt);
-    for (r = nt->all; r != NULL; r = r->next_all) {
-        r->call = NULL; /* cancelled by wa_httpc_free */
-    }
-    wa_httpc_free(nt->http);
-    nt_category_cleanup(nt);
-    for (r = nt->all; r != NULL; r = next) {
-        next = r->next_all;
-        nt_req_free(r);
-    }
-    wa_timer_free(nt->breaker_timer);
-    nt_pace_cleanup(nt);
-    free(nt);
-}
+static const struct wa_service_stage stages[] = {
+    {"clients", clients_start, NULL, NULL, clients_stop},
+    {"health", health_start, NULL, NULL, NULL},
+    {"pace", pace_start, NULL, NULL, pace_stop},
+    {"consume", consume_start, consume_drain, consume_busy, consume_stop},
+};
 
 int
 main(int argc, char **argv)
@@ -166,9 +191,10 @@ main(int argc, char **argv)
         .nspec = nt_config_nspec,
         .cfg_size = sizeof(struct nt_config),
         .common_offset = offsetof(struct nt_config, common),
-        .start = start,
-        .drain = drain,
-        .stop = stop,
+        .clients = clients,
+        .state_size = sizeof(struct nt),
+        .stages = stages,
+        .nstages = WA_ARRAY_LEN(stages),
         .reload = reload,
     };
 

@@ -246,7 +246,7 @@ struct nt {
     size_t http_inflight;
     struct nt_breaker breaker;
     struct wa_timer *breaker_timer;
-    bool draining, stopped, drained;
+    bool draining; /* SIGTERM: no new send starts */
     /* metrics (health.c) */
     struct wa_gauge *g_inflight, *g_http, *g_breaker, *g_queued, *g_lag;
     struct wa_counter *c_retries, *c_takeover, *c_dup, *c_malformed, *c_held;
@@ -257,6 +257,8 @@ struct nt {
 
 /* consume.c: stage 1 */
 enum wa_err nt_consume_start(struct nt *nt, struct wa_error *error);
+/* Frees every request left (held, backing off, queued): their messages are not handed back, so
+ * the next instance gets them again. */
 void nt_consume_stop(struct nt *nt);
 
 /* policy.c: stage 2 (after validation) */
@@ -325,6 +327,8 @@ void nt_health_count_send(struct nt *nt, const char *outcome, bool has_code, int
 /* status and reason are static strings (bounded label values). */
 void nt_health_count_result(struct nt *nt, const char *status, const char *reason);
 void nt_health_reload(struct nt *nt);
-void nt_drain_check(struct nt *nt);
+/* True while a request is claiming, sending, recording or producing its result (SIGTERM waits
+ * for those; the others stay uncommitted and are redelivered). */
+bool nt_busy(const struct nt *nt);
 
 #endif

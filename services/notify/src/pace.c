@@ -252,9 +252,6 @@ on_lease(void *arg, enum wa_err err, uint64_t granted, uint64_t wait_ms)
 {
     struct nt_number *num = arg;
 
-    if (num->nt->stopped) {
-        return;
-    }
     num->leasing = false;
     if (err != WA_OK) {
         wa_timer_start(num->timer, 100, 0);
@@ -292,7 +289,7 @@ nt_pace_pump(struct nt_number *num)
     uint64_t now = wa_loop_now(nt->loop);
     struct wa_list *first;
 
-    if (nt->draining || nt->stopped || num->token_bad) {
+    if (nt->draining || num->token_bad) {
         return;
     }
     if (now < num->paused_until) {

@@ -97,9 +97,6 @@ on_policy(void *arg, enum wa_err err, const struct wa_kv_reply *reply)
     char *end = NULL;
     unsigned long long last;
 
-    if (nt->stopped) {
-        return;
-    }
     if (err != WA_OK || wa_kv_reply_len(reply) != 7) {
         nt_req_later(r, 200);
         return;
@@ -184,9 +181,6 @@ nt_policy_category(struct nt_req *r, enum wa_err err, const char *category)
     uint64_t now = wa_clock_wall_ms();
     struct wa_log_ctx ctx = {r->rq.request_id, r->trace_id, NULL};
 
-    if (nt->stopped) {
-        return;
-    }
     if (strcasecmp(category, "MARKETING") == 0) {
         r->marketing = true;
     }

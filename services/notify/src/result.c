@@ -59,7 +59,6 @@ finish(struct nt_req *r)
     wa_kafka_consumer_done(nt->consumer, r->msg);
     r->msg = NULL;
     nt_req_free(r);
-    nt_drain_check(nt);
 }
 
 static void
@@ -70,9 +69,6 @@ on_delivery(enum wa_err err, int32_t partition, int64_t offset, void *arg, bool 
     (void)partition;
     (void)offset;
     r->produce_pending--;
-    if (r->nt->stopped) {
-        return;
-    }
     if (err != WA_OK) {
         r->produce_failed = true;
     } else if (dlq) {

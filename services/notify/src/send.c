@@ -128,7 +128,6 @@ on_done(const struct wa_httpc_result *res, void *arg)
         break;
     }
     nt_pace_pump(num);
-    nt_drain_check(nt);
 }
 
 void
