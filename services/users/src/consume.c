@@ -58,9 +58,6 @@ finish(struct us_work *w)
     wa_histogram_observe(us->m.latency, (double)(wa_clock_mono_us() - w->started_us) / 1e6);
     free(w);
     us->inflight--;
-    if (us->draining && us->inflight == 0) {
-        wa_service_drained(us->svc);
-    }
     run(us);
 }
 
@@ -73,10 +70,6 @@ on_applied(void *arg, enum wa_err err)
     struct us *us = w->us;
 
     w->waiting = false;
-    if (us->stopped) {
-        free(w); /* stop() left this one to its callback */
-        return;
-    }
     if (err != WA_OK) {
         wa_counter_inc(us->m.failures);
         wa_log_warn(NULL, "%s@%d:%lld: %s; the event is applied again later",
@@ -179,7 +172,7 @@ run(struct us *us)
 {
     struct us_work *w = us->head;
 
-    if (w == NULL || w->waiting || us->stopped || wa_timer_active(us->retry)) {
+    if (w == NULL || w->waiting || wa_timer_active(us->retry)) {
         return;
     }
     if (w->next == 0 && w->n == 0 && !decide(us, w)) {
@@ -231,17 +224,19 @@ consumer_ready(void *arg)
 enum wa_err
 us_consume_start(struct us *us, struct wa_error *error)
 {
-    struct wa_kafka_config kc;
     const char *topics[] = {us->topic_command, us->topic_status, us->topic_account,
                             us->topic_inbound, us->topic_result};
+    struct wa_service_consumer sc = {.group = us->cfg->group,
+                                     .topics = topics,
+                                     .ntopics = 5,
+                                     .max_in_flight = (int)us->cfg->max_in_flight,
+                                     .on_message = on_message,
+                                     .arg = us};
 
-    wa_service_kafka_config(us->svc, &kc);
-    kc.max_in_flight = (int)us->cfg->max_in_flight;
     if ((us->retry = wa_timer_new(us->loop, on_retry, us)) == NULL) {
         return wa_error_set(error, WA_ENOMEM, "retry timer");
     }
-    return wa_kafka_consumer_new(us->loop, &kc, us->cfg->group, topics, 5, on_message, us,
-                                 &us->consumer, error);
+    return wa_service_consumer(us->svc, &sc, &us->consumer, error);
 }
 
 enum wa_err
@@ -252,16 +247,10 @@ us_consume_probe(struct us *us, struct wa_error *error)
                : wa_error_set(error, WA_ENOMEM, "probe");
 }
 
-void
-us_consume_drain(struct us *us)
+bool
+us_consume_busy(const struct us *us)
 {
-    us->draining = true;
-    if (us->consumer != NULL) {
-        wa_kafka_consumer_pause(us->consumer);
-    }
-    if (us->inflight == 0) {
-        wa_service_drained(us->svc);
-    }
+    return us->inflight > 0;
 }
 
 void
@@ -269,26 +258,14 @@ us_consume_stop(struct us *us)
 {
     struct us_work *w, *next;
 
-    if (us->consumer != NULL) {
-        wa_kafka_consumer_close(us->consumer, NULL); /* commits what is done */
-    }
-    us->stopped = true;
-    /* Hand every message back (nothing more is committed after close) and free the items
-     * that wait for nothing; an apply still due frees its item in on_applied. */
+    /* The scaffolding closed the consumer (done offsets committed) and silenced the clients:
+     * no apply is due any more. The events left are not handed back: they come again. */
     for (w = us->head; w != NULL; w = next) {
         next = w->next_work;
-        if (us->consumer != NULL && w->kmsg != NULL) {
-            wa_kafka_consumer_done(us->consumer, w->kmsg);
-        }
-        w->kmsg = NULL;
-        if (!w->waiting) {
-            free(w);
-        }
+        free(w);
     }
     us->head = us->tail = NULL;
     us->inflight = 0;
-    wa_kafka_consumer_free(us->consumer);
-    us->consumer = NULL;
     wa_timer_free(us->retry);
     us->retry = NULL;
 }

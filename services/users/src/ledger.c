@@ -77,7 +77,7 @@ on_keys(void *arg, enum wa_err err)
 {
     struct ap *a = arg;
 
-    if (err != WA_OK || a->us->stopped) {
+    if (err != WA_OK) {
         finish(a, err != WA_OK ? err : WA_ECLOSED);
         return;
     }
@@ -89,7 +89,7 @@ on_contact(void *arg, enum wa_err err, json_t *doc)
 {
     struct ap *a = arg;
 
-    if (err != WA_OK || a->us->stopped) {
+    if (err != WA_OK) {
         finish(a, err != WA_OK ? err : WA_ECLOSED);
         return;
     }
@@ -113,7 +113,7 @@ on_upserted(void *arg, enum wa_err err, int64_t matched, int64_t modified, bool 
     (void)matched;
     (void)modified;
     (void)upserted;
-    if (err != WA_OK || a->us->stopped) {
+    if (err != WA_OK) {
         finish(a, err != WA_OK ? err : WA_ECLOSED);
         return;
     }
@@ -135,7 +135,7 @@ on_ledger(void *arg, enum wa_err err, json_t *docs)
     char path[64], at[WA_RFC3339_LEN], now[WA_RFC3339_LEN];
     json_t *filter, *update, *set, *insert;
 
-    if (err != WA_OK || a->us->stopped) {
+    if (err != WA_OK) {
         finish(a, err != WA_OK ? err : WA_ECLOSED);
         return;
     }
@@ -180,7 +180,7 @@ on_appended(void *arg, enum wa_err err)
     } else if (err == WA_OK) {
         wa_counter_inc(a->us->m.entries);
     }
-    if (err != WA_OK || a->us->stopped) {
+    if (err != WA_OK) {
         finish(a, err != WA_OK ? err : WA_ECLOSED);
         return;
     }

@@ -14,16 +14,16 @@
  * the indexes are created (migrate.c). `wa-users migrate` only creates them and exits 0.
  *
  * Threads: the loop thread; MongoDB calls run on the scaffolding's worker pool.
- * Stages started in order (start) and stopped in reverse (stop):
- *   1. shared clients  Kafka producer, Redis, MongoDB, from the scaffolding
- *   2. health          metrics series and the readiness probes
- *   3. rest            the contacts API (rest.c) on the scaffolding's listener
- *   4. suppress        rebuild of the optout keys from MongoDB, then 5.
- *   5. consume         the consumer of contact.command, inbound.status, account.event,
- *                      inbound.message and outbound.result
- *
- * struct us is static: callbacks of the shared clients may still run while the scaffolding
- * frees those clients after the stop hook (with WA_ECLOSED), and they reach it.
+ * Stages (the table at the end), started in order and stopped in reverse; at SIGTERM the events
+ * in flight are applied, and the scaffolding silences the shared clients before any stop
+ * (docs/internals/service.md):
+ *   1. clients         topic names; Kafka producer, Redis, MongoDB, from the scaffolding
+ *   2. cache           the Redis read-through cache of contacts (cache.c)
+ *   3. health          metrics series and the readiness probes
+ *   4. rest            the contacts API (rest.c) on the scaffolding's listener
+ *   5. suppress        rebuild of the optout keys from MongoDB, then the consumer (the
+ *                      scaffolding's) of contact.command, inbound.status, account.event,
+ *                      inbound.message and outbound.result; index creation (migrate.c)
  */
 #include <stddef.h>
 #include <stdio.h>
@@ -33,8 +33,6 @@
 #include "wa/contract_router.h"
 #include "wa/kafka.h"
 #include "wa/log.h"
-
-static struct us users;
 
 static void
 on_migrated(void *arg, enum wa_err err)
@@ -47,16 +45,14 @@ on_migrated(void *arg, enum wa_err err)
 }
 
 static enum wa_err
-start(struct wa_service *svc, const void *config, void **state, struct wa_error *error)
+clients_start(struct wa_service *svc, void *state, struct wa_error *error)
 {
-    struct us *us = &users;
+    struct us *us = state;
     struct wa_kafka_config kc;
     enum wa_err err;
 
-    memset(us, 0, sizeof(*us));
-    *state = us;
     us->svc = svc;
-    us->cfg = config;
+    us->cfg = wa_service_config(svc);
     us->loop = wa_service_loop(svc);
     snprintf(us->prefix, sizeof(us->prefix), "%s", us->cfg->common.topic_prefix);
     wa_service_kafka_config(svc, &kc);
@@ -75,11 +71,48 @@ start(struct wa_service *svc, const void *config, void **state, struct wa_error 
         return wa_error_set(error, WA_ECONFIG, "WA_TOPIC_PREFIX too long");
     }
     if ((err = wa_service_kafka_producer(svc, &us->producer, error)) != WA_OK ||
-        (err = wa_service_kv(svc, &us->kv, error)) != WA_OK ||
-        (err = wa_service_mongo(svc, &us->mongo, error)) != WA_OK ||
-        (err = us_cache_start(us, error)) != WA_OK || (err = us_health_start(us, error)) != WA_OK ||
-        (err = us_rest_start(us, error)) != WA_OK ||
-        (err = us_suppress_rebuild_start(us, error)) != WA_OK) {
+        (err = wa_service_kv(svc, &us->kv, error)) != WA_OK) {
+        return err;
+    }
+    return wa_service_mongo(svc, &us->mongo, error);
+}
+
+static enum wa_err
+cache_start(struct wa_service *svc, void *state, struct wa_error *error)
+{
+    (void)svc;
+    return us_cache_start(state, error);
+}
+
+static void
+cache_stop(struct wa_service *svc, void *state)
+{
+    (void)svc;
+    us_cache_stop(state);
+}
+
+static enum wa_err
+health_start(struct wa_service *svc, void *state, struct wa_error *error)
+{
+    (void)svc;
+    return us_health_start(state, error);
+}
+
+static enum wa_err
+rest_start(struct wa_service *svc, void *state, struct wa_error *error)
+{
+    (void)svc;
+    return us_rest_start(state, error);
+}
+
+static enum wa_err
+suppress_start(struct wa_service *svc, void *state, struct wa_error *error)
+{
+    struct us *us = state;
+    enum wa_err err;
+
+    (void)svc;
+    if ((err = us_suppress_rebuild_start(us, error)) != WA_OK) {
         return err;
     }
     if (us_migrate_start(us->mongo, on_migrated, NULL) != WA_OK) {
@@ -88,26 +121,27 @@ start(struct wa_service *svc, const void *config, void **state, struct wa_error 
     return WA_OK;
 }
 
-static void
-drain(struct wa_service *svc, void *state)
+static bool
+suppress_busy(void *state)
 {
-    (void)svc;
-    us_consume_drain(state);
+    return us_consume_busy(state);
 }
 
 static void
-stop(struct wa_service *svc, void *state)
+suppress_stop(struct wa_service *svc, void *state)
 {
-    struct us *us = state;
-
     (void)svc;
-    if (us == NULL) {
-        return;
-    }
-    us_consume_stop(us);
-    us_suppress_stop(us);
-    us_cache_stop(us);
+    us_consume_stop(state);
+    us_suppress_stop(state);
 }
+
+static const struct wa_service_stage stages[] = {
+    {"clients", clients_start, NULL, NULL, NULL},
+    {"cache", cache_start, NULL, NULL, cache_stop},
+    {"health", health_start, NULL, NULL, NULL},
+    {"rest", rest_start, NULL, NULL, NULL},
+    {"suppress", suppress_start, NULL, suppress_busy, suppress_stop},
+};
 
 int
 main(int argc, char **argv)
@@ -120,9 +154,9 @@ main(int argc, char **argv)
         .nspec = us_config_nspec,
         .cfg_size = sizeof(struct us_config),
         .common_offset = offsetof(struct us_config, common),
-        .start = start,
-        .drain = drain,
-        .stop = stop,
+        .state_size = sizeof(struct us),
+        .stages = stages,
+        .nstages = WA_ARRAY_LEN(stages),
     };
 
     if (argc == 2 && strcmp(argv[1], "migrate") == 0) {

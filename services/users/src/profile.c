@@ -58,7 +58,7 @@ on_inbound(void *arg, enum wa_err err, const struct wa_mongo_result *r)
     if (err == WA_OK) {
         (void)us_cache_invalidate(p->us, p->cid, NULL, NULL);
     }
-    if (err != WA_OK || r->upserted == 0 || p->us->stopped) {
+    if (err != WA_OK || r->upserted == 0) {
         pf_finish(p, err);
         return;
     }

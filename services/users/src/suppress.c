@@ -123,7 +123,7 @@ struct rebuild {
     bool page_done; /* every apply of the page was issued */
     size_t page_len;
     struct wa_timer *timer;
-    bool waiting; /* a MongoDB or Redis callback is due (it frees r once stopped) */
+    bool waiting; /* a MongoDB or Redis callback is due */
 };
 
 static void next_page(struct rebuild *r);
@@ -140,7 +140,7 @@ rebuild_end(struct rebuild *r)
     free(r);
     us->rebuild = NULL;
     us->rebuilt = true;
-    if (us->stopped || !first) {
+    if (!first) {
         return; /* an on-demand rebuild: the consumer already runs */
     }
     if (us_consume_start(us, &error) != WA_OK) {
@@ -162,12 +162,6 @@ page_settled(struct rebuild *r)
         return;
     }
     r->waiting = false;
-    if (r->us->stopped) {
-        r->us->rebuild = NULL;
-        wa_timer_free(r->timer);
-        free(r);
-        return;
-    }
     if (r->failed) {
         r->failed = false; /* the same page again, after a pause */
         wa_timer_start(r->timer, (uint64_t)r->us->cfg->retry_ms, 0);
@@ -198,7 +192,7 @@ on_page(void *arg, enum wa_err err, json_t *docs)
     json_t *doc;
     char last[US_ID_MAX] = "";
 
-    if (r->us->stopped || err != WA_OK) {
+    if (err != WA_OK) {
         if (err != WA_OK && err != WA_ECLOSED) {
             wa_log_warn(NULL, "suppression rebuild: MongoDB %s; retrying", wa_err_name(err));
         }
@@ -309,7 +303,8 @@ us_suppress_stop(struct us *us)
 {
     struct rebuild *r = us->rebuild;
 
-    if (r != NULL && !r->waiting) {
+    /* Its MongoDB and Redis callbacks already ran (the scaffolding silenced the clients). */
+    if (r != NULL) {
         wa_timer_free(r->timer);
         free(r);
         us->rebuild = NULL;

@@ -218,8 +218,6 @@ struct us {
         topic_inbound[192], topic_result[192];
     struct us_metrics m;
     bool rebuilt; /* the suppression keys were rebuilt from MongoDB (readiness) */
-    bool draining;
-    bool stopped;
     size_t inflight;
     struct us_work *head, *tail; /* the queue: one event at a time (consume.c) */
     struct wa_timer *retry;
@@ -287,7 +285,8 @@ int us_migrate_main(void);
 enum wa_err us_consume_start(struct us *us, struct wa_error *error);
 /* Registers the "consumer" readiness probe (true once the consumer runs and reaches Kafka). */
 enum wa_err us_consume_probe(struct us *us, struct wa_error *error);
-void us_consume_drain(struct us *us);
+/* True while an event is being applied or queued (SIGTERM waits for them). */
+bool us_consume_busy(const struct us *us);
 void us_consume_stop(struct us *us);
 
 /* Mongo collections (docs/architecture.md "Shared state contracts"). */
