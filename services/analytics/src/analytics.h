@@ -337,7 +337,6 @@ struct an {
     struct wa_timer *flush_timer;
     struct wa_timer *kpi_timer;
     bool draining;
-    bool stopped;
     size_t queries;             /* API queries in progress */
     struct wa_list jobs;        /* API requests waiting for MongoDB (api.c) */
     struct an_kpi_job *kpi_job; /* the KPI gauges' scan in progress (health.c) */
@@ -352,9 +351,9 @@ struct an {
 
 /* consume.c: Kafka -> one batch -> MongoDB -> commit (README.md "Guarantees"). */
 enum wa_err an_consume_start(struct an *an, struct wa_error *error);
-void an_consume_drain(struct an *an); /* stop fetching; calls wa_service_drained when idle */
-/* Draining and nothing left in flight (writes, queries): tells the scaffolding. */
-void an_drain_check(struct an *an);
+void an_consume_drain(struct an *an); /* write the batch being filled, start no KPI scan */
+/* True while a write, a filling batch or an API query is in flight (SIGTERM waits). */
+bool an_busy(const struct an *an);
 void an_consume_stop(struct an *an);
 /* The events of one consumed message (pure; used by tests and fuzzing through it). Appends
  * {"coll", "filter", "update"} operations to ops; an erased contact gives {"erase": contact}.

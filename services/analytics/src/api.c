@@ -75,7 +75,6 @@ job_end(struct job *j)
     wa_list_remove(&j->link);
     if (j->an != NULL) {
         j->an->queries--;
-        an_drain_check(j->an);
     }
     free(j);
 }

@@ -41,7 +41,7 @@ static const char *const topics[] = {
 #define NTOPICS (sizeof(topics) / sizeof(topics[0]))
 
 struct an_batch {
-    struct an *an; /* NULL once orphaned by stop */
+    struct an *an; /* the service's state: outlives every batch */
     json_t *ops;   /* updates, one per document (merged), then erasures */
     json_t *index; /* "<coll>/<_id>" -> its update in ops */
     json_t *erase; /* erasure operations, run after the updates */
@@ -311,13 +311,11 @@ static void write_batch(struct an_batch *b);
 static void write_ops(struct an_batch *b, const json_t *ops);
 static void flush(struct an *an);
 
-void
-an_drain_check(struct an *an)
+bool
+an_busy(const struct an *an)
 {
-    if (an->draining && an->writing == NULL && (an->filling == NULL || an->filling->nmsgs == 0) &&
-        an->queries == 0) {
-        wa_service_drained(an->svc);
-    }
+    return an->writing != NULL || (an->filling != NULL && an->filling->nmsgs > 0) ||
+           an->queries > 0;
 }
 
 static void
@@ -333,10 +331,6 @@ batch_done(struct an_batch *b)
 {
     struct an *an = b->an;
 
-    if (an == NULL || an->stopped) {
-        batch_free(b); /* orphaned: its messages were freed with the consumer */
-        return;
-    }
     if (b->failed) {
         wa_counter_inc(an->m.write_errors);
         wa_log_warn(NULL, "batch of %zu events not written; retrying in %d ms", b->nmsgs, RETRY_MS);
@@ -366,7 +360,6 @@ batch_done(struct an_batch *b)
     if (an->filling != NULL && an->filling->nmsgs > 0) {
         flush(an); /* what arrived during the write goes next, without waiting */
     }
-    an_drain_check(an);
 }
 
 struct write_op {
@@ -388,16 +381,15 @@ on_updated(void *arg, enum wa_err err, int64_t matched, int64_t modified, bool u
 
     (void)modified;
     (void)upserted;
-    if (err == WA_EEXIST && w->b->an != NULL && ++w->tries < EEXIST_TRIES) {
+    if (err == WA_EEXIST && ++w->tries < EEXIST_TRIES) {
         start_op(w); /* two upserts of one new _id raced: the second one now updates */
         return;
     }
-    if (err == WA_OK && w->coll != NULL && matched > 0 && w->b->an != NULL) {
+    if (err == WA_OK && w->coll != NULL && matched > 0) {
         start_op(w); /* erasure: one document per update, until none is left */
         return;
     }
-    if (err == WA_OK && w->coll != NULL && strcmp(w->coll, AN_COLL_MESSAGES) == 0 &&
-        w->b->an != NULL) {
+    if (err == WA_OK && w->coll != NULL && strcmp(w->coll, AN_COLL_MESSAGES) == 0) {
         w->coll = AN_COLL_INBOUND;
         start_op(w);
         return;
@@ -437,7 +429,7 @@ op_finish(struct write_op *w, enum wa_err err)
     struct an_batch *b = w->b;
 
     if (err != WA_OK) {
-        if (b->an != NULL && !b->failed) {
+        if (!b->failed) {
             wa_log_warn(NULL, "analytics write failed: %s", wa_err_name(err));
         }
         b->failed = true;
@@ -628,21 +620,18 @@ on_message(struct wa_kafka_consumer *c, struct wa_kafka_msg *msg, void *arg)
     }
 }
 
-static bool
-consumer_ready(void *arg)
-{
-    struct an *an = arg;
-
-    return an->consumer != NULL && wa_kafka_consumer_ready(an->consumer);
-}
-
 enum wa_err
 an_consume_start(struct an *an, struct wa_error *error)
 {
-    struct wa_kafka_config kcfg;
     char names[NTOPICS][128];
     const char *list[NTOPICS];
-    enum wa_err err;
+    /* a full batch plus the next one may be held before their offsets are done */
+    struct wa_service_consumer sc = {.group = an->cfg->group,
+                                     .topics = list,
+                                     .ntopics = NTOPICS,
+                                     .max_in_flight = (int)an->cfg->batch * 2 + 100,
+                                     .on_message = on_message,
+                                     .arg = an};
 
     for (size_t i = 0; i < NTOPICS; i++) {
         snprintf(names[i], sizeof(names[i]), "%s%s", an->topic_prefix, topics[i]);
@@ -651,47 +640,23 @@ an_consume_start(struct an *an, struct wa_error *error)
     if ((an->flush_timer = wa_timer_new(an->loop, on_flush_timer, an)) == NULL) {
         return wa_error_set(error, WA_ENOMEM, "out of memory");
     }
-    memset(&kcfg, 0, sizeof(kcfg));
-    wa_service_kafka_config(an->svc, &kcfg);
-    /* a full batch plus the next one may be held before their offsets are done */
-    kcfg.max_in_flight = (int)an->cfg->batch * 2 + 100;
-    if ((err = wa_kafka_consumer_new(an->loop, &kcfg, an->cfg->group, list, NTOPICS, on_message, an,
-                                     &an->consumer, error)) != WA_OK) {
-        return err;
-    }
-    return wa_service_probe(an->svc, "kafka_consumer", consumer_ready, an);
+    return wa_service_consumer(an->svc, &sc, &an->consumer, error);
 }
 
 void
 an_consume_drain(struct an *an)
 {
     an->draining = true;
-    if (an->consumer != NULL) {
-        wa_kafka_consumer_pause(an->consumer);
-    }
     flush(an);
-    an_drain_check(an);
 }
 
 void
 an_consume_stop(struct an *an)
 {
-    struct wa_error error = {0};
-
-    an->stopped = true;
-    if (an->consumer != NULL && wa_kafka_consumer_close(an->consumer, &error) != WA_OK) {
-        wa_log_warn(NULL, "final commit failed: %s", error.message);
-    }
-    wa_kafka_consumer_free(an->consumer);
-    an->consumer = NULL;
-    if (an->writing != NULL) {
-        if (an->writing->pending == 0) {
-            batch_free(an->writing); /* waiting for its retry: no callback outstanding */
-        } else {
-            an->writing->an = NULL; /* orphaned: the last callback frees it */
-        }
-        an->writing = NULL;
-    }
+    /* The scaffolding closed the consumer and silenced MongoDB: a batch still here waits for
+     * its retry timer, no callback is due; its events were not handed back and come again. */
+    batch_free(an->writing);
+    an->writing = NULL;
     batch_free(an->filling);
     an->filling = NULL;
     wa_timer_free(an->flush_timer);

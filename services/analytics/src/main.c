@@ -7,11 +7,13 @@
  *   api / dashboard (scan -> report -> JSON or HTML)               <- messages, inbound
  * Threads: the loop thread; MongoDB calls run on the worker pool (libs/mongo).
  *
- * Stages started in order (start) and stopped in reverse (stop):
- *   1. clients     MongoDB (shared, with its probe), the rate card, the collections' indexes
+ * Stages (the table at the end), started in order and stopped in reverse; at SIGTERM the batch
+ * being filled is written and queries finish, and the scaffolding silences the shared clients
+ * before any stop (docs/internals/service.md):
+ *   1. clients     the rate card, MongoDB (shared, with its probe), the collections' indexes
  *   2. health      metrics series and the KPI gauges' timer
  *   3. api         REST routes and GET /dashboard
- *   4. consume     the consumer group over the five topics; events start flowing
+ *   4. consume     the consumer group over the five topics (the scaffolding's); events flow
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,16 +81,12 @@ load_ratecard(struct an *an, struct wa_error *error)
 }
 
 static enum wa_err
-start(struct wa_service *svc, const void *config, void **state, struct wa_error *error)
+clients_start(struct wa_service *svc, void *state, struct wa_error *error)
 {
-    const struct an_config *cfg = config;
-    struct an *an = calloc(1, sizeof(*an));
+    const struct an_config *cfg = wa_service_config(svc);
+    struct an *an = state;
     enum wa_err err;
 
-    if (an == NULL) {
-        return wa_error_set(error, WA_ENOMEM, "out of memory");
-    }
-    *state = an;
     an->cfg = cfg;
     an->svc = svc;
     an->loop = wa_service_loop(svc);
@@ -100,39 +98,88 @@ start(struct wa_service *svc, const void *config, void **state, struct wa_error 
         return err;
     }
     ensure_indexes(an);
-    if ((err = an_health_start(an, error)) != WA_OK || (err = an_api_start(an, error)) != WA_OK ||
-        (err = an_dashboard_start(an, error)) != WA_OK) {
-        return err;
-    }
-    return an_consume_start(an, error);
+    return WA_OK;
 }
 
-/* SIGTERM: stop fetching; write the batch being filled, finish queries; then drained. */
 static void
-drain(struct wa_service *svc, void *state)
+clients_stop(struct wa_service *svc, void *state)
+{
+    struct an *an = state;
+
+    (void)svc;
+    for (size_t i = 0; i < an->nzones; i++) {
+        an_tz_free(&an->zones[i]);
+    }
+    an_ratecard_free(&an->ratecard);
+}
+
+static enum wa_err
+health_start(struct wa_service *svc, void *state, struct wa_error *error)
+{
+    (void)svc;
+    return an_health_start(state, error);
+}
+
+static void
+health_stop(struct wa_service *svc, void *state)
+{
+    (void)svc;
+    an_health_stop(state);
+}
+
+static enum wa_err
+api_start(struct wa_service *svc, void *state, struct wa_error *error)
+{
+    enum wa_err err;
+
+    (void)svc;
+    if ((err = an_api_start(state, error)) != WA_OK) {
+        return err;
+    }
+    return an_dashboard_start(state, error);
+}
+
+static void
+api_stop(struct wa_service *svc, void *state)
+{
+    (void)svc;
+    an_api_stop(state);
+}
+
+static enum wa_err
+consume_start(struct wa_service *svc, void *state, struct wa_error *error)
+{
+    (void)svc;
+    return an_consume_start(state, error);
+}
+
+/* SIGTERM: write the batch being filled (the scaffolding paused the consumer). */
+static void
+consume_drain(struct wa_service *svc, void *state)
 {
     (void)svc;
     an_consume_drain(state);
 }
 
-static void
-stop(struct wa_service *svc, void *state)
+static bool
+consume_busy(void *state)
 {
-    struct an *an = state;
-
-    (void)svc;
-    if (an == NULL) {
-        return;
-    }
-    an_consume_stop(an);
-    an_api_stop(an);
-    an_health_stop(an);
-    for (size_t i = 0; i < an->nzones; i++) {
-        an_tz_free(&an->zones[i]);
-    }
-    an_ratecard_free(&an->ratecard);
-    free(an);
+    return an_busy(state);
 }
+
+static void
+consume_stop(struct wa_service *svc, void *state)
+{
+    (void)svc;
+    an_consume_stop(state);
+}
+
+static const struct wa_service_stage stages[] = {
+    {"clients", clients_start, NULL, NULL, clients_stop},
+    {"health", health_start, NULL, NULL, health_stop},
+    {"api", api_start, NULL, NULL, api_stop},
+    {"consume", consume_start, consume_drain, consume_busy, consume_stop},
+};
 
 int
 main(int argc, char **argv)
@@ -144,9 +191,9 @@ main(int argc, char **argv)
         .cfg_size = sizeof(struct an_config),
         .common_offset = offsetof(struct an_config, common),
         .uses = WA_SERVICE_USES_KAFKA | WA_SERVICE_USES_MONGO,
-        .start = start,
-        .drain = drain,
-        .stop = stop,
+        .state_size = sizeof(struct an),
+        .stages = stages,
+        .nstages = WA_ARRAY_LEN(stages),
     };
     struct wa_service_def d = def;
 
