@@ -7,9 +7,10 @@
  *             WA_WEBHOOK_URL, retried with growing delays
  *   tests  -> control.c /_sim/ (inbound users, history, stats, faults, reset) and media.c.
  *
- * Threads: the loop thread serves everything (no Kafka, Redis or MongoDB). Stages started in
- * order: state (config views, templates) -> faults -> media -> webhooks (httpc client) ->
- * routes; stopped in reverse.
+ * Threads: the loop thread serves everything (no Kafka, Redis or MongoDB). Stages (the table at
+ * the end; libs/service starts them in order and stops them in reverse, after the HTTP server
+ * is gone): state (config views, templates) -> faults -> media -> webhooks (httpc client) ->
+ * routes.
  */
 #include <stddef.h>
 #include <stdlib.h>
@@ -98,48 +99,99 @@ static const struct wa_cfg_spec spec[] = {
      offsetof(struct cs_config, media_max_total), "bytes of media kept in memory at most"},
 };
 
+static enum wa_err
+state_start(struct wa_service *svc, void *state, struct wa_error *error)
+{
+    struct cs_sim *sim = state;
+    enum wa_err err;
+
+    if ((err = cs_sim_init(sim, wa_service_config(svc), wa_service_loop(svc), error)) != WA_OK) {
+        return err;
+    }
+    sim->svc = svc;
+    return WA_OK;
+}
+
 static void
-stop(struct wa_service *svc, void *state)
+state_stop(struct wa_service *svc, void *state)
+{
+    (void)svc;
+    cs_sim_cleanup(state);
+}
+
+static enum wa_err
+faults_start(struct wa_service *svc, void *state, struct wa_error *error)
+{
+    struct cs_sim *sim = state;
+    enum wa_err err;
+
+    (void)svc;
+    if ((err = cs_faults_new(sim, &sim->faults)) != WA_OK) {
+        return wa_error_set(error, err, "fault injection");
+    }
+    return WA_OK;
+}
+
+static void
+faults_stop(struct wa_service *svc, void *state)
 {
     struct cs_sim *sim = state;
 
     (void)svc;
-    if (sim == NULL) {
-        return;
-    }
-    cs_webhooks_free(sim->webhooks);
-    cs_media_free(sim->media);
     cs_faults_free(sim->faults);
-    cs_sim_cleanup(sim);
-    free(sim);
+    sim->faults = NULL;
 }
 
 static enum wa_err
-start(struct wa_service *svc, const void *cfgp, void **state, struct wa_error *error)
+media_start(struct wa_service *svc, void *state, struct wa_error *error)
 {
-    const struct cs_config *cfg = cfgp;
-    struct wa_httpd *h = wa_service_httpd(svc);
-    struct cs_sim *sim = calloc(1, sizeof(*sim));
+    struct cs_sim *sim = state;
     enum wa_err err;
 
-    *state = NULL;
-    if (sim == NULL) {
-        return wa_error_set(error, WA_ENOMEM, "simulator state");
+    (void)svc;
+    if ((err = cs_media_new(sim, &sim->media)) != WA_OK) {
+        return wa_error_set(error, err, "media store");
     }
-    if ((err = cs_sim_init(sim, cfg, wa_service_loop(svc), error)) != WA_OK) {
-        cs_sim_cleanup(sim);
-        free(sim);
-        return err;
-    }
-    sim->svc = svc;
-    *state = sim;
-    if ((err = cs_faults_new(sim, &sim->faults)) != WA_OK ||
-        (err = cs_media_new(sim, &sim->media)) != WA_OK) {
-        return wa_error_set(error, err, "simulator modules");
-    }
-    if ((err = cs_webhooks_new(sim, &sim->webhooks, error)) != WA_OK) {
-        return err;
-    }
+    return WA_OK;
+}
+
+static void
+media_stop(struct wa_service *svc, void *state)
+{
+    struct cs_sim *sim = state;
+
+    (void)svc;
+    cs_media_free(sim->media);
+    sim->media = NULL;
+}
+
+static enum wa_err
+webhooks_start(struct wa_service *svc, void *state, struct wa_error *error)
+{
+    struct cs_sim *sim = state;
+
+    (void)svc;
+    return cs_webhooks_new(sim, &sim->webhooks, error);
+}
+
+static void
+webhooks_stop(struct wa_service *svc, void *state)
+{
+    struct cs_sim *sim = state;
+
+    (void)svc;
+    cs_webhooks_free(sim->webhooks);
+    sim->webhooks = NULL;
+}
+
+static enum wa_err
+routes_start(struct wa_service *svc, void *state, struct wa_error *error)
+{
+    const struct cs_config *cfg = wa_service_config(svc);
+    struct wa_httpd *h = wa_service_httpd(svc);
+    struct cs_sim *sim = state;
+    enum wa_err err;
+
     if ((err = wa_httpd_route(h, "POST", "/v*", MEDIA_BODY_MAX, on_graph_post, sim)) != WA_OK ||
         (err = wa_httpd_route(h, "GET", "/v*", 0, on_graph_get, sim)) != WA_OK ||
         (err = wa_httpd_route(h, "DELETE", "/v*", 0, on_graph_delete, sim)) != WA_OK ||
@@ -155,6 +207,14 @@ start(struct wa_service *svc, const void *cfgp, void **state, struct wa_error *e
     return WA_OK;
 }
 
+static const struct wa_service_stage stages[] = {
+    {"state", state_start, NULL, NULL, state_stop},
+    {"faults", faults_start, NULL, NULL, faults_stop},
+    {"media", media_start, NULL, NULL, media_stop},
+    {"webhooks", webhooks_start, NULL, NULL, webhooks_stop},
+    {"routes", routes_start, NULL, NULL, NULL},
+};
+
 static const struct wa_service_def def = {
     .name = "wa-cloudsim",
     .summary = "WhatsApp Cloud API simulator: Graph API sends, webhooks back, /_sim/ control.",
@@ -162,8 +222,9 @@ static const struct wa_service_def def = {
     .nspec = sizeof(spec) / sizeof(spec[0]),
     .cfg_size = sizeof(struct cs_config),
     .common_offset = offsetof(struct cs_config, common),
-    .start = start,
-    .stop = stop,
+    .state_size = sizeof(struct cs_sim),
+    .stages = stages,
+    .nstages = WA_ARRAY_LEN(stages),
 };
 
 int
