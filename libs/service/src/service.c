@@ -23,8 +23,9 @@
 #include "wa/log.h"
 #include "wa/trace.h"
 
-#define MAX_PROBES   WA_ARRAY_LEN(((struct wa_service *)0)->probes)
-#define BUSY_POLL_MS 5 /* while draining: how often the stages' busy hooks are asked */
+#define MAX_PROBES    WA_ARRAY_LEN(((struct wa_service *)0)->probes)
+#define BUSY_POLL_MS  5    /* while draining: how often the stages' busy hooks are asked */
+#define SETTLE_MIN_MS 1000 /* the pool's jobs get at least this long to finish */
 
 static void
 usage(const struct wa_service_def *def, FILE *out)
@@ -149,72 +150,20 @@ on_ready(void *arg, struct wa_buf *detail)
 
 /* ---- stages ---- */
 
-/* The single-hook form of struct wa_service_def as one stage. */
-static enum wa_err
-legacy_start(struct wa_service *svc, void *state, struct wa_error *error)
-{
-    (void)state;
-    return svc->def->start(svc, svc->cfg, &svc->state, error);
-}
-
-static void
-legacy_drain(struct wa_service *svc, void *state)
-{
-    if (svc->def->drain != NULL) {
-        svc->def->drain(svc, state);
-    } else {
-        svc->legacy_drained = true;
-    }
-}
-
-static void
-legacy_stop(struct wa_service *svc, void *state)
-{
-    if (svc->def->stop != NULL) {
-        svc->def->stop(svc, state);
-    }
-    svc->state = NULL; /* the stop hook freed it */
-}
-
-static const struct wa_service_stage *
-stage_at(struct wa_service *svc, size_t i, struct wa_service_stage *legacy)
-{
-    if (svc->def->stages != NULL) {
-        return &svc->def->stages[i];
-    }
-    *legacy =
-        (struct wa_service_stage){svc->def->name, legacy_start, legacy_drain, NULL, legacy_stop};
-    return legacy;
-}
-
-static size_t
-nstages(struct wa_service *svc)
-{
-    return svc->def->stages != NULL ? svc->def->nstages : (svc->def->start != NULL ? 1 : 0);
-}
-
-void
-wa_service_drained(struct wa_service *svc)
-{
-    svc->legacy_drained = true;
-}
-
 static bool
 busy(struct wa_service *svc)
 {
-    struct wa_service_stage legacy;
-
     if (wa_httpd_inflight(svc->httpd) > 0) {
         return true;
     }
     for (size_t i = 0; i < svc->nstarted; i++) {
-        const struct wa_service_stage *st = stage_at(svc, i, &legacy);
+        const struct wa_service_stage *st = &svc->def->stages[i];
 
         if (st->busy != NULL && st->busy(svc->state)) {
             return true;
         }
     }
-    return svc->def->stages == NULL && svc->def->drain != NULL && !svc->legacy_drained;
+    return false;
 }
 
 static void
@@ -243,7 +192,6 @@ static void
 on_term(int signo, void *arg)
 {
     struct wa_service *svc = arg;
-    struct wa_service_stage legacy;
 
     if (svc->silenced) {
         return; /* the shutdown is past the drain: nothing left to cut short */
@@ -259,7 +207,7 @@ on_term(int signo, void *arg)
     wa_httpd_quiesce(svc->httpd);
     wa_service_deps_pause(svc);
     for (size_t i = svc->nstarted; i-- > 0;) {
-        const struct wa_service_stage *st = stage_at(svc, i, &legacy);
+        const struct wa_service_stage *st = &svc->def->stages[i];
 
         if (st->drain != NULL) {
             st->drain(svc, svc->state);
@@ -324,6 +272,13 @@ start_uses(struct wa_service *svc, struct wa_error *error)
     return WA_OK;
 }
 
+static int
+settle_ms(const struct wa_service *svc)
+{
+    return svc->common->shutdown_timeout_ms > SETTLE_MIN_MS ? (int)svc->common->shutdown_timeout_ms
+                                                            : SETTLE_MIN_MS;
+}
+
 static void
 on_settled(void *arg)
 {
@@ -345,12 +300,27 @@ on_settle_poll(struct wa_timer *t, void *arg)
     }
 }
 
+/* Jobs blocked that long (a server that accepts and never answers) may still complete later:
+ * nothing they can reach is freed any more, the process just exits. */
+static void
+on_settle_timeout(struct wa_timer *t, void *arg)
+{
+    struct wa_service *svc = arg;
+
+    (void)t;
+    svc->abandoned = true;
+    wa_log_error(NULL,
+                 "%zu worker-pool jobs still running %d ms after the drain: exiting "
+                 "without stopping the stages",
+                 wa_pool_pending(svc->pool), settle_ms(svc));
+    wa_loop_stop(svc->loop);
+}
+
 /* The shutdown after the loop stopped (drained, timed out, or start failed). */
 static void
 shutdown_stages(struct wa_service *svc)
 {
-    struct wa_service_stage legacy;
-    struct wa_timer *settle;
+    struct wa_timer *settle, *deadline;
 
     wa_timer_free(svc->busy_timer);
     svc->busy_timer = NULL;
@@ -364,40 +334,43 @@ shutdown_stages(struct wa_service *svc)
     /* The pool takes no new job; the loop turns until the running ones completed, so their
      * completions (and anything the callbacks above posted) run while the state exists. */
     wa_pool_close(svc->pool);
-    if ((settle = wa_timer_new(svc->loop, on_settle_poll, svc)) != NULL) {
+    settle = wa_timer_new(svc->loop, on_settle_poll, svc);
+    deadline = wa_timer_new(svc->loop, on_settle_timeout, svc);
+    if (settle != NULL && deadline != NULL) {
         wa_timer_start(settle, 0, BUSY_POLL_MS);
+        wa_timer_start(deadline, (uint64_t)settle_ms(svc), 0);
         (void)wa_loop_run(svc->loop);
-        wa_timer_free(settle);
+    }
+    wa_timer_free(settle);
+    wa_timer_free(deadline);
+    if (svc->abandoned) {
+        return;
     }
     for (size_t i = svc->nstarted; i-- > 0;) {
-        const struct wa_service_stage *st = stage_at(svc, i, &legacy);
+        const struct wa_service_stage *st = &svc->def->stages[i];
 
         if (st->stop != NULL) {
             st->stop(svc, svc->state);
         }
     }
     svc->nstarted = 0;
-    if (svc->def->stages != NULL) {
-        free(svc->state);
-    }
+    free(svc->state);
     svc->state = NULL;
 }
 
 static enum wa_err
 start_stages(struct wa_service *svc, struct wa_error *error)
 {
-    struct wa_service_stage legacy;
     enum wa_err err;
 
-    if (svc->def->stages != NULL && svc->def->state_size > 0 &&
-        (svc->state = calloc(1, svc->def->state_size)) == NULL) {
+    if (svc->def->state_size > 0 && (svc->state = calloc(1, svc->def->state_size)) == NULL) {
         return wa_error_set(error, WA_ENOMEM, "out of memory");
     }
     if ((err = start_uses(svc, error)) != WA_OK) {
         return err;
     }
-    for (size_t i = 0; i < nstages(svc); i++) {
-        const struct wa_service_stage *st = stage_at(svc, i, &legacy);
+    for (size_t i = 0; i < svc->def->nstages; i++) {
+        const struct wa_service_stage *st = &svc->def->stages[i];
 
         svc->nstarted = i + 1; /* a failed start is stopped too */
         if (st->start != NULL && (err = st->start(svc, svc->state, error)) != WA_OK) {
@@ -465,6 +438,10 @@ run(struct wa_service *svc)
 out:
     if (svc->loop != NULL) {
         shutdown_stages(svc);
+    }
+    if (svc->abandoned) { /* see on_settle_timeout: the process exits with everything */
+        wa_log_info(NULL, "%s stopped (exit %d)", svc->def->name, rc);
+        return rc;
     }
     wa_service_deps_free(svc);
     wa_httpd_free(svc->httpd);
@@ -542,6 +519,9 @@ wa_service_main(int argc, char **argv, const struct wa_service_def *def)
     wa_log_init(def->name, level);
     wa_log_info(NULL, "%s %s starting", def->name, WA_VERSION);
     rc = run(&svc);
+    if (svc.abandoned) {
+        return rc; /* pool jobs may still read the configuration */
+    }
 out:
     wa_cfg_cleanup(def->spec, def->nspec, svc.cfg);
     free(svc.cfg);

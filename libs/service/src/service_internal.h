@@ -28,7 +28,7 @@ struct wa_service {
     size_t nstarted; /* stages whose start was called (they get their stop) */
     bool stopping;   /* SIGTERM arrived */
     bool silenced;   /* the shared clients are closed */
-    bool legacy_drained;
+    bool abandoned;  /* pool jobs outlived the silence: nothing is freed, the process exits */
     struct probe probes[16];
     size_t nprobes;
     /* shared clients (deps.c) */

@@ -147,12 +147,6 @@ struct wa_service_def {
     size_t nstages;
     /* SIGHUP (optional). */
     void (*reload)(struct wa_service *svc, void *state);
-    /* Single-hook form, one implicit stage named after the daemon: start makes the state,
-     * drain ends with wa_service_drained(), stop frees the state. Not with stages. */
-    enum wa_err (*start)(struct wa_service *svc, const void *cfg, void **state,
-                         struct wa_error *error);
-    void (*drain)(struct wa_service *svc, void *state);
-    void (*stop)(struct wa_service *svc, void *state);
 };
 
 /*
@@ -233,8 +227,5 @@ struct wa_service_consumer {
 };
 enum wa_err wa_service_consumer(struct wa_service *svc, const struct wa_service_consumer *def,
                                 struct wa_kafka_consumer **out, struct wa_error *error);
-
-/* Single-hook form only: the service finished draining (see def->drain). */
-void wa_service_drained(struct wa_service *svc);
 
 #endif
