@@ -11,8 +11,8 @@
  * ("erased:<ULID>") in every message and inbound document; totals stay.
  *
  * Threading: loop thread. Ownership: a batch owns its operations and holds its Kafka messages
- * until they are done; a batch whose write is in flight when the daemon stops is orphaned and
- * freed by its last callback.
+ * until they are done; at stop no write of it is in flight any more (the scaffolding silenced
+ * MongoDB first), so an_consume_stop frees it; its messages come again after a restart.
  */
 #include <stdio.h>
 #include <stdlib.h>
