@@ -408,7 +408,8 @@ run(struct wa_service *svc)
     if (svc->common->otlp_endpoint[0] != '\0') {
         struct wa_trace_config tc = {.service = svc->def->name,
                                      .endpoint = svc->common->otlp_endpoint,
-                                     .sample_percent = (int)svc->common->trace_sample};
+                                     .sample_percent = (int)svc->common->trace_sample,
+                                     .metrics = svc->metrics};
 
         if (wa_tracer_new(svc->loop, &tc, &svc->tracer, &error) != WA_OK) {
             wa_log_error(NULL, "tracing: %s", error.message);

@@ -36,6 +36,7 @@ struct wa_tracer {
     size_t nbody;
     struct wa_httpc_call *call;
     uint64_t recorded, exported, dropped;
+    struct wa_counter *c_exported, *c_dropped; /* NULL without a registry */
     struct wa_log_limit warn_limit;
 };
 
@@ -51,6 +52,13 @@ wa_trace_now_ns(void)
 static void flush(struct wa_tracer *t);
 
 static void
+drop(struct wa_tracer *t, size_t n)
+{
+    t->dropped += n;
+    wa_counter_add(t->c_dropped, n);
+}
+
+static void
 on_exported(const struct wa_httpc_result *res, void *arg)
 {
     struct wa_tracer *t = arg;
@@ -59,8 +67,9 @@ on_exported(const struct wa_httpc_result *res, void *arg)
     t->call = NULL;
     if (res->err == WA_OK && res->status >= 200 && res->status < 300) {
         t->exported += t->nbody;
+        wa_counter_add(t->c_exported, t->nbody);
     } else {
-        t->dropped += t->nbody;
+        drop(t, t->nbody);
         if (wa_log_limit_pass(&t->warn_limit, &skipped)) {
             wa_log_warn(NULL, "trace export to %s failed (%s, HTTP %ld): %zu spans dropped", t->url,
                         res->message, res->status, t->nbody);
@@ -96,14 +105,14 @@ flush(struct wa_tracer *t)
                                     "\"spans\":[") != WA_OK ||
         wa_buf_append(&t->body, t->batch.data, t->batch.len) != WA_OK ||
         wa_buf_append_str(&t->body, "]}]}]}") != WA_OK) {
-        t->dropped += t->nbatch;
+        drop(t, t->nbatch);
         goto reset;
     }
     t->nbody = t->nbatch;
     rq.body = t->body.data;
     rq.body_len = t->body.len;
     if (wa_httpc_send(t->http, &rq, on_exported, t, &t->call, &error) != WA_OK) {
-        t->dropped += t->nbody;
+        drop(t, t->nbody);
         t->nbody = 0;
         t->call = NULL;
     }
@@ -154,6 +163,12 @@ wa_tracer_new(struct wa_loop *loop, const struct wa_trace_config *cfg, struct wa
     wa_buf_init(&t->batch, 0);
     wa_buf_init(&t->body, 0);
     t->warn_limit.interval_ms = 60000;
+    t->c_exported =
+        wa_metrics_counter(cfg->metrics, "wa_trace_spans_total",
+                           "spans exported to the collector or dropped", "outcome=\"exported\"");
+    t->c_dropped =
+        wa_metrics_counter(cfg->metrics, "wa_trace_spans_total",
+                           "spans exported to the collector or dropped", "outcome=\"dropped\"");
     if ((err = wa_httpc_new(loop, &hc, &t->http, error)) != WA_OK) {
         wa_tracer_free(t);
         return err;
@@ -270,14 +285,14 @@ wa_tracer_span(struct wa_tracer *t, const char *name, const char *tp, const char
         return;
     }
     if (t->nbatch >= t->queue_max) {
-        t->dropped++;
+        drop(t, 1);
         return;
     }
     start = t->batch.len;
     if ((t->nbatch > 0 && wa_buf_append(&t->batch, ",", 1) != WA_OK) ||
         encode(&t->batch, name, tp, parent, start_ns, end_ns, attrs, nattrs, error) != WA_OK) {
         t->batch.len = start; /* the batch stays a valid list */
-        t->dropped++;
+        drop(t, 1);
         return;
     }
     t->nbatch++;

@@ -171,9 +171,16 @@ static void
 collector_fails__batch_dropped_and_counted(void **state)
 {
     struct fx *f = *state;
-    struct wa_tracer *t = tracer(f, 100, 1, 1000);
+    struct wa_metrics *m = NULL;
+    struct wa_trace_config cfg = {
+        .service = "wa-test", .endpoint = f->base, .sample_percent = 100, .batch_max = 1};
     struct wa_trace_config bad = {.service = "x", .endpoint = "", .sample_percent = 100};
-    struct wa_tracer *none = NULL;
+    struct wa_tracer *t = NULL, *none = NULL;
+    struct wa_buf out;
+
+    assert_int_equal(wa_metrics_new(&m), WA_OK);
+    cfg.metrics = m;
+    assert_int_equal(wa_tracer_new(f->loop, &cfg, &t, NULL), WA_OK);
 
     f->status = 500;
     wa_tracer_span(t, "ingest receive", TP_A, NULL, 1, 2, NULL, 0, NULL);
@@ -181,7 +188,14 @@ collector_fails__batch_dropped_and_counted(void **state)
     wa_test_run_for(f->loop, 100);
     assert_int_equal(wa_tracer_dropped(t), 1);
     assert_int_equal(wa_tracer_exported(t), 0);
+    wa_buf_init(&out, 0);
+    assert_int_equal(wa_metrics_render(m, &out), WA_OK);
+    assert_int_equal(wa_buf_append(&out, "", 1), WA_OK);
+    assert_non_null(strstr(out.data, "wa_trace_spans_total{outcome=\"dropped\"} 1\n"));
+    assert_non_null(strstr(out.data, "wa_trace_spans_total{outcome=\"exported\"} 0\n"));
+    wa_buf_cleanup(&out);
     wa_tracer_free(t);
+    wa_metrics_free(m);
     assert_int_equal(wa_tracer_new(f->loop, &bad, &none, NULL), WA_EINVAL);
     assert_null(none);
 }

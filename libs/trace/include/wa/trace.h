@@ -27,6 +27,7 @@
 
 #include "wa/err.h"
 #include "wa/loop.h"
+#include "wa/metrics.h"
 
 struct wa_tracer;
 
@@ -37,6 +38,9 @@ struct wa_trace_config {
     unsigned batch_max;   /* spans per POST; default 256 */
     unsigned flush_ms;    /* longest a span waits; default 1000 */
     size_t queue_max;     /* spans waiting at most; default 8192 */
+    /* Optional (borrowed, must outlive the tracer): wa_trace_spans_total{outcome="exported" |
+       "dropped"} counts what wa_tracer_exported / wa_tracer_dropped report. */
+    struct wa_metrics *metrics;
 };
 
 /* One attribute. Exactly one of str (not NULL) or num is the value. Borrowed for the call. */
