@@ -1,6 +1,6 @@
 /*
  * wa/cloudevent.h: the CloudEvents 1.0 envelope of every wabridge event (JSON structured mode)
- * and W3C Trace Context traceparent values.
+ * (traceparent values: wa/traceparent.h of libs/core, included here).
  *
  * An event is encoded as one JSON object: specversion "1.0", id, source, type, subject, time,
  * datacontenttype, the extensions phonenumberid and traceparent, then data (architecture.md,
@@ -18,6 +18,7 @@
 
 #include "wa/buf.h"
 #include "wa/err.h"
+#include "wa/traceparent.h"
 
 #define WA_CLOUDEVENT_ID_MAX    128     /* id length limit, NUL included (ULID/UUID fit) */
 #define WA_CLOUDEVENT_TIME_MAX  40      /* time length limit, NUL included */
@@ -92,30 +93,5 @@ void wa_cloudevent_doc_free(struct wa_cloudevent_doc *doc);
 
 /* True when s is an RFC 3339 date-time ("2026-11-21T13:45:58.123Z", "...+02:00"). */
 bool wa_cloudevent_time_valid(const char *s);
-
-/* ---- W3C Trace Context ---- */
-
-#define WA_TRACEPARENT_LEN 56 /* "00-" 32 hex "-" 16 hex "-" 2 hex, and the NUL */
-#define WA_TRACE_ID_LEN    33 /* 32 hex and the NUL */
-
-/* Writes a new traceparent (random trace and span ids, never all zeros, sampled) into out. */
-void wa_traceparent_new(char out[WA_TRACEPARENT_LEN]);
-/* The same from random bytes the caller drew (16 for the trace id, then 8 for the span id),
- * e.g. from a buffered getrandom on a hot path. Borrows rnd. */
-#define WA_TRACEPARENT_RANDOM_LEN 24
-void wa_traceparent_from_random(const unsigned char rnd[WA_TRACEPARENT_RANDOM_LEN],
-                                char out[WA_TRACEPARENT_LEN]);
-
-/*
- * Writes a child of parent into out: same trace id and flags, new span id. A NULL or malformed
- * parent starts a new trace instead (as W3C Trace Context asks of receivers).
- */
-void wa_traceparent_child(const char *parent, char out[WA_TRACEPARENT_LEN]);
-
-/* True when s is a valid traceparent (version 00 exactly; later versions by their prefix). */
-bool wa_traceparent_valid(const char *s);
-
-/* Writes the 32-hex trace id of tp into out. WA_EPARSE when tp is not valid. */
-enum wa_err wa_traceparent_trace_id(const char *tp, char out[WA_TRACE_ID_LEN]);
 
 #endif

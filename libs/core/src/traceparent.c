@@ -6,7 +6,7 @@
  * is followed by the end or a '-' (the specification's forward-compatibility rule).
  * No shared state: safe on any thread.
  */
-#include "wa/cloudevent.h"
+#include "wa/traceparent.h"
 
 #include <stdint.h>
 #include <string.h>

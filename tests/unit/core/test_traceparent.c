@@ -1,7 +1,7 @@
-/* traceparent_test.c: W3C traceparent generation, continuation and validation. */
+/* test_traceparent.c: W3C traceparent generation, continuation and validation. */
 #include <string.h>
 
-#include "wa/cloudevent.h"
+#include "wa/traceparent.h"
 #include "wa_test.h"
 
 static void
