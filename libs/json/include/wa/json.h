@@ -127,4 +127,84 @@ enum wa_err wa_json_write(struct wa_buf *b, const json_t *v);
 /* Appends v in decimal, as jansson writes integers. */
 enum wa_err wa_json_write_int(struct wa_buf *b, int64_t v);
 
+/* ---- declarative validation (src/schema.c) ----
+ *
+ * A schema is a static table of nodes. A node accepts the JSON types in `types` and checks
+ * what applies to the value found: strings by length in characters (UTF-8 code points),
+ * `enums` and a `pattern` (POSIX extended regex, matched against the whole string); numbers by
+ * `min`/`max` (WA_JSON_MIN/WA_JSON_MAX flags); arrays by item count and `items` (the schema of
+ * every element); objects by member count, `props` (each with its name; WA_JSON_REQUIRED) and
+ * the unknown-key policy (rejected unless WA_JSON_ALLOW_UNKNOWN). Every violation is reported
+ * with its RFC 6901 JSON pointer ("/items/2/name"), not only the first.
+ *
+ *   static const char *const categories[] = {"marketing", "utility", NULL};
+ *   static const struct wa_json_schema consent_props[] = {
+ *       {.name = "category", .types = WA_JSON_T_STRING, .flags = WA_JSON_REQUIRED,
+ *        .enums = categories},
+ *       {.name = "scope", .types = WA_JSON_T_STRING, .min_len = 1, .max_len = 32},
+ *   };
+ *   static const struct wa_json_schema consent = {
+ *       .types = WA_JSON_T_OBJECT, .props = consent_props, .nprops = 2};
+ *
+ * wa_json_validator_new() checks the table once (at start: a bad table is WA_EINVAL naming the
+ * node) and compiles the patterns; wa_json_validate() then runs on any thread, one document at
+ * a time per call (the validator is read-only).
+ */
+#define WA_JSON_T_NULL   0x01u
+#define WA_JSON_T_BOOL   0x02u
+#define WA_JSON_T_INT    0x04u /* an integer (1, not 1.0) */
+#define WA_JSON_T_NUMBER 0x0cu /* an integer or a real */
+#define WA_JSON_T_STRING 0x10u
+#define WA_JSON_T_ARRAY  0x20u
+#define WA_JSON_T_OBJECT 0x40u
+#define WA_JSON_T_ANY    0x7fu
+
+#define WA_JSON_REQUIRED      0x1u /* as a member: must be present */
+#define WA_JSON_ALLOW_UNKNOWN 0x2u /* as an object: members not in props are accepted */
+#define WA_JSON_MIN           0x4u /* min applies */
+#define WA_JSON_MAX           0x8u /* max applies */
+
+struct wa_json_schema {
+    const char *name; /* member name inside props; ignored elsewhere */
+    unsigned types;   /* WA_JSON_T_*: the accepted types */
+    unsigned flags;   /* WA_JSON_REQUIRED, WA_JSON_ALLOW_UNKNOWN, WA_JSON_MIN, WA_JSON_MAX */
+    size_t min_len;   /* strings: characters; arrays: items; objects: members */
+    size_t max_len;   /* 0: no maximum */
+    double min, max;  /* numbers, inclusive, when flagged */
+    const char *const *enums;           /* strings: the allowed values, NULL-terminated */
+    const char *pattern;                /* strings: POSIX ERE the whole string must match */
+    const char *detail;                 /* optional: the text of any violation of this node */
+    const struct wa_json_schema *props; /* objects: the known members */
+    size_t nprops;
+    const struct wa_json_schema *items; /* arrays: every element */
+};
+
+#define WA_JSON_VIOLATIONS_MAX 32
+#define WA_JSON_POINTER_MAX    256
+struct wa_json_violation {
+    char pointer[WA_JSON_POINTER_MAX]; /* RFC 6901; "" is the whole document */
+    char detail[192];
+};
+/* Caller's storage (about 14 KiB): the first WA_JSON_VIOLATIONS_MAX violations; truncated
+ * when there were more. */
+struct wa_json_violations {
+    size_t n;
+    bool truncated;
+    struct wa_json_violation v[WA_JSON_VIOLATIONS_MAX];
+};
+
+struct wa_json_validator;
+/* Checks the schema tree and compiles its patterns. root is borrowed for the validator's life
+ * (static tables). free with wa_json_validator_free(). WA_EINVAL (a bad table), WA_ENOMEM. */
+enum wa_err wa_json_validator_new(const struct wa_json_schema *root, struct wa_json_validator **out,
+                                  struct wa_error *error);
+void wa_json_validator_free(struct wa_json_validator *v);
+/* Validates doc (borrowed); fills *out (reset first). WA_OK when valid, else WA_EINVAL. */
+enum wa_err wa_json_validate(const struct wa_json_validator *v, const json_t *doc,
+                             struct wa_json_violations *out);
+/* Appends one violation (pointer and a printf-style detail) as a validator would: for checks
+ * a schema cannot express, reported in the same list. */
+void wa_json_violation_add(struct wa_json_violations *out, const char *pointer, const char *fmt,
+                           ...) __attribute__((format(printf, 3, 4)));
+
 #endif
