@@ -6,16 +6,22 @@
  * MHD_run() when it is readable, and a wa_timer fires when MHD_get_timeout() says so (connection
  * timeouts, connections with buffered data). The timer is re-armed after every MHD_run().
  *
- * Life of a request, in the order MHD calls us (on_access, several times per request):
- *   1. headers complete (*con_cls == NULL): allocate struct wa_http_req, pick the id, match the
- *      route; 404/405 and a too large Content-Length are answered at once, without the body.
+ * Life of a request, in the order MHD calls us:
+ *   0. on_uri (MHD_OPTION_URI_LOG_CALLBACK): the request line was read: struct wa_http_req is
+ *      allocated with a copy of the raw query string (MHD shows it nowhere else; paths and
+ *      arguments stay raw: on_unescape decodes nothing, rest.c decodes per segment/parameter).
+ *   1. on_access, headers complete (!headers_seen): the id and traceparent are chosen, the query
+ *      parsed, the route matched (rest.c: templates); 400 (bad query or parameter encoding),
+ *      404, 405 and a too large Content-Length are answered at once, without the body.
  *   2. body chunks: appended to req->body (bounded by the route's max_body).
- *   3. final call: the handler runs; if it replied, the response is queued; if not, the
- *      connection is suspended. A later wa_http_reply*() stores the response and resumes the
- *      connection; MHD then calls on_access once more, which queues it (MHD accepts responses
- *      only from inside the access handler).
+ *   3. final call: the route's chain runs (run_chain: each middleware, then the handler); if
+ *      it replied, the response is queued; if not, the connection is suspended. A later
+ *      wa_http_next() continues the chain, and a later wa_http_reply*() stores the response and
+ *      resumes the connection; MHD then calls on_access once more, which queues it (MHD accepts
+ *      responses only from inside the access handler).
  *   4. on_completed (MHD_OPTION_NOTIFY_COMPLETED): metrics, then the request is freed. This is
- *      the only place a request is freed. MHD reports completion of a suspended connection only
+ *      the only place a request is freed (MHD calls it for every request on_uri made, even one
+ *      whose headers never completed). MHD reports completion of a suspended connection only
  *      after it was resumed, so a handler may always reply to a request it was given, even when
  *      the client has gone away meanwhile.
  *
@@ -41,64 +47,16 @@
 #include "wa/config.h"
 #include "wa/id.h"
 #include "wa/log.h"
+#include "wa/traceparent.h"
+#include "httpd_int.h"
 
 #define DEFAULT_MAX_BODY     (1024u * 1024u)
 #define DEFAULT_MAX_CONNS    1024u
 #define DEFAULT_CONN_TIMEOUT 10u
 #define DEFAULT_CONN_MEMORY  (32u * 1024u)
 #define LISTEN_BACKLOG       1024u
-#define REQUEST_ID_MAX       64u
 #define FREE_FLUSH_ROUNDS    16
 #define DISCARD_MIN          (64u * 1024u)
-
-struct route {
-    char *method;
-    char *path; /* without the trailing '*' when prefix */
-    size_t path_len;
-    bool prefix;
-    size_t max_body;
-    wa_http_handler_fn fn;
-    void *arg;
-    struct wa_histogram *duration;
-    /* wa_http_requests_total series already looked up for this route (by method and status):
-     * spares the label formatting and the registry search per request */
-    struct {
-        const char *method; /* one of method_label()'s constants */
-        int status;
-        struct wa_counter *counter;
-    } seen[8];
-    size_t nseen;
-};
-
-struct reply_header {
-    char *name;
-    char *value;
-    struct reply_header *next;
-};
-
-struct wa_http_req {
-    struct wa_httpd *h;
-    struct MHD_Connection *conn;
-    const char *method; /* borrowed from MHD: valid until on_completed */
-    const char *path;
-    const struct route *route; /* NULL when unmatched */
-    struct wa_buf body;
-    char id[REQUEST_ID_MAX + 1];
-    uint64_t start_us;
-    int status;                    /* of the reply; 0 while none */
-    struct MHD_Response *response; /* built by the reply, not yet queued */
-    struct reply_header *headers;  /* added before the reply */
-    bool headers_seen;             /* the first on_access call has happened */
-    bool too_big;                  /* the body grew past the limit */
-    size_t discarded;              /* body bytes dropped since */
-    bool handler_called;
-    bool replied;
-    bool suspended;
-    bool queued;
-    void *data;
-    wa_http_abort_fn abort_fn;
-    struct wa_http_req *prev, *next; /* the server's list of live requests */
-};
 
 struct wa_httpd {
     struct wa_loop *loop;
@@ -168,55 +126,98 @@ on_timer(struct wa_timer *t, void *arg)
 
 /* ---- routes ---- */
 
-static const struct route *
-find_route(const struct wa_httpd *h, const char *method, const char *path, bool *path_known)
+/* How r matches path: 1 yes (a template's parameters in *params, decoded into buf), 0 no, -1
+ * the template's shape matches but a parameter is badly encoded. */
+static int
+route_matches(const struct route *r, const char *path, size_t len, char *buf, size_t size,
+              struct wa_http_params *params)
 {
-    size_t i, len = strlen(path);
-    const struct route *prefix = NULL;
+    enum wa_err err;
+
+    switch (r->kind) {
+    case ROUTE_LITERAL:
+        return len == r->path_len && memcmp(path, r->path, len) == 0;
+    case ROUTE_PREFIX:
+        return len >= r->path_len && memcmp(path, r->path, r->path_len) == 0;
+    case ROUTE_TEMPLATE:
+        err = wa_http_template_match(r->path, path, buf, size, params);
+        return err == WA_OK ? 1 : err == WA_EPARSE ? -1 : 0;
+    }
+    return 0;
+}
+
+/* True when a is more specific than b: literal, then templates with more literal segments,
+ * then the longer prefix; between equals the first registered stays. */
+static bool
+more_specific(const struct route *a, const struct route *b)
+{
+    if (b == NULL) {
+        return true;
+    }
+    if (a->kind != b->kind) {
+        return a->kind < b->kind;
+    }
+    if (a->kind == ROUTE_TEMPLATE) {
+        return a->literals > b->literals;
+    }
+    return a->kind == ROUTE_PREFIX && a->path_len > b->path_len;
+}
+
+/*
+ * The route for req's method and path, its parameters in req->params (decoded into
+ * req->param_buf). *path_known: some route matches the path with another method (405);
+ * *bad_param: a template matched but a parameter is badly encoded (400).
+ */
+static const struct route *
+find_route(const struct wa_httpd *h, struct wa_http_req *req, bool *path_known, bool *bad_param)
+{
+    size_t len = strlen(req->path), size = len + 1;
+    const struct route *best = NULL;
+    struct wa_http_params scratch;
 
     *path_known = false;
-    for (i = 0; i < h->nroutes; i++) {
+    *bad_param = false;
+    for (size_t i = 0; i < h->nroutes; i++) {
         const struct route *r = &h->routes[i];
-        bool match = r->prefix ? len >= r->path_len && memcmp(path, r->path, r->path_len) == 0
-                               : len == r->path_len && memcmp(path, r->path, len) == 0;
-        if (!match) {
+        int m = route_matches(r, req->path, len, req->param_buf, size, &scratch);
+
+        if (m < 0) {
+            *bad_param = true;
+        }
+        if (m <= 0) {
             continue;
         }
         *path_known = true;
-        if (strcmp(r->method, method) != 0) {
-            continue;
-        }
-        if (!r->prefix) {
-            return r; /* an exact match wins over any prefix */
-        }
-        if (prefix == NULL || r->path_len > prefix->path_len) {
-            prefix = r;
+        if (strcmp(r->method, req->method) == 0 && more_specific(r, best)) {
+            best = r;
         }
     }
-    return prefix;
+    memset(&req->params, 0, sizeof(req->params));
+    if (best != NULL && best->kind == ROUTE_TEMPLATE) {
+        (void)route_matches(best, req->path, len, req->param_buf, size, &req->params);
+    }
+    return best;
 }
 
-/* Writes the methods allowed for path, comma separated, into b (for 405 Allow). */
+/* Writes the methods allowed for req's path, comma separated, into b (for 405 Allow). */
 static void
-allowed_methods(const struct wa_httpd *h, const char *path, struct wa_buf *b)
+allowed_methods(const struct wa_httpd *h, struct wa_http_req *req, struct wa_buf *b)
 {
-    size_t i, j, len = strlen(path);
+    size_t len = strlen(req->path);
+    struct wa_http_params scratch;
 
-    for (i = 0; i < h->nroutes; i++) {
+    for (size_t i = 0; i < h->nroutes; i++) {
         const struct route *r = &h->routes[i];
-        bool match = r->prefix ? len >= r->path_len && memcmp(path, r->path, r->path_len) == 0
-                               : len == r->path_len && memcmp(path, r->path, len) == 0;
         bool dup = false;
-        if (!match) {
+
+        if (route_matches(r, req->path, len, req->param_buf, len + 1, &scratch) != 1) {
             continue;
         }
-        for (j = 0; j < i; j++) {
+        for (size_t j = 0; j < i && !dup; j++) {
             const struct route *q = &h->routes[j];
-            bool qmatch = q->prefix ? len >= q->path_len && memcmp(path, q->path, q->path_len) == 0
-                                    : len == q->path_len && memcmp(path, q->path, len) == 0;
-            if (qmatch && strcmp(q->method, r->method) == 0) {
-                dup = true;
-            }
+
+            dup = strcmp(q->method, r->method) == 0 &&
+                  route_matches(q, req->path, len, req->param_buf, len + 1, &scratch) == 1;
         }
         if (!dup) {
             (void)wa_buf_printf(b, "%s%s", b->len > 0 ? ", " : "", r->method);
@@ -224,16 +225,58 @@ allowed_methods(const struct wa_httpd *h, const char *path, struct wa_buf *b)
     }
 }
 
-enum wa_err
-wa_httpd_route(struct wa_httpd *h, const char *method, const char *path, size_t max_body,
-               wa_http_handler_fn fn, void *arg)
+/* Checks a template's syntax; returns its number of literal segments, or -1. */
+static long
+template_check(const char *path)
+{
+    long literals = 0, params = 0;
+
+    for (const char *seg = path + 1;; seg++) {
+        const char *end = strchr(seg, '/');
+        size_t n = end != NULL ? (size_t)(end - seg) : strlen(seg);
+
+        if (n >= 2 && seg[0] == '{' && seg[n - 1] == '}') {
+            if (n == 2 || memchr(seg + 1, '{', n - 2) != NULL ||
+                memchr(seg + 1, '}', n - 2) != NULL || ++params > WA_HTTP_PARAMS_MAX) {
+                return -1;
+            }
+        } else if (memchr(seg, '{', n) != NULL || memchr(seg, '}', n) != NULL) {
+            return -1;
+        } else {
+            literals++;
+        }
+        if (end == NULL) {
+            break;
+        }
+        seg = end;
+    }
+    return literals;
+}
+
+static enum wa_err
+add_route(struct wa_httpd *h, const char *method, const char *path, size_t max_body,
+          wa_http_handler_fn fn, void *arg, const struct wa_http_mw *mw, size_t nmw)
 {
     struct route *routes, *r;
     size_t len;
+    long literals = 0;
 
     if (h == NULL || method == NULL || path == NULL || fn == NULL || path[0] != '/' ||
-        h->mhd != NULL || strpbrk(path, "\"\\\n") != NULL || strpbrk(method, "\"\\\n ") != NULL) {
+        h->mhd != NULL || strpbrk(path, "\"\\\n?#") != NULL || strpbrk(method, "\"\\\n ") != NULL ||
+        (nmw > 0 && mw == NULL)) {
         return WA_EINVAL;
+    }
+    len = strlen(path);
+    if (strchr(path, '*') != NULL && (strchr(path, '*') != path + len - 1 || strchr(path, '{'))) {
+        return WA_EINVAL; /* '*' only ends a prefix, which has no parameters */
+    }
+    if (strchr(path, '{') != NULL && (literals = template_check(path)) < 0) {
+        return WA_EINVAL;
+    }
+    for (size_t i = 0; i < nmw; i++) {
+        if (mw[i].fn == NULL) {
+            return WA_EINVAL;
+        }
     }
     routes = realloc(h->routes, (h->nroutes + 1) * sizeof(*routes));
     if (routes == NULL) {
@@ -244,21 +287,55 @@ wa_httpd_route(struct wa_httpd *h, const char *method, const char *path, size_t 
     memset(r, 0, sizeof(*r));
     r->method = strdup(method);
     r->path = strdup(path);
-    if (r->method == NULL || r->path == NULL) {
+    r->mw = nmw > 0 ? malloc(nmw * sizeof(*mw)) : NULL;
+    if (r->method == NULL || r->path == NULL || (nmw > 0 && r->mw == NULL)) {
         free(r->method);
         free(r->path);
+        free(r->mw);
         return WA_ENOMEM;
     }
-    len = strlen(path);
-    r->prefix = path[len - 1] == '*';
-    if (r->prefix) {
+    if (nmw > 0) {
+        memcpy(r->mw, mw, nmw * sizeof(*mw));
+    }
+    r->nmw = nmw;
+    r->kind = path[len - 1] == '*'        ? ROUTE_PREFIX
+              : strchr(path, '{') != NULL ? ROUTE_TEMPLATE
+                                          : ROUTE_LITERAL;
+    if (r->kind == ROUTE_PREFIX) {
         r->path[--len] = '\0';
     }
     r->path_len = len;
+    r->literals = (size_t)literals;
     r->max_body = max_body != 0 ? max_body : h->max_body;
     r->fn = fn;
     r->arg = arg;
     h->nroutes++;
+    return WA_OK;
+}
+
+enum wa_err
+wa_httpd_route(struct wa_httpd *h, const char *method, const char *path, size_t max_body,
+               wa_http_handler_fn fn, void *arg)
+{
+    return add_route(h, method, path, max_body, fn, arg, NULL, 0);
+}
+
+enum wa_err
+wa_httpd_routes(struct wa_httpd *h, const struct wa_http_route *routes, size_t n,
+                const struct wa_http_mw *mw, size_t nmw, void *arg, struct wa_error *error)
+{
+    enum wa_err err;
+
+    for (size_t i = 0; i < n; i++) {
+        if ((err = add_route(h, routes[i].method, routes[i].path, routes[i].max_body, routes[i].fn,
+                             arg, mw, nmw)) != WA_OK) {
+            return wa_error_set(error, err, "route %s %s: %s",
+                                routes[i].method != NULL ? routes[i].method : "(null)",
+                                routes[i].path != NULL ? routes[i].path : "(null)",
+                                err == WA_EINVAL ? "bad method, path or middleware"
+                                                 : wa_err_text(err));
+        }
+    }
     return WA_OK;
 }
 
@@ -285,7 +362,7 @@ route_label(const struct route *r, char *out, size_t size)
     if (r == NULL) {
         snprintf(out, size, "unmatched");
     } else {
-        snprintf(out, size, "%s%s", r->path, r->prefix ? "*" : "");
+        snprintf(out, size, "%s%s", r->path, r->kind == ROUTE_PREFIX ? "*" : "");
     }
 }
 
@@ -359,26 +436,30 @@ sane_request_id(const char *s)
     return true;
 }
 
-static struct wa_http_req *
-req_new(struct wa_httpd *h, struct MHD_Connection *conn, const char *method, const char *path)
+/* MHD_OPTION_URI_LOG_CALLBACK: the request line was read (headers not yet). The request is
+ * made here because only here MHD shows the raw query string; what it returns becomes
+ * *con_cls, and MHD calls on_completed for it even when the headers never complete. */
+static void *
+on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
+    struct wa_httpd *h = cls;
     struct wa_http_req *req = calloc(1, sizeof(*req));
-    const char *given;
+    const char *q = uri != NULL ? strchr(uri, '?') : NULL;
 
     if (req == NULL) {
-        return NULL;
+        return NULL; /* on_access retries and refuses the connection if it fails again */
+    }
+    if (q != NULL) {
+        size_t n = strcspn(q + 1, "#");
+
+        if ((req->raw_query = strndup(q + 1, n)) == NULL) {
+            free(req);
+            return NULL;
+        }
     }
     req->h = h;
     req->conn = conn;
-    req->method = method;
-    req->path = path;
     req->start_us = wa_clock_mono_us();
-    given = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
-    if (sane_request_id(given)) {
-        snprintf(req->id, sizeof(req->id), "%s", given);
-    } else {
-        wa_ulid_new(req->id);
-    }
     wa_buf_init(&req->body, h->max_body);
     req->next = h->reqs;
     if (h->reqs != NULL) {
@@ -388,6 +469,38 @@ req_new(struct wa_httpd *h, struct MHD_Connection *conn, const char *method, con
     h->inflight++;
     wa_gauge_add(h->inflight_gauge, 1);
     return req;
+}
+
+/* MHD_OPTION_UNESCAPE_CALLBACK: keeps the path and MHD's own argument table raw; paths are
+ * split into segments before they are decoded (a "%2F" stays inside its segment) and the
+ * query string is decoded by wa_http_query_parse. */
+static size_t
+on_unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+    (void)cls;
+    (void)conn;
+    return strlen(s);
+}
+
+/* Headers complete: the request's identity (id, traceparent), path, query and parameter
+ * storage. False when out of memory. */
+static bool
+req_begin(struct wa_http_req *req, const char *method, const char *path)
+{
+    const char *given = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "X-Request-Id");
+
+    req->method = method;
+    req->path = path;
+    req->headers_seen = true;
+    if (sane_request_id(given)) {
+        snprintf(req->id, sizeof(req->id), "%s", given);
+    } else {
+        wa_ulid_new(req->id);
+    }
+    wa_traceparent_child(MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "traceparent"),
+                         req->traceparent);
+    req->param_buf = malloc(strlen(path) + 1);
+    return req->param_buf != NULL;
 }
 
 static void
@@ -415,6 +528,14 @@ req_free(struct wa_http_req *req)
     if (req->response != NULL) {
         MHD_destroy_response(req->response);
     }
+    for (size_t i = 0; i < req->nattrs; i++) {
+        free(req->attrs[i].name);
+        free(req->attrs[i].value);
+    }
+    json_decref(req->json);
+    free(req->raw_query);
+    free(req->query_buf);
+    free(req->param_buf);
     wa_buf_cleanup(&req->body);
     free(req);
 }
@@ -441,7 +562,9 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
          * the owner's last chance to forget req should MHD ever end a request otherwise. */
         req->abort_fn(req, req->data);
     }
-    record_request(h, req);
+    if (req->headers_seen) { /* else MHD answered by itself (431) or the client left early */
+        record_request(h, req);
+    }
     req_free(req);
 }
 
@@ -494,42 +617,89 @@ reserve_body(struct wa_http_req *req)
     }
 }
 
+static void
+reply_too_big(struct wa_http_req *req)
+{
+    char detail[96];
+
+    snprintf(detail, sizeof(detail), "the body is larger than %zu bytes", req->route->max_body);
+    wa_http_reply_problem(req, 413, NULL, detail, NULL, 0);
+}
+
+/* Runs the next step of req's chain: a middleware, or the handler after the last one. */
+static void
+run_chain(struct wa_http_req *req)
+{
+    const struct route *r = req->route;
+    size_t i = req->next_mw++;
+
+    if (i < r->nmw) {
+        r->mw[i].fn(req, r->mw[i].arg);
+    } else if (i == r->nmw) {
+        r->fn(req, r->arg);
+    }
+}
+
+void
+wa_http_next(struct wa_http_req *req)
+{
+    if (req->replied || !req->handler_called || req->next_mw > req->route->nmw) {
+        wa_log_error(&(struct wa_log_ctx){.request_id = req->id},
+                     "wa_http_next on %s %s after its handler or reply: ignored", req->method,
+                     req->path);
+        return;
+    }
+    req->data = NULL;
+    req->abort_fn = NULL;
+    run_chain(req);
+}
+
 static enum MHD_Result
 on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
           const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
     struct wa_httpd *h = cls;
     struct wa_http_req *req = *con_cls;
-    bool path_known;
+    bool path_known, bad_param;
+    struct wa_error error = {0};
 
     (void)version;
-    if (req == NULL) {
+    if (req == NULL || !req->headers_seen) {
         /* 1. headers complete */
-        req = req_new(h, conn, method, url);
-        if (req == NULL) {
+        if (req == NULL && (req = on_uri(h, NULL, conn)) == NULL) {
             return MHD_NO;
         }
         *con_cls = req;
-        req->headers_seen = true;
-        req->route = find_route(h, method, url, &path_known);
+        if (!req_begin(req, method, url)) {
+            return MHD_NO;
+        }
+        if (rest_query_prepare(req, &error) != WA_OK) {
+            wa_http_reply_problem(req, error.code == WA_ENOMEM ? 503 : 400, NULL, error.message,
+                                  NULL, 0);
+            return queue_reply(req);
+        }
+        req->route = find_route(h, req, &path_known, &bad_param);
+        if (req->route == NULL && bad_param) {
+            wa_http_reply_problem(req, 400, NULL,
+                                  "a path parameter has a bad percent-encoding or %00", NULL, 0);
+            return queue_reply(req);
+        }
         if (req->route == NULL && !path_known) {
-            wa_http_reply_error(req, 404, "not_found", "no route for %s", url);
+            wa_http_reply_problem(req, 404, NULL, "no such resource", NULL, 0);
             return queue_reply(req);
         }
         if (req->route == NULL) {
             struct wa_buf allow;
             wa_buf_init(&allow, 1024);
-            allowed_methods(h, url, &allow);
+            allowed_methods(h, req, &allow);
             wa_http_reply_header(req, "Allow", allow.data != NULL ? allow.data : "");
             wa_buf_cleanup(&allow);
-            wa_http_reply_error(req, 405, "method_not_allowed", "method %s not allowed on %s",
-                                method, url);
+            wa_http_reply_problem(req, 405, NULL, "see the Allow header", NULL, 0);
             return queue_reply(req);
         }
         req->body.max = req->route->max_body;
         if (content_length_above(conn, req->route->max_body)) {
-            wa_http_reply_error(req, 413, "body_too_large", "body larger than %zu bytes",
-                                req->route->max_body);
+            reply_too_big(req);
             return queue_reply(req);
         }
         reserve_body(req);
@@ -566,14 +736,13 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *m
     }
     if (req->too_big) {
         if (!req->replied) {
-            wa_http_reply_error(req, 413, "body_too_large", "body larger than %zu bytes",
-                                req->route->max_body);
+            reply_too_big(req);
         }
         return queue_reply(req);
     }
     if (!req->handler_called) {
         req->handler_called = true;
-        req->route->fn(req, req->route->arg);
+        run_chain(req);
         if (req->replied) {
             return queue_reply(req);
         }
@@ -659,6 +828,8 @@ wa_http_reply(struct wa_http_req *req, int status, const char *content_type, con
         if ((content_type != NULL &&
              MHD_add_response_header(resp, "Content-Type", content_type) != MHD_YES) ||
             MHD_add_response_header(resp, "X-Request-Id", req->id) != MHD_YES ||
+            (req->traceparent[0] != '\0' &&
+             MHD_add_response_header(resp, "traceparent", req->traceparent) != MHD_YES) ||
             (h->service != NULL &&
              MHD_add_response_header(resp, "Server", h->service) != MHD_YES)) {
             MHD_destroy_response(resp);
@@ -770,7 +941,12 @@ wa_http_req_header(const struct wa_http_req *req, const char *name)
 const char *
 wa_http_req_query(const struct wa_http_req *req, const char *name)
 {
-    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+    for (size_t i = 0; i < req->query.n; i++) {
+        if (strcmp(req->query.name[i], name) == 0) {
+            return req->query.value[i];
+        }
+    }
+    return NULL;
 }
 
 struct query_each {
@@ -1041,6 +1217,7 @@ wa_httpd_start(struct wa_httpd *h, struct wa_error *error)
     /* the logger must be the first option to catch messages about the others */
     h->mhd = MHD_start_daemon(
         flags, (uint16_t)port, NULL, NULL, on_access, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, h, MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, h,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT,
         h->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, h->conn_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, h->conn_memory, MHD_OPTION_LISTEN_BACKLOG_SIZE,
@@ -1121,7 +1298,7 @@ wa_httpd_free(struct wa_httpd *h)
          * them), let their owners forget them, and run MHD until the answers are queued. */
         for (req = h->reqs; req != NULL; req = req->next) {
             if (req->handler_called && !req->replied) {
-                wa_http_reply_error(req, 503, "shutting_down", "the server is shutting down");
+                wa_http_reply_problem(req, 503, NULL, "the server is shutting down", NULL, 0);
                 if (req->abort_fn != NULL) {
                     req->abort_fn(req, req->data);
                 }
@@ -1139,6 +1316,7 @@ wa_httpd_free(struct wa_httpd *h)
     for (i = 0; i < h->nroutes; i++) {
         free(h->routes[i].method);
         free(h->routes[i].path);
+        free(h->routes[i].mw);
     }
     free(h->routes);
     free(h->listen);

@@ -13,7 +13,7 @@
 
 #include "analytics.h"
 #include "wa/clock.h"
-#include "wa/httpd.h"
+#include "wa/rest.h"
 #include "wa/log.h"
 #include "wa/mongo.h"
 

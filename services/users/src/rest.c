@@ -30,7 +30,7 @@
 #include "wa/clock.h"
 #include "wa/contract_outbound.h"
 #include "wa/crypto.h"
-#include "wa/httpd.h"
+#include "wa/rest.h"
 #include "wa/log.h"
 #include "wa/mongo.h"
 

@@ -221,7 +221,7 @@ send__non_2xx__is_ok_with_status(void **state)
     assert_true(wa_test_run_until(f->loop, is_done, &g, 10000));
     assert_int_equal(g.err, WA_OK);
     assert_int_equal(g.status, 404);
-    assert_non_null(strstr(g.body, "not_found"));
+    assert_non_null(strstr(g.body, "\"status\":404"));
     got_cleanup(&g);
 }
 

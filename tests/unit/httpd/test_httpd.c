@@ -15,6 +15,7 @@
 #include "wa/httpc.h"
 #include "wa/httpd.h"
 #include "wa/metrics.h"
+#include "wa/rest.h"
 #include "wa_test.h"
 
 /* ---- fixture ---- */
@@ -44,6 +45,7 @@ struct got {
     char request_id[80];
     char allow[64];
     char content_type[64];
+    char traceparent[64];
     uint64_t done_ms;
 };
 
@@ -66,6 +68,9 @@ on_done(const struct wa_httpc_result *res, void *arg)
     }
     if ((v = wa_httpc_result_header(res, "Content-Type")) != NULL) {
         snprintf(g->content_type, sizeof(g->content_type), "%s", v);
+    }
+    if ((v = wa_httpc_result_header(res, "traceparent")) != NULL) {
+        snprintf(g->traceparent, sizeof(g->traceparent), "%s", v);
     }
 }
 
@@ -351,7 +356,7 @@ route__client_request_id__is_echoed(void **state)
 }
 
 static void
-route__unknown_path__404_json_error(void **state)
+route__unknown_path__404_problem(void **state)
 {
     struct fx *f = *state;
     struct got g;
@@ -359,9 +364,11 @@ route__unknown_path__404_json_error(void **state)
 
     request(f, "GET", "/nope", NULL, NULL, 0, &g);
     assert_int_equal(g.status, 404);
-    assert_string_equal(g.content_type, "application/json");
-    assert_non_null(strstr(g.body, "{\"error\":{\"code\":\"not_found\",\"message\":"));
-    snprintf(want, sizeof(want), "\"request_id\":\"%s\"}}", g.request_id);
+    assert_string_equal(g.content_type, "application/problem+json");
+    assert_non_null(strstr(g.body, "{\"type\":\"about:blank\",\"title\":\"Not Found\","
+                                   "\"status\":404,\"detail\":"));
+    assert_non_null(strstr(g.body, "\"instance\":\"/nope\""));
+    snprintf(want, sizeof(want), "\"request_id\":\"%s\"}", g.request_id);
     assert_non_null(strstr(g.body, want));
     assert_int_equal(f->handler_calls, 0);
     got_cleanup(&g);
@@ -397,7 +404,7 @@ route__wrong_method__405_with_allow(void **state)
     request(f, "PUT", "/hello", "x", NULL, 0, &g);
     assert_int_equal(g.status, 405);
     assert_string_equal(g.allow, "GET");
-    assert_non_null(strstr(g.body, "\"code\":\"method_not_allowed\""));
+    assert_non_null(strstr(g.body, "\"title\":\"Method Not Allowed\",\"status\":405"));
     got_cleanup(&g);
     request(f, "POST", "/files/a", "x", NULL, 0, &g);
     assert_int_equal(g.status, 405);
@@ -441,7 +448,7 @@ body__content_length_above_limit__413_without_handler(void **state)
 
     request(f, "POST", "/small", "0123456789abcdefXYZ", NULL, 0, &g);
     assert_int_equal(g.status, 413);
-    assert_non_null(strstr(g.body, "\"code\":\"body_too_large\""));
+    assert_non_null(strstr(g.body, "\"title\":\"Content Too Large\",\"status\":413"));
     assert_int_equal(f->handler_calls, 0);
     got_cleanup(&g);
     request(f, "POST", "/small", "0123456789abcdef", NULL, 0, &g);
@@ -462,7 +469,7 @@ body__chunked_past_limit__413_without_handler(void **state)
     raw_send(r.fd, "a\r\n0123456789\r\n0\r\n\r\n");
     assert_true(wa_test_run_until(f->loop, raw_closed, &r, 10000));
     assert_non_null(strstr(r.buf, "HTTP/1.1 413"));
-    assert_non_null(strstr(r.buf, "body_too_large"));
+    assert_non_null(strstr(r.buf, "\"status\":413"));
     assert_int_equal(f->handler_calls, 0);
     close(r.fd);
 }
@@ -724,7 +731,7 @@ shutdown__suspended_requests__answered_503_and_owners_told(void **state)
     for (i = 0; i < 3; i++) {
         assert_int_equal(gs[i].err, WA_OK);
         assert_int_equal(gs[i].status, 503);
-        assert_non_null(strstr(gs[i].body, "\"code\":\"shutting_down\""));
+        assert_non_null(strstr(gs[i].body, "\"detail\":\"the server is shutting down\""));
         got_cleanup(&gs[i]);
     }
 }
@@ -808,6 +815,253 @@ config__bad_listen__rejected(void **state)
     assert_non_null(strstr(error.message, "no-port"));
 }
 
+/* ---- the REST layer: templates, middleware, problems, trace context ---- */
+
+/* Answers "<route> id=<id> sub=<sub> user=<attr user> q=<all q values>". */
+static void
+on_rest(struct wa_http_req *req, void *arg)
+{
+    struct fx *f = arg;
+    const char *id = wa_http_req_param(req, "id"), *sub = wa_http_req_param(req, "sub");
+    const char *user = wa_http_req_attr(req, "user"), *q[4];
+    size_t nq = wa_http_req_query_all(req, "q", q, 4);
+    char out[512];
+
+    f->handler_calls++;
+    snprintf(out, sizeof(out), "%s id=%s sub=%s user=%s q=%zu:%s,%s", wa_http_req_route(req),
+             id != NULL ? id : "-", sub != NULL ? sub : "-", user != NULL ? user : "-", nq,
+             nq > 0 ? q[0] : "", nq > 1 ? q[1] : "");
+    wa_http_reply(req, 200, "text/plain", out, strlen(out));
+}
+
+/* Middleware 1: authentication, answered at once (401) or handed on. */
+static void
+mw_auth(struct wa_http_req *req, void *arg)
+{
+    const char *auth = wa_http_req_header(req, "Authorization");
+
+    (void)arg;
+    if (auth == NULL || strcmp(auth, "Bearer good") != 0) {
+        wa_http_reply_err(req, WA_EAUTH, "a bearer token is required");
+        return;
+    }
+    assert_int_equal(wa_http_req_set_attr(req, "user", "alice"), WA_OK);
+    wa_http_next(req);
+}
+
+/* Middleware 2: "rate limiting" that waits for the loop (a timer) before handing on. */
+struct wait {
+    struct wa_timer *timer;
+    struct wa_http_req *req;
+};
+
+static void
+on_waited(struct wa_timer *t, void *arg)
+{
+    struct wait *w = arg;
+    struct wa_http_req *req = w->req;
+
+    (void)t;
+    wa_timer_free(w->timer);
+    free(w);
+    if (wa_http_req_header(req, "X-Over-Limit") != NULL) {
+        wa_http_reply_problem(req, 429, NULL, "slow down", NULL, 0);
+        return;
+    }
+    wa_http_next(req);
+}
+
+static void
+mw_wait(struct wa_http_req *req, void *arg)
+{
+    struct fx *f = arg;
+    struct wait *w = calloc(1, sizeof(*w));
+
+    assert_non_null(w);
+    w->req = req;
+    w->timer = wa_timer_new(f->loop, on_waited, w);
+    assert_non_null(w->timer);
+    wa_timer_start(w->timer, 5, 0);
+}
+
+static const char *const colors[] = {"red", "green", NULL};
+static const struct wa_json_schema item_props[] = {
+    {.name = "name",
+     .types = WA_JSON_T_STRING,
+     .flags = WA_JSON_REQUIRED,
+     .min_len = 1,
+     .max_len = 3},
+    {.name = "color", .types = WA_JSON_T_STRING, .enums = colors},
+};
+static const struct wa_json_schema item_schema = {
+    .types = WA_JSON_T_OBJECT, .props = item_props, .nprops = 2};
+
+static struct wa_json_validator *item_validator;
+
+static int
+setup_rest(void **state)
+{
+    static const struct wa_http_route plain[] = {
+        {"GET", "/v1/items/{id}", on_rest, 0},    {"DELETE", "/v1/items/{id}", on_rest, 0},
+        {"GET", "/v1/items/special", on_rest, 0}, {"GET", "/v1/items/{id}/parts/{sub}", on_rest, 0},
+        {"GET", "/v1/x/*", on_rest, 0},
+    };
+    static const struct wa_http_route guarded[] = {
+        {"GET", "/v1/secret/{id}", on_rest, 0},
+    };
+    static const struct wa_http_route bodies[] = {
+        {"POST", "/v1/items", on_rest, 0},
+    };
+    static const struct wa_http_route bad[] = {
+        {"GET", "/v1/{a/b}", on_rest, 0},
+    };
+    struct fx *f;
+    struct wa_httpd_config cfg = {.listen = "127.0.0.1:0", .conn_timeout_s = 5};
+    struct wa_error error = {0};
+
+    setup(state);
+    f = *state;
+    struct wa_http_mw chain[] = {{"auth", mw_auth, f}, {"wait", mw_wait, f}};
+    struct wa_http_mw json[] = {wa_http_mw_json(NULL)};
+
+    assert_int_equal(wa_json_validator_new(&item_schema, &item_validator, &error), WA_OK);
+    json[0] = wa_http_mw_json(item_validator);
+    cfg.metrics = f->metrics;
+    assert_int_equal(wa_httpd_new(f->loop, &cfg, &f->httpd, &error), WA_OK);
+    assert_int_equal(wa_httpd_routes(f->httpd, plain, WA_ARRAY_LEN(plain), NULL, 0, f, &error),
+                     WA_OK);
+    assert_int_equal(wa_httpd_routes(f->httpd, guarded, 1, chain, 2, f, &error), WA_OK);
+    assert_int_equal(wa_httpd_routes(f->httpd, bodies, 1, json, 1, f, &error), WA_OK);
+    assert_int_equal(wa_httpd_routes(f->httpd, bad, 1, NULL, 0, f, &error), WA_EINVAL);
+    assert_non_null(strstr(error.message, "/v1/{a/b}"));
+    assert_int_equal(wa_httpd_start(f->httpd, &error), WA_OK);
+    snprintf(f->base, sizeof(f->base), "http://127.0.0.1:%d", wa_httpd_port(f->httpd));
+    return 0;
+}
+
+static int
+teardown_rest(void **state)
+{
+    teardown(state);
+    wa_json_validator_free(item_validator);
+    item_validator = NULL;
+    return 0;
+}
+
+static void
+rest__templates__params_decoded_and_literal_wins(void **state)
+{
+    struct fx *f = *state;
+    struct got g;
+
+    request(f, "GET", "/v1/items/a%2Fb%20c", NULL, NULL, 0, &g);
+    assert_int_equal(g.status, 200);
+    assert_string_equal(g.body, "/v1/items/{id} id=a/b c sub=- user=- q=0:,");
+    got_cleanup(&g);
+    request(f, "GET", "/v1/items/special", NULL, NULL, 0, &g);
+    assert_string_equal(g.body, "/v1/items/special id=- sub=- user=- q=0:,");
+    got_cleanup(&g);
+    request(f, "GET", "/v1/items/7/parts/%2B1?q=a+b&q=%26&r", NULL, NULL, 0, &g);
+    assert_string_equal(g.body, "/v1/items/{id}/parts/{sub} id=7 sub=+1 user=- q=2:a b,&");
+    got_cleanup(&g);
+    request(f, "GET", "/v1/x/any/thing", NULL, NULL, 0, &g);
+    assert_string_equal(g.body, "/v1/x/ id=- sub=- user=- q=0:,");
+    got_cleanup(&g);
+}
+
+static void
+rest__bad_paths_and_methods__problems(void **state)
+{
+    struct fx *f = *state;
+    struct got g;
+
+    request(f, "PUT", "/v1/items/7", "x", NULL, 0, &g);
+    assert_int_equal(g.status, 405);
+    assert_string_equal(g.allow, "GET, DELETE");
+    assert_string_equal(g.content_type, "application/problem+json");
+    got_cleanup(&g);
+    request(f, "GET", "/v1/items/a%00b", NULL, NULL, 0, &g);
+    assert_int_equal(g.status, 400);
+    assert_non_null(strstr(g.body, "percent-encoding"));
+    got_cleanup(&g);
+    request(f, "GET", "/v1/items/7?q=%zz", NULL, NULL, 0, &g);
+    assert_int_equal(g.status, 400);
+    assert_non_null(strstr(g.body, "query parameter q"));
+    got_cleanup(&g);
+    request(f, "GET", "/v1/items/", NULL, NULL, 0, &g);
+    assert_int_equal(g.status, 404);
+    got_cleanup(&g);
+    assert_int_equal(f->handler_calls, 0);
+}
+
+static void
+rest__middleware__answers_or_resumes_from_the_loop(void **state)
+{
+    struct fx *f = *state;
+    struct got g;
+    const struct wa_httpc_header good[] = {{"Authorization", "Bearer good"}};
+    const struct wa_httpc_header over[] = {{"Authorization", "Bearer good"}, {"X-Over-Limit", "1"}};
+
+    request(f, "GET", "/v1/secret/s1", NULL, NULL, 0, &g);
+    assert_int_equal(g.status, 401);
+    assert_non_null(strstr(g.body, "\"title\":\"Unauthorized\""));
+    got_cleanup(&g);
+    request(f, "GET", "/v1/secret/s1", NULL, good, 1, &g);
+    assert_int_equal(g.status, 200);
+    assert_string_equal(g.body, "/v1/secret/{id} id=s1 sub=- user=alice q=0:,");
+    got_cleanup(&g);
+    request(f, "GET", "/v1/secret/s1", NULL, over, 2, &g);
+    assert_int_equal(g.status, 429);
+    got_cleanup(&g);
+    assert_int_equal(f->handler_calls, 1);
+}
+
+static void
+rest__json_body__every_violation_named(void **state)
+{
+    struct fx *f = *state;
+    struct got g;
+    const struct wa_httpc_header xml[] = {{"Content-Type", "application/xml"}};
+    const struct wa_httpc_header js[] = {{"Content-Type", "application/json; charset=utf-8"}};
+
+    request(f, "POST", "/v1/items", "{\"name\":\"long\",\"color\":\"blue\",\"x/y\":1}", js, 1, &g);
+    assert_int_equal(g.status, 422);
+    assert_non_null(strstr(g.body, "{\"pointer\":\"/name\",\"detail\":\"must be 1 to 3 "
+                                   "characters long\"}"));
+    assert_non_null(strstr(g.body, "{\"pointer\":\"/color\",\"detail\":\"must be one of red, "
+                                   "green\"}"));
+    assert_non_null(strstr(g.body, "{\"pointer\":\"/x~1y\",\"detail\":\"is not a known member\"}"));
+    got_cleanup(&g);
+    request(f, "POST", "/v1/items", "{\"name\":", js, 1, &g);
+    assert_int_equal(g.status, 400);
+    got_cleanup(&g);
+    request(f, "POST", "/v1/items", "{\"name\":\"ab\"}", xml, 1, &g);
+    assert_int_equal(g.status, 415);
+    got_cleanup(&g);
+    assert_int_equal(f->handler_calls, 0);
+    request(f, "POST", "/v1/items", "{\"name\":\"\\u00e9t\\u00e9\"}", js, 1, &g);
+    assert_int_equal(g.status, 200);
+    got_cleanup(&g);
+}
+
+static void
+rest__traceparent__continued_or_started(void **state)
+{
+    struct fx *f = *state;
+    struct got g;
+    const char *parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    const struct wa_httpc_header tp[] = {{"traceparent", parent}};
+
+    request(f, "GET", "/v1/items/1", NULL, tp, 1, &g);
+    assert_true(wa_traceparent_valid(g.traceparent));
+    assert_memory_equal(g.traceparent, parent, 36); /* same trace id */
+    assert_string_not_equal(g.traceparent + 36, parent + 36);
+    got_cleanup(&g);
+    request(f, "GET", "/nope", NULL, NULL, 0, &g);
+    assert_true(wa_traceparent_valid(g.traceparent));
+    got_cleanup(&g);
+}
+
 int
 main(void)
 {
@@ -818,8 +1072,7 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(problem_errors__on__404_and_405_as_problem_json,
                                         setup_started, teardown),
-        cmocka_unit_test_setup_teardown(route__unknown_path__404_json_error, setup_started,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(route__unknown_path__404_problem, setup_started, teardown),
         cmocka_unit_test_setup_teardown(route__wrong_method__405_with_allow, setup_started,
                                         teardown),
         cmocka_unit_test_setup_teardown(route__prefix__matches_longer_paths_and_decodes_query,
@@ -851,6 +1104,16 @@ main(void)
                                         setup_started, teardown),
         cmocka_unit_test_setup_teardown(listen__ipv6_loopback__serves, setup, teardown),
         cmocka_unit_test_setup_teardown(config__bad_listen__rejected, setup, teardown),
+        cmocka_unit_test_setup_teardown(rest__templates__params_decoded_and_literal_wins,
+                                        setup_rest, teardown_rest),
+        cmocka_unit_test_setup_teardown(rest__bad_paths_and_methods__problems, setup_rest,
+                                        teardown_rest),
+        cmocka_unit_test_setup_teardown(rest__middleware__answers_or_resumes_from_the_loop,
+                                        setup_rest, teardown_rest),
+        cmocka_unit_test_setup_teardown(rest__json_body__every_violation_named, setup_rest,
+                                        teardown_rest),
+        cmocka_unit_test_setup_teardown(rest__traceparent__continued_or_started, setup_rest,
+                                        teardown_rest),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

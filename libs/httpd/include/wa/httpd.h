@@ -1,17 +1,19 @@
 /*
  * wa/httpd.h: HTTP server on the wa_loop (libmicrohttpd in external epoll mode).
  *
- * Routes are (method, path) pairs; a path ending in "*" matches that prefix. Each route has a
+ * Routes are (method, path) pairs; a path is literal, a template with "{name}" segments, or a
+ * prefix ending in "*" (wa/rest.h: matching order, middleware, parameters). Each route has a
  * body limit: a larger Content-Length, or a body that grows past it, is answered 413 before the
- * handler runs. Unknown paths get 404, a known path with another method 405, all with JSON
- * error bodies: {"error":{"code":"<code>","message":"...","request_id":"..."}}.
+ * handler runs. Unknown paths get 404, a known path with another method 405 with Allow, all as
+ * RFC 9457 application/problem+json (wa_http_reply_problem, wa/rest.h).
  *
  * Handlers run on the loop thread once the whole body is read. A handler answers with exactly
  * one wa_http_reply*() call, either before returning or later (then the connection is suspended
  * until the reply; that is how a handler waits for Kafka acks without blocking the loop).
  * struct wa_http_req is owned by the server: borrowed by the handler until its reply, and freed
  * when the response is complete. Every request gets an id (X-Request-Id if the client sent a
- * sane one, else a ULID) echoed in the X-Request-Id response header.
+ * sane one, else a ULID) echoed in the X-Request-Id response header, and a traceparent (a child
+ * of the client's, else a new trace) sent back in the traceparent header.
  */
 #ifndef WA_HTTPD_H
 #define WA_HTTPD_H
@@ -72,7 +74,7 @@ const char *wa_http_req_method(const struct wa_http_req *req);
 const char *wa_http_req_path(const struct wa_http_req *req);
 /* Header value (case-insensitive name) or NULL. */
 const char *wa_http_req_header(const struct wa_http_req *req, const char *name);
-/* Query argument (decoded) or NULL. */
+/* The first value of a query parameter (decoded, '+' is a space) or NULL. */
 const char *wa_http_req_query(const struct wa_http_req *req, const char *name);
 /* Calls fn(arg, name, value) for every query argument in order, decoded (value NULL for a
  * bare "?flag"); the strings are borrowed during the call. */
@@ -104,38 +106,12 @@ void wa_http_reply(struct wa_http_req *req, int status, const char *content_type
  * request's one reply. */
 void wa_http_reply_drop(struct wa_http_req *req);
 void wa_http_reply_json(struct wa_http_req *req, int status, const char *json);
-/* {"error":{"code":code,"message":<formatted>,"request_id":...}} with the given status. */
+/* {"error":{"code":code,"message":<formatted>,"request_id":...}} with the given status: for
+ * APIs that mimic that shape (webhook ingress, the simulator's control API); REST APIs answer
+ * problems (wa/rest.h). */
 void wa_http_reply_error(struct wa_http_req *req, int status, const char *code, const char *fmt,
                          ...) __attribute__((format(printf, 4, 5)));
 
-/* ---- REST helpers (rest.c) ---- */
-
-#define WA_HTTP_PARAM_MAX 256 /* a decoded path parameter, NUL included */
-
-/*
- * Matches path against tpl ("/v1/contacts/{id}/consent": literal segments and "{name}"
- * segments of one non-empty path segment each). On a match returns true with the parameters,
- * percent-decoded, in params[0..*n) in template order. False when the shapes differ, a
- * parameter is empty, has a bad escape or %00, is longer than WA_HTTP_PARAM_MAX - 1, or there
- * are more than max. Pure.
- */
-bool wa_http_path_match(const char *tpl, const char *path, char params[][WA_HTTP_PARAM_MAX],
-                        size_t max, size_t *n);
-
-/* One invalid field of a problem answer: a JSON pointer into the request ("/priority") and
- * what is wrong with it. Borrowed. */
-struct wa_http_problem_field {
-    const char *pointer;
-    const char *detail;
-};
-
-/*
- * Answers an RFC 9457 problem: Content-Type application/problem+json, body {"type":
- * "about:blank", "title", "status", "detail", "instance" (the path), "request_id", "errors":
- * [{"pointer", "detail"}] (only when nfields > 0)}. All strings are borrowed for the call.
- */
-void wa_http_reply_problem(struct wa_http_req *req, int status, const char *title,
-                           const char *detail, const struct wa_http_problem_field *fields,
-                           size_t nfields);
+/* Routes with templates and middleware, problem answers, cursors: wa/rest.h. */
 
 #endif
