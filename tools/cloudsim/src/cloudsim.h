@@ -31,6 +31,7 @@
 #include "wa/httpd.h"
 #include "wa/json.h"
 #include "wa/loop.h"
+#include "wa/rest.h"
 #include "wa/service.h"
 #include "wa/whatsapp_errors.h"
 #include "wa/whatsapp_message.h"
@@ -374,23 +375,20 @@ enum wa_err cs_faults_json(const struct cs_faults *f, struct wa_buf *out);
  */
 int64_t cs_faults_late(struct cs_faults *f, enum cs_status *after, bool *value_level);
 
-/* Handler continuation after injected latency. */
-typedef void (*cs_continue_fn)(struct cs_sim *sim, struct wa_http_req *req);
 /*
- * Applies faults to a request of scope: may answer it (error, 5xx, drop, hang) and return true
- * (the caller must not touch req again), may defer it (latency: calls next later and returns
- * true), or returns false to let the caller go on now.
+ * Middleware (wa/rest.h) of the Graph routes, one per scope (arg: the struct cs_sim): applies
+ * the configured fault to a request of that scope: answers it (error, 5xx, drop), holds it
+ * (latency, then answers or hands it on from a timer), or hands it on at once.
  */
-bool cs_faults_apply(struct cs_faults *f, struct wa_http_req *req, enum cs_fault_scope scope,
-                     cs_continue_fn next);
+void cs_faults_mw_messages(struct wa_http_req *req, void *arg);
+void cs_faults_mw_media(struct wa_http_req *req, void *arg);
 
-/* ---- graph.c / control.c: route handlers ---- */
-void on_graph_post(struct wa_http_req *req, void *arg);
-void on_graph_get(struct wa_http_req *req, void *arg);
-void on_graph_delete(struct wa_http_req *req, void *arg);
+/* ---- graph.c / control.c: routes ---- */
+/* The Graph API routes (token check and faults as middleware). Before the server starts. */
+enum wa_err cs_graph_routes(struct cs_sim *sim, struct wa_httpd *h, struct wa_error *error);
 /* Replies a Graph error with the configured throttle status for throttling codes. */
 void cs_reply_graph_error(struct cs_sim *sim, struct wa_http_req *req, int64_t code,
                           int64_t subcode, const char *details);
-enum wa_err cs_control_routes(struct cs_sim *sim, struct wa_httpd *h);
+enum wa_err cs_control_routes(struct cs_sim *sim, struct wa_httpd *h, struct wa_error *error);
 
 #endif

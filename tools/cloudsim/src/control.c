@@ -503,31 +503,21 @@ on_reset(struct wa_http_req *req, void *arg)
 }
 
 enum wa_err
-cs_control_routes(struct cs_sim *sim, struct wa_httpd *h)
+cs_control_routes(struct cs_sim *sim, struct wa_httpd *h, struct wa_error *error)
 {
-    static const struct {
-        const char *method, *path;
-        wa_http_handler_fn fn;
-    } routes[] = {
-        {"POST", "/_sim/inbound", on_inbound},
-        {"GET", "/_sim/messages", on_messages},
-        {"GET", "/_sim/stats", on_stats},
-        {"GET", "/_sim/faults", on_faults_get},
-        {"POST", "/_sim/faults", on_faults_post},
-        {"DELETE", "/_sim/faults", on_faults_delete},
-        {"POST", "/_sim/users", on_users},
-        {"GET", "/_sim/templates", on_templates_get},
-        {"POST", "/_sim/templates", on_templates_post},
-        {"POST", "/_sim/reset", on_reset},
-        {"GET", "/_media/*", on_media_download},
+    static const struct wa_http_route routes[] = {
+        {"POST", "/_sim/inbound", on_inbound, 0},
+        {"GET", "/_sim/messages", on_messages, 0},
+        {"GET", "/_sim/stats", on_stats, 0},
+        {"GET", "/_sim/faults", on_faults_get, 0},
+        {"POST", "/_sim/faults", on_faults_post, 0},
+        {"DELETE", "/_sim/faults", on_faults_delete, 0},
+        {"POST", "/_sim/users", on_users, 0},
+        {"GET", "/_sim/templates", on_templates_get, 0},
+        {"POST", "/_sim/templates", on_templates_post, 0},
+        {"POST", "/_sim/reset", on_reset, 0},
+        {"GET", "/_media/{id}", on_media_download, 0},
     };
-    enum wa_err err;
 
-    for (size_t i = 0; i < WA_ARRAY_LEN(routes); i++) {
-        if ((err = wa_httpd_route(h, routes[i].method, routes[i].path, 0, routes[i].fn, sim)) !=
-            WA_OK) {
-            return err;
-        }
-    }
-    return WA_OK;
+    return wa_httpd_routes(h, routes, WA_ARRAY_LEN(routes), NULL, 0, sim, error);
 }

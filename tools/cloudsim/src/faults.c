@@ -45,7 +45,6 @@ struct deferred {
     struct cs_faults *f;
     struct wa_http_req *req;
     struct wa_timer *timer;
-    cs_continue_fn next;
     bool fail;
 };
 
@@ -294,7 +293,6 @@ on_latency(struct wa_timer *t, void *arg)
     struct deferred *d = arg;
     struct wa_http_req *req = d->req;
     struct cs_faults *f = d->f;
-    cs_continue_fn next = d->next;
     bool fail = d->fail;
 
     (void)t;
@@ -304,47 +302,57 @@ on_latency(struct wa_timer *t, void *arg)
     if (fail) {
         inject(f, req);
     } else {
-        next(f->sim, req);
+        wa_http_next(req);
     }
 }
 
-bool
-cs_faults_apply(struct cs_faults *f, struct wa_http_req *req, enum cs_fault_scope scope,
-                cs_continue_fn next)
+/* Answers req with a fault, holds it for the latency, or hands it on at once. */
+static void
+gate(struct cs_faults *f, struct wa_http_req *req, enum cs_fault_scope scope)
 {
     bool fail, delay;
     struct deferred *d;
 
     if (f == NULL || (f->scope != CS_FAULT_ALL && f->scope != scope)) {
-        return false;
+        wa_http_next(req);
+        return;
     }
     fail = f->mode != MODE_LATE && decide(f);
     delay = f->latency_ms > 0 && f->latency_remaining != 0;
-    if (!delay) {
-        if (fail) {
-            inject(f, req);
-        }
-        return fail;
-    }
-    if (f->latency_remaining > 0) {
+    if (delay && f->latency_remaining > 0) {
         f->latency_remaining--;
     }
-    d = calloc(1, sizeof(*d));
-    if (d == NULL || (d->timer = wa_timer_new(f->sim->loop, on_latency, d)) == NULL) {
+    d = delay ? calloc(1, sizeof(*d)) : NULL;
+    if (d != NULL && (d->timer = wa_timer_new(f->sim->loop, on_latency, d)) == NULL) {
         free(d);
+        d = NULL; /* out of memory: skip the latency */
+    }
+    if (d == NULL) {
         if (fail) {
             inject(f, req);
+        } else {
+            wa_http_next(req);
         }
-        return fail; /* out of memory: skip the latency */
+        return;
     }
     d->f = f;
     d->req = req;
-    d->next = next;
     d->fail = fail;
     wa_http_req_set_data(req, d);
     wa_http_req_set_abort(req, on_abort);
     wa_timer_start(d->timer, (uint64_t)f->latency_ms, 0);
-    return true;
+}
+
+void
+cs_faults_mw_messages(struct wa_http_req *req, void *arg)
+{
+    gate(((struct cs_sim *)arg)->faults, req, CS_FAULT_MESSAGES);
+}
+
+void
+cs_faults_mw_media(struct wa_http_req *req, void *arg)
+{
+    gate(((struct cs_sim *)arg)->faults, req, CS_FAULT_MEDIA);
 }
 
 int64_t

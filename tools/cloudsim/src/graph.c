@@ -1,8 +1,14 @@
 /*
- * graph.c: the Graph API surface (stage 1 of a send): POST /{ver}/{phone_number_id}/messages,
- * POST /{ver}/{phone_number_id}/media, GET/DELETE /{ver}/{id} (media or number).
+ * graph.c: the Graph API surface (stage 1 of a send). Routes (cs_graph_routes, libs/httpd
+ * templates), each behind the middleware chain token check (check_token) -> faults (faults.c):
+ *   POST   /{ver}/{number}/messages   send_message
+ *   POST   /{ver}/{number}/media      cs_media_upload (media.c)
+ *   GET    /{ver}/{id}                the business number, a template (business.c), or media
+ *   DELETE /{ver}/{id}                a template or media
+ *   any    /{ver}/{object}/{edge}     the WABA's edges and the business profile (business.c)
+ *   any other /v... path              Meta's "Unsupported <method> request" (code 100, 33)
  *
- * A send goes: auth (401 code 190) -> number (400 code 100 subcode 33) -> faults (faults.c) ->
+ * A send goes: token (401 code 190) -> faults (faults.c) -> number (400 code 100 subcode 33) ->
  * JSON -> validation (libs/whatsapp: 100, 131008, 131009, 131051) -> throughput (130429) ->
  * pair limit (131056) -> template registry (132001, 132015, 132016, 132000) -> 24 h window
  * (131047, async by default) -> user flags (131026, 131050, async) -> accepted: a wamid, the
@@ -20,37 +26,7 @@
 #include "wa/clock.h"
 #include "wa/log.h"
 
-#define SEGS_MAX 4
-
-/* Splits "/v21.0/123/messages" into segments (copied into storage). Returns their number. */
-static size_t
-split_path(const char *path, char *storage, size_t size, char **segs)
-{
-    size_t n = 0, len = strlen(path);
-
-    if (len + 1 > size) {
-        return 0;
-    }
-    memcpy(storage, path, len + 1);
-    for (char *p = storage; *p != '\0' && n < SEGS_MAX;) {
-        char *end;
-
-        while (*p == '/') {
-            p++;
-        }
-        if (*p == '\0') {
-            break;
-        }
-        end = strchr(p, '/');
-        segs[n++] = p;
-        if (end == NULL) {
-            break;
-        }
-        *end = '\0';
-        p = end + 1;
-    }
-    return n;
-}
+#define MEDIA_BODY_MAX (101u * 1024u * 1024u) /* documents: 100 MB, plus multipart framing */
 
 void
 cs_reply_graph_error(struct cs_sim *sim, struct wa_http_req *req, int64_t code, int64_t subcode,
@@ -279,17 +255,18 @@ out:
 
 /* The WABA's edges and a number's business profile (business.c); false when not one. */
 static bool
-business_edge(struct cs_sim *sim, struct wa_http_req *req, char **segs, long number)
+business_edge(struct cs_sim *sim, struct wa_http_req *req, const char *object, const char *edge)
 {
-    bool waba = strcmp(segs[1], sim->cfg->waba_id) == 0;
+    bool waba = strcmp(object, sim->cfg->waba_id) == 0;
+    long number = cs_sim_number(sim, object);
 
-    if (waba && strcmp(segs[2], "message_templates") == 0) {
+    if (waba && strcmp(edge, "message_templates") == 0) {
         cs_business_templates(sim, req);
-    } else if (waba && strcmp(segs[2], "phone_numbers") == 0) {
+    } else if (waba && strcmp(edge, "phone_numbers") == 0) {
         cs_business_phone_numbers(sim, req);
-    } else if (waba && strcmp(segs[2], "subscribed_apps") == 0) {
+    } else if (waba && strcmp(edge, "subscribed_apps") == 0) {
         cs_business_subscribed_apps(sim, req);
-    } else if (number >= 0 && strcmp(segs[2], "whatsapp_business_profile") == 0) {
+    } else if (number >= 0 && strcmp(edge, "whatsapp_business_profile") == 0) {
         cs_business_profile(sim, req, (size_t)number);
     } else {
         return false;
@@ -297,49 +274,60 @@ business_edge(struct cs_sim *sim, struct wa_http_req *req, char **segs, long num
     return true;
 }
 
-/* After auth and faults: route by the edge. */
+/* ---- the edges ---- */
+
+/* Any other path under /v...: Meta's "Unsupported <method> request" naming the object id. */
 static void
-post_continue(struct cs_sim *sim, struct wa_http_req *req)
-{
-    char storage[512], *segs[SEGS_MAX];
-    size_t n = split_path(wa_http_req_path(req), storage, sizeof(storage), segs);
-    long number = n >= 2 ? cs_sim_number(sim, segs[1]) : -1;
-
-    if (n == 3 && business_edge(sim, req, segs, number)) {
-        return;
-    }
-    if (number < 0 || n != 3) {
-        reply_unknown_object(sim, req, "post", n >= 2 ? segs[1] : "");
-        return;
-    }
-    if (strcmp(segs[2], "messages") == 0) {
-        send_message(sim, req, (size_t)number);
-    } else if (strcmp(segs[2], "media") == 0) {
-        cs_media_upload(sim, req, (size_t)number);
-    } else {
-        reply_unknown_object(sim, req, "post", segs[1]);
-    }
-}
-
-void
-on_graph_post(struct wa_http_req *req, void *arg)
+on_unknown(struct wa_http_req *req, void *arg)
 {
     struct cs_sim *sim = arg;
-    char storage[512], *segs[SEGS_MAX];
-    size_t n = split_path(wa_http_req_path(req), storage, sizeof(storage), segs);
-    long number = n >= 2 ? cs_sim_number(sim, segs[1]) : -1;
-    enum cs_fault_scope scope =
-        n == 3 && strcmp(segs[2], "media") == 0 ? CS_FAULT_MEDIA : CS_FAULT_MESSAGES;
+    const char *path = wa_http_req_path(req), *id = strchr(path + 1, '/');
+    char method[8], object[128];
+    size_t n = 0;
 
-    sim->stats.requests++;
-    if (!cs_sim_auth(sim, wa_http_req_header(req, "Authorization"), number)) {
-        cs_reply_graph_error(sim, req, 190, 0, NULL);
+    for (const char *m = wa_http_req_method(req); *m != '\0' && n + 1 < sizeof(method); m++) {
+        method[n++] = (char)(*m >= 'A' && *m <= 'Z' ? *m - 'A' + 'a' : *m);
+    }
+    method[n] = '\0';
+    snprintf(object, sizeof(object), "%.*s", id != NULL ? (int)strcspn(id + 1, "/") : 0,
+             id != NULL ? id + 1 : "");
+    reply_unknown_object(sim, req, method, object);
+}
+
+static void
+post_messages(struct wa_http_req *req, void *arg)
+{
+    struct cs_sim *sim = arg;
+    long number = cs_sim_number(sim, wa_http_req_param(req, "number"));
+
+    if (number < 0) {
+        on_unknown(req, arg);
         return;
     }
-    if (cs_faults_apply(sim->faults, req, scope, post_continue)) {
+    send_message(sim, req, (size_t)number);
+}
+
+static void
+post_media(struct wa_http_req *req, void *arg)
+{
+    struct cs_sim *sim = arg;
+    long number = cs_sim_number(sim, wa_http_req_param(req, "number"));
+
+    if (number < 0) {
+        on_unknown(req, arg);
         return;
     }
-    post_continue(sim, req);
+    cs_media_upload(sim, req, (size_t)number);
+}
+
+/* /{ver}/{number}/{edge} for the other edges: business.c's, else unknown. */
+static void
+on_edge(struct wa_http_req *req, void *arg)
+{
+    if (!business_edge(arg, req, wa_http_req_param(req, "number"),
+                       wa_http_req_param(req, "edge"))) {
+        on_unknown(req, arg);
+    }
 }
 
 static void
@@ -362,52 +350,80 @@ reply_number(struct cs_sim *sim, struct wa_http_req *req, size_t number)
     wa_buf_cleanup(&b);
 }
 
+/* GET or DELETE /{ver}/{id}: a business number, a message template, or a media object. */
 static void
-get_continue(struct cs_sim *sim, struct wa_http_req *req)
+on_object(struct wa_http_req *req, void *arg)
 {
-    char storage[512], *segs[SEGS_MAX];
-    size_t n = split_path(wa_http_req_path(req), storage, sizeof(storage), segs);
-    long number = n >= 2 ? cs_sim_number(sim, segs[1]) : -1;
+    struct cs_sim *sim = arg;
+    const char *id = wa_http_req_param(req, "id");
+    long number = cs_sim_number(sim, id);
 
-    if (n == 3 && business_edge(sim, req, segs, number)) {
-        return;
-    }
-    if (n != 2) {
-        reply_unknown_object(sim, req, "get", n >= 2 ? segs[1] : "");
-        return;
-    }
     if (number >= 0) {
         reply_number(sim, req, (size_t)number);
+    } else if (cs_business_template_by_id(sim, req, id)) {
         return;
-    }
-    if (cs_business_template_by_id(sim, req, segs[1])) {
-        return;
-    }
-    if (strcmp(wa_http_req_method(req), "DELETE") == 0) {
-        cs_media_delete(sim, req, segs[1]);
+    } else if (strcmp(wa_http_req_method(req), "DELETE") == 0) {
+        cs_media_delete(sim, req, id);
     } else {
-        cs_media_get(sim, req, segs[1]);
+        cs_media_get(sim, req, id);
     }
 }
 
-void
-on_graph_get(struct wa_http_req *req, void *arg)
+/* ---- middleware ---- */
+
+/* First step of every Graph route: counts the request, then the bearer token (401 code 190);
+ * a POST's token is checked against the number its path names. */
+static void
+check_token(struct wa_http_req *req, void *arg)
 {
     struct cs_sim *sim = arg;
+    const char *ver = wa_http_req_param(req, "ver"), *number = NULL;
+    const char *path = wa_http_req_path(req), *end;
+    char object[64];
 
+    if (ver != NULL && ver[0] != 'v') { /* "/{ver}/..." is a Graph path only with "v21.0" */
+        wa_http_reply_problem(req, 404, NULL, "no such resource", NULL, 0);
+        return;
+    }
     sim->stats.requests++;
-    if (!cs_sim_auth(sim, wa_http_req_header(req, "Authorization"), -1)) {
+    if (strcmp(wa_http_req_method(req), "POST") == 0 && (end = strchr(path + 1, '/')) != NULL) {
+        snprintf(object, sizeof(object), "%.*s", (int)strcspn(end + 1, "/"), end + 1);
+        number = object;
+    }
+    if (!cs_sim_auth(sim, wa_http_req_header(req, "Authorization"),
+                     number != NULL ? cs_sim_number(sim, number) : -1)) {
         cs_reply_graph_error(sim, req, 190, 0, NULL);
         return;
     }
-    if (cs_faults_apply(sim->faults, req, CS_FAULT_MEDIA, get_continue)) {
-        return;
-    }
-    get_continue(sim, req);
+    wa_http_next(req);
 }
 
-void
-on_graph_delete(struct wa_http_req *req, void *arg)
+enum wa_err
+cs_graph_routes(struct cs_sim *sim, struct wa_httpd *h, struct wa_error *error)
 {
-    on_graph_get(req, arg);
+    static const struct wa_http_route sends[] = {
+        {"POST", "/{ver}/{number}/messages", post_messages, 0},
+        {"POST", "/{ver}/{number}/{edge}", on_edge, 0},
+        {"POST", "/v*", on_unknown, 0},
+    };
+    static const struct wa_http_route media[] = {
+        {"POST", "/{ver}/{number}/media", post_media, MEDIA_BODY_MAX},
+        {"GET", "/{ver}/{id}", on_object, 0},
+        {"DELETE", "/{ver}/{id}", on_object, 0},
+        {"GET", "/{ver}/{number}/{edge}", on_edge, 0},
+        {"DELETE", "/{ver}/{number}/{edge}", on_edge, 0},
+        {"GET", "/v*", on_unknown, 0},
+        {"DELETE", "/v*", on_unknown, 0},
+    };
+    const struct wa_http_mw send_chain[] = {{"token", check_token, sim},
+                                            {"faults", cs_faults_mw_messages, sim}};
+    const struct wa_http_mw media_chain[] = {{"token", check_token, sim},
+                                             {"faults", cs_faults_mw_media, sim}};
+    enum wa_err err;
+
+    if ((err = wa_httpd_routes(h, sends, WA_ARRAY_LEN(sends), send_chain, 2, sim, error)) !=
+        WA_OK) {
+        return err;
+    }
+    return wa_httpd_routes(h, media, WA_ARRAY_LEN(media), media_chain, 2, sim, error);
 }

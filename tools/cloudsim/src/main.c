@@ -18,8 +18,6 @@
 #include "cloudsim.h"
 #include "wa/log.h"
 
-#define MEDIA_BODY_MAX (101u * 1024u * 1024u) /* documents: 100 MB, plus multipart framing */
-
 static const struct wa_cfg_spec spec[] = {
     WA_CFG_COMMON(struct cs_config, common, "127.0.0.1:8090"),
     {"WA_ACCESS_TOKEN", WA_CFG_STRING, "sandbox-token", 0, 0, WA_CFG_SECRET,
@@ -192,11 +190,9 @@ routes_start(struct wa_service *svc, void *state, struct wa_error *error)
     struct cs_sim *sim = state;
     enum wa_err err;
 
-    if ((err = wa_httpd_route(h, "POST", "/v*", MEDIA_BODY_MAX, on_graph_post, sim)) != WA_OK ||
-        (err = wa_httpd_route(h, "GET", "/v*", 0, on_graph_get, sim)) != WA_OK ||
-        (err = wa_httpd_route(h, "DELETE", "/v*", 0, on_graph_delete, sim)) != WA_OK ||
-        (err = cs_control_routes(sim, h)) != WA_OK) {
-        return wa_error_set(error, err, "routes");
+    if ((err = cs_graph_routes(sim, h, error)) != WA_OK ||
+        (err = cs_control_routes(sim, h, error)) != WA_OK) {
+        return err;
     }
     wa_log_info(NULL,
                 "simulating phone_number_id %s (%zu number(s)), webhooks to %s, limits %s, "

@@ -325,7 +325,7 @@ void
 on_media_download(struct wa_http_req *req, void *arg)
 {
     struct cs_sim *sim = arg;
-    const char *path = wa_http_req_path(req), *id = strrchr(path, '/');
+    const char *id = wa_http_req_param(req, "id");
     const char *token = wa_http_req_query(req, "t");
     struct item *it;
 
@@ -333,7 +333,7 @@ on_media_download(struct wa_http_req *req, void *arg)
         cs_reply_graph_error(sim, req, 190, 0, NULL);
         return;
     }
-    it = id != NULL ? cs_map_get(&sim->media->items, id + 1) : NULL;
+    it = cs_map_get(&sim->media->items, id);
     if (it == NULL || token == NULL || it->url_expires == 0 ||
         wa_loop_now(sim->loop) > it->url_expires || strlen(token) != 32 ||
         !wa_crypto_equal(token, it->token, 32)) {
