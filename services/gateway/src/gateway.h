@@ -18,7 +18,7 @@
 #include "wa/config.h"
 #include "wa/crypto.h"
 #include "wa/err.h"
-#include "wa/httpd.h"
+#include "wa/rest.h"
 #include "wa/json.h"
 #include "wa/list.h"
 #include "wa/log.h"
