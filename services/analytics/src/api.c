@@ -17,8 +17,6 @@
 #include "wa/log.h"
 #include "wa/mongo.h"
 
-#define MESSAGE_PREFIX "/v1/messages/"
-
 enum report { SUMMARY, SERIES, KPIS };
 
 struct job {
@@ -135,14 +133,12 @@ static void
 get_message(struct wa_http_req *req, void *arg)
 {
     struct an *an = arg;
-    char params[1][WA_HTTP_PARAM_MAX];
-    const char *id = params[0];
+    const char *id = wa_http_req_param(req, "id");
     json_t *filter;
     struct job *j;
-    size_t n;
     enum wa_err err;
 
-    if (!wa_http_path_match(MESSAGE_PREFIX "{id}", wa_http_req_path(req), params, 1, &n)) {
+    if (strlen(id) > 255) {
         an_problem(req, 400, "Bad Request", "id: a request_id or wamid (1 to 255 bytes)");
         return;
     }
@@ -265,16 +261,15 @@ get_kpis(struct wa_http_req *req, void *arg)
 enum wa_err
 an_api_start(struct an *an, struct wa_error *error)
 {
-    struct wa_httpd *h = wa_service_httpd(an->svc);
-    enum wa_err err;
+    static const struct wa_http_route routes[] = {
+        {"GET", "/v1/messages/{id}", get_message, 0},
+        {"GET", "/v1/analytics/summary", get_summary, 0},
+        {"GET", "/v1/analytics/series", get_series, 0},
+        {"GET", "/v1/analytics/kpis", get_kpis, 0},
+    };
 
-    if ((err = wa_httpd_route(h, "GET", MESSAGE_PREFIX "*", 0, get_message, an)) != WA_OK ||
-        (err = wa_httpd_route(h, "GET", "/v1/analytics/summary", 0, get_summary, an)) != WA_OK ||
-        (err = wa_httpd_route(h, "GET", "/v1/analytics/series", 0, get_series, an)) != WA_OK ||
-        (err = wa_httpd_route(h, "GET", "/v1/analytics/kpis", 0, get_kpis, an)) != WA_OK) {
-        return wa_error_set(error, err, "cannot add the API routes");
-    }
-    return WA_OK;
+    return wa_httpd_routes(wa_service_httpd(an->svc), routes, WA_ARRAY_LEN(routes), NULL, 0, an,
+                           error);
 }
 
 void
