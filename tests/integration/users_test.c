@@ -720,16 +720,20 @@ api(const char *method, const char *path, const char *body, json_t **out)
     return status;
 }
 
-/* True when the problem body names pointer among its errors. */
+/* True when the problem body names pointer (a body field, "/x") or a parameter ("limit")
+ * among its errors. */
 static bool
 names_field(const json_t *problem, const char *pointer)
 {
     size_t i;
     const json_t *e;
+    const char *member = pointer[0] == '/' ? "pointer" : "parameter";
 
     json_array_foreach(json_object_get(problem, "errors"), i, e)
     {
-        if (strcmp(wa_json_str(e, "pointer"), pointer) == 0) {
+        const char *v = wa_json_str(e, member);
+
+        if (v != NULL && strcmp(v, pointer) == 0) {
             return true;
         }
     }
