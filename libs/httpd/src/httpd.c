@@ -500,7 +500,8 @@ req_begin(struct wa_http_req *req, const char *method, const char *path)
     wa_traceparent_child(MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "traceparent"),
                          req->traceparent);
     req->param_buf = malloc(strlen(path) + 1);
-    return req->param_buf != NULL;
+    req->dpath = malloc(strlen(path) + 1);
+    return req->param_buf != NULL && req->dpath != NULL;
 }
 
 static void
@@ -536,6 +537,7 @@ req_free(struct wa_http_req *req)
     free(req->raw_query);
     free(req->query_buf);
     free(req->param_buf);
+    free(req->dpath);
     wa_buf_cleanup(&req->body);
     free(req);
 }
@@ -672,6 +674,12 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *m
         *con_cls = req;
         if (!req_begin(req, method, url)) {
             return MHD_NO;
+        }
+        if (wa_http_pct_decode(url, strlen(url), false, req->dpath, strlen(url) + 1) < 0) {
+            snprintf(req->dpath, strlen(url) + 1, "%s", url);
+            wa_http_reply_problem(req, 400, NULL, "the path has a bad percent-encoding or %00",
+                                  NULL, 0);
+            return queue_reply(req);
         }
         if (rest_query_prepare(req, &error) != WA_OK) {
             wa_http_reply_problem(req, error.code == WA_ENOMEM ? 503 : 400, NULL, error.message,
@@ -929,7 +937,7 @@ wa_http_req_method(const struct wa_http_req *req)
 const char *
 wa_http_req_path(const struct wa_http_req *req)
 {
-    return req->path;
+    return req->dpath != NULL ? req->dpath : req->path;
 }
 
 const char *
@@ -947,29 +955,6 @@ wa_http_req_query(const struct wa_http_req *req, const char *name)
         }
     }
     return NULL;
-}
-
-struct query_each {
-    wa_http_query_fn fn;
-    void *arg;
-};
-
-static enum MHD_Result
-on_query_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
-{
-    struct query_each *q = cls;
-
-    (void)kind;
-    q->fn(q->arg, key, value);
-    return MHD_YES;
-}
-
-void
-wa_http_req_query_each(const struct wa_http_req *req, wa_http_query_fn fn, void *arg)
-{
-    struct query_each q = {fn, arg};
-
-    (void)MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, on_query_arg, &q);
 }
 
 void

@@ -50,7 +50,8 @@ struct wa_http_req {
     struct wa_httpd *h;
     struct MHD_Connection *conn;
     const char *method;        /* borrowed from MHD: valid until on_completed */
-    const char *path;          /* raw (percent-encoded), without the query */
+    const char *path;          /* raw (percent-encoded), without the query: routes match it */
+    char *dpath;               /* the path percent-decoded once: wa_http_req_path */
     const struct route *route; /* NULL when unmatched */
     struct wa_buf body;
     char id[REQUEST_ID_MAX + 1];

@@ -121,6 +121,9 @@ wa_http_template_match(const char *tpl, const char *path, char *buf, size_t size
     return WA_OK;
 }
 
+/* The value of a bare "?flag": told apart from "?flag=" by identity (wa_http_req_query_each). */
+static const char bare_value[] = "";
+
 enum wa_err
 wa_http_query_parse(const char *raw, size_t len, char *buf, size_t size, struct wa_http_query *out,
                     struct wa_error *error)
@@ -163,7 +166,7 @@ wa_http_query_parse(const char *raw, size_t len, char *buf, size_t size, struct 
             out->value[out->n++] = buf + used;
             used += (size_t)dv + 1;
         } else {
-            out->value[out->n++] = "";
+            out->value[out->n++] = bare_value;
         }
     }
     return WA_OK;
@@ -251,6 +254,14 @@ wa_http_req_query_all(const struct wa_http_req *req, const char *name, const cha
         }
     }
     return n;
+}
+
+void
+wa_http_req_query_each(const struct wa_http_req *req, wa_http_query_fn fn, void *arg)
+{
+    for (size_t i = 0; i < req->query.n; i++) {
+        fn(arg, req->query.name[i], req->query.value[i] == bare_value ? NULL : req->query.value[i]);
+    }
 }
 
 enum wa_err

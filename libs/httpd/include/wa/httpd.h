@@ -71,6 +71,8 @@ enum wa_err wa_httpd_serve_probes(struct wa_httpd *h, wa_ready_fn ready, void *r
 
 /* ---- request accessors: borrowed until the reply ---- */
 const char *wa_http_req_method(const struct wa_http_req *req);
+/* The path without the query, percent-decoded (routes match the raw path segment by segment,
+ * so a "%2F" inside a parameter stays in it; see wa_http_req_param). */
 const char *wa_http_req_path(const struct wa_http_req *req);
 /* Header value (case-insensitive name) or NULL. */
 const char *wa_http_req_header(const struct wa_http_req *req, const char *name);
