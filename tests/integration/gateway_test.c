@@ -478,15 +478,19 @@ admin_create(const char *body, char *key, size_t size, char *id, size_t idsize)
     json_decref(v);
 }
 
+/* True when the problem names pointer (a body field, "/x") or a parameter ("phone"). */
 static bool
 names_field(const json_t *problem, const char *pointer)
 {
     size_t i;
     json_t *e;
+    const char *member = pointer[0] == '/' ? "pointer" : "parameter";
 
     json_array_foreach(json_object_get(problem, "errors"), i, e)
     {
-        if (strcmp(wa_json_str(e, "pointer"), pointer) == 0) {
+        const char *v = wa_json_str(e, member);
+
+        if (v != NULL && strcmp(v, pointer) == 0) {
             return true;
         }
     }

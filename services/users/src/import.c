@@ -23,7 +23,7 @@
 #include "users.h"
 #include "wa/clock.h"
 #include "wa/crypto.h"
-#include "wa/httpd.h"
+#include "wa/rest.h"
 #include "wa/log.h"
 #include "wa/mongo.h"
 
