@@ -39,7 +39,8 @@ usage(const struct wa_service_def *def, FILE *out)
             "  --print-config  print the effective configuration as JSON (secrets redacted)\n\n"
             "Configuration comes from the environment; every secret may instead be read from\n"
             "the file named by <NAME>_FILE. Logs are JSON lines on stdout. HTTP: GET /healthz,\n"
-            "GET /readyz, GET /metrics on WA_LISTEN. SIGTERM stops gracefully, SIGHUP reloads.\n\n",
+            "GET /readyz, GET /metrics on WA_ADMIN_LISTEN (WA_LISTEN when empty). SIGTERM stops\n"
+            "gracefully, SIGHUP reloads.\n\n",
             def->name, WA_VERSION, def->summary, def->name);
     wa_cfg_help(def->spec, def->nspec, out);
 }
@@ -66,6 +67,12 @@ struct wa_httpd *
 wa_service_httpd(struct wa_service *svc)
 {
     return svc->httpd;
+}
+
+struct wa_httpd *
+wa_service_admin_httpd(struct wa_service *svc)
+{
+    return svc->admin != NULL ? svc->admin : svc->httpd;
 }
 
 const struct wa_common_config *
@@ -331,6 +338,8 @@ shutdown_stages(struct wa_service *svc)
     wa_service_deps_silence(svc);
     wa_httpd_free(svc->httpd); /* suspended requests: 503 and their abort callbacks */
     svc->httpd = NULL;
+    wa_httpd_free(svc->admin);
+    svc->admin = NULL;
     /* The pool takes no new job; the loop turns until the running ones completed, so their
      * completions (and anything the callbacks above posted) run while the state exists. */
     wa_pool_close(svc->pool);
@@ -400,8 +409,7 @@ run(struct wa_service *svc)
     hc.conn_memory = (size_t)svc->common->http_conn_memory;
     hc.metrics = svc->metrics;
     hc.service = svc->def->name;
-    if (wa_httpd_new(svc->loop, &hc, &svc->httpd, &error) != WA_OK ||
-        wa_httpd_serve_probes(svc->httpd, on_ready, svc, svc->metrics) != WA_OK) {
+    if (wa_httpd_new(svc->loop, &hc, &svc->httpd, &error) != WA_OK) {
         wa_log_error(NULL, "http server: %s", error.message);
         goto out;
     }
@@ -418,6 +426,17 @@ run(struct wa_service *svc)
         wa_log_info(NULL, "spans go to %s (%d%% of traces)", svc->common->otlp_endpoint,
                     (int)svc->common->trace_sample);
     }
+    if (svc->common->admin_listen[0] != '\0') {
+        hc.listen = svc->common->admin_listen;
+        if (wa_httpd_new(svc->loop, &hc, &svc->admin, &error) != WA_OK) {
+            wa_log_error(NULL, "admin http server: %s", error.message);
+            goto out;
+        }
+    }
+    if (wa_httpd_serve_probes(wa_service_admin_httpd(svc), on_ready, svc, svc->metrics) != WA_OK) {
+        wa_log_error(NULL, "http server: cannot add the probes");
+        goto out;
+    }
     wa_loop_signal(svc->loop, SIGTERM, on_term, svc);
     wa_loop_signal(svc->loop, SIGINT, on_term, svc);
     wa_loop_signal(svc->loop, SIGHUP, on_hup, svc);
@@ -427,6 +446,10 @@ run(struct wa_service *svc)
     }
     if (wa_httpd_start(svc->httpd, &error) != WA_OK) {
         wa_log_error(NULL, "cannot listen on %s: %s", svc->common->listen, error.message);
+        goto out;
+    }
+    if (svc->admin != NULL && wa_httpd_start(svc->admin, &error) != WA_OK) {
+        wa_log_error(NULL, "cannot listen on %s: %s", svc->common->admin_listen, error.message);
         goto out;
     }
     wa_log_info(NULL, "%s %s ready on %s (pid %d)", svc->def->name, WA_VERSION, svc->common->listen,
@@ -447,6 +470,7 @@ out:
     wa_service_deps_free(svc);
     wa_httpd_free(svc->httpd);
     wa_tracer_free(svc->tracer);
+    wa_httpd_free(svc->admin);
     wa_pool_free(svc->pool);
     wa_metrics_free(svc->metrics);
     wa_loop_free(svc->loop);
@@ -500,6 +524,14 @@ wa_service_main(int argc, char **argv, const struct wa_service_def *def)
     if (wa_parse_hostport(svc.common->listen, host, sizeof(host), &i) != WA_OK) {
         fprintf(stderr, "%s: configuration error: WA_LISTEN: expected host:port, got \"%s\"\n",
                 def->name, svc.common->listen);
+        goto out;
+    }
+    if (svc.common->admin_listen[0] != '\0' &&
+        wa_parse_hostport(svc.common->admin_listen, host, sizeof(host), &i) != WA_OK) {
+        fprintf(stderr,
+                "%s: configuration error: WA_ADMIN_LISTEN: expected host:port or empty, got "
+                "\"%s\"\n",
+                def->name, svc.common->admin_listen);
         goto out;
     }
     if (print) {

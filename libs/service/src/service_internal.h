@@ -20,6 +20,7 @@ struct wa_service {
     struct wa_loop *loop;
     struct wa_metrics *metrics;
     struct wa_httpd *httpd;
+    struct wa_httpd *admin; /* WA_ADMIN_LISTEN's: the probes; NULL when they share httpd */
     struct wa_pool *pool;
     struct wa_tracer *tracer;
     struct wa_timer *drain_timer; /* WA_SHUTDOWN_TIMEOUT */

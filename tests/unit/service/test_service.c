@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "wa/httpc.h"
 #include "wa/kafka.h"
 #include "wa/kv.h"
 #include "wa/service.h"
@@ -465,10 +466,116 @@ silence__pool_job_running__completion_runs_before_stop(void **state)
     assert_string_equal(events, "start:pool pool:done stop:pool ");
 }
 
+/* ---- WA_ADMIN_LISTEN: the probes on their own listener ---- */
+
+struct probe {
+    const char *label;
+    int *pending;
+};
+
+static struct {
+    struct wa_httpc *client;
+    struct wa_timer *go;
+    struct probe probes[4];
+    int pending;
+} adm;
+
+static void
+on_probe(const struct wa_httpc_result *res, void *arg)
+{
+    struct probe *p = arg;
+    char detail[32];
+
+    snprintf(detail, sizeof(detail), "%ld", res->status);
+    event(p->label, detail);
+    if (--*p->pending == 0) {
+        raise(SIGTERM);
+    }
+}
+
+static void
+on_public(struct wa_http_req *req, void *arg)
+{
+    (void)arg;
+    wa_http_reply_json(req, 200, "{}");
+}
+
+/* Once both listen: /readyz and /metrics asked on both ports, and the service's own route. */
+static void
+on_go(struct wa_timer *t, void *arg)
+{
+    struct wa_service *svc = arg;
+    static const struct {
+        const char *label, *path;
+        bool admin;
+    } asks[] = {{"public/readyz:", "/readyz", false},
+                {"admin/readyz:", "/readyz", true},
+                {"admin/metrics:", "/metrics", true},
+                {"public/v1:", "/v1/x", false}};
+
+    (void)t;
+    adm.pending = (int)WA_ARRAY_LEN(asks);
+    for (size_t i = 0; i < WA_ARRAY_LEN(asks); i++) {
+        char url[128];
+        struct wa_httpc_request rq = {.url = url};
+
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d%s",
+                 wa_httpd_port(asks[i].admin ? wa_service_admin_httpd(svc) : wa_service_httpd(svc)),
+                 asks[i].path);
+        adm.probes[i] = (struct probe){asks[i].label, &adm.pending};
+        assert_int_equal(wa_httpc_send(adm.client, &rq, on_probe, &adm.probes[i], NULL, NULL),
+                         WA_OK);
+    }
+}
+
+static enum wa_err
+admin_start(struct wa_service *svc, void *state, struct wa_error *error)
+{
+    struct wa_httpc_config hc = {.timeout_ms = 5000};
+
+    (void)state;
+    assert_true(wa_service_admin_httpd(svc) != wa_service_httpd(svc));
+    assert_int_equal(wa_httpd_route(wa_service_httpd(svc), "GET", "/v1/x", 0, on_public, NULL),
+                     WA_OK);
+    assert_int_equal(wa_httpc_new(wa_service_loop(svc), &hc, &adm.client, error), WA_OK);
+    adm.go = wa_timer_new(wa_service_loop(svc), on_go, svc);
+    wa_timer_start(adm.go, 20, 0);
+    return WA_OK;
+}
+
+static void
+admin_stop(struct wa_service *svc, void *state)
+{
+    (void)svc;
+    (void)state;
+    wa_timer_free(adm.go);
+    wa_httpc_free(adm.client);
+}
+
+static void
+admin_listen__set__probes_there_not_on_the_public_port(void **state)
+{
+    static const struct wa_service_stage stages[] = {
+        {"admin", admin_start, NULL, NULL, admin_stop},
+    };
+    struct wa_service_def def = def_with(stages, WA_ARRAY_LEN(stages));
+
+    (void)state;
+    setenv_common();
+    setenv("WA_ADMIN_LISTEN", "127.0.0.1:0", 1);
+    assert_int_equal(run(&def), 0);
+    unsetenv("WA_ADMIN_LISTEN");
+    at("public/readyz:404 ");
+    at("admin/readyz:200 ");
+    at("admin/metrics:200 ");
+    at("public/v1:200 ");
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(admin_listen__set__probes_there_not_on_the_public_port),
         cmocka_unit_test(stages__sigterm__drain_reverse_wait_busy_then_stop_reverse),
         cmocka_unit_test(stages__one_start_fails__started_ones_stopped_in_reverse_exit_1),
         cmocka_unit_test(silence__pending_redis_and_kafka__eclosed_before_stop_then_calls_fail),

@@ -62,6 +62,7 @@ struct wa_common_config {
     int64_t http_conn_memory;
     char *otlp_endpoint;
     int64_t trace_sample;
+    char *admin_listen; /* "" : the probes share listen */
 };
 
 /* Spec rows for struct wa_common_config embedded as member m of struct type T. */
@@ -72,6 +73,8 @@ struct wa_common_config {
 #define WA_CFG_COMMON_DRAIN(T, m, listen_default, shutdown_default)                                \
     {"WA_LISTEN", WA_CFG_STRING, listen_default, 0, 0, 0, offsetof(T, m.listen),                   \
      "host:port of the HTTP listener"},                                                            \
+    {"WA_ADMIN_LISTEN", WA_CFG_STRING, "", 0, 0, 0, offsetof(T, m.admin_listen),                   \
+     "host:port of a separate listener for /healthz, /readyz and /metrics; empty: WA_LISTEN"},     \
     {"WA_KAFKA_BROKERS", WA_CFG_STRING, "127.0.0.1:9092", 0, 0, 0, offsetof(T, m.kafka_brokers),  \
      "Kafka bootstrap servers"},                                                                   \
     {"WA_TOPIC_PREFIX", WA_CFG_STRING, "wa.", 0, 0, 0, offsetof(T, m.topic_prefix),               \
@@ -174,6 +177,9 @@ int wa_service_main(int argc, char **argv, const struct wa_service_def *def);
 struct wa_loop *wa_service_loop(struct wa_service *svc);
 struct wa_metrics *wa_service_metrics(struct wa_service *svc);
 struct wa_httpd *wa_service_httpd(struct wa_service *svc);
+/* The listener of WA_ADMIN_LISTEN (the probes; a daemon may add its operator routes there), or
+ * the public one when WA_ADMIN_LISTEN is empty. */
+struct wa_httpd *wa_service_admin_httpd(struct wa_service *svc);
 const struct wa_common_config *wa_service_common(struct wa_service *svc);
 const char *wa_service_name(struct wa_service *svc);
 /* A source for CloudEvents: "<name>/<hostname>". */
