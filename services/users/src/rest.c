@@ -1,7 +1,7 @@
 /*
  * rest.c: the contacts API (README.md "REST"): JSON bodies, RFC 9457 problem+json errors with
- * every invalid field named (libs/httpd rest.c). Routes (one prefix route per method,
- * dispatched here by path template):
+ * every invalid field named (libs/httpd, wa/rest.h). Routes (a libs/httpd route table,
+ * us_rest_start; unknown paths and methods are the server's 404 and 405):
  *   GET    /v1/contacts                  list: tag, priority, language, order_status,
  *                                        opted_out=marketing, updated_since, limit (<= 1000),
  *                                        cursor -> {"data": [...], "next_cursor": ...}
@@ -682,55 +682,27 @@ parse_body(struct rq *r)
     return true;
 }
 
+/* Every route: the request's state, the contact id of the path (when the route has one), then
+ * the operation. */
 static void
-on_request(struct wa_http_req *req, void *arg)
+start(struct wa_http_req *req, struct us *us, enum op op)
 {
-    struct us *us = arg;
-    const char *method = wa_http_req_method(req), *path = wa_http_req_path(req), *allow = NULL;
-    char p[1][WA_HTTP_PARAM_MAX];
-    size_t n;
+    const char *id = wa_http_req_param(req, "id");
     struct rq *r = calloc(1, sizeof(*r));
 
     if (r == NULL) {
-        wa_http_reply_problem(req, 503, "Service Unavailable", "out of memory", NULL, 0);
+        wa_http_reply_err(req, WA_ENOMEM, "out of memory");
         return;
     }
     r->us = us;
     r->req = req;
     r->status = 200;
-    if (wa_http_path_match("/v1/contacts", path, p, 1, &n)) {
-        allow = "GET";
-        r->op = OP_LIST;
-    } else if (wa_http_path_match("/v1/contacts/{id}/consent", path, p, 1, &n)) {
-        allow = "GET, POST";
-        r->op = strcmp(method, "POST") == 0 ? OP_CONSENT_POST : OP_CONSENT_GET;
-    } else if (strcmp(path, "/v1/contacts/export") == 0) {
-        allow = "GET";
-        r->op = OP_EXPORT_ALL;
-    } else if (wa_http_path_match("/v1/contacts/{id}/export", path, p, 1, &n)) {
-        allow = "GET";
-        r->op = OP_EXPORT;
-    } else if (wa_http_path_match("/v1/contacts/{id}", path, p, 1, &n)) {
-        allow = "GET, PUT, PATCH, DELETE";
-        r->op = strcmp(method, "PUT") == 0      ? OP_PUT
-                : strcmp(method, "PATCH") == 0  ? OP_PATCH
-                : strcmp(method, "DELETE") == 0 ? OP_DELETE
-                                                : OP_GET;
-    } else {
-        problem(r, 404, "Not Found", "no such resource");
+    r->op = op;
+    if (id != NULL && us_contact_path_id(id, r->cid, sizeof(r->cid)) != WA_OK) {
+        invalid_one(r, "id", "not a phone number valid for its country (+15551234567) or a BSUID");
         return;
     }
-    if (strstr(allow, method) == NULL || (strcmp(method, "GET") == 0 && r->op == OP_CONSENT_POST)) {
-        wa_http_reply_header(req, "Allow", allow);
-        problem(r, 405, "Method Not Allowed", "see the Allow header");
-        return;
-    }
-    if (r->op != OP_LIST && r->op != OP_EXPORT_ALL &&
-        us_contact_path_id(p[0], r->cid, sizeof(r->cid)) != WA_OK) {
-        invalid_one(r, "/id", "not a phone number valid for its country (+15551234567) or a BSUID");
-        return;
-    }
-    switch (r->op) {
+    switch (op) {
     case OP_LIST:
     case OP_EXPORT_ALL:
         list(r);
@@ -755,21 +727,80 @@ on_request(struct wa_http_req *req, void *arg)
     }
 }
 
+static void
+get_list(struct wa_http_req *req, void *arg)
+{
+    start(req, arg, OP_LIST);
+}
+
+static void
+get_export_all(struct wa_http_req *req, void *arg)
+{
+    start(req, arg, OP_EXPORT_ALL);
+}
+
+static void
+get_contact(struct wa_http_req *req, void *arg)
+{
+    start(req, arg, OP_GET);
+}
+
+static void
+put_contact(struct wa_http_req *req, void *arg)
+{
+    start(req, arg, OP_PUT);
+}
+
+static void
+patch_contact(struct wa_http_req *req, void *arg)
+{
+    start(req, arg, OP_PATCH);
+}
+
+static void
+delete_contact(struct wa_http_req *req, void *arg)
+{
+    start(req, arg, OP_DELETE);
+}
+
+static void
+get_consent(struct wa_http_req *req, void *arg)
+{
+    start(req, arg, OP_CONSENT_GET);
+}
+
+static void
+post_consent_route(struct wa_http_req *req, void *arg)
+{
+    start(req, arg, OP_CONSENT_POST);
+}
+
+static void
+get_export(struct wa_http_req *req, void *arg)
+{
+    start(req, arg, OP_EXPORT);
+}
+
 enum wa_err
 us_rest_start(struct us *us, struct wa_error *error)
 {
-    static const char *const methods[] = {"GET", "PUT", "PATCH", "DELETE", "POST"};
-    struct wa_httpd *h = wa_service_httpd(us->svc);
+    static const struct wa_http_route routes[] = {
+        {"GET", "/v1/contacts", get_list, 0},
+        {"GET", "/v1/contacts/export", get_export_all, 0},
+        {"GET", "/v1/contacts/{id}", get_contact, 0},
+        {"PUT", "/v1/contacts/{id}", put_contact, BODY_MAX},
+        {"PATCH", "/v1/contacts/{id}", patch_contact, BODY_MAX},
+        {"DELETE", "/v1/contacts/{id}", delete_contact, 0},
+        {"GET", "/v1/contacts/{id}/consent", get_consent, 0},
+        {"POST", "/v1/contacts/{id}/consent", post_consent_route, BODY_MAX},
+        {"GET", "/v1/contacts/{id}/export", get_export, 0},
+    };
     enum wa_err err;
 
     if ((err = us_import_start(us, error)) != WA_OK ||
         (err = us_suppress_routes(us, error)) != WA_OK) {
         return err;
     }
-    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
-        if (wa_httpd_route(h, methods[i], "/v1/contacts*", BODY_MAX, on_request, us) != WA_OK) {
-            return wa_error_set(error, WA_ENOMEM, "route %s /v1/contacts", methods[i]);
-        }
-    }
-    return WA_OK;
+    return wa_httpd_routes(wa_service_httpd(us->svc), routes, WA_ARRAY_LEN(routes), NULL, 0, us,
+                           error);
 }
