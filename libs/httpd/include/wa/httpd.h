@@ -114,6 +114,8 @@ void wa_http_reply_json(struct wa_http_req *req, int status, const char *json);
 void wa_http_reply_error(struct wa_http_req *req, int status, const char *code, const char *fmt,
                          ...) __attribute__((format(printf, 4, 5)));
 
-/* Routes with templates and middleware, problem answers, cursors: wa/rest.h. */
+/* Routes with templates and middleware, problem answers, cursors: wa/rest.h, included here
+ * (last, after everything it uses) so one include gives the server and its REST layer. */
+#include "wa/rest.h"
 
 #endif
