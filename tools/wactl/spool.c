@@ -1,12 +1,10 @@
 /*
  * spool.c: `wactl spool inspect DIR`: reads wa-ingest's spool files offline.
  *
- * This reader follows the frame format written by services/ingest/src/spool.c (a daemon's
- * files are not included from a tool): "WASP" | u32 payload length | u32 CRC-32 (IEEE) of the
- * payload | payload of 7 fields, each u32 length + bytes: topic, key, id, type, source,
- * traceparent, value; little-endian. A torn tail (short frame or bad CRC at the end) is what
- * a crash during an unacknowledged write leaves: reported, not an error. A bad frame followed
- * by more data is damage: exit 1. quarantine-spool-*.log files (records wa-ingest set aside:
+ * Frames are read with libs/spool (wa/spool_frame.h), the format wa-ingest writes. A torn tail
+ * (short frame or bad CRC at the end) is what a crash during an unacknowledged write leaves:
+ * reported, not an error. A bad region with intact frames after it is damage: reported, the
+ * records after it are still listed, exit 1. quarantine-spool-*.log files (records wa-ingest set aside:
  * a damaged frame, or refused by Kafka) are read the same way and listed first.
  */
 #include <dirent.h>
@@ -15,31 +13,12 @@
 #include <string.h>
 
 #include "wa/cloudevent.h"
+#include "wa/spool_frame.h"
 #include "wactl.h"
 
-#define NFIELDS   7
+#define NFIELDS   WA_SPOOL_FIELDS
 #define MAX_FILES 4096
 #define MAX_FILE  (1024L * 1024 * 1024) /* larger files are not read whole */
-
-static uint32_t
-crc32_ieee(const unsigned char *p, size_t n)
-{
-    uint32_t c = 0xFFFFFFFFu;
-
-    for (size_t i = 0; i < n; i++) {
-        c ^= p[i];
-        for (int k = 0; k < 8; k++) {
-            c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
-        }
-    }
-    return ~c;
-}
-
-static uint32_t
-get32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
 
 /* Reads the whole file into a new buffer (free()); NULL on failure, said on stderr. */
 static unsigned char *
@@ -81,31 +60,23 @@ inspect_file(const struct wx *x, const char *dir, const char *name, size_t *tota
         printf("%s (%zu bytes)\n", name, len);
     }
     while (pos < len) {
-        const unsigned char *f[NFIELDS];
-        uint32_t fl[NFIELDS], plen;
-        size_t at;
-        bool ok = len - pos >= 12 && memcmp(data + pos, "WASP", 4) == 0;
+        const char *f[NFIELDS];
+        size_t fl[NFIELDS], flen;
 
-        plen = ok ? get32(data + pos + 4) : 0;
-        ok = ok && plen <= len - pos - 12 &&
-             crc32_ieee(data + pos + 12, plen) == get32(data + pos + 8);
-        for (int i = 0, a = 0; ok && i < NFIELDS; i++) {
-            at = pos + 12 + (size_t)a;
-            ok = (size_t)a + 4 <= plen && (fl[i] = get32(data + at)) <= plen - (size_t)a - 4;
-            f[i] = data + at + 4;
-            a += 4 + (int)fl[i];
-        }
-        if (!ok) {
-            /* a torn tail stops here; anything that looks like another frame later is damage */
-            bool later = false;
+        if (!wa_spool_frame_at(data, len, pos, f, fl, &flen)) {
+            /* a torn tail ends the file; a bad region with intact frames after it is damage */
+            size_t next = wa_spool_frame_resync(data, len, pos);
 
-            for (size_t i = pos + 1; i + 4 <= len && !later; i++) {
-                later = memcmp(data + i, "WASP", 4) == 0;
+            if (next == len) {
+                printf("%s  torn tail at byte %zu (%zu bytes ignored)\n", x->json ? "#" : "", pos,
+                       len - pos);
+                break;
             }
-            printf("%s  %s at byte %zu (%zu bytes ignored)\n", x->json ? "#" : "",
-                   later ? "DAMAGED record" : "torn tail", pos, len - pos);
-            rc = later ? WX_NO : WX_OK;
-            break;
+            printf("%s  DAMAGED record at byte %zu (%zu bytes skipped)\n", x->json ? "#" : "", pos,
+                   next - pos);
+            rc = WX_NO;
+            pos = next;
+            continue;
         }
         {
             char tp[WA_TRACEPARENT_LEN] = "";
@@ -120,12 +91,11 @@ inspect_file(const struct wx *x, const char *dir, const char *name, size_t *tota
                    (int)fl[0], (const char *)f[0], (int)fl[1], (const char *)f[1], (int)fl[6],
                    (const char *)f[6]);
         } else {
-            printf("  %.*s key=%.*s id=%.*s type=%.*s trace=%s %u bytes\n", (int)fl[0],
-                   (const char *)f[0], (int)fl[1], (const char *)f[1], (int)fl[2],
-                   (const char *)f[2], (int)fl[3], (const char *)f[3], trace, fl[6]);
+            printf("  %.*s key=%.*s id=%.*s type=%.*s trace=%s %zu bytes\n", (int)fl[0], f[0],
+                   (int)fl[1], f[1], (int)fl[2], f[2], (int)fl[3], f[3], trace, fl[6]);
         }
         records++;
-        pos += 12 + plen;
+        pos += flen;
     }
     *total += records;
     free(data);

@@ -38,11 +38,11 @@
 
 #include "wa/kafka.h"
 #include "wa/pool.h"
+#include "wa/spool_frame.h"
 
 #include "ingest.h"
 
-#define NFIELDS 7
-#define MAGIC   "WASP"
+#define NFIELDS WA_SPOOL_FIELDS
 
 struct spool_file {
     char name[64];
@@ -88,35 +88,6 @@ struct ig_spool {
     bool broken; /* last write failed */
 };
 
-/* ---- CRC-32 (IEEE) ---- */
-
-static uint32_t
-crc32_ieee(const unsigned char *p, size_t n)
-{
-    uint32_t c = 0xFFFFFFFFu;
-
-    for (size_t i = 0; i < n; i++) {
-        c ^= p[i];
-        for (int k = 0; k < 8; k++) {
-            c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
-        }
-    }
-    return ~c;
-}
-
-static void
-put32(unsigned char *p, uint32_t v)
-{
-    p[0] = (unsigned char)v, p[1] = (unsigned char)(v >> 8), p[2] = (unsigned char)(v >> 16);
-    p[3] = (unsigned char)(v >> 24);
-}
-
-static uint32_t
-get32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 static void
 update_gauges(struct ig_spool *s)
 {
@@ -127,35 +98,6 @@ update_gauges(struct ig_spool *s)
     }
     wa_gauge_set(s->ig->m.spool_bytes, (double)bytes);
     wa_gauge_set(s->ig->m.spool_files, (double)(s->nfiles + (s->active_size > 0)));
-}
-
-/* Appends one framed record to b. */
-static enum wa_err
-frame(struct wa_buf *b, const char *const *fields, const size_t *lens)
-{
-    unsigned char hdr[12];
-    size_t start, plen = 0;
-    enum wa_err err;
-
-    for (int i = 0; i < NFIELDS; i++) {
-        plen += 4 + lens[i];
-    }
-    if ((err = wa_buf_reserve(b, 12 + plen)) != WA_OK) {
-        return err;
-    }
-    memcpy(hdr, MAGIC, 4);
-    put32(hdr + 4, (uint32_t)plen);
-    wa_buf_append(b, hdr, 12);
-    start = b->len;
-    for (int i = 0; i < NFIELDS; i++) {
-        unsigned char l[4];
-
-        put32(l, (uint32_t)lens[i]);
-        wa_buf_append(b, l, 4);
-        wa_buf_append(b, fields[i], lens[i]);
-    }
-    put32((unsigned char *)b->data + start - 4, crc32_ieee((unsigned char *)b->data + start, plen));
-    return WA_OK;
 }
 
 static enum wa_err
@@ -179,7 +121,7 @@ frame_request(struct wa_buf *b, struct ig_request *r)
         if (rec->acked || rec->skip) {
             continue;
         }
-        if ((err = frame(b, f, l)) != WA_OK) {
+        if ((err = wa_spool_frame_append(b, f, l)) != WA_OK) {
             return err;
         }
     }
@@ -493,54 +435,6 @@ on_replayed(enum wa_err err, int32_t partition, int64_t offset, void *arg)
     }
 }
 
-/* True when a whole, intact frame starts at off: magic, length, CRC and the seven fields. Fills
- * f and l with the fields. */
-static bool
-frame_at(const unsigned char *p, size_t len, size_t off, const char **f, size_t *l)
-{
-    size_t plen, q;
-    int i;
-
-    if (len - off < 12 || memcmp(p + off, MAGIC, 4) != 0) {
-        return false;
-    }
-    plen = get32(p + off + 4);
-    if (plen > len - off - 12 || crc32_ieee(p + off + 12, plen) != get32(p + off + 8)) {
-        return false;
-    }
-    q = off + 12;
-    for (i = 0; i < NFIELDS && q + 4 <= off + 12 + plen; i++) {
-        l[i] = get32(p + q);
-        f[i] = (const char *)p + q + 4;
-        if (l[i] > off + 12 + plen - (q + 4)) {
-            return false;
-        }
-        q += 4 + l[i];
-    }
-    return i == NFIELDS && q == off + 12 + plen;
-}
-
-/* The offset of the next intact frame after a damaged one at off, or len when none follows. */
-static size_t
-resync(const unsigned char *p, size_t len, size_t off)
-{
-    const char *f[NFIELDS];
-    size_t l[NFIELDS];
-
-    for (size_t o = off + 1; o + 12 <= len; o++) {
-        const unsigned char *m = memchr(p + o, MAGIC[0], len - o);
-
-        if (m == NULL) {
-            break;
-        }
-        o = (size_t)(m - p);
-        if (frame_at(p, len, o, f, l)) {
-            return o;
-        }
-    }
-    return len;
-}
-
 /* Produces every intact record of the file in j->data, in order. */
 static void
 replay_records(struct replay_job *j)
@@ -551,10 +445,10 @@ replay_records(struct replay_job *j)
 
     while (off < len) {
         const char *f[NFIELDS];
-        size_t l[NFIELDS], plen;
+        size_t l[NFIELDS], flen;
 
-        if (!frame_at(p, len, off, f, l)) {
-            size_t next = resync(p, len, off);
+        if (!wa_spool_frame_at(p, len, off, f, l, &flen)) {
+            size_t next = wa_spool_frame_resync(p, len, off);
 
             if (next == len) {
                 break; /* a torn tail: never acknowledged */
@@ -565,7 +459,6 @@ replay_records(struct replay_job *j)
             off = next;
             continue;
         }
-        plen = get32(p + off + 4);
         {
             char topic[256], key[WA_CONTRACT_KEY_MAX];
             struct wa_kafka_header h[5] = {
@@ -584,7 +477,7 @@ replay_records(struct replay_job *j)
                              "spool replay: a record of %s was refused for good (%s); "
                              "skipped",
                              j->path, wa_err_name(err));
-                off += 12 + plen;
+                off += flen;
                 continue;
             }
             if (err != WA_OK) {
@@ -594,7 +487,7 @@ replay_records(struct replay_job *j)
         }
         j->pending++;
         j->records++;
-        off += 12 + plen;
+        off += flen;
     }
     if (off < len && j->failed == 0 && j->corrupt == 0) {
         wa_log_warn(NULL, "spool: %s has a torn tail of %zu bytes (never acknowledged); skipped",
