@@ -54,6 +54,7 @@
 #define DEFAULT_MAX_CONNS    1024u
 #define DEFAULT_CONN_TIMEOUT 10u
 #define DEFAULT_CONN_MEMORY  (32u * 1024u)
+#define DEFAULT_BODY_BUDGET  ((size_t)64 * 1024 * 1024)
 #define LISTEN_BACKLOG       1024u
 #define FREE_FLUSH_ROUNDS    16
 #define DISCARD_MIN          (64u * 1024u)
@@ -69,6 +70,10 @@ struct wa_httpd {
     unsigned max_connections;
     unsigned conn_timeout_s;
     size_t conn_memory;
+    size_t body_budget; /* request bodies held at once, all connections */
+    size_t body_held;
+    unsigned max_per_ip;
+    struct wa_counter *over_budget;
     bool problem_errors; /* wa_httpd_problem_errors: built-in errors as problem+json */
     struct wa_metrics *metrics;
     struct wa_gauge *inflight_gauge;
@@ -520,6 +525,7 @@ req_free(struct wa_http_req *req)
     }
     h->inflight--;
     wa_gauge_add(h->inflight_gauge, -1);
+    h->body_held -= req->body_charged;
     for (hd = req->headers; hd != NULL; hd = next) {
         next = hd->next;
         free(hd->name);
@@ -619,6 +625,46 @@ reserve_body(struct wa_http_req *req)
     }
 }
 
+/* Charges n more body bytes of req to the server's budget; false (nothing charged) when the
+ * budget cannot take them. */
+static bool
+charge_body(struct wa_http_req *req, size_t n)
+{
+    struct wa_httpd *h = req->h;
+
+    if (n > h->body_budget - h->body_held) {
+        return false;
+    }
+    h->body_held += n;
+    req->body_charged += n;
+    return true;
+}
+
+/* The announced length (0 when none or malformed). */
+static size_t
+content_length(struct MHD_Connection *conn)
+{
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+    char *end = NULL;
+    unsigned long long v;
+
+    if (cl == NULL) {
+        return 0;
+    }
+    v = strtoull(cl, &end, 10);
+    return end != cl ? (size_t)v : 0;
+}
+
+static void
+reply_over_budget(struct wa_http_req *req)
+{
+    wa_counter_inc(req->h->over_budget);
+    wa_http_reply_header(req, "Retry-After", "1");
+    wa_http_reply_problem(req, 503, NULL,
+                          "the server holds as many request bodies as it may; retry shortly", NULL,
+                          0);
+}
+
 static void
 reply_too_big(struct wa_http_req *req)
 {
@@ -710,6 +756,10 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *m
             reply_too_big(req);
             return queue_reply(req);
         }
+        if (!charge_body(req, content_length(conn))) { /* answered before the body is read */
+            reply_over_budget(req);
+            return queue_reply(req);
+        }
         reserve_body(req);
         return MHD_YES;
     }
@@ -718,6 +768,11 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *m
          * (it refuses one while handing us body data, even when suspended), so the rest is
          * read and dropped, up to DISCARD_MIN or max_body more bytes, then the connection is
          * closed without an answer: a sender that stops in time gets its 413. */
+        if (!req->too_big && req->body.len + *upload_data_size > req->body_charged &&
+            !charge_body(req, req->body.len + *upload_data_size - req->body_charged)) {
+            req->too_big = req->over_budget = true; /* no announced length: charged as it comes */
+            wa_buf_cleanup(&req->body);
+        }
         if (!req->too_big && wa_buf_append(&req->body, upload_data, *upload_data_size) != WA_OK) {
             req->too_big = true;
             wa_buf_cleanup(&req->body);
@@ -743,7 +798,9 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *m
         return MHD_YES;
     }
     if (req->too_big) {
-        if (!req->replied) {
+        if (!req->replied && req->over_budget) {
+            reply_over_budget(req);
+        } else if (!req->replied) {
             reply_too_big(req);
         }
         return queue_reply(req);
@@ -1102,6 +1159,8 @@ wa_httpd_new(struct wa_loop *loop, const struct wa_httpd_config *cfg, struct wa_
     h->max_connections = cfg->max_connections != 0 ? cfg->max_connections : DEFAULT_MAX_CONNS;
     h->conn_timeout_s = cfg->conn_timeout_s != 0 ? cfg->conn_timeout_s : DEFAULT_CONN_TIMEOUT;
     h->conn_memory = cfg->conn_memory != 0 ? cfg->conn_memory : DEFAULT_CONN_MEMORY;
+    h->body_budget = cfg->body_budget != 0 ? cfg->body_budget : DEFAULT_BODY_BUDGET;
+    h->max_per_ip = cfg->max_per_ip;
     h->metrics = cfg->metrics;
     h->listen = strdup(cfg->listen);
     h->service = cfg->service != NULL ? strdup(cfg->service) : NULL;
@@ -1115,6 +1174,9 @@ wa_httpd_new(struct wa_loop *loop, const struct wa_httpd_config *cfg, struct wa_
                                              "HTTP requests accepted and not yet answered", NULL);
         h->connections = wa_metrics_counter(h->metrics, "wa_http_connections_total",
                                             "TCP connections accepted by the HTTP server", NULL);
+        h->over_budget = wa_metrics_counter(
+            h->metrics, "wa_http_body_budget_refusals_total",
+            "requests answered 503 because the body budget (WA_HTTP_BODY_BUDGET) was spent", NULL);
     }
     *out = h;
     h = NULL;
@@ -1205,9 +1267,9 @@ wa_httpd_start(struct wa_httpd *h, struct wa_error *error)
         MHD_OPTION_URI_LOG_CALLBACK, on_uri, h, MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, h,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT,
         h->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, h->conn_timeout_s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, h->conn_memory, MHD_OPTION_LISTEN_BACKLOG_SIZE,
-        LISTEN_BACKLOG, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION,
-        on_connection, h, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, h->conn_memory, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        h->max_per_ip, MHD_OPTION_LISTEN_BACKLOG_SIZE, LISTEN_BACKLOG, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, h, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_END);
     if (h->mhd == NULL) {
         return wa_error_set(error, WA_EIO, "cannot listen on %s (address in use?)", h->listen);
     }

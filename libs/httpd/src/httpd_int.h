@@ -74,6 +74,8 @@ struct wa_http_req {
     size_t next_mw;      /* the chain's next step: mw[next_mw], or the handler at nmw */
     bool headers_seen;   /* the first on_access call has happened */
     bool too_big;        /* the body grew past the limit */
+    bool over_budget;    /* the server's body budget was spent: 503 */
+    size_t body_charged; /* bytes of the server's body budget this request holds */
     size_t discarded;    /* body bytes dropped since */
     bool handler_called; /* the chain started */
     bool replied;

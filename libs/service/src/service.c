@@ -407,6 +407,8 @@ run(struct wa_service *svc)
     hc.max_connections = (unsigned)svc->common->http_max_connections;
     hc.conn_timeout_s = (unsigned)((svc->common->http_timeout_ms + 999) / 1000);
     hc.conn_memory = (size_t)svc->common->http_conn_memory;
+    hc.body_budget = (size_t)svc->common->http_body_budget;
+    hc.max_per_ip = (unsigned)svc->common->http_max_per_ip;
     hc.metrics = svc->metrics;
     hc.service = svc->def->name;
     if (wa_httpd_new(svc->loop, &hc, &svc->httpd, &error) != WA_OK) {

@@ -456,6 +456,47 @@ body__content_length_above_limit__413_without_handler(void **state)
     got_cleanup(&g);
 }
 
+static bool one_pending(void *arg);
+
+/* The body budget is shared by every connection: while a held request keeps 80 of its 100
+ * bytes, a 30-byte body is refused at once (503, Retry-After, no handler) and a 20-byte one is
+ * served; once the held request is answered, its bytes are free again. */
+static void
+body__budget_spent_by_held_request__503_retry_after_until_released(void **state)
+{
+    struct fx *f = *state;
+    struct wa_httpd_config cfg = {.listen = "127.0.0.1:0", .conn_timeout_s = 5, .body_budget = 100};
+    char body80[81], body30[31], body20[21], url[128];
+    struct got held = {0}, g;
+    struct wa_httpc_request rq = {.url = url, .body = body80, .body_len = 80};
+
+    memset(body80, 'a', 80);
+    body80[80] = '\0';
+    memset(body30, 'b', 30);
+    body30[30] = '\0';
+    memset(body20, 'c', 20);
+    body20[20] = '\0';
+    start_server(f, &cfg);
+    snprintf(url, sizeof(url), "%s/slow", f->base);
+    assert_int_equal(wa_httpc_send(f->httpc, &rq, on_done, &held, NULL, NULL), WA_OK);
+    assert_true(wa_test_run_until(f->loop, one_pending, f, 10000));
+    request(f, "POST", "/echo", body30, NULL, 0, &g);
+    assert_int_equal(g.status, 503);
+    assert_non_null(strstr(g.body, "\"status\":503"));
+    assert_int_equal(f->handler_calls, 1); /* only the held one */
+    got_cleanup(&g);
+    request(f, "POST", "/echo", body20, NULL, 0, &g);
+    assert_int_equal(g.status, 200);
+    got_cleanup(&g);
+    on_later(NULL, f); /* the held request is answered: its 80 bytes are free */
+    assert_true(wa_test_run_until(f->loop, is_done, &held, 10000));
+    assert_int_equal(held.status, 202);
+    got_cleanup(&held);
+    request(f, "POST", "/echo", body30, NULL, 0, &g);
+    assert_int_equal(g.status, 200);
+    got_cleanup(&g);
+}
+
 static void
 body__chunked_past_limit__413_without_handler(void **state)
 {
@@ -1079,6 +1120,8 @@ main(void)
                                         setup_started, teardown),
         cmocka_unit_test_setup_teardown(body__within_limit__handler_sees_it, setup_started,
                                         teardown),
+        cmocka_unit_test_setup_teardown(
+            body__budget_spent_by_held_request__503_retry_after_until_released, setup, teardown),
         cmocka_unit_test_setup_teardown(body__content_length_above_limit__413_without_handler,
                                         setup_started, teardown),
         cmocka_unit_test_setup_teardown(body__chunked_past_limit__413_without_handler,

@@ -60,6 +60,8 @@ struct wa_common_config {
     int64_t http_max_connections;
     int64_t http_timeout_ms;
     int64_t http_conn_memory;
+    int64_t http_body_budget;
+    int64_t http_max_per_ip;
     char *otlp_endpoint;
     int64_t trace_sample;
     char *admin_listen; /* "" : the probes share listen */
@@ -99,6 +101,12 @@ struct wa_common_config {
     {"WA_HTTP_MAX_HEADER", WA_CFG_SIZE, "32KiB", 4096, 1048576, 0,                                 \
      offsetof(T, m.http_conn_memory),                                                              \
      "per-connection read buffer; bounds the request line and headers (431 above)"},              \
+    {"WA_HTTP_BODY_BUDGET", WA_CFG_SIZE, "64MiB", 65536, 68719476736LL, 0,                         \
+     offsetof(T, m.http_body_budget),                                                              \
+     "request bodies held at once, all connections together (503 + Retry-After above)"},          \
+    {"WA_HTTP_MAX_CONNECTIONS_PER_IP", WA_CFG_INT, "0", 0, 65536, 0,                               \
+     offsetof(T, m.http_max_per_ip),                                                               \
+     "connections from one client address (0: no limit; keep 0 behind a proxy)"},                 \
     {"WA_OTLP_ENDPOINT", WA_CFG_STRING, "", 0, 0, 0, offsetof(T, m.otlp_endpoint),                 \
      "OTLP/HTTP collector base URL for spans, e.g. http://127.0.0.1:4318 (empty: no tracing)"},    \
     {"WA_TRACE_SAMPLE", WA_CFG_INT, "100", 0, 100, 0, offsetof(T, m.trace_sample),                \
