@@ -23,6 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lg_http.h"
+
 #define MAX_CONNS 1024
 #define MAX_LAT   (1u << 22) /* latencies kept (µs) */
 
@@ -73,25 +75,7 @@ send_req(struct conn *c, const char *host, const char *key, bool idem, uint64_t 
 static int
 take_response(struct conn *c)
 {
-    char *hdr_end, *cl;
-    long len, status;
-    size_t total;
-
-    c->in[c->inlen < sizeof(c->in) ? c->inlen : sizeof(c->in) - 1] = '\0';
-    hdr_end = strstr(c->in, "\r\n\r\n");
-    if (hdr_end == NULL) {
-        return 0;
-    }
-    cl = strcasestr(c->in, "Content-Length:");
-    len = cl != NULL && cl < hdr_end ? strtol(cl + 15, NULL, 10) : 0;
-    total = (size_t)(hdr_end + 4 - c->in) + (size_t)len;
-    if (c->inlen < total) {
-        return 0;
-    }
-    status = strtol(c->in + 9, NULL, 10);
-    memmove(c->in, c->in + total, c->inlen - total);
-    c->inlen -= total;
-    return (int)status;
+    return lg_take_response(c->in, &c->inlen, sizeof(c->in));
 }
 
 static int
