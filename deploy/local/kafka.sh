@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Local Apache Kafka broker: one KRaft node (broker + controller) on 127.0.0.1, jars resolved
 # from Maven Central with deploy/local/kafka/pom.xml into $WA_CACHE_DIR (once per machine).
-#   kafka.sh install|start|stop|status|topics [--ports test|default]
+#   kafka.sh install|start|stop|status|topics|run [--ports test|default]
+#   run: the broker in the foreground (the JVM replaces the script: the caller's child, its
+#   stdout and stderr, no pid file, no topics), for a caller that owns the process, such as a
+#   chaos scenario that kills it with SIGKILL and starts it again on the same data.
 # Reads: KAFKA_PORT, KAFKA_CONTROLLER_PORT, WA_TOPIC_PREFIX, WA_INFRA_DIR, WA_INFRA_PROFILE,
 #        WA_CACHE_DIR, WA_JAVA (java binary, default Debian's Java 17), KAFKA_HEAP_OPTS,
 #        KAFKA_JVM_PERFORMANCE_OPTS (GC options),
@@ -13,7 +16,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 wa_parse_args "$@"
 set -- "${WA_ARGS[@]}"
 (($# == 1)) || {
-  printf 'usage: %s install|start|stop|status|topics [--ports test|default]\n' "$0" >&2
+  printf 'usage: %s install|start|stop|status|topics|run [--ports test|default]\n' "$0" >&2
   exit 2
 }
 wa_apply_profile
@@ -225,6 +228,18 @@ kafka_start() {
   wa_log "kafka: $KAFKA_VERSION (KRaft) ready on $KAFKA_ADDR, controller $WA_HOST:$KAFKA_CONTROLLER_PORT (pid $(cat "$KAFKA_PID"), log $KAFKA_LOG)"
 }
 
+kafka_run() {
+  local java
+  kafka_install
+  wa_ensure_port_free kafka "$KAFKA_PORT"
+  wa_ensure_port_free "kafka controller" "$KAFKA_CONTROLLER_PORT"
+  java=$(find_java)
+  write_config
+  jvm_args
+  format_storage "$java"
+  exec "$java" "${JVM_ARGS[@]}" kafka.Kafka "$KAFKA_CONF"
+}
+
 kafka_stop() {
   wa_lock "$KAFKA_DIR/.lock" 120 "kafka start/stop"
   wa_stop kafka "$KAFKA_PID" "$KAFKA_PATTERN" 20
@@ -243,5 +258,6 @@ case "$1" in
   stop) kafka_stop ;;
   status) wa_status kafka "$KAFKA_PID" "$KAFKA_PATTERN" "$KAFKA_ADDR" ;;
   topics) kafka_topics ;;
+  run) kafka_run ;;
   *) wa_usage_exit "$0" ;;
 esac
