@@ -5,7 +5,9 @@
 # 200) for RT_BENCH_SECONDS (default 15), each from a new customer; latency = cloudsim's accept
 # time minus the webhook's scheduled send time (same host clock; the simulator's times have ms
 # resolution). The load comes from wa-ingest-loadgen (C, open loop, no coordinated omission), so
-# the figure is the system's, not a load generator's. Prints p50/p90/p99/p99.9/max.
+# the figure is the system's, not a load generator's. Prints p50/p90/p99/p99.9/max, then the
+# same messages hop by hop from the spans the daemons record (tools/loadgen/hops.py receives
+# them over OTLP/HTTP, every trace sampled).
 # Target: p99 <= 50 ms at 200/s.
 #
 # Run by deploy/local/bench.sh after the build and the infrastructure on default ports; also
@@ -25,10 +27,12 @@ DURATION=${RT_BENCH_SECONDS:-15}
 WORK=$(mktemp -d /tmp/wa-bench-router.XXXXXX)
 PREFIX="bench$(date +%s)$$."
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-SIM=$(free_port); INGEST=$(free_port); NOTIFY=$(free_port); ROUTER=$(free_port)
-trap 'wa_daemons_stop 10 "${WA_DAEMON_PIDS[@]}"' EXIT
+SIM=$(free_port); INGEST=$(free_port); NOTIFY=$(free_port); ROUTER=$(free_port); HOPS=$(free_port)
+python3 "$ROOT/tools/loadgen/hops.py" serve "$HOPS" "$WORK/spans.jsonl" &
+HOPS_PID=$!
+trap 'wa_daemons_stop 10 "${WA_DAEMON_PIDS[@]}"; kill $HOPS_PID 2>/dev/null || true' EXIT
 common=(WA_TOPIC_PREFIX="$PREFIX" WA_APP_SECRET=bench-secret WA_ACCESS_TOKEN=bench-token
-        WA_LOG_LEVEL=warn)
+        WA_LOG_LEVEL=warn WA_OTLP_ENDPOINT=http://127.0.0.1:$HOPS WA_TRACE_SAMPLE=100)
 wa_daemon_start "$WORK/cloudsim.log" env "${common[@]}" WA_LISTEN=127.0.0.1:$SIM \
     WA_WEBHOOK_URL=http://127.0.0.1:$INGEST/webhook WA_SIM_LIMITS=off WA_SIM_MPS=100000 \
     "$BIN/wa-cloudsim"
@@ -90,6 +94,9 @@ print("router bench: %d inbound webhooks, %d auto-replies seen, %d missing"
 print("  webhook -> reply accepted at wa-cloudsim: p50 %.1f ms  p90 %.1f ms  p99 %.1f ms  p99.9 %.1f ms  max %.1f ms  (target p99 <= 50 ms)"
       % (pct(50), pct(90), pct(99), pct(99.9), lat[-1] if lat else float("nan")))
 PY
+# Hop by hop, the same messages (the tracers flush at least once a second).
+sleep 2
+python3 "$ROOT/tools/loadgen/hops.py" report "$WORK/spans.jsonl" "$(wc -l <"$WORK/sent.log")" || true
 # The router's own share: consume -> every action acknowledged (its histogram).
 curl -fs "http://127.0.0.1:$ROUTER/metrics" | python3 -c '
 import sys

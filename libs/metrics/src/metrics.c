@@ -76,8 +76,12 @@ struct wa_metrics {
     size_t nseries;
 };
 
-static const double default_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                        0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+/* Latency buckets: at most 1.5x apart from 1 to 250 ms, where the pipeline's hops live, so a
+ * quantile read from them is within that factor there; coarse above. */
+static const double default_bounds[] = {0.0005, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.006,
+                                        0.008,  0.01,  0.0125, 0.015, 0.02,  0.025, 0.03,  0.04,
+                                        0.05,   0.06,  0.08,   0.1,   0.125, 0.15,  0.2,   0.25,
+                                        0.5,    1,     2.5,    5,     10};
 
 static uint64_t
 to_bits(double v)

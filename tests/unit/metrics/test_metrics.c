@@ -163,8 +163,8 @@ histogram__no_labels_default_bounds(void **state)
     wa_histogram_observe(h, 0.003);
     text = render(m, &b);
     assert_non_null(strstr(text, "wa_op_seconds_bucket{le=\"0.0005\"} 0\n"));
-    assert_non_null(strstr(text, "wa_op_seconds_bucket{le=\"0.0025\"} 0\n"));
-    assert_non_null(strstr(text, "wa_op_seconds_bucket{le=\"0.005\"} 1\n"));
+    assert_non_null(strstr(text, "wa_op_seconds_bucket{le=\"0.002\"} 0\n"));
+    assert_non_null(strstr(text, "wa_op_seconds_bucket{le=\"0.003\"} 1\n"));
     assert_non_null(strstr(text, "wa_op_seconds_bucket{le=\"10\"} 1\n"));
     assert_non_null(strstr(text, "wa_op_seconds_bucket{le=\"+Inf\"} 1\n"));
     assert_non_null(strstr(text, "wa_op_seconds_sum 0.003\nwa_op_seconds_count 1\n"));
