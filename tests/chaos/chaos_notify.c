@@ -9,12 +9,23 @@
  *     started and ready, then SIGTERM to the old one). Invariant: zero duplicate sends (a drain
  *     finishes every call it started), none lost, every old instance exits 0.
  *
- * Duration of notify-kill9: WA_CHAOS_SECONDS (default 6, the smoke run of make test).
+ *   notify-redis-stop: requests keep arriving while the simulator takes 500 ms per send; the
+ *     scenario's own Redis (chaos_infra.h; AOF with an fsync per write, as production runs it)
+ *     is stopped mid-send for WA_CHAOS_REDIS_DOWN seconds (default 5, the smoke run; make chaos:
+ *     20) and started again on its data. Invariant: none lost, no duplicate send, the daemon
+ *     recovers by itself (no restart) and exits 0 at SIGTERM.
+ *   notify-scale: requests keep arriving while the simulator takes 1 s per send; the group
+ *     scales 1 -> 3 -> 1 instances (two started, later both stopped with SIGTERM, as a scale-in
+ *     does). Invariant: zero duplicate sends, none lost, every stopped instance exits 0.
+ *
+ * Duration of notify-kill9: WA_CHAOS_SECONDS (default 6, the smoke run of make test); each of
+ * notify-scale's three phases lasts a third of it, at least 4 s.
  */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "wa/buf.h"
@@ -24,6 +35,7 @@
 #include "wa/contract_outbound.h"
 #include "wa/json.h"
 #include "wa/kafka.h"
+#include "chaos_infra.h"
 #include "wa_test.h"
 #include "wa_test_proc.h"
 
@@ -38,7 +50,9 @@ static struct {
     char prefix[64], topic_req[256], topic_res[256], group[96], sim_url[64], run[16];
     pid_t sim;
     int sim_port;
-    unsigned char *accepted; /* per request number: an accepted result arrived */
+    struct chaos_redis redis; /* a scenario's own Redis (zeroed: none) */
+    char redis_env[96];       /* "WA_REDIS_URL=<redis.url>", or empty: the suite's Redis */
+    unsigned char *accepted;  /* per request number: an accepted result arrived */
     size_t naccepted, nrequests;
 } C;
 
@@ -116,6 +130,7 @@ notify_start(int port, const char *log)
                            "WA_NOTIFY_BACKOFF_BASE=100ms",
                            "WA_NOTIFY_BACKOFF_MAX=1s",
                            "WA_LOG_LEVEL=warn",
+                           C.redis_env[0] != '\0' ? C.redis_env : NULL,
                            NULL};
 
     snprintf(graph, sizeof(graph), "WA_GRAPH_URL=%s/v21.0", C.sim_url);
@@ -159,6 +174,63 @@ sim_sends(size_t *distinct, size_t *dups)
     json_decref(root);
     wa_buf_cleanup(&b);
     free(seen);
+}
+
+/* Every send takes ms at the simulator from now on. */
+static void
+sim_latency(int ms)
+{
+    char url[128], faults[128];
+    struct wa_test_http_req req = {
+        .method = "POST", .url = url, .body = faults, .timeout_ms = 5000};
+    static const char *const json_hdr[] = {"Content-Type: application/json", NULL};
+
+    req.headers = json_hdr;
+    snprintf(url, sizeof(url), "%s/_sim/faults", C.sim_url);
+    snprintf(faults, sizeof(faults),
+             "{\"latency_ms\":%d,\"latency_count\":100000,\"scope\":\"messages\"}", ms);
+    assert_int_equal(wa_test_http(&req, NULL), 200);
+}
+
+/* Produces per requests every 100 ms for ms milliseconds, serving the loop meanwhile. */
+static void
+load_for(uint64_t ms, int per)
+{
+    uint64_t end = wa_clock_mono_ms() + ms;
+
+    while (wa_clock_mono_ms() < end) {
+        for (int i = 0; i < per && C.nrequests < MAX_REQS; i++) {
+            request(C.nrequests);
+        }
+        wa_test_run_for(C.loop, 100);
+    }
+}
+
+/* True when every request numbered below *(size_t *)arg has its accepted result. */
+static bool
+accepted_below(void *arg)
+{
+    size_t upto = *(size_t *)arg;
+
+    for (size_t n = 0; n < upto; n++) {
+        if (!C.accepted[n]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Non-blocking: true when pid has ended, its status (as wa_test_wait_exit) in *rc. */
+static bool
+reaped(pid_t pid, int *rc)
+{
+    int st;
+
+    if (waitpid(pid, &st, WNOHANG) != pid) {
+        return false;
+    }
+    *rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return true;
 }
 
 static int
@@ -210,6 +282,7 @@ teardown(void **state)
 {
     (void)state;
     wa_test_stop(C.sim, SIGTERM, 10000);
+    chaos_redis_cleanup(&C.redis);
     wa_kafka_consumer_free(C.results);
     (void)wa_kafka_producer_flush(C.producer, 5000);
     wa_kafka_producer_free(C.producer);
@@ -274,19 +347,13 @@ chaos__notify_rolling_restart_slow_api__no_duplicate(void **state)
     int port[4] = {wa_test_free_port(), wa_test_free_port(), wa_test_free_port(),
                    wa_test_free_port()};
     pid_t nt[4];
-    char log[4][160], url[128];
-    const char *faults = "{\"latency_ms\":8000,\"latency_count\":100000,\"scope\":\"messages\"}";
-    struct wa_test_http_req req = {
-        .method = "POST", .url = url, .body = faults, .timeout_ms = 5000};
-    static const char *const json_hdr[] = {"Content-Type: application/json", NULL};
+    char log[4][160];
     size_t distinct, dups;
     uint64_t t0 = wa_clock_mono_ms();
     int rc[2];
 
     (void)state;
-    req.headers = json_hdr;
-    snprintf(url, sizeof(url), "%s/_sim/faults", C.sim_url);
-    assert_int_equal(wa_test_http(&req, NULL), 200);
+    sim_latency(8000);
     for (int i = 0; i < 4; i++) {
         snprintf(log[i], sizeof(log[i]), "/tmp/wa-chaos-notify-%s-roll%d.log", C.run, i);
     }
@@ -327,6 +394,124 @@ chaos__notify_rolling_restart_slow_api__no_duplicate(void **state)
     assert_int_equal(C.naccepted, N);
 }
 
+static void
+chaos__notify_redis_stopped_mid_send__none_lost_no_duplicate(void **state)
+{
+    long down = chaos_seconds("WA_CHAOS_REDIS_DOWN", 5);
+    int port = wa_test_free_port(), rc, dummy;
+    char log[160];
+    size_t distinct, dups, upto;
+    uint64_t t_stop, t_back, t_done;
+    bool survived;
+    pid_t nt;
+
+    (void)state;
+    chaos_redis_init(&C.redis, "notify");
+    (void)chaos_redis_start(&C.redis);
+    snprintf(C.redis_env, sizeof(C.redis_env), "WA_REDIS_URL=%s", C.redis.url);
+    snprintf(log, sizeof(log), "/tmp/wa-chaos-notify-%s-redis.log", C.run);
+    sim_latency(500);
+    nt = notify_start(port, log);
+    load_for(3000, 20); /* about 100 sends in flight at the simulator when Redis stops */
+    chaos_redis_stop(&C.redis, SIGTERM);
+    t_stop = wa_clock_mono_ms();
+    load_for((uint64_t)down * 1000, 20);
+    (void)chaos_redis_start(&C.redis);
+    t_back = wa_clock_mono_ms();
+    upto = C.nrequests;
+    load_for(3000, 20);
+    (void)wa_test_run_until(C.loop, accepted_below, &upto, 180000);
+    t_done = wa_clock_mono_ms();
+    upto = C.nrequests;
+    (void)wa_test_run_until(C.loop, accepted_below, &upto, 180000);
+    wa_test_run_for(C.loop, 2000); /* a late duplicate would show up meanwhile */
+    sim_sends(&distinct, &dups);
+    survived = !reaped(nt, &dummy);
+    rc = survived ? wa_test_stop(nt, SIGTERM, 30000) : dummy;
+    printf("chaos notify-redis-stop: invariant: Redis stopped mid-send for %lds and started "
+           "again: none lost, no duplicate send, wa-notify recovers without a restart\n"
+           "chaos notify-redis-stop: result: requests=%zu accepted=%zu sent=%zu duplicated=%zu "
+           "down=%.1fs recovery=%.1fs survived=%s exit=%d -> %s\n",
+           down, C.nrequests, C.naccepted, distinct, dups, (double)(t_back - t_stop) / 1000.0,
+           (double)(t_done - t_back) / 1000.0, survived ? "yes" : "no", rc,
+           C.naccepted == C.nrequests && distinct == C.nrequests && dups == 0 && survived && rc == 0
+               ? "PASS"
+               : "FAIL");
+    fflush(stdout);
+    C.redis_env[0] = '\0';
+    assert_true(survived);
+    assert_int_equal(rc, 0);
+    assert_int_equal(C.naccepted, C.nrequests);
+    assert_int_equal(distinct, C.nrequests);
+    assert_int_equal(dups, 0);
+    unlink(log);
+}
+
+static void
+chaos__notify_scaled_1_3_1_under_load__no_duplicate(void **state)
+{
+    long phase = chaos_seconds("WA_CHAOS_SECONDS", 12) / 3;
+    int port[3] = {wa_test_free_port(), wa_test_free_port(), wa_test_free_port()};
+    int rc[3] = {-1, -1, -1};
+    bool done[3] = {false, false, false};
+    char log[3][160];
+    size_t distinct, dups;
+    uint64_t t_in, t_last;
+    pid_t nt[3];
+
+    (void)state;
+    phase = phase < 4 ? 4 : phase;
+    for (int i = 0; i < 3; i++) {
+        snprintf(log[i], sizeof(log[i]), "/tmp/wa-chaos-notify-%s-scale%d.log", C.run, i);
+    }
+    sim_latency(1000);
+    nt[0] = notify_start(port[0], log[0]);
+    load_for((uint64_t)phase * 1000, 10);
+    nt[1] = notify_start(port[1], log[1]); /* scale out: 1 -> 3 */
+    nt[2] = notify_start(port[2], log[2]);
+    load_for((uint64_t)phase * 1000, 10);
+    kill(nt[1], SIGTERM); /* scale in: 3 -> 1, both at once */
+    kill(nt[2], SIGTERM);
+    t_in = wa_clock_mono_ms();
+    while ((!done[1] || !done[2]) && wa_clock_mono_ms() - t_in < 60000) {
+        load_for(100, 10);
+        for (int i = 1; i < 3; i++) {
+            done[i] = done[i] || reaped(nt[i], &rc[i]);
+        }
+    }
+    for (int i = 1; i < 3; i++) {
+        if (!done[i]) {
+            rc[i] = wa_test_stop(nt[i], SIGKILL, 5000);
+        }
+    }
+    load_for((uint64_t)phase * 1000, 10);
+    t_last = wa_clock_mono_ms();
+    while (C.naccepted < C.nrequests && wa_clock_mono_ms() - t_last < 180000) {
+        wa_test_run_for(C.loop, 200);
+    }
+    wa_test_run_for(C.loop, 2000);
+    sim_sends(&distinct, &dups);
+    rc[0] = wa_test_stop(nt[0], SIGTERM, 30000);
+    printf("chaos notify-scale: invariant: instances scaled 1 -> 3 -> 1 under load (Cloud API "
+           "1 s per send) send nothing twice and lose nothing\n"
+           "chaos notify-scale: result: requests=%zu accepted=%zu sent=%zu duplicated=%zu "
+           "exit=%d,%d,%d phase=%lds drained=%.1fs -> %s\n",
+           C.nrequests, C.naccepted, distinct, dups, rc[0], rc[1], rc[2], phase,
+           (double)(wa_clock_mono_ms() - t_last) / 1000.0,
+           dups == 0 && distinct == C.nrequests && C.naccepted == C.nrequests && rc[0] == 0 &&
+                   rc[1] == 0 && rc[2] == 0
+               ? "PASS"
+               : "FAIL");
+    fflush(stdout);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(rc[i], 0);
+        unlink(log[i]);
+    }
+    assert_int_equal(dups, 0);
+    assert_int_equal(distinct, C.nrequests);
+    assert_int_equal(C.naccepted, C.nrequests);
+}
+
 int
 main(void)
 {
@@ -334,6 +519,10 @@ main(void)
         cmocka_unit_test_setup_teardown(chaos__notify_killed_under_load__none_lost, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(chaos__notify_rolling_restart_slow_api__no_duplicate, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            chaos__notify_redis_stopped_mid_send__none_lost_no_duplicate, setup, teardown),
+        cmocka_unit_test_setup_teardown(chaos__notify_scaled_1_3_1_under_load__no_duplicate, setup,
                                         teardown),
     };
 
