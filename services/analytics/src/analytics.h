@@ -106,6 +106,13 @@ enum wa_err an_timeline_update(const struct an_event *ev, json_t **out);
  */
 enum wa_err an_update_merge(json_t *into, const json_t *from);
 /*
+ * Applies update (an_timeline_update's shape, or $inc) to the document doc in place as MongoDB
+ * does ($setOnInsert only when inserting, i.e. doc was not stored yet), so the consumer knows
+ * the document a write leaves without reading it back. WA_EINVAL for a path through a
+ * non-object, WA_ENOMEM.
+ */
+enum wa_err an_update_apply(json_t *doc, const json_t *update, bool inserting);
+/*
  * Fills tl from a stored message document (the fields an_timeline_update writes).
  */
 void an_timeline_from_doc(const json_t *doc, struct an_timeline *tl);
@@ -239,6 +246,7 @@ bool an_query_match(const struct an_query *q, const json_t *doc);
 
 /* Accumulated figures of a set of messages (one bucket, or a whole period). */
 struct an_totals {
+    uint64_t messages;       /* message documents added */
     uint64_t n[AN_NSTATES];  /* messages that reached each state */
     uint64_t attempted;      /* reached accepted or failed */
     uint64_t late_failures;  /* failed after delivered */
@@ -259,6 +267,8 @@ void an_totals_clear(struct an_totals *t);
  * cost). */
 void an_totals_add_message(struct an_totals *t, const json_t *doc, const struct an_ratecard *rc);
 void an_totals_merge(struct an_totals *into, const struct an_totals *from);
+/* into -= from (counts wrap: a row delta may be negative; see rows.c). */
+void an_totals_subtract(struct an_totals *into, const struct an_totals *from);
 /* {"totals", "rates", "latency_ms", "failures_by_code", "cost", "inbound", "reply_rate",
  * "first_response_ms"}. New reference. */
 json_t *an_totals_json(const struct an_totals *t, const char *currency);
@@ -272,6 +282,39 @@ json_t *an_totals_json(const struct an_totals *t, const char *currency);
  */
 void an_totals_add_engagement(struct an_totals *t, const json_t *messages, const json_t *inbound,
                               int64_t from_ms, int64_t to_ms);
+
+/* ---- stored rows (rows.c) ---- */
+
+/* The row of a message document: {"b": its half-hour bucket, "phone_number_id", "template",
+ * "category" (else its pricing category), "country"} (absent ones left out). New reference;
+ * NULL when doc has no integer "at". */
+json_t *an_row_dims(const json_t *doc);
+/* The row's _id: the compact JSON array [b, phone_number_id, template, category, country]
+ * (null for an absent one). Returns a new string (free), NULL when out of memory. */
+char *an_row_id(const json_t *dims);
+
+/* Rows being accumulated: contributions (or changes) of message documents per row. */
+struct an_row {
+    char *id;
+    json_t *dims; /* an_row_dims */
+    struct an_totals t;
+};
+struct an_rows {
+    struct an_row *v;
+    size_t n, cap;
+    json_t *index; /* id -> position in v */
+};
+void an_rows_init(struct an_rows *r);
+void an_rows_clear(struct an_rows *r);
+/* Adds (sign > 0) or takes away (sign < 0) the contribution of the message document doc (NULL:
+ * none) to its row, costed with rc. WA_ENOMEM. */
+enum wa_err an_rows_add_message(struct an_rows *r, const json_t *doc, const struct an_ratecard *rc,
+                                int sign);
+/* The figures of t as a MongoDB $inc: {"n.sent": 3, "h.d.b.41": 1, ...}, every non-zero figure
+ * (negative for a decrease). New reference; NULL when out of memory. */
+json_t *an_totals_inc(const struct an_totals *t);
+/* Adds the figures of a stored row (the $inc fields, nested) to t. */
+void an_totals_add_row(struct an_totals *t, const json_t *row);
 
 /* The go-live checks: delivery > 98%, average latency < 2 s, reply rate in [12%, 18%]. */
 struct an_kpi {
@@ -305,6 +348,8 @@ struct wa_http_req;
 
 #define AN_COLL_MESSAGES "messages"
 #define AN_COLL_INBOUND  "inbound"
+#define AN_COLL_BUCKETS  "buckets" /* the rows (rows.c) */
+#define AN_COLL_JOURNAL  "journal" /* batches being applied (consume.c) */
 
 struct an_config {
     struct wa_common_config common;

@@ -60,6 +60,7 @@ an_totals_add_message(struct an_totals *t, const json_t *doc, const struct an_ra
     }
     reached[AN_REQUESTED] = tl.at[AN_REQUESTED] != 0;
     reached[AN_FAILED] = tl.at[AN_FAILED] != 0;
+    t->messages++;
     for (size_t s = 0; s < AN_NSTATES; s++) {
         t->n[s] += reached[s];
     }
@@ -106,33 +107,62 @@ an_totals_add_message(struct an_totals *t, const json_t *doc, const struct an_ra
     }
 }
 
-void
-an_totals_merge(struct an_totals *into, const struct an_totals *from)
+static void
+hist_merge_sign(struct an_hist *into, const struct an_hist *from, int sign)
 {
+    if (sign > 0) {
+        an_hist_merge(into, from);
+        return;
+    }
+    for (size_t i = 0; i < AN_HIST_BUCKETS; i++) {
+        into->n[i] -= from->n[i];
+    }
+    into->count -= from->count;
+    into->sum_ms -= from->sum_ms;
+}
+
+/* into += sign * from; unsigned counts wrap, so a difference of two totals is exact */
+static void
+merge_sign(struct an_totals *into, const struct an_totals *from, int sign)
+{
+    uint64_t k = sign > 0 ? 1 : (uint64_t)-1;
     const char *key;
     json_t *v;
 
+    into->messages += k * from->messages;
     for (size_t s = 0; s < AN_NSTATES; s++) {
-        into->n[s] += from->n[s];
+        into->n[s] += k * from->n[s];
     }
-    into->attempted += from->attempted;
-    into->late_failures += from->late_failures;
+    into->attempted += k * from->attempted;
+    into->late_failures += k * from->late_failures;
     for (size_t i = 0; i < 3; i++) {
-        an_hist_merge(&into->lat[i], &from->lat[i]);
+        hist_merge_sign(&into->lat[i], &from->lat[i], sign);
     }
-    an_hist_merge(&into->delivery, &from->delivery);
+    hist_merge_sign(&into->delivery, &from->delivery, sign);
     for (size_t c = 0; c < AN_NCATEGORIES; c++) {
-        into->cost_micros[c] += from->cost_micros[c];
+        into->cost_micros[c] += sign * from->cost_micros[c];
     }
-    into->unpriced += from->unpriced;
-    into->business_initiated += from->business_initiated;
-    into->replied += from->replied;
-    into->inbound += from->inbound;
-    an_hist_merge(&into->first_response, &from->first_response);
+    into->unpriced += k * from->unpriced;
+    into->business_initiated += k * from->business_initiated;
+    into->replied += k * from->replied;
+    into->inbound += k * from->inbound;
+    hist_merge_sign(&into->first_response, &from->first_response, sign);
     json_object_foreach(from->failures, key, v)
     {
-        count_failure(into->failures, key, (uint64_t)json_integer_value(v));
+        count_failure(into->failures, key, k * (uint64_t)json_integer_value(v));
     }
+}
+
+void
+an_totals_merge(struct an_totals *into, const struct an_totals *from)
+{
+    merge_sign(into, from, 1);
+}
+
+void
+an_totals_subtract(struct an_totals *into, const struct an_totals *from)
+{
+    merge_sign(into, from, -1);
 }
 
 /* ---- engagement: replies within 24 h, first response ---- */

@@ -327,3 +327,77 @@ an_update_merge(json_t *into, const json_t *from)
     }
     return WA_OK;
 }
+
+/* The object holding the last segment of a dotted path in doc, created on the way when create;
+ * NULL when a segment is not an object (or missing without create). *leaf: the last segment. */
+static json_t *
+path_parent(json_t *doc, const char *path, bool create, char *leaf, size_t size)
+{
+    json_t *o = doc;
+    const char *seg = path, *dot;
+
+    while ((dot = strchr(seg, '.')) != NULL) {
+        char key[128];
+        json_t *next;
+
+        snprintf(key, sizeof(key), "%.*s", (int)(dot - seg), seg);
+        if ((next = json_object_get(o, key)) == NULL && create) {
+            if (json_object_set_new(o, key, next = json_object()) != 0) {
+                return NULL;
+            }
+        }
+        if (!json_is_object(next)) {
+            return NULL;
+        }
+        o = next;
+        seg = dot + 1;
+    }
+    snprintf(leaf, size, "%s", seg);
+    return o;
+}
+
+/* MongoDB's $min/$max/$set/$setOnInsert/$inc on dotted paths, for the values the consumer
+ * writes (numbers and plain values): $min/$max set a missing or non-number field. */
+enum wa_err
+an_update_apply(json_t *doc, const json_t *update, bool inserting)
+{
+    static const char *const ops[] = {"$min", "$max", "$set", "$setOnInsert", "$inc"};
+
+    for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+        const json_t *src = json_object_get(update, ops[i]);
+        const char *key;
+        json_t *v;
+
+        if (src == NULL || (i == 3 && !inserting)) {
+            continue;
+        }
+        json_object_foreach((json_t *)src, key, v)
+        {
+            char leaf[128];
+            json_t *o = path_parent(doc, key, true, leaf, sizeof(leaf));
+            const json_t *old;
+            bool take;
+
+            if (o == NULL) {
+                return WA_EINVAL;
+            }
+            old = json_object_get(o, leaf);
+            if (i == 4) {
+                json_int_t sum = (json_is_integer(old) ? json_integer_value(old) : 0) +
+                                 json_integer_value(v);
+
+                if (json_object_set_new(o, leaf, json_integer(sum)) != 0) {
+                    return WA_ENOMEM;
+                }
+                continue;
+            }
+            take = i >= 2 || !json_is_number(old) ||
+                   (i == 0 && json_number_value(v) < json_number_value(old)) ||
+                   (i == 1 && json_number_value(v) > json_number_value(old));
+            if (take && json_object_set_new(o, leaf, json_deep_copy(v)) != 0) {
+                return WA_ENOMEM;
+            }
+        }
+    }
+    return WA_OK;
+}

@@ -374,6 +374,186 @@ cost__fixture_day__equals_hand_computed_and_buckets_merge(void **state)
     an_ratecard_free(&rc);
 }
 
+/* The nested row document a $inc of t makes from nothing (what MongoDB stores). */
+static json_t *
+row_doc(const struct an_totals *t)
+{
+    json_t *doc = json_object(), *u = json_pack("{s:o}", "$inc", an_totals_inc(t));
+
+    assert_int_equal(an_update_apply(doc, u, true), WA_OK);
+    json_decref(u);
+    return doc;
+}
+
+static void
+assert_same_totals(const struct an_totals *a, const struct an_totals *b)
+{
+    json_t *x = an_totals_json(a, "USD"), *y = an_totals_json(b, "USD");
+
+    if (!json_equal(x, y)) {
+        char *dx = wa_json_dump(x), *dy = wa_json_dump(y);
+
+        fail_msg("totals differ:\n%s\n%s", dx, dy);
+    }
+    assert_int_equal(a->messages, b->messages);
+    json_decref(x);
+    json_decref(y);
+}
+
+/* The fixture's messages, per row, stored as MongoDB would and read back, merge into exactly
+ * the totals of the documents; each row holds only its dimensions. */
+static void
+rows__contributions_merged__equal_totals_of_documents(void **state)
+{
+    struct an_ratecard rc;
+    struct wa_error error = {0};
+    struct an_totals direct, merged;
+    struct an_rows rows;
+    size_t len, i;
+    char *rtext = data_file("ratecard.json", &len), *ftext;
+    json_t *fx, *msg;
+
+    (void)state;
+    assert_int_equal(an_ratecard_parse(rtext, len, &rc, &error), WA_OK);
+    ftext = data_file("day.json", &len);
+    assert_int_equal(wa_json_parse(ftext, len, 16, &fx, &error), WA_OK);
+    an_totals_init(&direct);
+    an_totals_init(&merged);
+    an_rows_init(&rows);
+    json_array_foreach(json_object_get(fx, "messages"), i, msg)
+    {
+        const char *cc =
+            an_ratecard_country(&rc, json_string_value(json_object_get(msg, "contact")));
+
+        if (cc != NULL) {
+            json_object_set_new(msg, "country", json_string(cc));
+        }
+        an_totals_add_message(&direct, msg, &rc);
+        assert_int_equal(an_rows_add_message(&rows, msg, &rc, 1), WA_OK);
+    }
+    assert_true(rows.n > 1);
+    for (i = 0; i < rows.n; i++) {
+        json_t *doc = row_doc(&rows.v[i].t);
+        struct an_query q = {.category = json_string_value(json_object_get(rows.v[i].dims, "category"))};
+        json_t *dims = rows.v[i].dims;
+
+        json_object_update(doc, dims);
+        assert_true(an_query_match(&q, doc));
+        assert_int_equal(json_integer_value(json_object_get(dims, "b")) % AN_HALF_HOUR_MS, 0);
+        an_totals_add_row(&merged, doc);
+        json_decref(doc);
+    }
+    assert_same_totals(&merged, &direct);
+    an_rows_clear(&rows);
+    an_totals_clear(&direct);
+    an_totals_clear(&merged);
+    json_decref(fx);
+    free(ftext);
+    free(rtext);
+    an_ratecard_free(&rc);
+}
+
+/* Events of several messages applied one at a time in a shuffled order with duplicates: the
+ * rows moved by contribution(new) - contribution(old) of each change end equal to the rows of
+ * the final documents, and the documents equal those the updates make in order. */
+static void
+rows__changes_as_deltas__equal_rows_of_final_documents(void **state)
+{
+    enum { NMSG = 6 };
+    struct an_event evs[NMSG * 6];
+    struct an_error e = {.has_code = true, .code = 131026, .title = "Message Undeliverable"};
+    char ids[NMSG][8];
+    json_t *docs = json_object(), *store = json_object(), *doc, *row;
+    struct an_totals from_store, from_docs;
+    struct an_rows final;
+    const char *key;
+    size_t n = 0;
+    unsigned seed = 7;
+    int64_t t0 = 1796374800000LL;
+
+    (void)state;
+    for (int m = 0; m < NMSG; m++) {
+        snprintf(ids[m], sizeof(ids[m]), "m%d", m);
+        for (int s = AN_REQUESTED; s <= AN_READ - (m % 3); s++) {
+            /* the first time of a message straddles a bucket edge for m odd */
+            evs[n++] = (struct an_event){
+                .id = ids[m], .state = (enum an_state)s,
+                .at_ms = t0 + m * 600000LL - (m % 2) * 1000 + s * 1500 + (s == 0) * 3000,
+                .phone_number_id = "100", .template_name = m % 2 ? "a" : "b",
+                .category = "marketing", .type = "template", .contact = "919800000001",
+                .country = "91", .pricing_billable = -1};
+            if (s == AN_SENT) {
+                evs[n - 1].pricing_category = "marketing";
+                evs[n - 1].pricing_type = "regular";
+                evs[n - 1].pricing_billable = 1;
+            }
+        }
+        if (m == 4) {
+            evs[n++] = (struct an_event){.id = ids[m], .state = AN_FAILED, .at_ms = t0 + 9e6,
+                                         .error = &e, .pricing_billable = -1};
+        }
+    }
+    for (size_t round = 0; round < 2 * n; round++) { /* every event, in a shuffled order, twice */
+        const struct an_event *ev = &evs[(round < n ? round : round - n) * 7 % n];
+        json_t *u, *old, *next, *inc;
+        struct an_rows delta;
+
+        if (round % 5 == 4) {
+            ev = &evs[rand_r(&seed) % n]; /* and some more duplicates */
+        }
+        assert_int_equal(an_timeline_update(ev, &u), WA_OK);
+        old = json_object_get(docs, ev->id);
+        next = old != NULL ? json_deep_copy(old) : json_object();
+        assert_int_equal(an_update_apply(next, u, old == NULL), WA_OK);
+        an_rows_init(&delta);
+        assert_int_equal(an_rows_add_message(&delta, next, NULL, 1), WA_OK);
+        assert_int_equal(an_rows_add_message(&delta, old, NULL, -1), WA_OK);
+        for (size_t i = 0; i < delta.n; i++) {
+            json_t *up;
+
+            if ((row = json_object_get(store, delta.v[i].id)) == NULL) {
+                json_object_set_new(store, delta.v[i].id, row = json_object());
+            }
+            inc = an_totals_inc(&delta.v[i].t);
+            up = json_pack("{s:o}", "$inc", inc);
+            assert_int_equal(an_update_apply(row, up, false), WA_OK);
+            json_decref(up);
+        }
+        an_rows_clear(&delta);
+        json_object_set_new(docs, ev->id, next);
+        json_decref(u);
+    }
+    an_totals_init(&from_store);
+    an_totals_init(&from_docs);
+    an_rows_init(&final);
+    json_object_foreach(store, key, row)
+    {
+        an_totals_add_row(&from_store, row);
+    }
+    json_object_foreach(docs, key, doc)
+    {
+        an_totals_add_message(&from_docs, doc, NULL);
+        assert_int_equal(an_rows_add_message(&final, doc, NULL, 1), WA_OK);
+    }
+    assert_same_totals(&from_store, &from_docs);
+    assert_int_equal(from_docs.messages, NMSG);
+    assert_int_equal(from_docs.n[AN_FAILED], 1);
+    for (size_t i = 0; i < final.n; i++) { /* row by row too */
+        struct an_totals one;
+
+        an_totals_init(&one);
+        assert_non_null(json_object_get(store, final.v[i].id));
+        an_totals_add_row(&one, json_object_get(store, final.v[i].id));
+        assert_same_totals(&one, &final.v[i].t);
+        an_totals_clear(&one);
+    }
+    an_rows_clear(&final);
+    an_totals_clear(&from_store);
+    an_totals_clear(&from_docs);
+    json_decref(docs);
+    json_decref(store);
+}
+
 static void
 engagement__reply_within_24h_and_first_response(void **state)
 {
@@ -502,6 +682,8 @@ main(void)
         cmocka_unit_test(ratecard__effective_dates_free_types_and_errors),
         cmocka_unit_test(ratecard__shipped_sample__parses),
         cmocka_unit_test(cost__fixture_day__equals_hand_computed_and_buckets_merge),
+        cmocka_unit_test(rows__contributions_merged__equal_totals_of_documents),
+        cmocka_unit_test(rows__changes_as_deltas__equal_rows_of_final_documents),
         cmocka_unit_test(engagement__reply_within_24h_and_first_response),
         cmocka_unit_test(kpis__thresholds),
         cmocka_unit_test(query__parameters__parsed_and_rejected_with_names),
