@@ -24,6 +24,7 @@
 #include "wa/err.h"
 #include "wa/json.h"
 #include "wa/list.h"
+#include "wa/mongo.h"
 #include "wa/service.h"
 
 /* ---- timeline ---- */
@@ -212,6 +213,9 @@ struct an_ratecard {
 enum wa_err an_ratecard_parse(const char *text, size_t len, struct an_ratecard *rc,
                               struct wa_error *error);
 void an_ratecard_free(struct an_ratecard *rc);
+/* Loads the rate card file path (empty or NULL: none, rc left empty). WA_ECONFIG naming the
+ * file and the fault. */
+enum wa_err an_ratecard_load(const char *path, struct an_ratecard *rc, struct wa_error *error);
 /* The longest calling code of the card that prefixes the digits of contact; NULL when none. */
 const char *an_ratecard_country(const struct an_ratecard *rc, const char *contact);
 /*
@@ -380,6 +384,11 @@ struct an {
     struct an_batch *filling; /* events waiting for the next write */
     struct an_batch *writing; /* the write in progress, or NULL */
     struct wa_timer *flush_timer;
+    /* journals (consume.c): replayed before the first batch; ids only grow */
+    bool replayed;
+    json_t *replay; /* journals left to apply */
+    struct wa_timer *replay_timer;
+    int64_t journal_last;
     struct wa_timer *kpi_timer;
     bool draining;
     size_t queries;             /* API queries in progress */
@@ -415,8 +424,11 @@ struct an_scan {
     struct an *an; /* set to NULL by stop: the scan then ends with WA_ECLOSED */
     struct an_query q;
     const struct an_tz *tz; /* borrowed from an->zones */
-    json_t *messages;       /* matching the filters, "at" in [from, to) */
-    json_t *inbound;        /* "at" in [from, to + 24 h) */
+    bool engagement;        /* set by the caller: load messages and inbound (summary, KPIs) */
+    json_t *rows;           /* matching the filters, half hour overlapping [from, to) */
+    struct wa_mongo_cursor *cursor;
+    json_t *messages; /* matching the filters, "at" in [from, to) */
+    json_t *inbound;  /* "at" in [from, to + 24 h) */
     char last_id[256];
     int phase;
     an_scan_fn done;
@@ -427,6 +439,9 @@ struct an_scan {
  * returned and done never runs). */
 enum wa_err an_scan_start(struct an *an, struct an_scan *scan, an_scan_fn done, void *arg);
 void an_scan_cleanup(struct an_scan *scan);
+/* A document read from a cursor as JSON (relaxed Extended JSON). New reference; NULL when out
+ * of memory. */
+json_t *an_bson_json(const bson_t *doc);
 /* Figures of the scan: the whole period (engagement included). New reference. */
 json_t *an_scan_summary(const struct an_scan *scan, struct an_totals *out_totals);
 /* Per period of the query's granularity in its zone. New reference. */
@@ -441,6 +456,10 @@ enum wa_err an_dashboard_start(struct an *an, struct wa_error *error);
 const struct an_tz *an_zone(struct an *an, const char *name, struct wa_error *error);
 /* Answers req with application/problem+json. */
 void an_problem(struct wa_http_req *req, int status, const char *title, const char *detail);
+
+/* rebuild.c: `wa-analytics rebuild`: every row recomputed from the message documents; 0 on
+ * success, 1 on a MongoDB error, 2 on a configuration error. */
+int an_rebuild_main(void);
 
 /* health.c: metrics and the KPI gauges (recomputed every WA_ANALYTICS_KPI_INTERVAL). */
 enum wa_err an_health_start(struct an *an, struct wa_error *error);

@@ -232,6 +232,7 @@ report(struct wa_http_req *req, struct an *an, enum report kind)
     j->kind = kind;
     j->scan.q = q;
     j->scan.tz = tz;
+    j->scan.engagement = kind != SERIES;
     if (an_scan_start(an, &j->scan, on_scanned, j) != WA_OK) {
         wa_http_req_set_data(req, NULL);
         an_problem(req, 500, "Internal Server Error", "out of memory");

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "analytics.h"
+#include "wa/clock.h"
 #include "wa/cloudevent.h"
 #include "wa/contract.h"
 #include "wa/contract_outbound.h"
@@ -40,12 +41,17 @@ static const char *const topics[] = {
 };
 #define NTOPICS (sizeof(topics) / sizeof(topics[0]))
 
+/* The phases of a batch's write, in order (run_phase). */
+enum phase { P_LOAD, P_JOURNAL, P_OPS, P_ROWS, P_FORGET, P_ERASE, P_DONE };
+
 struct an_batch {
-    struct an *an; /* the service's state: outlives every batch */
-    json_t *ops;   /* updates, one per document (merged), then erasures */
-    json_t *index; /* "<coll>/<_id>" -> its update in ops */
-    json_t *erase; /* erasure operations, run after the updates */
-    int phase;     /* 0: updates being written, 1: erasures */
+    struct an *an;   /* the service's state: outlives every batch */
+    json_t *ops;     /* updates, one per document (merged) */
+    json_t *index;   /* "<coll>/<_id>" -> its update in ops */
+    json_t *erase;   /* erasure operations, run after the updates */
+    json_t *olds;    /* P_LOAD: message _id -> the stored document, or null */
+    json_t *journal; /* {_id, ops, rows}, or NULL when no row changes */
+    enum phase phase;
     struct wa_kafka_msg **msgs;
     size_t nmsgs, cap;
     size_t pending;
@@ -302,14 +308,16 @@ batch_free(struct an_batch *b)
     json_decref(b->ops);
     json_decref(b->index);
     json_decref(b->erase);
+    json_decref(b->olds);
+    json_decref(b->journal);
     free(b->msgs);
     wa_timer_free(b->retry);
     free(b);
 }
 
-static void write_batch(struct an_batch *b);
-static void write_ops(struct an_batch *b, const json_t *ops);
+static void run_phase(struct an_batch *b);
 static void flush(struct an *an);
+static void replay_next(struct an *an);
 
 bool
 an_busy(const struct an *an)
@@ -322,18 +330,126 @@ static void
 on_retry(struct wa_timer *t, void *arg)
 {
     (void)t;
-    write_batch(arg);
+    run_phase(arg);
 }
 
-/* Every write of the batch answered. */
+/* A fresh journal id: above every id used or found (replay), so each row's guard "j < id"
+ * holds for this batch only; microseconds of the wall clock when it is ahead. */
+static int64_t
+journal_id(struct an *an)
+{
+    int64_t now = (int64_t)wa_clock_wall_ms() * 1000;
+
+    an->journal_last = now > an->journal_last ? now : an->journal_last + 1;
+    return an->journal_last;
+}
+
+/*
+ * The rows' change of the batch: each message document as the batch's update leaves it
+ * (an_update_apply on the document read in P_LOAD) contributes to its row, the document as
+ * read is taken away. The journal {_id, ops, rows: [{_id, dims, inc}]} carries the updates and
+ * the changes; NULL when no row changes (then the updates alone are the batch).
+ */
+static enum wa_err
+make_journal(struct an_batch *b)
+{
+    struct an *an = b->an;
+    struct an_rows rows;
+    json_t *list = NULL, *op;
+    enum wa_err err = WA_OK;
+    size_t i;
+
+    an_rows_init(&rows);
+    json_array_foreach(b->ops, i, op)
+    {
+        const char *id = wa_json_path_str(op, "filter._id");
+        json_t *old, *doc;
+
+        if (strcmp(wa_json_str(op, "coll"), AN_COLL_MESSAGES) != 0 || id == NULL) {
+            continue;
+        }
+        old = json_object_get(b->olds, id);
+        old = json_is_object(old) ? old : NULL;
+        if ((doc = old != NULL ? json_deep_copy(old) : json_object()) == NULL) {
+            err = WA_ENOMEM;
+            goto out;
+        }
+        if ((err = an_update_apply(doc, json_object_get(op, "update"), old == NULL)) != WA_OK ||
+            (err = an_rows_add_message(&rows, doc, &an->ratecard, 1)) != WA_OK ||
+            (err = an_rows_add_message(&rows, old, &an->ratecard, -1)) != WA_OK) {
+            json_decref(doc);
+            goto out;
+        }
+        json_decref(doc);
+    }
+    if ((list = json_array()) == NULL) {
+        err = WA_ENOMEM;
+        goto out;
+    }
+    for (i = 0; i < rows.n; i++) {
+        json_t *inc = an_totals_inc(&rows.v[i].t);
+
+        if (inc == NULL) {
+            err = WA_ENOMEM;
+            goto out;
+        }
+        if (json_object_size(inc) == 0) { /* changes that cancel out */
+            json_decref(inc);
+            continue;
+        }
+        if (json_array_append_new(list, json_pack("{s:s, s:O, s:o}", "_id", rows.v[i].id, "dims",
+                                                  rows.v[i].dims, "inc", inc)) != 0) {
+            err = WA_ENOMEM;
+            goto out;
+        }
+    }
+    json_decref(b->journal);
+    b->journal = NULL;
+    if (json_array_size(list) > 0 &&
+        (b->journal = json_pack("{s:I, s:O, s:O}", "_id", (json_int_t)journal_id(an), "ops", b->ops,
+                                "rows", list)) == NULL) {
+        err = WA_ENOMEM;
+    }
+out:
+    json_decref(list);
+    an_rows_clear(&rows);
+    return err;
+}
+
+/* The batch is written (or a replayed journal applied): hand its events back. */
 static void
-batch_done(struct an_batch *b)
+batch_end(struct an_batch *b)
+{
+    struct an *an = b->an;
+
+    for (size_t i = 0; i < b->nmsgs; i++) {
+        wa_kafka_consumer_done(an->consumer, b->msgs[i]);
+    }
+    if (b->nmsgs > 0) {
+        wa_counter_inc(an->m.batches);
+        wa_histogram_observe(an->m.batch_size, (double)b->nmsgs);
+    }
+    an->writing = NULL;
+    batch_free(b);
+    if (json_array_size(an->replay) > 0) {
+        replay_next(an);
+    } else if (an->filling != NULL && an->filling->nmsgs > 0) {
+        flush(an); /* what arrived during the write goes next, without waiting */
+    }
+}
+
+/* Every operation of the phase answered. A failure retries a second later from the phase the
+ * batch can repeat: the loads (nothing written yet), else the journal's insert (everything
+ * after it is idempotent or guarded). */
+static void
+phase_done(struct an_batch *b)
 {
     struct an *an = b->an;
 
     if (b->failed) {
         wa_counter_inc(an->m.write_errors);
         wa_log_warn(NULL, "batch of %zu events not written; retrying in %d ms", b->nmsgs, RETRY_MS);
+        b->phase = b->phase == P_LOAD ? P_LOAD : b->journal != NULL ? P_JOURNAL : P_OPS;
         if (b->retry == NULL) {
             b->retry = wa_timer_new(an->loop, on_retry, b);
         }
@@ -342,29 +458,31 @@ batch_done(struct an_batch *b)
             return;
         }
         /* no timer: retry at once rather than lose the batch */
-        write_batch(b);
+        run_phase(b);
         return;
     }
-    if (b->phase == 0 && json_array_size(b->erase) > 0) {
-        b->phase = 1;
-        write_ops(b, b->erase);
+    if (b->phase == P_LOAD && make_journal(b) != WA_OK) {
+        b->failed = true;
+        phase_done(b);
         return;
     }
-    for (size_t i = 0; i < b->nmsgs; i++) {
-        wa_kafka_consumer_done(an->consumer, b->msgs[i]);
+    b->phase++;
+    if (b->journal == NULL && (b->phase == P_JOURNAL || b->phase == P_ROWS)) {
+        b->phase++; /* no row changes: the updates alone */
     }
-    wa_counter_inc(an->m.batches);
-    wa_histogram_observe(an->m.batch_size, (double)b->nmsgs);
-    an->writing = NULL;
-    batch_free(b);
-    if (an->filling != NULL && an->filling->nmsgs > 0) {
-        flush(an); /* what arrived during the write goes next, without waiting */
+    if (b->journal == NULL && b->phase == P_FORGET) {
+        b->phase++;
     }
+    if (b->phase == P_DONE) {
+        batch_end(b);
+        return;
+    }
+    run_phase(b);
 }
 
 struct write_op {
     struct an_batch *b;
-    const json_t *op;
+    const json_t *op; /* update or erasure (P_OPS, P_ERASE), row change (P_ROWS) */
     int tries;
     /* erasure */
     const char *coll;
@@ -381,6 +499,9 @@ on_updated(void *arg, enum wa_err err, int64_t matched, int64_t modified, bool u
 
     (void)modified;
     (void)upserted;
+    if (err == WA_EEXIST && w->b->phase == P_ROWS) {
+        err = WA_OK; /* the guard did not match: this journal's change is already in the row */
+    }
     if (err == WA_EEXIST && ++w->tries < EEXIST_TRIES) {
         start_op(w); /* two upserts of one new _id raced: the second one now updates */
         return;
@@ -397,6 +518,26 @@ on_updated(void *arg, enum wa_err err, int64_t matched, int64_t modified, bool u
     op_finish(w, err);
 }
 
+/* A row change applied once: the upsert matches only while the row's last journal is older
+ * than this one; otherwise it tries to insert the existing _id and fails with WA_EEXIST. */
+static enum wa_err
+start_row(struct write_op *w)
+{
+    struct an *an = w->b->an;
+    json_int_t jid = json_integer_value(json_object_get(w->b->journal, "_id"));
+    json_t *f = json_pack("{s:O, s:{s:{s:I}}}", "_id", json_object_get(w->op, "_id"), "j", "$not",
+                          "$gte", jid);
+    json_t *u = json_pack("{s:O, s:{s:I}, s:O}", "$inc", json_object_get(w->op, "inc"), "$set", "j",
+                          jid, "$setOnInsert", json_object_get(w->op, "dims"));
+    enum wa_err err = f != NULL && u != NULL ? wa_mongo_update_one(an->mongo, AN_COLL_BUCKETS, f, u,
+                                                                   true, on_updated, w)
+                                             : WA_ENOMEM;
+
+    json_decref(f);
+    json_decref(u);
+    return err;
+}
+
 static void
 start_op(struct write_op *w)
 {
@@ -404,7 +545,9 @@ start_op(struct write_op *w)
     const char *erase = wa_json_str(w->op, "erase");
     enum wa_err err;
 
-    if (erase != NULL) {
+    if (w->b->phase == P_ROWS) {
+        err = start_row(w);
+    } else if (erase != NULL) {
         json_t *f = json_pack("{s:s}", "contact", erase);
         json_t *u = json_pack("{s:{s:s}}", "$set", "contact", w->pseudonym);
 
@@ -424,23 +567,29 @@ start_op(struct write_op *w)
 }
 
 static void
-op_finish(struct write_op *w, enum wa_err err)
+batch_op_done(struct an_batch *b, enum wa_err err)
 {
-    struct an_batch *b = w->b;
-
     if (err != WA_OK) {
         if (!b->failed) {
             wa_log_warn(NULL, "analytics write failed: %s", wa_err_name(err));
         }
         b->failed = true;
     }
-    free(w);
     if (--b->pending == 0) {
-        batch_done(b);
+        phase_done(b);
     }
 }
 
-/* Starts every operation of ops (updates, or erasures) at once. */
+static void
+op_finish(struct write_op *w, enum wa_err err)
+{
+    struct an_batch *b = w->b;
+
+    free(w);
+    batch_op_done(b, err);
+}
+
+/* Starts every operation of ops (updates, erasures or row changes) at once. */
 static void
 write_ops(struct an_batch *b, const json_t *ops)
 {
@@ -448,7 +597,6 @@ write_ops(struct an_batch *b, const json_t *ops)
     const json_t *op;
     char ulid[WA_ULID_LEN];
 
-    b->pending = 1; /* held while the writes start, so none can finish the batch early */
     json_array_foreach(ops, i, op)
     {
         struct write_op *w = calloc(1, sizeof(*w));
@@ -467,18 +615,283 @@ write_ops(struct an_batch *b, const json_t *ops)
         b->pending++;
         start_op(w);
     }
-    if (--b->pending == 0) {
-        batch_done(b);
+}
+
+struct load {
+    struct an_batch *b;
+    char id[];
+};
+
+static void
+on_loaded(void *arg, enum wa_err err, json_t *doc)
+{
+    struct load *l = arg;
+    struct an_batch *b = l->b;
+
+    if (err == WA_OK || err == WA_ENOTFOUND) {
+        err = json_object_set(b->olds, l->id, err == WA_OK ? doc : json_null()) == 0 ? WA_OK
+                                                                                     : WA_ENOMEM;
+    }
+    free(l);
+    batch_op_done(b, err);
+}
+
+/* P_LOAD: the stored documents of the batch's messages, read by _id (MongoDB-wire servers
+ * without an index on "$in", such as FerretDB, answer an _id equality alone from the index). */
+static void
+load_docs(struct an_batch *b)
+{
+    size_t i;
+    const json_t *op;
+
+    json_decref(b->olds);
+    if ((b->olds = json_object()) == NULL) {
+        b->failed = true;
+        return;
+    }
+    json_array_foreach(b->ops, i, op)
+    {
+        const char *id = wa_json_path_str(op, "filter._id");
+        size_t len = id != NULL ? strlen(id) : 0;
+        struct load *l;
+        enum wa_err err;
+
+        if (strcmp(wa_json_str(op, "coll"), AN_COLL_MESSAGES) != 0 || id == NULL) {
+            continue;
+        }
+        if ((l = malloc(sizeof(*l) + len + 1)) == NULL) {
+            b->failed = true;
+            continue;
+        }
+        l->b = b;
+        memcpy(l->id, id, len + 1);
+        b->pending++;
+        err = wa_mongo_find_one(b->an->mongo, AN_COLL_MESSAGES, json_object_get(op, "filter"), NULL,
+                                on_loaded, l);
+        if (err != WA_OK) {
+            free(l);
+            batch_op_done(b, err);
+        }
     }
 }
 
-/* Phase 0: the updates (one per document); phase 1: the erasures, after them. */
 static void
-write_batch(struct an_batch *b)
+on_journal_written(void *arg, enum wa_err err)
 {
+    /* WA_EEXIST: written by an earlier try of this batch */
+    batch_op_done(arg, err == WA_EEXIST ? WA_OK : err);
+}
+
+/* Stored as {_id, batch: the text of {ops, rows}}: the updates' field names ("$min",
+ * "t.sent") are not field names a MongoDB-wire server takes in a stored document. */
+static enum wa_err
+journal_write(struct an_batch *b)
+{
+    json_t *body = json_pack("{s:O, s:O}", "ops", json_object_get(b->journal, "ops"), "rows",
+                             json_object_get(b->journal, "rows"));
+    char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_t *doc = text != NULL ? json_pack("{s:O, s:s}", "_id", json_object_get(b->journal, "_id"),
+                                           "batch", text)
+                               : NULL;
+    enum wa_err err =
+        doc != NULL ? wa_mongo_insert_one(b->an->mongo, AN_COLL_JOURNAL, doc, on_journal_written, b)
+                    : WA_ENOMEM;
+
+    json_decref(doc);
+    free(text);
+    json_decref(body);
+    return err;
+}
+
+static void
+on_journal_forgotten(void *arg, enum wa_err err, int64_t count)
+{
+    (void)count;
+    batch_op_done(arg, err);
+}
+
+/*
+ * A batch, in phases (README.md "Guarantees"): P_LOAD reads the documents it changes and
+ * computes the rows' change; P_JOURNAL stores it with the updates; P_OPS writes the updates;
+ * P_ROWS applies each row's change once; P_FORGET deletes the journal; P_ERASE runs the
+ * erasures; then the events are handed back. A crash after P_JOURNAL leaves the journal, which
+ * the next start applies again (an_consume_start) before any new batch.
+ */
+static void
+run_phase(struct an_batch *b)
+{
+    enum wa_err err = WA_OK;
+    json_t *f;
+
     b->failed = false;
-    b->phase = 0;
-    write_ops(b, b->ops);
+    b->pending = 1; /* held while the phase starts, so none can finish it early */
+    switch (b->phase) {
+    case P_LOAD:
+        load_docs(b);
+        break;
+    case P_JOURNAL:
+        b->pending++;
+        err = journal_write(b);
+        break;
+    case P_OPS:
+        write_ops(b, b->ops);
+        break;
+    case P_ROWS:
+        write_ops(b, json_object_get(b->journal, "rows"));
+        break;
+    case P_FORGET:
+        f = json_pack("{s:O}", "_id", json_object_get(b->journal, "_id"));
+        b->pending++;
+        err = f != NULL
+                  ? wa_mongo_delete_many(b->an->mongo, AN_COLL_JOURNAL, f, on_journal_forgotten, b)
+                  : WA_ENOMEM;
+        json_decref(f);
+        break;
+    default:
+        write_ops(b, b->erase);
+        break;
+    }
+    if (err != WA_OK) {
+        batch_op_done(b, err);
+    }
+    batch_op_done(b, WA_OK);
+}
+
+/* ---- journals left by a crash: applied before any new batch ---- */
+
+static void
+replay_next(struct an *an)
+{
+    struct an_batch *b = batch_new(an);
+    json_t *j = json_array_get(an->replay, 0);
+
+    if (b == NULL) {
+        wa_log_error(NULL, "out of memory: journal not replayed; retrying");
+        wa_timer_start(an->replay_timer, RETRY_MS, 0);
+        return;
+    }
+    wa_log_info(NULL, "replaying the journal %lld of a batch not finished",
+                (long long)json_integer_value(json_object_get(j, "_id")));
+    json_decref(b->ops);
+    b->ops = json_incref(json_object_get(j, "ops"));
+    b->journal = json_incref(j);
+    (void)json_array_remove(an->replay, 0);
+    if (!json_is_array(b->ops) || !json_is_array(json_object_get(j, "rows"))) {
+        wa_log_error(NULL, "journal %lld malformed: left in place",
+                     (long long)json_integer_value(json_object_get(j, "_id")));
+        batch_free(b);
+        replay_next(an);
+        return;
+    }
+    b->phase = P_JOURNAL;
+    an->writing = b;
+    run_phase(b);
+}
+
+static int
+journal_cmp(const void *a, const void *b)
+{
+    json_int_t x = json_integer_value(json_object_get(*(json_t *const *)a, "_id"));
+    json_int_t y = json_integer_value(json_object_get(*(json_t *const *)b, "_id"));
+
+    return (x > y) - (x < y);
+}
+
+static void replay_start(struct an *an);
+
+static void
+on_journals(void *arg, enum wa_err err, json_t *docs)
+{
+    struct an *an = arg;
+    json_t **v;
+    size_t n = json_array_size(docs), i;
+    json_t *d;
+
+    if (err != WA_OK) {
+        wa_log_warn(NULL, "journal not read: %s; retrying", wa_err_name(err));
+        wa_timer_start(an->replay_timer, RETRY_MS, 0);
+        return;
+    }
+    if ((v = calloc(n + 1, sizeof(*v))) == NULL || (an->replay = json_array()) == NULL) {
+        free(v);
+        wa_timer_start(an->replay_timer, RETRY_MS, 0);
+        return;
+    }
+    json_array_foreach(docs, i, d)
+    {
+        const char *text = wa_json_str(d, "batch");
+        json_t *body = text != NULL ? json_loads(text, 0, NULL) : NULL;
+
+        if (json_is_object(body)) {
+            (void)json_object_update_missing(d, body);
+        }
+        json_decref(body);
+        v[i] = d;
+        if (json_integer_value(json_object_get(d, "_id")) > an->journal_last) {
+            an->journal_last = json_integer_value(json_object_get(d, "_id"));
+        }
+    }
+    qsort(v, n, sizeof(*v), journal_cmp); /* in the order they were written */
+    for (i = 0; i < n; i++) {
+        (void)json_array_append(an->replay, v[i]);
+    }
+    free(v);
+    an->replayed = true;
+    if (n > 0) {
+        replay_next(an);
+    } else if (an->filling != NULL && an->filling->nmsgs > 0) {
+        flush(an);
+    }
+}
+
+static void
+on_last_row(void *arg, enum wa_err err, json_t *doc)
+{
+    struct an *an = arg;
+    json_t *opts = json_pack("{s:i}", "limit", 1000);
+
+    if (err != WA_OK && err != WA_ENOTFOUND) {
+        wa_log_warn(NULL, "rows not read: %s; retrying", wa_err_name(err));
+        json_decref(opts);
+        wa_timer_start(an->replay_timer, RETRY_MS, 0);
+        return;
+    }
+    if (err == WA_OK && json_integer_value(json_object_get(doc, "j")) > an->journal_last) {
+        an->journal_last = json_integer_value(json_object_get(doc, "j"));
+    }
+    if (opts == NULL ||
+        wa_mongo_find(an->mongo, AN_COLL_JOURNAL, NULL, opts, on_journals, an) != WA_OK) {
+        wa_timer_start(an->replay_timer, RETRY_MS, 0);
+    }
+    json_decref(opts);
+}
+
+/* Before the first batch: the newest journal id in the rows (new ids go above it, whatever the
+ * clock did since), then every journal left, in order. */
+static void
+replay_start(struct an *an)
+{
+    json_t *opts =
+        json_pack("{s:{s:i}, s:{s:i, s:i}}", "sort", "j", -1, "projection", "j", 1, "_id", 0);
+
+    if (opts == NULL ||
+        wa_mongo_find_one(an->mongo, AN_COLL_BUCKETS, NULL, opts, on_last_row, an) != WA_OK) {
+        wa_timer_start(an->replay_timer, RETRY_MS, 0);
+    }
+    json_decref(opts);
+}
+
+static void
+on_replay_timer(struct wa_timer *t, void *arg)
+{
+    struct an *an = arg;
+
+    (void)t;
+    if (!an->replayed) {
+        replay_start(an);
+    } else if (an->writing == NULL && json_array_size(an->replay) > 0) {
+        replay_next(an);
+    }
 }
 
 static void
@@ -487,12 +900,13 @@ flush(struct an *an)
     struct an_batch *b = an->filling;
 
     wa_timer_stop(an->flush_timer);
-    if (an->writing != NULL || b == NULL || b->nmsgs == 0) {
+    if (!an->replayed || an->writing != NULL || b == NULL || b->nmsgs == 0) {
         return;
     }
     an->filling = NULL;
     an->writing = b;
-    write_batch(b);
+    b->phase = P_LOAD;
+    run_phase(b);
 }
 
 static void
@@ -637,9 +1051,11 @@ an_consume_start(struct an *an, struct wa_error *error)
         snprintf(names[i], sizeof(names[i]), "%s%s", an->topic_prefix, topics[i]);
         list[i] = names[i];
     }
-    if ((an->flush_timer = wa_timer_new(an->loop, on_flush_timer, an)) == NULL) {
+    if ((an->flush_timer = wa_timer_new(an->loop, on_flush_timer, an)) == NULL ||
+        (an->replay_timer = wa_timer_new(an->loop, on_replay_timer, an)) == NULL) {
         return wa_error_set(error, WA_ENOMEM, "out of memory");
     }
+    replay_start(an);
     return wa_service_consumer(an->svc, &sc, &an->consumer, error);
 }
 
@@ -661,4 +1077,8 @@ an_consume_stop(struct an *an)
     an->filling = NULL;
     wa_timer_free(an->flush_timer);
     an->flush_timer = NULL;
+    wa_timer_free(an->replay_timer);
+    an->replay_timer = NULL;
+    json_decref(an->replay);
+    an->replay = NULL;
 }

@@ -43,7 +43,7 @@ on_kpi_scan(struct an_scan *scan, enum wa_err err, void *arg)
                 wa_gauge_set(an->m.kpi_value[i], k[i].value);
                 wa_gauge_set(an->m.kpi_pass[i], k[i].pass ? 1 : 0);
             }
-            wa_gauge_set(an->m.kpi_messages, (double)json_array_size(scan->messages));
+            wa_gauge_set(an->m.kpi_messages, (double)t.messages);
             an_totals_clear(&t);
         } else if (err != WA_ECLOSED) {
             wa_log_warn(NULL, "KPI gauges not updated: %s", wa_err_name(err));
@@ -69,6 +69,7 @@ on_kpi_timer(struct wa_timer *timer, void *arg)
     job->scan.q.to_ms = (int64_t)wa_clock_wall_ms();
     job->scan.q.from_ms = job->scan.q.to_ms - an->cfg->kpi_period_ms;
     job->scan.tz = utc;
+    job->scan.engagement = true;
     if (an_scan_start(an, &job->scan, on_kpi_scan, job) != WA_OK) {
         free(job);
         return;

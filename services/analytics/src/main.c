@@ -39,45 +39,13 @@ ensure_indexes(struct an *an)
     static const struct wa_mongo_index idx[] = {
         {AN_COLL_MESSAGES, "wamid:1", false, 0},   {AN_COLL_MESSAGES, "at:1", false, 0},
         {AN_COLL_MESSAGES, "contact:1", false, 0}, {AN_COLL_INBOUND, "at:1", false, 0},
-        {AN_COLL_INBOUND, "contact:1", false, 0},
+        {AN_COLL_INBOUND, "contact:1", false, 0},  {AN_COLL_BUCKETS, "b:1", false, 0},
     };
 
     if (wa_mongo_migrate(an->mongo, NULL, idx, sizeof(idx) / sizeof(idx[0]), on_migrated, NULL) !=
         WA_OK) {
         wa_log_warn(NULL, "analytics collections and indexes not created");
     }
-}
-
-static enum wa_err
-load_ratecard(struct an *an, struct wa_error *error)
-{
-    const char *path = an->cfg->ratecard;
-    FILE *f;
-    char *text;
-    size_t len;
-    enum wa_err err;
-
-    if (path == NULL || path[0] == '\0') {
-        return WA_OK;
-    }
-    if ((f = fopen(path, "rb")) == NULL) {
-        return wa_error_set(error, WA_ECONFIG, "WA_ANALYTICS_RATECARD: cannot open %s", path);
-    }
-    text = malloc(4 << 20);
-    len = text != NULL ? fread(text, 1, 4 << 20, f) : 0;
-    fclose(f);
-    if (text == NULL) {
-        return wa_error_set(error, WA_ENOMEM, "out of memory");
-    }
-    err = an_ratecard_parse(text, len, &an->ratecard, error);
-    free(text);
-    if (err != WA_OK) {
-        char msg[sizeof(error->message)];
-
-        snprintf(msg, sizeof(msg), "%s", error->message);
-        return wa_error_set(error, WA_ECONFIG, "WA_ANALYTICS_RATECARD %s: %s", path, msg);
-    }
-    return WA_OK;
 }
 
 static enum wa_err
@@ -93,7 +61,7 @@ clients_start(struct wa_service *svc, void *state, struct wa_error *error)
     an->metrics = wa_service_metrics(svc);
     wa_list_init(&an->jobs);
     snprintf(an->topic_prefix, sizeof(an->topic_prefix), "%s", cfg->common.topic_prefix);
-    if ((err = load_ratecard(an, error)) != WA_OK ||
+    if ((err = an_ratecard_load(cfg->ratecard, &an->ratecard, error)) != WA_OK ||
         (err = wa_service_mongo(svc, &an->mongo, error)) != WA_OK) {
         return err;
     }
@@ -198,5 +166,8 @@ main(int argc, char **argv)
     struct wa_service_def d = def;
 
     d.nspec = an_config_nspec;
+    if (argc == 2 && strcmp(argv[1], "rebuild") == 0) {
+        return an_rebuild_main();
+    }
     return wa_service_main(argc, argv, &d);
 }

@@ -219,3 +219,34 @@ an_ratecard_cost(const struct an_ratecard *rc, const char *calling_code, const c
     *micros = hit->micros[c];
     return true;
 }
+
+enum wa_err
+an_ratecard_load(const char *path, struct an_ratecard *rc, struct wa_error *error)
+{
+    FILE *f;
+    char *text;
+    size_t len;
+    enum wa_err err;
+
+    if (path == NULL || path[0] == '\0') {
+        return WA_OK;
+    }
+    if ((f = fopen(path, "rb")) == NULL) {
+        return wa_error_set(error, WA_ECONFIG, "WA_ANALYTICS_RATECARD: cannot open %s", path);
+    }
+    text = malloc(4 << 20);
+    len = text != NULL ? fread(text, 1, 4 << 20, f) : 0;
+    fclose(f);
+    if (text == NULL) {
+        return wa_error_set(error, WA_ENOMEM, "out of memory");
+    }
+    err = an_ratecard_parse(text, len, rc, error);
+    free(text);
+    if (err != WA_OK) {
+        char msg[sizeof(error->message)];
+
+        snprintf(msg, sizeof(msg), "%s", error->message);
+        return wa_error_set(error, WA_ECONFIG, "WA_ANALYTICS_RATECARD %s: %s", path, msg);
+    }
+    return WA_OK;
+}

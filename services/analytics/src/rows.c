@@ -55,10 +55,10 @@ an_row_dims(const json_t *doc)
 char *
 an_row_id(const json_t *dims)
 {
-    json_t *key = json_pack("[O, O?, O?, O?, O?]", json_object_get(dims, "b"),
-                            json_object_get(dims, "phone_number_id"),
-                            json_object_get(dims, "template"), json_object_get(dims, "category"),
-                            json_object_get(dims, "country"));
+    json_t *key =
+        json_pack("[O, O?, O?, O?, O?]", json_object_get(dims, "b"),
+                  json_object_get(dims, "phone_number_id"), json_object_get(dims, "template"),
+                  json_object_get(dims, "category"), json_object_get(dims, "country"));
     char *id = key != NULL ? json_dumps(key, JSON_COMPACT) : NULL;
 
     json_decref(key);

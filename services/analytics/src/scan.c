@@ -1,7 +1,8 @@
 /*
- * scan.c: loads the documents a report needs from MongoDB, a page at a time (the message
- * documents of the period, then the inbound messages of the period plus the 24 h a reply may
- * take), and turns them into the summary and the series (report.c).
+ * scan.c: loads what a report needs from MongoDB and turns it into the summary and the series
+ * (report.c): the stored rows of the half hours the period overlaps (rows.c; one pass of a
+ * cursor), then, for the engagement figures of a summary, the message documents of the period
+ * and the inbound messages of the period plus the 24 h a reply may take (a page at a time).
  *
  * Threading: loop thread; MongoDB calls run on the worker pool (libs/mongo).
  */
@@ -48,21 +49,21 @@ on_page(void *arg, enum wa_err err, json_t *docs)
         if (id != NULL) {
             snprintf(s->last_id, sizeof(s->last_id), "%s", id);
         }
-        if (s->phase == 0 && !an_query_match(&s->q, d)) {
+        if (s->phase == 1 && !an_query_match(&s->q, d)) {
             continue;
         }
-        (void)json_array_append(s->phase == 0 ? s->messages : s->inbound, d);
+        (void)json_array_append(s->phase == 1 ? s->messages : s->inbound, d);
     }
     if (json_array_size(s->messages) + json_array_size(s->inbound) > (size_t)s->an->cfg->max_scan) {
         finish(s, WA_ETOOBIG);
         return;
     }
     if (n < PAGE) {
-        if (s->phase == 1) {
+        if (s->phase == 2) {
             finish(s, WA_OK);
             return;
         }
-        s->phase = 1;
+        s->phase = 2;
         s->last_id[0] = '\0';
     }
     next_page(s);
@@ -71,13 +72,13 @@ on_page(void *arg, enum wa_err err, json_t *docs)
 static void
 next_page(struct an_scan *s)
 {
-    int64_t to = s->phase == 0 ? s->q.to_ms : s->q.to_ms + DAY_MS;
+    int64_t to = s->phase == 1 ? s->q.to_ms : s->q.to_ms + DAY_MS;
     json_t *filter = json_pack("{s:{s:I, s:I}, s:{s:s}}", "at", "$gte", (json_int_t)s->q.from_ms,
                                "$lt", (json_int_t)to, "_id", "$gt", s->last_id);
     json_t *opts = json_pack("{s:{s:i}, s:i}", "sort", "_id", 1, "limit", PAGE);
     enum wa_err err =
         filter != NULL && opts != NULL
-            ? wa_mongo_find(s->an->mongo, s->phase == 0 ? AN_COLL_MESSAGES : AN_COLL_INBOUND,
+            ? wa_mongo_find(s->an->mongo, s->phase == 1 ? AN_COLL_MESSAGES : AN_COLL_INBOUND,
                             filter, opts, on_page, s)
             : WA_ENOMEM;
 
@@ -88,30 +89,107 @@ next_page(struct an_scan *s)
     }
 }
 
+json_t *
+an_bson_json(const bson_t *doc)
+{
+    char *text = bson_as_relaxed_extended_json(doc, NULL);
+    json_t *v = text != NULL ? json_loads(text, 0, NULL) : NULL;
+
+    bson_free(text);
+    return v;
+}
+
+static void
+on_rows(void *arg, enum wa_err err, const bson_t *docs, size_t n, bool more)
+{
+    struct an_scan *s = arg;
+
+    if (s->an == NULL) {
+        finish(s, WA_ECLOSED);
+        return;
+    }
+    if (err != WA_OK) {
+        finish(s, err);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *row = an_bson_json(&docs[i]);
+
+        if (row == NULL) {
+            finish(s, WA_ENOMEM);
+            return;
+        }
+        if (an_query_match(&s->q, row)) {
+            (void)json_array_append(s->rows, row);
+        }
+        json_decref(row);
+    }
+    if (more) {
+        if ((err = wa_mongo_cursor_next(s->cursor, on_rows, s)) != WA_OK) {
+            finish(s, err);
+        }
+        return;
+    }
+    if (!s->engagement) {
+        finish(s, WA_OK);
+        return;
+    }
+    s->phase = 1;
+    next_page(s);
+}
+
+/* Phase 0: the rows whose half hour overlaps [from, to), in one pass. */
+static enum wa_err
+rows_start(struct an_scan *s)
+{
+    bson_t *filter = BCON_NEW("b", "{", "$gte", BCON_INT64(an_bucket_half_hour(s->q.from_ms)),
+                              "$lt", BCON_INT64(s->q.to_ms), "}");
+    struct wa_mongo_find_opts opts = {.page_size = 5000};
+    enum wa_err err = filter != NULL ? wa_mongo_cursor_find(s->an->mongo, AN_COLL_BUCKETS, filter,
+                                                            &opts, &s->cursor)
+                                     : WA_ENOMEM;
+
+    bson_destroy(filter);
+    if (err == WA_OK && (err = wa_mongo_cursor_next(s->cursor, on_rows, s)) != WA_OK) {
+        wa_mongo_cursor_free(s->cursor);
+        s->cursor = NULL;
+    }
+    return err;
+}
+
 enum wa_err
 an_scan_start(struct an *an, struct an_scan *s, an_scan_fn done, void *arg)
 {
+    enum wa_err err;
+
     s->an = an;
     s->done = done;
     s->arg = arg;
     s->phase = 0;
     s->last_id[0] = '\0';
+    s->cursor = NULL;
+    s->rows = json_array();
     s->messages = json_array();
     s->inbound = json_array();
-    if (s->messages == NULL || s->inbound == NULL) {
+    if (s->rows == NULL || s->messages == NULL || s->inbound == NULL) {
         an_scan_cleanup(s);
         return WA_ENOMEM;
     }
-    next_page(s);
-    return WA_OK;
+    if ((err = rows_start(s)) != WA_OK) {
+        an_scan_cleanup(s);
+    }
+    return err;
 }
 
 void
 an_scan_cleanup(struct an_scan *s)
 {
+    wa_mongo_cursor_free(s->cursor);
+    s->cursor = NULL;
+    json_decref(s->rows);
     json_decref(s->messages);
     json_decref(s->inbound);
-    s->messages = s->inbound = NULL;
+    s->rows = s->messages = s->inbound = NULL;
 }
 
 static json_t *
@@ -142,68 +220,59 @@ by_sent_desc(const void *a, const void *b)
 }
 
 /* The templates of the period with the most messages sent: [{name, sent, delivered, read,
- * failed}], at most TOP_TEMPLATES, counted like the totals (reached states). */
+ * failed}], at most TOP_TEMPLATES, counted like the totals (reached states), from the rows. */
 #define TOP_TEMPLATES 10
 static json_t *
-top_templates(const json_t *messages, const struct an_ratecard *rc)
+top_templates(const json_t *rows)
 {
     json_t *by = json_object(), *out = json_array(), *v;
-    json_t **rows;
-    const json_t *d;
+    json_t **list;
+    const json_t *r;
     const char *name;
     size_t i, n = 0;
+    static const char *const states[] = {"sent", "delivered", "read", "failed"};
 
     if (by == NULL || out == NULL) {
         json_decref(by);
         json_decref(out);
         return NULL;
     }
-    json_array_foreach(messages, i, d)
+    json_array_foreach(rows, i, r)
     {
-        const char *t = json_string_value(json_object_get(d, "template"));
-        struct an_totals one;
+        const char *t = json_string_value(json_object_get(r, "template"));
         json_t *row;
 
-        if (t == NULL) {
+        if (t == NULL || json_integer_value(json_object_get(r, "m")) == 0) {
             continue;
         }
-        an_totals_init(&one);
-        an_totals_add_message(&one, d, rc);
         if ((row = json_object_get(by, t)) == NULL) {
             row = json_pack("{s:s, s:I, s:I, s:I, s:I}", "name", t, "sent", (json_int_t)0,
                             "delivered", (json_int_t)0, "read", (json_int_t)0, "failed",
                             (json_int_t)0);
             if (row == NULL || json_object_set_new(by, t, row) != 0) {
-                an_totals_clear(&one);
                 continue;
             }
         }
-        (void)json_object_set_new(row, "sent",
-                                  json_integer(json_integer_value(json_object_get(row, "sent")) +
-                                               (json_int_t)one.n[AN_SENT]));
-        (void)json_object_set_new(
-            row, "delivered",
-            json_integer(json_integer_value(json_object_get(row, "delivered")) +
-                         (json_int_t)one.n[AN_DELIVERED]));
-        (void)json_object_set_new(row, "read",
-                                  json_integer(json_integer_value(json_object_get(row, "read")) +
-                                               (json_int_t)one.n[AN_READ]));
-        (void)json_object_set_new(row, "failed",
-                                  json_integer(json_integer_value(json_object_get(row, "failed")) +
-                                               (json_int_t)one.n[AN_FAILED]));
-        an_totals_clear(&one);
+        for (size_t k = 0; k < sizeof(states) / sizeof(states[0]); k++) {
+            json_int_t add =
+                json_integer_value(json_object_get(json_object_get(r, "n"), states[k]));
+
+            (void)json_object_set_new(
+                row, states[k],
+                json_integer(json_integer_value(json_object_get(row, states[k])) + add));
+        }
     }
-    rows = calloc(json_object_size(by) + 1, sizeof(*rows));
-    if (rows != NULL) {
+    list = calloc(json_object_size(by) + 1, sizeof(*list));
+    if (list != NULL) {
         json_object_foreach(by, name, v)
         {
-            rows[n++] = v;
+            list[n++] = v;
         }
-        qsort(rows, n, sizeof(*rows), by_sent_desc);
+        qsort(list, n, sizeof(*list), by_sent_desc);
         for (i = 0; i < n && i < TOP_TEMPLATES; i++) {
-            (void)json_array_append(out, rows[i]);
+            (void)json_array_append(out, list[i]);
         }
-        free(rows);
+        free(list);
     }
     json_decref(by);
     return out;
@@ -218,15 +287,15 @@ an_scan_summary(const struct an_scan *s, struct an_totals *out)
     json_t *o;
 
     an_totals_init(&t);
-    json_array_foreach(s->messages, i, d)
+    json_array_foreach(s->rows, i, d)
     {
-        an_totals_add_message(&t, d, &s->an->ratecard);
+        an_totals_add_row(&t, d);
     }
     an_totals_add_engagement(&t, s->messages, s->inbound, s->q.from_ms, s->q.to_ms);
     o = an_totals_json(&t, s->an->ratecard.currency);
     if (o != NULL) {
         (void)json_object_set_new(o, "period", period_json(s));
-        (void)json_object_set_new(o, "templates", top_templates(s->messages, &s->an->ratecard));
+        (void)json_object_set_new(o, "templates", top_templates(s->rows));
     }
     if (out != NULL) {
         *out = t;
@@ -258,13 +327,13 @@ an_scan_series(const struct an_scan *s)
         json_decref(series);
         return NULL;
     }
-    json_array_foreach(s->messages, i, d)
+    json_array_foreach(s->rows, i, d)
     {
         char key[32];
-        int64_t at = json_integer_value(json_object_get(d, "at"));
+        int64_t b = json_integer_value(json_object_get(d, "b"));
         json_t *slot;
 
-        an_bucket_label(s->tz, an_bucket_half_hour(at), s->q.granularity, key, sizeof(key));
+        an_bucket_label(s->tz, b, s->q.granularity, key, sizeof(key));
         if ((slot = json_object_get(index, key)) == NULL) {
             struct an_totals *p = realloc(per, (n + 1) * sizeof(*per));
 
@@ -277,7 +346,7 @@ an_scan_series(const struct an_scan *s)
             slot = json_object_get(index, key);
             n++;
         }
-        an_totals_add_message(&per[json_integer_value(slot)], d, &s->an->ratecard);
+        an_totals_add_row(&per[json_integer_value(slot)], d);
     }
     /* labels sort as their periods do */
     {

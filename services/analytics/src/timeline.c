@@ -383,8 +383,8 @@ an_update_apply(json_t *doc, const json_t *update, bool inserting)
             }
             old = json_object_get(o, leaf);
             if (i == 4) {
-                json_int_t sum = (json_is_integer(old) ? json_integer_value(old) : 0) +
-                                 json_integer_value(v);
+                json_int_t sum =
+                    (json_is_integer(old) ? json_integer_value(old) : 0) + json_integer_value(v);
 
                 if (json_object_set_new(o, leaf, json_integer(sum)) != 0) {
                     return WA_ENOMEM;

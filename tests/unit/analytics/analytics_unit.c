@@ -434,7 +434,8 @@ rows__contributions_merged__equal_totals_of_documents(void **state)
     assert_true(rows.n > 1);
     for (i = 0; i < rows.n; i++) {
         json_t *doc = row_doc(&rows.v[i].t);
-        struct an_query q = {.category = json_string_value(json_object_get(rows.v[i].dims, "category"))};
+        struct an_query q = {.category =
+                                 json_string_value(json_object_get(rows.v[i].dims, "category"))};
         json_t *dims = rows.v[i].dims;
 
         json_object_update(doc, dims);
@@ -476,12 +477,17 @@ rows__changes_as_deltas__equal_rows_of_final_documents(void **state)
         snprintf(ids[m], sizeof(ids[m]), "m%d", m);
         for (int s = AN_REQUESTED; s <= AN_READ - (m % 3); s++) {
             /* the first time of a message straddles a bucket edge for m odd */
-            evs[n++] = (struct an_event){
-                .id = ids[m], .state = (enum an_state)s,
-                .at_ms = t0 + m * 600000LL - (m % 2) * 1000 + s * 1500 + (s == 0) * 3000,
-                .phone_number_id = "100", .template_name = m % 2 ? "a" : "b",
-                .category = "marketing", .type = "template", .contact = "919800000001",
-                .country = "91", .pricing_billable = -1};
+            evs[n++] = (struct an_event){.id = ids[m],
+                                         .state = (enum an_state)s,
+                                         .at_ms = t0 + m * 600000LL - (m % 2) * 1000 + s * 1500 +
+                                                  (s == 0) * 3000,
+                                         .phone_number_id = "100",
+                                         .template_name = m % 2 ? "a" : "b",
+                                         .category = "marketing",
+                                         .type = "template",
+                                         .contact = "919800000001",
+                                         .country = "91",
+                                         .pricing_billable = -1};
             if (s == AN_SENT) {
                 evs[n - 1].pricing_category = "marketing";
                 evs[n - 1].pricing_type = "regular";
@@ -489,8 +495,11 @@ rows__changes_as_deltas__equal_rows_of_final_documents(void **state)
             }
         }
         if (m == 4) {
-            evs[n++] = (struct an_event){.id = ids[m], .state = AN_FAILED, .at_ms = t0 + 9e6,
-                                         .error = &e, .pricing_billable = -1};
+            evs[n++] = (struct an_event){.id = ids[m],
+                                         .state = AN_FAILED,
+                                         .at_ms = t0 + 9e6,
+                                         .error = &e,
+                                         .pricing_billable = -1};
         }
     }
     for (size_t round = 0; round < 2 * n; round++) { /* every event, in a shuffled order, twice */
