@@ -63,6 +63,9 @@ struct fx {
 
 static struct fx *F;
 
+/* wa-notify settings a setup may change before start_notify (teardown restores them) */
+static const char *nt_park_after = "30s", *nt_max_in_flight = "5000";
+
 /* ---- processes ---- */
 
 /* Starts WA_BIN_DIR/bin with env ("NAME", "value" pairs, NULL-ended) added; output in
@@ -71,14 +74,14 @@ static pid_t
 spawn(const char *bin, const char *const *env)
 {
     static int seq;
-    char path[512], log[256], pairs[16][512];
+    char path[512], log[256], pairs[24][512];
     const char *argv[] = {path, NULL};
-    const char *envp[17];
+    const char *envp[25];
     size_t n = 0;
 
     wa_test_bin_path(bin, path, sizeof(path));
     snprintf(log, sizeof(log), "/tmp/%s-%d-%d.log", bin, (int)getpid(), ++seq);
-    for (size_t i = 0; env[i] != NULL && n < 16; i += 2, n++) {
+    for (size_t i = 0; env[i] != NULL && n < 24; i += 2, n++) {
         snprintf(pairs[n], sizeof(pairs[n]), "%s=%s", env[i], env[i + 1]);
         envp[n] = pairs[n];
     }
@@ -356,6 +359,14 @@ start_notify(const char *mps)
                          "info",
                          "WA_SANDBOX", /* the token file holds wa-cloudsim's public default */
                          "1",
+                         "WA_NOTIFY_PARK_AFTER",
+                         nt_park_after,
+                         "WA_NOTIFY_PARK_TICK",
+                         "100ms",
+                         "WA_NOTIFY_PARK_LEASE",
+                         "3s",
+                         "WA_NOTIFY_MAX_IN_FLIGHT",
+                         nt_max_in_flight,
                          NULL};
     char graph[96], rates[64];
 
@@ -443,6 +454,8 @@ teardown(void **state)
     unlink(F->token_file);
     free(F);
     F = NULL;
+    nt_park_after = "30s";
+    nt_max_in_flight = "5000";
     assert_true(wa_kafka_wait_destroyed(10000));
     return 0;
 }
@@ -870,6 +883,173 @@ kill9__mid_run__none_lost_duplicates_only_in_flight(void **state)
     free(seen);
 }
 
+/* ---- parking: thousands of future-dated requests beside immediate ones ---- */
+
+#define PARK_N   3000
+#define PARK_NOW 100
+
+/* The value of an unlabelled series in wa-notify's /metrics, or -1. */
+static double
+metric(const char *name)
+{
+    char url[128];
+    struct wa_buf b;
+    double v = -1;
+    size_t n = strlen(name);
+
+    snprintf(url, sizeof(url), "%s/metrics", F->nt_url);
+    wa_buf_init(&b, 0);
+    if (http("GET", url, NULL, &b) == 200 && wa_buf_append(&b, "", 1) == WA_OK) {
+        for (const char *p = b.data; p != NULL && *p != '\0'; p = strchr(p, '\n')) {
+            p += *p == '\n';
+            if (strncmp(p, name, n) == 0 && p[n] == ' ') {
+                v = strtod(p + n + 1, NULL);
+                break;
+            }
+        }
+    }
+    wa_buf_cleanup(&b);
+    return v;
+}
+
+struct metric_at_least {
+    const char *name;
+    double min;
+};
+
+static bool
+metric_reached(void *arg)
+{
+    const struct metric_at_least *m = arg;
+
+    return metric(m->name) >= m->min;
+}
+
+static void
+on_zcard(void *arg, enum wa_err err, const struct wa_kv_reply *reply)
+{
+    *(long long *)arg = err == WA_OK ? wa_kv_reply_int(reply) : -2;
+}
+
+static bool
+llong_set(void *arg)
+{
+    return *(long long *)arg != -1;
+}
+
+/* Entries in the parking store. */
+static long long
+parked_in_redis(void)
+{
+    char key[128];
+    const char *argv[2] = {"ZCARD", key};
+    long long n = -1;
+
+    snprintf(key, sizeof(key), "%snt:park", F->prefix);
+    assert_int_equal(wa_kv_command_argv(F->kv, 2, argv, NULL, on_zcard, &n), WA_OK);
+    assert_true(wa_test_run_until(F->loop, llong_set, &n, 5000));
+    return n;
+}
+
+static bool
+parked_all_accepted(void *arg)
+{
+    size_t accepted = 0;
+
+    (void)arg;
+    for (size_t i = 0; i < F->nres; i++) {
+        accepted += strncmp(F->res[i].request_id, "pk-", 3) == 0 &&
+                    strcmp(F->res[i].status, "accepted") == 0;
+    }
+    return accepted >= PARK_N;
+}
+
+static void
+park_request(const char *id, const char *to, uint64_t not_before)
+{
+    char extra[64];
+
+    snprintf(extra, sizeof(extra), "\"not_before\":%llu", (unsigned long long)not_before);
+    request(id, to, "template", "{\"name\":\"hello_world\",\"language\":{\"code\":\"en_US\"}}",
+            extra);
+}
+
+/* 3,000 requests due in 30 s (beyond WA_NOTIFY_PARK_AFTER=1s) ahead of 100 immediate ones, with
+ * WA_NOTIFY_MAX_IN_FLIGHT=200: held in memory they would stall the consumer; parked, the
+ * immediate ones go out at once. A duplicate of a parked request parks nothing more; kill -9
+ * while they are parked; the next instance sends each exactly once, not before not_before.
+ * One 31 days ahead is refused as invalid. */
+static void
+park__thousands_future_dated__immediate_not_stalled_kill9_none_lost_none_twice(void **state)
+{
+    uint64_t due = wa_clock_wall_ms() + 30000;
+    char id[32], to[32];
+    struct metric_at_least parked = {"wa_notify_parked_total", PARK_N};
+    struct metric_at_least released = {"wa_notify_released_total", 1};
+    size_t dups = 0;
+    json_t *msgs;
+    struct seen *s;
+
+    (void)state;
+    for (int k = 0; k < PARK_N; k++) {
+        snprintf(id, sizeof(id), "pk-%d", k);
+        snprintf(to, sizeof(to), "1888%07d", k);
+        park_request(id, to, due);
+    }
+    park_request("pk-far", "18890000000", wa_clock_wall_ms() + 31ull * 24 * 3600 * 1000);
+    for (int k = 0; k < PARK_NOW; k++) {
+        snprintf(id, sizeof(id), "pn-%d", k);
+        snprintf(to, sizeof(to), "1887%07d", k);
+        request(id, to, "template", "{\"name\":\"hello_world\",\"language\":{\"code\":\"en_US\"}}",
+                "");
+    }
+    /* redelivered copies of parked requests */
+    for (int k = 0; k < 10; k++) {
+        snprintf(id, sizeof(id), "pk-%d", k);
+        snprintf(to, sizeof(to), "1888%07d", k);
+        park_request(id, to, due);
+    }
+    for (int k = 0; k < PARK_NOW; k++) {
+        snprintf(id, sizeof(id), "pn-%d", k);
+        s = wait_result(id);
+        assert_string_equal(s->status, "accepted");
+        assert_true(s->first_ms < due); /* not stalled behind the parked ones */
+    }
+    s = wait_result("pk-far");
+    assert_string_equal(s->reason, "invalid");
+    wait_dlq("pk-far");
+    assert_true(wa_test_run_until(F->loop, metric_reached, &parked, WAIT_MS));
+    wa_test_run_for(F->loop, 1000);        /* the duplicates are consumed by now */
+    assert_true(wa_clock_wall_ms() < due); /* else the machine is too slow for this test */
+    assert_int_equal(metric("wa_notify_parked_total"), PARK_N);
+    assert_int_equal(parked_in_redis(), PARK_N);
+    assert_null(find(F->res, F->nres, "pk-0"));
+    print_message("notify-park: %d parked, %d immediate sent while they waited\n", PARK_N,
+                  PARK_NOW);
+
+    wa_test_stop(F->nt, SIGKILL, WA_TEST_NO_TIMEOUT);
+    start_notify("1000");
+    assert_true(wa_test_run_until(F->loop, parked_all_accepted, NULL, 120000));
+    assert_true(wa_test_run_until(F->loop, metric_reached, &released, WAIT_MS));
+    msgs = sim_messages();
+    for (int k = 0; k < PARK_N; k++) {
+        json_t *m = NULL;
+        int64_t at = 0;
+        int n;
+
+        snprintf(id, sizeof(id), "pk-%d", k);
+        n = sim_count(msgs, id, &m);
+        assert_true(n >= 1);
+        dups += (size_t)(n - 1);
+        assert_int_equal(wa_contract_time_parse(wa_json_str(m, "time"), &at), WA_OK);
+        assert_true((uint64_t)at >= due); /* never before not_before */
+    }
+    assert_int_equal(sim_count(msgs, "pk-far", NULL), 0);
+    print_message("notify-park: after kill -9, %d parked sent, %zu twice\n", PARK_N, dups);
+    assert_int_equal(dups, 0);
+    json_decref(msgs);
+}
+
 /* Position of request_id among the simulator's accepted sends (in acceptance order), or -1. */
 static int
 sim_position(json_t *msgs, const char *request_id)
@@ -927,6 +1107,15 @@ priority__higher_request__overtakes_the_number_backlog(void **state)
 }
 
 static int
+setup_park(void **state)
+{
+    (void)state;
+    nt_park_after = "1s";
+    nt_max_in_flight = "200";
+    return setup_with("off", "1000");
+}
+
+static int
 setup_slow(void **state)
 {
     (void)state;
@@ -962,6 +1151,9 @@ main(void)
                                         setup_slow, teardown),
         cmocka_unit_test_setup_teardown(kill9__mid_run__none_lost_duplicates_only_in_flight,
                                         setup_fast, teardown),
+        cmocka_unit_test_setup_teardown(
+            park__thousands_future_dated__immediate_not_stalled_kill9_none_lost_none_twice,
+            setup_park, teardown),
     };
 
     curl_global_init(CURL_GLOBAL_DEFAULT);

@@ -55,6 +55,14 @@ const struct wa_cfg_spec nt_config_spec[] = {
     {"WA_NOTIFY_TEMPLATE_TTL", WA_CFG_MS, "10m", 1000, 86400000, 0,
      offsetof(struct nt_config, template_ttl_ms),
      "how long a template's registry category is cached"},
+    {"WA_NOTIFY_PARK_AFTER", WA_CFG_MS, "30s", 100, 3600000, 0,
+     offsetof(struct nt_config, park_after_ms),
+     "a request whose not_before is further ahead is parked in Redis, not held in memory"},
+    {"WA_NOTIFY_PARK_TICK", WA_CFG_MS, "1s", 10, 60000, 0, offsetof(struct nt_config, park_tick_ms),
+     "how often each instance looks for parked requests that are due"},
+    {"WA_NOTIFY_PARK_LEASE", WA_CFG_MS, "60s", 1000, 3600000, 0,
+     offsetof(struct nt_config, park_lease_ms),
+     "a due parked request being republished is claimed this long (then due again)"},
 };
 
 const size_t nt_config_nspec = sizeof(nt_config_spec) / sizeof(nt_config_spec[0]);

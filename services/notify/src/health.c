@@ -67,8 +67,14 @@ nt_health_start(struct nt *nt, struct wa_error *error)
                            "redelivered requests answered from the record, not resent", NULL);
     nt->c_malformed = wa_metrics_counter(m, "wa_notify_malformed_total",
                                          "unreadable events sent raw to the DLQ", NULL);
-    nt->c_held =
-        wa_metrics_counter(m, "wa_notify_held_total", "requests held for not_before", NULL);
+    nt->c_held = wa_metrics_counter(m, "wa_notify_held_total",
+                                    "requests held in memory for not_before", NULL);
+    nt->g_parked = wa_metrics_gauge(m, "wa_notify_parked",
+                                    "requests in the parking store (Redis) at the last scan", NULL);
+    nt->c_parked = wa_metrics_counter(m, "wa_notify_parked_total",
+                                      "requests parked until a later not_before", NULL);
+    nt->c_released = wa_metrics_counter(m, "wa_notify_released_total",
+                                        "parked requests republished when due", NULL);
     nt->c_registry_failures =
         wa_metrics_counter(m, "wa_notify_template_registry_failures_total",
                            "template category lookups the Cloud API did not answer", NULL);

@@ -14,7 +14,8 @@
  *                  through the clients hook), the Cloud API HTTP client (send.c)
  *   2. health      metrics series and readiness probes
  *   3. pace        numbers (token buckets) and recipients (ordered queues)
- *   4. consume     the outbound.request consumer (the scaffolding's); requests start flowing
+ *   4. park        the scheduler that republishes parked requests when due (park.c)
+ *   5. consume     the outbound.request consumer (the scaffolding's); requests start flowing
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,6 +137,30 @@ pace_stop(struct wa_service *svc, void *state)
 }
 
 static enum wa_err
+park_start(struct wa_service *svc, void *state, struct wa_error *error)
+{
+    (void)svc;
+    return nt_park_start(state, error);
+}
+
+/* Republished requests finish (ack, removal); a claimed entry left behind is due again after
+ * WA_NOTIFY_PARK_LEASE. */
+static bool
+park_busy(void *state)
+{
+    const struct nt *nt = state;
+
+    return nt->park_scanning || nt->park_releasing > 0;
+}
+
+static void
+park_stop(struct wa_service *svc, void *state)
+{
+    (void)svc;
+    nt_park_stop(state);
+}
+
+static enum wa_err
 consume_start(struct wa_service *svc, void *state, struct wa_error *error)
 {
     (void)svc;
@@ -178,6 +203,7 @@ static const struct wa_service_stage stages[] = {
     {"clients", clients_start, NULL, NULL, clients_stop},
     {"health", health_start, NULL, NULL, NULL},
     {"pace", pace_start, NULL, NULL, pace_stop},
+    {"park", park_start, NULL, park_busy, park_stop},
     {"consume", consume_start, consume_drain, consume_busy, consume_stop},
 };
 

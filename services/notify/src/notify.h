@@ -55,6 +55,9 @@ struct nt_config {
     int64_t breaker_cooldown_ms;
     char *waba_id; /* "waba" and/or "phone_number_id=waba" items: the template registry */
     int64_t template_ttl_ms;
+    int64_t park_after_ms;
+    int64_t park_tick_ms;
+    int64_t park_lease_ms;
 };
 
 extern const struct wa_cfg_spec nt_config_spec[];
@@ -175,7 +178,8 @@ struct nt_number {
 enum nt_req_state {
     NT_REQ_NEW,
     NT_REQ_POLICY, /* policy script in flight */
-    NT_REQ_HELD,   /* not_before */
+    NT_REQ_PARK,   /* park script in flight (park.c) */
+    NT_REQ_HELD,   /* not_before, within WA_NOTIFY_PARK_AFTER */
     NT_REQ_WAIT,   /* in its recipient's queue behind another */
     NT_REQ_READY,  /* in its number's queue */
     NT_REQ_CLAIM,  /* claim script in flight */
@@ -224,6 +228,7 @@ struct nt_req {
     json_t *res_data, *dlq_data;
     bool res_done, dlq_done;
     bool orphan;
+    bool hold_here; /* Redis's clock put not_before within the horizon: hold in memory */
 };
 
 struct nt {
@@ -251,6 +256,13 @@ struct nt {
     struct wa_gauge *g_inflight, *g_http, *g_breaker, *g_queued, *g_lag;
     struct wa_counter *c_retries, *c_takeover, *c_dup, *c_malformed, *c_held;
     struct wa_counter *c_registry_failures;
+    /* park.c */
+    char key_park[256], key_parkd[256];
+    struct wa_timer *park_timer;
+    bool park_scanning;    /* a claim script is in flight */
+    size_t park_releasing; /* republished requests waiting for their ack and removal */
+    struct wa_gauge *g_parked;
+    struct wa_counter *c_parked, *c_released;
     struct nt_category_cache *categories; /* category.c */
     struct wa_histogram *h_latency, *h_req_to_send, *h_pacing;
 };
@@ -276,6 +288,15 @@ enum wa_err nt_category_resolve(struct nt_req *r, const char *name, const char *
                                 const char **category);
 /* Frees the cache (after wa_httpc_free: lookups in flight are already cancelled). */
 void nt_category_cleanup(struct nt *nt);
+
+/* park.c: beside stage 2. A request whose not_before lies beyond WA_NOTIFY_PARK_AFTER is
+ * stored in Redis and its offset handed back; a scheduler on every instance republishes due
+ * entries to outbound.request. */
+/* Takes r over and returns true when not_before is too far ahead (refused as invalid) or far
+ * enough to park it; false: go on with the policy (held in memory when not yet due). */
+bool nt_park_take(struct nt_req *r);
+enum wa_err nt_park_start(struct nt *nt, struct wa_error *error);
+void nt_park_stop(struct nt *nt);
 
 /* pace.c: stage 3 */
 enum wa_err nt_pace_init(struct nt *nt, struct wa_error *error);

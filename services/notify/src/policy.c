@@ -1,7 +1,8 @@
 /*
  * policy.c: stage 2 of 7. Input: a valid request (consume.c). Outputs: a refusal (result.c:
- * expired, opted_out, window), a hold until not_before, or the request queued for pacing
- * (pace.c). One Redis script reads, in one round trip, the state other daemons own
+ * expired, opted_out, window), a request parked until not_before (park.c: further ahead than
+ * WA_NOTIFY_PARK_AFTER), a hold in memory until a nearer not_before, or the request queued for
+ * pacing (pace.c). One Redis script reads, in one round trip, the state other daemons own
  * (docs/architecture.md "Shared state contracts": <p>win:<phone_number_id>:<contact> written
  * by wa-router, <p>optout:<contact> by wa-users) and this request's own idempotency record:
  * a request already sent (a redelivery) is answered from the record without a second send.
@@ -53,7 +54,7 @@ nt_policy_start(struct nt_req *r)
     const char *keys[3] = {kwin, kopt, kreq};
 
     r->state = NT_REQ_POLICY;
-    if (nt_policy_expired(r)) {
+    if (nt_policy_expired(r) || nt_park_take(r)) {
         return;
     }
     snprintf(kwin, sizeof(kwin), "%swin:%s", nt->key_prefix, r->conv);

@@ -42,6 +42,10 @@
 
 #define WA_CONTRACT_REQUEST_ID_MAX 128 /* bytes, without the NUL */
 
+/* The furthest ahead a request's not_before may lie (30 days): wa-gateway answers a later one
+ * with a problem naming /not_before, wa-notify refuses one as invalid (result + dead letter). */
+#define WA_CONTRACT_NOT_BEFORE_MAX_MS (30ll * 24 * 3600 * 1000)
+
 /* A decoded outbound.request. Pointers borrowed from the data object. */
 struct wa_contract_outbound_request {
     const char *request_id;      /* required */
