@@ -22,13 +22,15 @@ source "$root/deploy/local/lib.sh"
 : "${WA_ACCESS_TOKEN:=sandbox-token}"
 : "${WA_APP_SECRET:=sandbox-secret}"
 : "${WA_VERIFY_TOKEN:=sandbox-verify}"
+[ -n "${WA_OPTOUT_KEY_FILE:-}" ] || : "${WA_OPTOUT_KEY:=sandbox-optout-key}"
 : "${WA_GRAPH_URL:=http://127.0.0.1:8090/v21.0}"
 : "${WA_WEBHOOK_URL:=http://127.0.0.1:8081/webhook}"
 : "${WA_ROUTER_RULES:=$root/deploy/local/router-rules.json}"
 : "${WA_ANALYTICS_RATECARD:=$root/services/analytics/ratecard.sample.json}"
 : "${WA_PROMETHEUS_LISTEN:=127.0.0.1:9090}"
 export WA_SANDBOX WA_SANDBOX_PHONE_NUMBER_ID WA_SANDBOX_DISPLAY_NUMBER WA_SANDBOX_WABA_ID WA_ACCESS_TOKEN \
-    WA_APP_SECRET WA_VERIFY_TOKEN WA_GRAPH_URL WA_WEBHOOK_URL WA_ROUTER_RULES WA_ANALYTICS_RATECARD
+    WA_APP_SECRET WA_VERIFY_TOKEN WA_OPTOUT_KEY WA_GRAPH_URL WA_WEBHOOK_URL WA_ROUTER_RULES \
+    WA_ANALYTICS_RATECARD
 
 deploy/local/build.sh run
 deploy/local/infra.sh start

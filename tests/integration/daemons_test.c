@@ -118,7 +118,8 @@ cli__every_daemon__answers_version_help_and_config_checks(void **state)
     wa_buf_cleanup(&out);
 }
 
-/* Outside sandbox mode, the daemons that hold Meta's secrets refuse the public sandbox values. */
+/* Outside sandbox mode, the daemons that hold Meta's secrets (and the opt-out key) refuse the
+ * public sandbox values. */
 static void
 cli__secret_daemons__refuse_sandbox_secrets_outside_sandbox_mode(void **state)
 {
@@ -131,9 +132,12 @@ cli__secret_daemons__refuse_sandbox_secrets_outside_sandbox_mode(void **state)
         {"wa-ingest", "WA_VERIFY_TOKEN", {"WA_APP_SECRET=s-real", "WA_SANDBOX=0", NULL}},
         {"wa-notify", "WA_ACCESS_TOKEN", {"WA_ACCESS_TOKEN=", NULL}},
         {"wa-notify", "WA_ACCESS_TOKEN", {"WA_ACCESS_TOKEN=1=t-real,sandbox-token", NULL}},
+        {"wa-notify", "WA_OPTOUT_KEY", {"WA_ACCESS_TOKEN=t-real", NULL}},
+        {"wa-users", "WA_OPTOUT_KEY", {"WA_OPTOUT_KEY=sandbox-optout-key", NULL}},
     };
     const char *ingest_ok[] = {"WA_APP_SECRET=s-real", "WA_VERIFY_TOKEN=v-real", NULL};
-    const char *notify_ok[] = {"WA_ACCESS_TOKEN=t-real", NULL};
+    const char *notify_ok[] = {"WA_ACCESS_TOKEN=t-real", "WA_OPTOUT_KEY=o-real", NULL};
+    const char *users_ok[] = {"WA_OPTOUT_KEY=o-real", NULL};
     struct wa_buf out;
     char path[512];
     size_t i;
@@ -155,6 +159,8 @@ cli__secret_daemons__refuse_sandbox_secrets_outside_sandbox_mode(void **state)
         assert_int_equal(run_capture(check, ingest_ok, &out), 0);
         wa_test_bin_path("wa-notify", path, sizeof(path));
         assert_int_equal(run_capture(check, notify_ok, &out), 0);
+        wa_test_bin_path("wa-users", path, sizeof(path));
+        assert_int_equal(run_capture(check, users_ok, &out), 0);
     }
     wa_buf_cleanup(&out);
 }

@@ -26,6 +26,7 @@
 #include "wa/jwt.h"
 #include "wa/kafka.h"
 #include "wa/kv.h"
+#include "wa/optout.h"
 #include "wa/mongo.h"
 #include "wa_test.h"
 #include "wa_test_proc.h"
@@ -976,6 +977,20 @@ kv_set(const char *key, const char *value)
     assert_int_equal(d.err, WA_OK);
 }
 
+/* Marks wa_id opted out of marketing as wa-users does: <p>optout:<hash> (wa/optout.h), under
+ * the sandbox key the daemons run with here. */
+static void
+optout_set(const char *wa_id)
+{
+    struct wa_optout *o = NULL;
+    char key[256];
+
+    assert_int_equal(wa_optout_new(WA_OPTOUT_SANDBOX_KEY, &o), WA_OK);
+    assert_int_equal(wa_optout_key(o, "", wa_id, key, sizeof(key)), WA_OK);
+    wa_optout_free(o);
+    kv_set(key, "1");
+}
+
 /* The timeline's state of request_id at wa-analytics through the gateway; "" until known. */
 static void
 timeline_state(const char *key, const char *id, char *out, size_t size)
@@ -1048,7 +1063,7 @@ e2e__text_in_window_sent_timeline_readable_marketing_to_opted_out_fails(void **s
                 strcmp(st, "delivered") == 0 || strcmp(st, "read") == 0);
 
     /* a marketing template to a contact who opted out (the key wa-users keeps) ends failed */
-    kv_set("optout:16505550998", "1");
+    optout_set("16505550998");
     assert_int_equal(
         call("POST", "/v1/messages", reader,
              "{\"to\":\"+16505550998\",\"type\":\"template\",\"category\":\"marketing\","

@@ -21,6 +21,7 @@
 #include "wa/json.h"
 #include "wa/kafka.h"
 #include "wa/kv.h"
+#include "wa/optout.h"
 #include "wa_test.h"
 #include "wa_test_proc.h"
 
@@ -299,6 +300,20 @@ kv_set(const char *suffix, const char *value)
     assert_int_equal(wa_kv_set_px(F->kv, key, value, 600000, kv_done, &done), WA_OK);
     assert_true(wa_test_run_until(F->loop, flag_set, &done, 5000));
     assert_int_equal(done, 1);
+}
+
+/* Marks wa_id opted out of marketing as wa-users does: <p>optout:<hash> (wa/optout.h), under
+ * the sandbox key the daemons run with here. */
+static void
+optout_set(const char *wa_id)
+{
+    struct wa_optout *o = NULL;
+    char key[256];
+
+    assert_int_equal(wa_optout_new(WA_OPTOUT_SANDBOX_KEY, &o), WA_OK);
+    assert_int_equal(wa_optout_key(o, "", wa_id, key, sizeof(key)), WA_OK);
+    wa_optout_free(o);
+    kv_set(key, "1");
 }
 
 /* Opens the 24 h window of a contact the way wa-router does. */
@@ -691,7 +706,7 @@ policy__window_optout_expiry__refused_or_fallback(void **state)
     request("pol-window", "16505550501", "text", "{\"body\":\"late\"}", "");
     request("pol-fallback", "16505550502", "text", "{\"body\":\"late\"}",
             "\"fallback_template\":{\"name\":\"hello_world\",\"language\":{\"code\":\"en_US\"}}");
-    kv_set("optout:16505550503", "1");
+    optout_set("16505550503");
     request("pol-optout", "16505550503", "template",
             "{\"name\":\"hello_world\",\"language\":{\"code\":\"en_US\"}}",
             "\"category\":\"marketing\"");
@@ -738,7 +753,7 @@ optout__registry_category_fallback_and_hold__marketing_refused_utility_sent(void
                                           "cat-held"};
 
     (void)state;
-    kv_set("optout:16505550601", "1");
+    optout_set("16505550601");
     /* spring_sale and new_collection are MARKETING in the simulator's registry */
     request("cat-mislabelled", "16505550601", "template",
             "{\"name\":\"spring_sale\",\"language\":{\"code\":\"en\"}}",
@@ -760,7 +775,7 @@ optout__registry_category_fallback_and_hold__marketing_refused_utility_sent(void
             "{\"name\":\"new_collection\",\"language\":{\"code\":\"en\"}}", extra);
     wa_test_run_for(F->loop, 1000);
     assert_null(find(F->res, F->nres, "cat-held"));
-    kv_set("optout:16505550602", "1");
+    optout_set("16505550602");
     for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
         s = wait_result(refused[i]);
         assert_string_equal(s->reason, "opted_out");

@@ -3,15 +3,18 @@
  * topic prefix and MongoDB database, on the suite's Kafka, Redis and FerretDB:
  *   wa-cloudsim (the customer and the Cloud API) -> wa-ingest -> wa-router (shipped rules,
  *   deploy/local/router-rules.json) -> contact.command -> wa-users -> Mongo consent_ledger +
- *   <p>optout:<wa_id> -> wa-notify refuses marketing, still sends utility.
+ *   <p>optout:<hash of the wa_id> (wa/optout.h) -> wa-notify refuses marketing, still sends
+ *   utility.
  * The test plays the caller of wa-notify (outbound.request in, outbound.result out) and reads
  * Redis and MongoDB directly. Covered: STOP and START (keyword), a marketing template failed
  * with 131050 at the simulator (meta_error), Meta's user_preferences stop / resume (produced
  * as wa-ingest would), a redelivered event appended once, the keys rebuilt from MongoDB
- * when wa-users restarts after they were lost, and unread_count: three inbound messages (and
+ * when wa-users restarts after they were lost, an erased contact's opt-out still honoured (its
+ * hash kept, nothing else), and unread_count: three inbound messages (and
  * their redelivered copies) count 3, a reply accepted by the Cloud API resets it to 0.
  */
 #include <curl/curl.h>
+#include <mongoc/mongoc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +31,7 @@
 #include "wa/kafka.h"
 #include "wa/kv.h"
 #include "wa/mongo.h"
+#include "wa/optout.h"
 #include "wa_test.h"
 #include "wa_test_proc.h"
 
@@ -38,6 +42,8 @@
 static struct {
     char prefix[48];
     char mongo_env[320];
+    char uri[256], db[64];
+    struct wa_optout *optout; /* the daemons' (sandbox) opt-out key */
     struct wa_loop *loop;
     struct wa_pool *pool;
     struct wa_kafka_producer *producer;
@@ -157,20 +163,27 @@ probe_done(void *arg)
     return ((struct kv_probe *)arg)->done;
 }
 
-/* The value of <p>optout:<wa_id> ("" when missing). */
+/* The opt-out key of wa_id: <p>optout:<hash> (wa/optout.h). */
+static void
+optout_key(const char *wa_id, char *out, size_t size)
+{
+    assert_int_equal(wa_optout_key(T.optout, T.prefix, wa_id, out, size), WA_OK);
+}
+
+/* The value of wa_id's opt-out key ("" when missing). */
 static void
 optout_value(const char *wa_id, char *out, size_t size)
 {
     struct kv_probe p = {0};
 
-    snprintf(p.key, sizeof(p.key), "%soptout:%s", T.prefix, wa_id);
+    optout_key(wa_id, p.key, sizeof(p.key));
     assert_int_equal(wa_kv_get(T.kv, p.key, on_get, &p), WA_OK);
     assert_true(wa_test_run_until(T.loop, probe_done, &p, 5000));
     assert_true(p.err == WA_OK || p.err == WA_ENOTFOUND);
     snprintf(out, size, "%s", p.value);
 }
 
-/* Waits until <p>optout:<wa_id> is "1" (opted_out) or missing (!opted_out). */
+/* Waits until wa_id's opt-out key is "1" (opted_out) or missing (!opted_out). */
 static void
 await_optout(const char *wa_id, bool opted_out)
 {
@@ -201,7 +214,7 @@ kv_del(const char *wa_id)
 {
     struct kv_probe p = {0};
 
-    snprintf(p.key, sizeof(p.key), "%soptout:%s", T.prefix, wa_id);
+    optout_key(wa_id, p.key, sizeof(p.key));
     assert_int_equal(wa_kv_del(T.kv, p.key, on_del, &p), WA_OK);
     assert_true(wa_test_run_until(T.loop, probe_done, &p, 5000));
     assert_int_equal(p.err, WA_OK);
@@ -354,7 +367,7 @@ setup(void **state)
     struct wa_kafka_config kc = {0};
     struct wa_kv_config kvc = {0};
     struct wa_mongo_config mc = {0};
-    char webhook[128], graph[128], rules[512], spool[128], db[64], uri[256], topics[7][128];
+    char webhook[128], graph[128], rules[512], spool[128], topics[7][128];
     const char *names[7] = {WA_TOPIC_INBOUND_MESSAGE, WA_TOPIC_INBOUND_STATUS,
                             WA_TOPIC_ACCOUNT_EVENT,   WA_TOPIC_OUTBOUND_REQUEST,
                             WA_TOPIC_OUTBOUND_RESULT, WA_TOPIC_CONTACT_COMMAND,
@@ -363,6 +376,7 @@ setup(void **state)
     const char *sim_env[] = {webhook, NULL}, *ingest_env[] = {spool, NULL},
                *notify_env[] = {graph, NULL}, *router_env[] = {rules, NULL};
     const char *base = wa_test_env("WA_MONGO_URI"), *slash = strrchr(base, '/');
+    char *db = T.db, *uri = T.uri;
     char resultt[128];
     const char *rt[1] = {resultt};
     struct wa_buf b;
@@ -370,8 +384,9 @@ setup(void **state)
     (void)state;
     memset(&T, 0, sizeof(T));
     wa_test_unique_prefix(T.prefix, sizeof(T.prefix));
-    snprintf(db, sizeof(db), "users_test_%d", (int)getpid());
-    snprintf(uri, sizeof(uri), "%.*s/%s", (int)(slash - base), base, db);
+    snprintf(db, sizeof(T.db), "users_test_%d", (int)getpid());
+    snprintf(uri, sizeof(T.uri), "%.*s/%s", (int)(slash - base), base, db);
+    assert_int_equal(wa_optout_new(WA_OPTOUT_SANDBOX_KEY, &T.optout), WA_OK);
     snprintf(T.mongo_env, sizeof(T.mongo_env), "WA_MONGO_URI=%s", uri);
     assert_int_equal(wa_loop_new(&T.loop), WA_OK);
     kc.brokers = wa_test_env("WA_KAFKA_BROKERS");
@@ -462,6 +477,7 @@ teardown(void **state)
     wa_kafka_consumer_free(T.consumer);
     wa_kafka_producer_free(T.producer);
     wa_kv_free(T.kv);
+    wa_optout_free(T.optout);
     wa_mongo_free(T.mongo);
     wa_pool_free(T.pool);
     wa_loop_free(T.loop);
@@ -757,17 +773,39 @@ keys_done(void *arg)
     return *(json_t **)arg != NULL;
 }
 
-/* True when any Redis key of this run or any document of the two collections holds s. */
+/* The names of every collection of the run's database (libmongoc directly: libs/mongo has no
+ * listing). New array; free with bson_strfreev. */
+static char **
+collection_names(void)
+{
+    mongoc_client_t *client = mongoc_client_new(T.uri);
+    mongoc_database_t *db;
+    bson_error_t error;
+    char **names;
+
+    assert_non_null(client);
+    db = mongoc_client_get_database(client, T.db);
+    names = mongoc_database_get_collection_names_with_opts(db, NULL, &error);
+    if (names == NULL) {
+        fail_msg("listCollections: %s", error.message);
+    }
+    mongoc_database_destroy(db);
+    mongoc_client_destroy(client);
+    return names;
+}
+
+/* True when any Redis key of this run or any document of any collection of the run's database
+ * holds s. */
 static bool
 stored_anywhere(const char *s)
 {
-    const char *colls[] = {"contacts", "consent_ledger"};
+    char **colls = collection_names();
     char pattern[64];
     const char *argv[2] = {"KEYS", pattern};
     json_t *keys = NULL;
     bool found = false;
 
-    for (size_t c = 0; c < 2; c++) {
+    for (size_t c = 0; colls[c] != NULL; c++) {
         struct docs_probe p = {0};
         char *text;
 
@@ -779,6 +817,7 @@ stored_anywhere(const char *s)
         free(text);
         json_decref(p.docs);
     }
+    bson_strfreev(colls);
     snprintf(pattern, sizeof(pattern), "%s*", T.prefix);
     assert_int_equal(wa_kv_command_argv(T.kv, 2, argv, NULL, on_keys, &keys), WA_OK);
     assert_true(wa_test_run_until(T.loop, keys_done, &keys, 5000));
@@ -807,6 +846,58 @@ stored_anywhere(const char *s)
         json_decref(keys);
     }
     return found;
+}
+
+/* The suppressions document of wa_id's opt-out hash, or NULL. New reference. */
+static json_t *
+suppression(const char *wa_id)
+{
+    struct doc_probe p = {0};
+    char h[WA_OPTOUT_HASH_LEN + 1];
+    json_t *filter;
+
+    assert_int_equal(wa_optout_hash(T.optout, wa_id, h), WA_OK);
+    filter = json_pack("{s:s}", "_id", h);
+    assert_int_equal(wa_mongo_find_one(T.mongo, "suppressions", filter, NULL, on_doc, &p), WA_OK);
+    json_decref(filter);
+    assert_true(wa_test_run_until(T.loop, doc_done, &p, 20000));
+    assert_true(p.err == WA_OK || p.err == WA_ENOTFOUND);
+    return p.doc;
+}
+
+/* After the erasure of wa_id, who had opted out of marketing: only the hash is left (the key
+ * and the suppressions document); a marketing template is still refused, a utility one sent;
+ * the key comes back from MongoDB after it was lost; the customer's START (a new contact)
+ * clears both, and marketing goes out again. */
+static void
+erased__opted_out__still_refused_rebuilt_and_start_clears(const char *wa_id)
+{
+    const json_t *r;
+    json_t *doc;
+    char v[64];
+
+    optout_value(wa_id, v, sizeof(v));
+    assert_string_equal(v, "1");
+    assert_non_null(doc = suppression(wa_id));
+    json_decref(doc);
+    request("er-marketing-1", wa_id, "users_promo", "en", "marketing");
+    request("er-utility-1", wa_id, "hello_world", "en_US", "utility");
+    r = wait_result("er-marketing-1");
+    assert_string_equal(wa_json_str(r, "status"), "failed");
+    assert_string_equal(wa_json_str(r, "reason"), "opted_out");
+    r = wait_result("er-utility-1");
+    assert_string_equal(wa_json_str(r, "status"), "accepted");
+
+    kv_del(wa_id); /* a flushed Redis: the rebuild finds the erased contact's hash */
+    assert_int_equal(api("POST", "/v1/admin/suppression/rebuild", "", NULL), 202);
+    await_optout(wa_id, true);
+
+    customer_writes(wa_id, "START");
+    await_optout(wa_id, false);
+    assert_null(suppression(wa_id));
+    request("er-marketing-2", wa_id, "users_promo", "en", "marketing");
+    r = wait_result("er-marketing-2");
+    assert_string_equal(wa_json_str(r, "status"), "accepted");
 }
 
 static void
@@ -933,6 +1024,7 @@ rest__write_read_list_patch_consent_export_erase(void **state)
     assert_int_equal(api("DELETE", "/v1/contacts/+15551230001", NULL, NULL), 404);
     assert_false(stored_anywhere("15551230001"));
     assert_false(stored_anywhere("Ana Erased"));
+    erased__opted_out__still_refused_rebuilt_and_start_clears("15551230001");
 }
 
 /* The raw body of a GET (NDJSON), in *out (malloc'd, NUL-terminated). */

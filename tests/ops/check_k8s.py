@@ -28,7 +28,7 @@ DAEMONS = {"wa-gateway": 8080, "wa-ingest": 8081, "wa-router": 8082, "wa-notify"
            "wa-analytics": 8084, "wa-users": 8085}
 OUTSIDE = {"wa-gateway", "wa-ingest"}
 SECRET_VARS = {"WA_APP_SECRET", "WA_APP_SECRET_PREVIOUS", "WA_VERIFY_TOKEN", "WA_ACCESS_TOKEN",
-               "WA_REDIS_URL", "WA_MONGO_URI"}
+               "WA_REDIS_URL", "WA_MONGO_URI", "WA_OPTOUT_KEY"}
 CUSTOM = {("keda.sh/v1alpha1", "ScaledObject"), ("external-secrets.io/v1", "ExternalSecret")}
 INTERNAL_NAMESPACES = {"monitoring"}
 NAME = "app.kubernetes.io/name"

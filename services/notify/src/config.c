@@ -63,6 +63,7 @@ const struct wa_cfg_spec nt_config_spec[] = {
     {"WA_NOTIFY_PARK_LEASE", WA_CFG_MS, "60s", 1000, 3600000, 0,
      offsetof(struct nt_config, park_lease_ms),
      "a due parked request being republished is claimed this long (then due again)"},
+    WA_OPTOUT_CFG(struct nt_config, optout_key),
 };
 
 const size_t nt_config_nspec = sizeof(nt_config_spec) / sizeof(nt_config_spec[0]);

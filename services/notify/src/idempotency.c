@@ -13,7 +13,7 @@
  * clocks agree on when a claim expired. A record is written only by the claim's owner when it
  * releases the claim ("retry"), and a final record never turns "sent" into anything else.
  * A marketing request (policy.c: by the caller's category or the template registry's) is
- * checked against <p>optout:<contact> in the same script, right before the send: a contact who
+ * checked against the contact's opt-out key (wa/optout.h) in the same script, right before the send: a contact who
  * opted out while the request was held (not_before), queued or backing off is not sent to.
  *
  * Threading: loop thread.
@@ -153,9 +153,11 @@ nt_idem_claim(struct nt_req *r)
 
     r->state = NT_REQ_CLAIM;
     req_key(r, key, sizeof(key));
-    /* the same key policy.c read: <p>optout:<contact>, the contact after the conversation's ':' */
-    snprintf(kopt, sizeof(kopt), "%soptout:%s", nt->key_prefix,
-             colon != NULL ? colon + 1 : r->conv);
+    /* the same key policy.c read: the contact after the conversation's ':' */
+    if (wa_optout_key(nt->optout, nt->key_prefix, colon != NULL ? colon + 1 : r->conv, kopt,
+                      sizeof(kopt)) != WA_OK) {
+        snprintf(kopt, sizeof(kopt), "%soptout:", nt->key_prefix); /* no contact: none to read */
+    }
     snprintf(claim, sizeof(claim), "%lld", (long long)nt->cfg->claim_ms);
     snprintf(ttl, sizeof(ttl), "%lld", (long long)nt->cfg->record_ttl_ms);
     if (wa_kv_eval(nt->kv, claim_lua, 2, keys, 4, args, on_claim, r) != WA_OK) {

@@ -87,6 +87,9 @@ clients_start(struct wa_service *svc, void *state, struct wa_error *error)
                             (long long)cfg->common.shutdown_timeout_ms,
                             (long long)cfg->http_timeout_ms);
     }
+    if (wa_optout_new(cfg->optout_key, &nt->optout) != WA_OK) {
+        return wa_error_set(error, WA_ENOMEM, "WA_OPTOUT_KEY: the opt-out key's HMAC");
+    }
     if ((err = wa_service_kafka_producer(svc, &nt->producer, error)) != WA_OK ||
         (err = wa_service_kv(svc, &nt->kv, error)) != WA_OK) {
         return err;
@@ -105,6 +108,8 @@ clients_stop(struct wa_service *svc, void *state)
     nt_category_cleanup(nt); /* their lookups' calls went with the client */
     wa_timer_free(nt->breaker_timer);
     nt->breaker_timer = NULL;
+    wa_optout_free(nt->optout);
+    nt->optout = NULL;
 }
 
 static enum wa_err

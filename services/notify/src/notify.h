@@ -28,6 +28,7 @@
 #include "wa/list.h"
 #include "wa/loop.h"
 #include "wa/metrics.h"
+#include "wa/optout.h"
 #include "wa/service.h"
 #include "wa/whatsapp_errors.h"
 #include "wa/whatsapp_message.h"
@@ -58,6 +59,7 @@ struct nt_config {
     int64_t park_after_ms;
     int64_t park_tick_ms;
     int64_t park_lease_ms;
+    char *optout_key; /* WA_OPTOUT_KEY: names <p>optout:<hash> (wa/optout.h) */
 };
 
 extern const struct wa_cfg_spec nt_config_spec[];
@@ -242,7 +244,8 @@ struct nt {
     struct wa_httpc *http;
     char instance[96];
     char topic_request[256], topic_result[256], topic_dlq[256];
-    char key_prefix[128]; /* WA_TOPIC_PREFIX */
+    char key_prefix[128];     /* WA_TOPIC_PREFIX */
+    struct wa_optout *optout; /* the opt-out key's name (policy.c, idempotency.c) */
     struct nt_number *numbers;
     struct nt_recipient **rtab;
     size_t rtab_size, nrecipients;

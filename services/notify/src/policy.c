@@ -4,7 +4,8 @@
  * WA_NOTIFY_PARK_AFTER), a hold in memory until a nearer not_before, or the request queued for
  * pacing (pace.c). One Redis script reads, in one round trip, the state other daemons own
  * (docs/architecture.md "Shared state contracts": <p>win:<phone_number_id>:<contact> written
- * by wa-router, <p>optout:<contact> by wa-users) and this request's own idempotency record:
+ * by wa-router, the contact's opt-out key <p>optout:<hash> (wa/optout.h) by wa-users) and this
+ * request's own idempotency record:
  * a request already sent (a redelivery) is answered from the record without a second send.
  *
  * Threading: loop thread.
@@ -58,7 +59,9 @@ nt_policy_start(struct nt_req *r)
         return;
     }
     snprintf(kwin, sizeof(kwin), "%swin:%s", nt->key_prefix, r->conv);
-    snprintf(kopt, sizeof(kopt), "%soptout:%s", nt->key_prefix, contact_of(r));
+    if (wa_optout_key(nt->optout, nt->key_prefix, contact_of(r), kopt, sizeof(kopt)) != WA_OK) {
+        snprintf(kopt, sizeof(kopt), "%soptout:", nt->key_prefix); /* no contact: none to read */
+    }
     snprintf(kreq, sizeof(kreq), "%snt:req:%s", nt->key_prefix, r->rq.request_id);
     if (wa_kv_eval(nt->kv, policy_lua, 3, keys, 0, NULL, on_policy, r) != WA_OK) {
         nt_req_later(r, 200);

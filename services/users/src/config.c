@@ -21,5 +21,6 @@ const struct wa_cfg_spec us_config_spec[] = {
     {"WA_USERS_CACHE_SECRET", WA_CFG_STRING, "", 0, 0, WA_CFG_SECRET,
      offsetof(struct us_config, cache_secret),
      "key of the HMAC that names the cache's Redis keys (unset: a fixed label)"},
+    WA_OPTOUT_CFG(struct us_config, optout_key),
 };
 const size_t us_config_nspec = sizeof(us_config_spec) / sizeof(us_config_spec[0]);

@@ -5,7 +5,8 @@
  *      there and goes on, so a crash between steps is repaired by the redelivery)
  *   2. read the contact's ledger for the category and derive its state (consent.c)
  *   3. upsert the contact document with that state (contacts, _id = "+<digits>" or BSUID)
- *   4. write or delete <p>optout:<identity> for every identity of the contact (suppress.c)
+ *   4. write or delete the suppressions document and <p>optout:<h> of every identity of the
+ *      contact (suppress.c)
  *   5. produce contact.event {kind: "consent"} (event id = the entry id, so copies dedupe)
  * Output: cb(arg, WA_OK) once all five are done; any failure: cb with the error (consume.c
  * retries the whole event later; every step is idempotent).

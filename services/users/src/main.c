@@ -6,8 +6,8 @@
  * stage (README.md has the files in reading order, configuration, topics, keys, collections):
  *   consume (contact.command STOP/START, inbound.status 131050, account.event user_preferences)
  *   -> decide the ledger entries (consent.c, pure)
- *   -> apply each (ledger.c): ledger append, derived state on the contact, optout keys
- *      (suppress.c), contact.event -> offset committed
+ *   -> apply each (ledger.c): ledger append, derived state on the contact, suppressions and
+ *      optout keys (suppress.c), contact.event -> offset committed
  * and of a profile event (inbound.message, outbound.result accepted):
  *   consume -> decide (contact.c, pure) -> one atomic contact update (profile.c) -> offset
  * At start the optout keys are rebuilt from MongoDB (suppress.c) before the consumer starts, and
@@ -70,11 +70,24 @@ clients_start(struct wa_service *svc, void *state, struct wa_error *error)
             WA_OK) {
         return wa_error_set(error, WA_ECONFIG, "WA_TOPIC_PREFIX too long");
     }
+    if (wa_optout_new(us->cfg->optout_key, &us->optout) != WA_OK) {
+        return wa_error_set(error, WA_ENOMEM, "WA_OPTOUT_KEY: the opt-out keys' HMAC");
+    }
     if ((err = wa_service_kafka_producer(svc, &us->producer, error)) != WA_OK ||
         (err = wa_service_kv(svc, &us->kv, error)) != WA_OK) {
         return err;
     }
     return wa_service_mongo(svc, &us->mongo, error);
+}
+
+static void
+clients_stop(struct wa_service *svc, void *state)
+{
+    struct us *us = state;
+
+    (void)svc;
+    wa_optout_free(us->optout);
+    us->optout = NULL;
 }
 
 static enum wa_err
@@ -136,7 +149,7 @@ suppress_stop(struct wa_service *svc, void *state)
 }
 
 static const struct wa_service_stage stages[] = {
-    {"clients", clients_start, NULL, NULL, NULL},
+    {"clients", clients_start, NULL, NULL, clients_stop},
     {"cache", cache_start, NULL, NULL, cache_stop},
     {"health", health_start, NULL, NULL, NULL},
     {"rest", rest_start, NULL, NULL, NULL},

@@ -6,6 +6,7 @@
  *   contacts:       bsuid, tags, updated_at, consent.marketing.status (the list filters and the
  *                   suppression rebuild)
  *   consent_ledger: (contact, category, at_ms) (a contact's ledger, newest first)
+ *   suppressions:   _id only (the opt-out hash of an identity; suppress.c)
  * The contact's phone is its _id ("+<digits>"), unique by construction.
  *
  * Threading: loop thread (us_migrate_start); us_migrate_main runs its own loop.
@@ -19,7 +20,14 @@
 
 #define MIGRATE_TIMEOUT_MS 60000
 
-static const char *const collections[] = {US_COLL_CONTACTS, US_COLL_CONSENT, NULL};
+static const char *const collections[] = {US_COLL_CONTACTS, US_COLL_CONSENT, US_COLL_SUPPRESSIONS,
+                                          NULL};
+
+/* `wa-users migrate` needs MongoDB only: the common variables, not the daemon's secrets. */
+static const struct wa_cfg_spec migrate_spec[] = {
+    WA_CFG_COMMON(struct us_config, common, "127.0.0.1:8085"),
+};
+#define NMIGRATE_SPEC (sizeof(migrate_spec) / sizeof(migrate_spec[0]))
 
 static const struct wa_mongo_index indexes[] = {
     {US_COLL_CONTACTS, "bsuid:1", false, 0},
@@ -46,9 +54,9 @@ us_migrate_main(void)
 
     memset(&cfg, 0, sizeof(cfg));
     wa_log_init("wa-users-migrate", WA_LOG_INFO);
-    if (wa_cfg_load(us_config_spec, us_config_nspec, &cfg, wa_cfg_getenv, NULL, &error) != WA_OK) {
+    if (wa_cfg_load(migrate_spec, NMIGRATE_SPEC, &cfg, wa_cfg_getenv, NULL, &error) != WA_OK) {
         fprintf(stderr, "wa-users migrate: configuration error: %s\n", error.message);
-        wa_cfg_cleanup(us_config_spec, us_config_nspec, &cfg);
+        wa_cfg_cleanup(migrate_spec, NMIGRATE_SPEC, &cfg);
         return 2;
     }
     wa_mongo_global_init();
@@ -61,6 +69,6 @@ us_migrate_main(void)
         wa_log_error(NULL, "migrate: %s", error.message);
     }
     wa_mongo_global_cleanup();
-    wa_cfg_cleanup(us_config_spec, us_config_nspec, &cfg);
+    wa_cfg_cleanup(migrate_spec, NMIGRATE_SPEC, &cfg);
     return err == WA_OK ? 0 : 1;
 }

@@ -8,7 +8,8 @@
  *   PUT    /v1/contacts/{id}             create (201) or replace (200) the writable fields
  *   PATCH  /v1/contacts/{id}             JSON merge patch (200, 404)
  *   GET    /v1/contacts/{id}             200 / 404
- *   DELETE /v1/contacts/{id}             erasure (204, 404): contact, ledger, keys; event erased
+ *   DELETE /v1/contacts/{id}             erasure (204, 404): contact, ledger, cache; an opt-out's
+ *                                        suppression (a hash) stays; event erased
  *   POST   /v1/contacts/{id}/consent     a ledger entry, source api (201)
  *   GET    /v1/contacts/{id}/consent     the ledger and the derived state
  *   GET    /v1/contacts/{id}/export      everything held about the contact
@@ -372,8 +373,9 @@ on_keys_deleted(void *arg, enum wa_err err)
     erasure_step(arg, err == WA_ENOTFOUND ? WA_OK : err);
 }
 
+/* The contact, its ledger and its cached copy go, in parallel. */
 static void
-start_erasure(struct rq *r)
+erase(struct rq *r)
 {
     json_t *by_id = json_pack("{s:s}", "_id", r->cid);
     json_t *by_contact = json_pack("{s:s}", "contact", r->cid);
@@ -391,15 +393,42 @@ start_erasure(struct rq *r)
     } else {
         r->err = WA_EUNAVAIL;
     }
-    if (us_suppress_apply(r->us, r->contact, false, on_keys_deleted, r) == WA_OK) {
-        r->pending++;
-    }
     if (us_cache_invalidate(r->us, r->cid, on_keys_deleted, r) == WA_OK) {
         r->pending++; /* the cached contact (name, number) goes too */
     }
     json_decref(by_id);
     json_decref(by_contact);
     erasure_step(r, WA_OK);
+}
+
+static void
+on_suppression_kept(void *arg, enum wa_err err)
+{
+    struct rq *r = arg;
+
+    if (err != WA_OK) {
+        unavailable(r, err); /* nothing erased yet: a retry does it all */
+        return;
+    }
+    erase(r);
+}
+
+/* An opt-out outlives the contact: its suppressions (hashes, no number: suppress.c) stay.
+ * They are written again first, in case the opt-out predates them; without an opt-out there
+ * is no suppression to keep. */
+static void
+start_erasure(struct rq *r)
+{
+    const char *marketing = wa_json_path_str(r->contact, "consent.marketing.status");
+    enum wa_err err;
+
+    if (marketing == NULL || strcmp(marketing, "opted_out") != 0) {
+        erase(r);
+        return;
+    }
+    if ((err = us_suppress_apply(r->us, r->contact, true, on_suppression_kept, r)) != WA_OK) {
+        unavailable(r, err);
+    }
 }
 
 /* ---- POST consent ---- */

@@ -18,6 +18,7 @@
 #include "wa/err.h"
 #include "wa/json.h"
 #include "wa/kafka.h"
+#include "wa/optout.h"
 #include "wa/service.h"
 
 /* ---- consent model (consent.c, pure) ---- */
@@ -191,6 +192,7 @@ struct us_config {
     int64_t max_in_flight;
     int64_t cache_ttl_ms; /* 0: no cache */
     char *cache_secret;
+    char *optout_key; /* WA_OPTOUT_KEY: names <p>optout:<hash> (wa/optout.h) */
 };
 extern const struct wa_cfg_spec us_config_spec[];
 extern const size_t us_config_nspec;
@@ -214,6 +216,7 @@ struct us {
     struct wa_kv_cache *cache; /* NULL when disabled (cache.c) */
     struct wa_kafka_consumer *consumer;
     char prefix[128];
+    struct wa_optout *optout; /* the opt-out keys' names and hashes (suppress.c) */
     char topic_command[192], topic_status[192], topic_account[192], topic_event[192],
         topic_inbound[192], topic_result[192];
     struct us_metrics m;
@@ -227,13 +230,14 @@ struct us {
 /* health.c */
 enum wa_err us_health_start(struct us *us, struct wa_error *error);
 
-/* suppress.c: <p>optout:<identity> keys. */
+/* suppress.c: the suppressions documents and <p>optout:<h> keys (wa/optout.h). */
 enum wa_err us_suppress_rebuild_start(struct us *us, struct wa_error *error);
 /* POST /v1/admin/suppression/rebuild: the same rebuild on demand (us_rest_start adds it). */
 enum wa_err us_suppress_routes(struct us *us, struct wa_error *error);
 void us_suppress_stop(struct us *us);
 typedef void (*us_done_fn)(void *arg, enum wa_err err);
-/* Sets (opted_out) or deletes the key of every identity of contact (a contact document). */
+/* For every identity of contact (a contact document): upserts (opted_out) or deletes its
+ * suppressions document, then SETs or DELs its key. cb once, later, on the loop thread. */
 enum wa_err us_suppress_apply(struct us *us, const json_t *contact, bool opted_out, us_done_fn cb,
                               void *arg);
 
@@ -292,5 +296,8 @@ void us_consume_stop(struct us *us);
 /* Mongo collections (docs/architecture.md "Shared state contracts"). */
 #define US_COLL_CONTACTS "contacts"
 #define US_COLL_CONSENT  "consent_ledger"
+/* {_id: the opt-out hash of an identity (wa/optout.h), at}: one per opted-out identity, kept
+ * after the contact's erasure (suppress.c) */
+#define US_COLL_SUPPRESSIONS "suppressions"
 
 #endif
