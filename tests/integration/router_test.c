@@ -332,8 +332,15 @@ write_rules(const char *price_text)
         "\"rate_per_s\":5,\"burst\":1,\"max_attempts\":4,\"backoff_initial\":\"100ms\","
         "\"backoff_max\":\"400ms\"},"
         "\"reject\":{\"url\":\"http://127.0.0.1:%d/reject\",\"allow_http\":true,"
-        "\"unsigned\":true,\"max_attempts\":3}},"
+        "\"unsigned\":true,\"max_attempts\":3},"
+        "\"greet\":{\"url\":\"http://127.0.0.1:%d/greet\",\"allow_http\":true,"
+        "\"unsigned\":true}},"
         "\"rules\":["
+        "{\"name\":\"greet-tag\",\"match\":{\"keywords\":{\"exact\":[\"hello there\"]},"
+        " \"tags_none\":[\"greeted\"]},\"then\":\"continue\","
+        " \"actions\":[{\"tag\":[\"greeted\"]},{\"forward\":\"greet\"}]},"
+        "{\"name\":\"greet-reply\",\"match\":{\"keywords\":{\"exact\":[\"hello there\"]},"
+        " \"tags_none\":[\"greeted\"]},\"actions\":[{\"reply\":{\"text\":\"welcome\"}}]},"
         "{\"name\":\"opt-out\",\"match\":{\"keywords\":{\"exact\":[\"stop\",\"إلغاء\"]}},"
         " \"actions\":[{\"opt_out\":true},{\"reply\":{\"text\":\"unsubscribed\"}}]},"
         "{\"name\":\"price\",\"match\":{\"type\":\"text\",\"keywords\":{\"contains\":[\"price\"]}},"
@@ -356,7 +363,7 @@ write_rules(const char *price_text)
         "  {\"remind\":{\"id\":\"marker\",\"after\":\"96h\",\"cancel_on\":\"never\","
         "  \"actions\":[{\"tag\":[\"marker\"]}]}}]}"
         "]}",
-        T.crm_port, T.crm_port, price_text);
+        T.crm_port, T.crm_port, T.crm_port, price_text);
     write_file(T.rules, text);
 }
 
@@ -749,6 +756,59 @@ rules__file_with_errors__start_fails_naming_rule_and_field(void **state)
 }
 
 static void
+on_cmd(void *arg, enum wa_err err, const struct wa_kv_reply *reply)
+{
+    (void)reply;
+    *(int *)arg = err == WA_OK ? 1 : -1;
+}
+
+static bool
+cond_flag(void *arg)
+{
+    return *(int *)arg != 0;
+}
+
+/* One Redis command of the test (argc words), answered OK. */
+static void
+kv_command(int argc, const char **argv)
+{
+    int done = 0;
+
+    assert_int_equal(wa_kv_command_argv(T.kv, argc, argv, NULL, on_cmd, &done), WA_OK);
+    assert_true(wa_test_run_until(T.loop, cond_flag, &done, 5000));
+    assert_int_equal(done, 1);
+}
+
+/* kill -9 after the router applied a message's own tag but before the offset commit: the
+ * redelivered message must get the first decision (the reply), not one made against the tag
+ * it wrote itself. Deterministic: the CRM queue of destination "greet" is made a string, so
+ * the forward beside the tag keeps failing (the message retries in process, its tag applied,
+ * its reply rule not reached yet); the router is killed there, the queue repaired, and a new
+ * router gets the message again. */
+static void
+crash__killed_after_own_tag_before_commit__redelivery_keeps_decision(void **state)
+{
+    const char *from = "16505550701";
+    char key[128];
+    const char *set[3] = {"SET", key, "not-a-hash"}, *del[2] = {"DEL", key};
+    struct log_wait lw = {T.log, "message wamid.CRASH1: actions failed"};
+
+    (void)state;
+    snprintf(key, sizeof(key), "%srt:crmd:greet", T.prefix);
+    kv_command(3, set);
+    send_text("wamid.CRASH1", from, "hello there");
+    await_event(WA_TOPIC_CONTACT_COMMAND, from, "command", "tag", 1, 30000);
+    assert_true(wa_test_run_until(T.loop, cond_log, &lw, 30000)); /* retrying, tag applied */
+    assert_int_equal(count_events(WA_TOPIC_OUTBOUND_REQUEST, from, NULL, NULL, NULL), 0);
+    assert_int_equal(wa_test_stop(T.router, SIGKILL, 10000), 128 + SIGKILL);
+    T.router = 0;
+    kv_command(2, del);
+    snprintf(T.log, sizeof(T.log), "%s/router-crash.log", T.dir);
+    T.router = spawn_router(T.rules, T.log, NULL);
+    await_event(WA_TOPIC_OUTBOUND_REQUEST, from, "text.body", "welcome", 1, 60000);
+}
+
+static void
 reload__sighup__new_rules_used_and_bad_file_rejected(void **state)
 {
     struct log_wait lw = {T.log, "rules reloaded"};
@@ -841,6 +901,7 @@ main(void)
         cmocka_unit_test(reminders__compressed_clock__fire_and_cancel),
         cmocka_unit_test(replay__candidate_rules__prints_changed_decisions_only),
         cmocka_unit_test(rules__file_with_errors__start_fails_naming_rule_and_field),
+        cmocka_unit_test(crash__killed_after_own_tag_before_commit__redelivery_keeps_decision),
         cmocka_unit_test(reload__sighup__new_rules_used_and_bad_file_rejected),
         cmocka_unit_test(sigterm__under_load__in_flight_finished_exit_0_rest_after_restart),
     };

@@ -278,7 +278,8 @@ on_state(void *arg, enum wa_err err, struct rt_state_reply *st)
     w->msg.tags = (const char *const *)w->tags;
     w->msg.ntags = w->ntags;
     w->msg.language = w->language[0] != '\0' ? w->language : NULL;
-    w->msg.now_ms = (int64_t)wa_clock_wall_ms();
+    /* the first attempt's time: a redelivered message is judged by the same hours */
+    w->msg.now_ms = st->at_ms > 0 ? st->at_ms : (int64_t)wa_clock_wall_ms();
     rt_rules_evaluate(w->rules, &w->msg, &w->d);
     w->evaluated = true;
     for (size_t i = 0; i < w->d.n; i++) {

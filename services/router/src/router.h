@@ -310,6 +310,7 @@ struct rt_state_reply {
     char language[32];
     char *tags[RT_TAGS_MAX]; /* owned; free with rt_state_reply_cleanup */
     size_t ntags;
+    int64_t at_ms; /* evaluation time of the first attempt (wall ms); 0: unknown */
 };
 typedef void (*rt_state_fn)(void *arg, enum wa_err err, struct rt_state_reply *st);
 enum wa_err rt_window_claim(struct rt *rt, const struct rt_msg *msg, rt_state_fn fn, void *arg);

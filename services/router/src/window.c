@@ -1,11 +1,15 @@
 /*
  * window.c: stage 2 of 5 (state). One Redis script per inbound message does everything the
  * router must know or record about it before rules run, atomically and in one round trip:
- *   - idempotency: <p>rt:seen:<wamid> "pending:<first>" until the actions are acknowledged,
- *     then "done" (WA_ROUTER_SEEN_TTL). A "done" message is a duplicate and skipped; a
- *     "pending" one (its instance died mid-way, or it was redelivered) is processed again with
- *     the first-message flag it had, and its actions keep their deterministic ids, so
- *     downstream idempotency (wa-notify's request_id) absorbs the repeat;
+ *   - idempotency: <p>rt:seen:<wamid> "pending:<first>|<snapshot>" until the actions are
+ *     acknowledged, then "done" (WA_ROUTER_SEEN_TTL). The snapshot (JSON {lang, tags, at}) is
+ *     what the rules are evaluated against: the contact's language and tags as they were
+ *     before this message's own actions changed them, and the evaluation time (hours
+ *     conditions). A "done" message is a duplicate and skipped; a "pending" one (its instance
+ *     died mid-way, or it was redelivered) is evaluated again against its snapshot and
+ *     first-message flag, so it gets the same decision as the first time (a reply is not
+ *     skipped because of a tag its first run wrote), and its actions keep their deterministic
+ *     ids, so downstream idempotency (wa-notify's request_id) absorbs the repeat;
  *   - the 24 h customer-service window <p>win:<phone_number_id>:<contact> (shared contract,
  *     docs/architecture.md): last inbound time in ms since the epoch, expiring 24 h after it;
  *     set from the message's own timestamp (cloud-api.md 3.5), never moved backwards;
@@ -31,19 +35,31 @@
  * ARGV: ts_ms now_ms window_ms seen_ttl_ms conv warn_ms */
 static const char inbound_script[] =
     "local s = redis.call('GET', KEYS[1])\n"
-    "if s == 'done' then return {0, 0, false, {}} end\n"
-    "local first\n"
+    "if s == 'done' then return {0, 0, false, {}, 0} end\n"
+    "local first, lang, tags, at\n"
     "if s then\n"
-    "  first = tonumber(string.sub(s, 9)) or 0\n"
+    "  first = tonumber(string.sub(s, 9, 9)) or 0\n"
+    "  if string.sub(s, 10, 10) == '|' then\n"
+    "    local snap = cjson.decode(string.sub(s, 11))\n"
+    "    lang, tags, at = snap.lang, snap.tags, snap.at\n"
+    "  end\n"
     "else\n"
     "  if redis.call('EXISTS', KEYS[2]) == 1 then first = 0 else first = 1 end\n"
-    "  redis.call('SET', KEYS[1], 'pending:' .. first, 'PX', ARGV[4])\n"
     "  for _, id in ipairs(redis.call('SMEMBERS', KEYS[7])) do\n"
     "    if string.sub(id, 1, 2) == 'i|' then\n"
     "      redis.call('ZREM', KEYS[8], id)\n"
     "      redis.call('HDEL', KEYS[9], id)\n"
     "      redis.call('SREM', KEYS[7], id)\n"
     "    end\n"
+    "  end\n"
+    "end\n"
+    "if not tags then\n"
+    "  lang = redis.call('HGET', KEYS[4], 'language')\n"
+    "  tags = redis.call('SRANDMEMBER', KEYS[3], 32)\n"
+    "  at = tonumber(ARGV[2])\n"
+    "  if not s then\n"
+    "    redis.call('SET', KEYS[1], 'pending:' .. first .. '|' ..\n"
+    "      cjson.encode({lang = lang, tags = tags, at = at}), 'PX', ARGV[4])\n"
     "  end\n"
     "end\n"
     "local ts = tonumber(ARGV[1])\n"
@@ -54,8 +70,7 @@ static const char inbound_script[] =
     "  redis.call('ZADD', KEYS[5], exp, ARGV[5])\n"
     "  redis.call('ZADD', KEYS[6], exp - tonumber(ARGV[6]), ARGV[5])\n"
     "end\n"
-    "return {1, first, redis.call('HGET', KEYS[4], 'language'), "
-    "redis.call('SRANDMEMBER', KEYS[3], 32)}\n";
+    "return {1, first, lang, tags, tostring(at)}\n";
 
 /* KEYS: zset; ARGV: now limit. Pops due members with their scores. */
 static const char pop_script[] =
@@ -85,9 +100,10 @@ on_claim(void *arg, enum wa_err err, const struct wa_kv_reply *reply)
     struct claim_call *c = arg;
     struct rt_state_reply st = {0};
     const struct wa_kv_reply *lang, *tags;
+    const char *at;
 
     if (err == WA_OK &&
-        (wa_kv_reply_type(reply) != WA_KV_REPLY_ARRAY || wa_kv_reply_len(reply) < 4)) {
+        (wa_kv_reply_type(reply) != WA_KV_REPLY_ARRAY || wa_kv_reply_len(reply) < 5)) {
         err = WA_EPARSE;
     }
     if (err == WA_OK) {
@@ -98,6 +114,8 @@ on_claim(void *arg, enum wa_err err, const struct wa_kv_reply *reply)
         if (wa_kv_reply_type(lang) == WA_KV_REPLY_STRING) {
             snprintf(st.language, sizeof(st.language), "%s", wa_kv_reply_str(lang, NULL));
         }
+        at = wa_kv_reply_str(wa_kv_reply_at(reply, 4), NULL);
+        st.at_ms = at != NULL ? strtoll(at, NULL, 10) : 0;
         tags = wa_kv_reply_at(reply, 3);
         for (size_t i = 0; i < wa_kv_reply_len(tags) && st.ntags < RT_TAGS_MAX; i++) {
             const char *t = wa_kv_reply_str(wa_kv_reply_at(tags, i), NULL);
