@@ -10,19 +10,25 @@
  */
 #include <curl/curl.h>
 #include <dirent.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "wa_test.h"
 #include "wa_test_proc.h"
+#include "wa/clock.h"
 #include "wa/cloudevent.h"
 #include "wa/contract.h"
 #include "wa/crypto.h"
+#include "wa/id.h"
 #include "wa/kafka.h"
+#include "wa/spool_frame.h"
 
 #define SECRET   "it-secret"
 #define PREVIOUS "it-previous"
@@ -791,6 +797,343 @@ spool_damaged_frame__later_records_replayed_file_quarantined(void **state)
     unlink(qpath);
 }
 
+/* ---- spool files made by the test (what an earlier run left) ---- */
+
+/* Writes F->spool/spool-<ULID>.log with n inbound.message records whose values hold
+ * "wamid.<tag>-<i>-" (i = 0..n-1, 5 digits); record big (-1: none) is made too large for
+ * Kafka. offs (may be NULL) gets each record's offset in the file. */
+static void
+spool_file_make(const char *tag, int n, int big, size_t *offs, char *path, size_t size)
+{
+    char id[WA_ULID_LEN], key[32];
+    struct wa_buf b, v;
+    FILE *f;
+
+    wa_buf_init(&b, 0);
+    wa_buf_init(&v, 0);
+    for (int i = 0; i < n; i++) {
+        const char *fl[WA_SPOOL_FIELDS];
+        size_t l[WA_SPOOL_FIELDS];
+
+        wa_ulid_new(id);
+        snprintf(key, sizeof(key), "p1:%d", i % 7);
+        v.len = 0;
+        wa_buf_printf(&v, "{\"id\":\"%s\",\"data\":{\"wamid\":\"wamid.%s-%05d-\"},\"pad\":\"", id,
+                      tag, i);
+        for (size_t k = 0; i == big && k < 1200000; k += 64) {
+            wa_buf_append(&v, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+                          64);
+        }
+        wa_buf_append(&v, "\"}", 2);
+        fl[0] = F->topics[T_MESSAGE];
+        fl[1] = key;
+        fl[2] = id;
+        fl[3] = WA_CE_TYPE_INBOUND_MESSAGE;
+        fl[4] = "ingest-test";
+        fl[5] = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        fl[6] = v.data;
+        for (int k = 0; k < 6; k++) {
+            l[k] = strlen(fl[k]);
+        }
+        l[6] = v.len;
+        if (offs != NULL) {
+            offs[i] = b.len;
+        }
+        assert_int_equal(wa_spool_frame_append(&b, fl, l), WA_OK);
+    }
+    mkdir(F->spool, 0700);
+    wa_ulid_new(id);
+    snprintf(path, size, "%s/spool-%s.log", F->spool, id);
+    f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(b.data, 1, b.len, f), b.len);
+    assert_int_equal(fclose(f), 0);
+    wa_buf_cleanup(&b);
+    wa_buf_cleanup(&v);
+}
+
+/* Copies per record number of the messages "wamid.<tag>-<i>-" seen since the tally started. */
+struct tally {
+    const char *tag;
+    int n;
+    unsigned *copies;
+    size_t scanned, distinct, total;
+};
+
+static void
+tally_start(struct tally *t, const char *tag, int n)
+{
+    *t = (struct tally){.tag = tag, .n = n, .scanned = F->nseen};
+    t->copies = calloc((size_t)n, sizeof(*t->copies));
+    assert_non_null(t->copies);
+}
+
+static bool
+tally_complete(void *arg)
+{
+    struct tally *t = arg;
+    char needle[64];
+    size_t nl = (size_t)snprintf(needle, sizeof(needle), "wamid.%s-", t->tag);
+
+    for (; t->scanned < F->nseen; t->scanned++) {
+        const struct seen *s = &F->seen[t->scanned];
+        const char *p;
+        long i;
+
+        if (strcmp(s->topic, F->topics[T_MESSAGE]) != 0 || (p = strstr(s->value, needle)) == NULL) {
+            continue;
+        }
+        i = strtol(p + nl, NULL, 10);
+        if (i >= 0 && i < t->n) {
+            t->distinct += t->copies[i]++ == 0;
+            t->total++;
+        }
+    }
+    return t->distinct >= (size_t)t->n;
+}
+
+/* Waits until every record was seen, plus a little for late copies. */
+static void
+tally_await(struct tally *t)
+{
+    wa_test_run_until(F->loop, tally_complete, t, 60000);
+    wa_test_run_for(F->loop, 500);
+    tally_complete(t);
+}
+
+static bool
+metric_has(const char *line)
+{
+    struct wa_buf m;
+    bool found;
+
+    wa_buf_init(&m, 0);
+    assert_int_equal(http("GET", "/metrics", NULL, NULL, 0, NULL, &m), 200);
+    found = strstr(m.data, line) != NULL;
+    wa_buf_cleanup(&m);
+    return found;
+}
+
+/* A record Kafka refuses for good (here: larger than the producer's message.max.bytes) is
+ * moved to dead-letter-spool-<ULID>.log, counted, and the records around it are replayed; the
+ * spool file is removed. */
+static void
+spool_refused_record__dead_lettered_others_replayed(void **state)
+{
+    enum { N = 5, BIG = 2 };
+    char path[512], dead[512];
+    const unsigned char *p;
+    const char *f[WA_SPOOL_FIELDS];
+    size_t l[WA_SPOOL_FIELDS], len = 0, flen;
+    char *data;
+    struct tally t;
+
+    (void)state;
+    daemon_stop();
+    spool_file_make("dl", N, BIG, NULL, path, sizeof(path));
+    tally_start(&t, "dl", N);
+    daemon_start(F->kcfg.brokers, wa_test_env("WA_REDIS_URL"));
+    assert_true(wa_test_run_until(F->loop, spool_empty, NULL, 30000));
+    wa_test_run_until(F->loop, tally_complete, &t, 2000);
+    wa_test_run_for(F->loop, 500);
+    tally_complete(&t);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(t.copies[i], i == BIG ? 0 : 1);
+    }
+    assert_true(first_spool_file("dead-letter-spool-", dead, sizeof(dead)));
+    data = wa_test_read_file(dead, &len);
+    assert_non_null(data);
+    p = (const unsigned char *)data;
+    assert_true(wa_spool_frame_at(p, len, 0, f, l, &flen));
+    assert_int_equal(flen, len); /* the refused record, and only it */
+    assert_non_null(memmem(f[6], l[6], "wamid.dl-00002-", 15));
+    assert_true(metric_has("wa_ingest_spool_damaged_total{kind=\"refused\"} 1"));
+    free(data);
+    unlink(dead);
+    free(t.copies);
+}
+
+/* A cursor beside a spool file (left by a run that replayed part of it): the replay resumes
+ * there, the records before it are not produced again. */
+static void
+spool_cursor__replay_resumes_after_it(void **state)
+{
+    enum { N = 1500, AT = 1000 };
+    static size_t offs[N];
+    char path[512], cpath[600];
+    unsigned char c[24];
+    struct tally t;
+    FILE *f;
+
+    (void)state;
+    daemon_stop();
+    spool_file_make("cur", N, -1, offs, path, sizeof(path));
+    memcpy(c, "WASC", 4);
+    for (int i = 0; i < 8; i++) {
+        c[4 + i] = (unsigned char)((uint64_t)offs[AT] >> (8 * i));
+        c[16 + i] = (unsigned char)(~(uint64_t)offs[AT] >> (8 * i));
+    }
+    memset(c + 12, 0, 4);
+    snprintf(cpath, sizeof(cpath), "%s.cursor", path);
+    f = fopen(cpath, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(c, 1, sizeof(c), f), sizeof(c));
+    fclose(f);
+    tally_start(&t, "cur", N);
+    t.distinct = AT; /* wait for the rest */
+    daemon_start(F->kcfg.brokers, wa_test_env("WA_REDIS_URL"));
+    assert_true(wa_test_run_until(F->loop, spool_empty, NULL, 30000));
+    tally_await(&t);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(t.copies[i], i < AT ? 0 : 1);
+    }
+    free(t.copies);
+}
+
+/* A daemon killed -9 in the middle of a replay: the restarted one resumes at the cursor, so
+ * every record the cursor had passed is published once; at most one window is repeated. */
+static void
+spool_kill9_mid_replay__resumes_at_cursor_at_most_one_window_again(void **state)
+{
+    enum { N = 20000, WINDOW = 512 };
+    static size_t offs[N];
+    char path[512], cpath[600];
+    uint64_t cursor = 0, end;
+    size_t before = 0, again = 0;
+    struct tally t;
+
+    (void)state;
+    daemon_stop();
+    spool_file_make("rk", N, -1, offs, path, sizeof(path));
+    snprintf(cpath, sizeof(cpath), "%s.cursor", path);
+    tally_start(&t, "rk", N);
+    daemon_start(F->kcfg.brokers, wa_test_env("WA_REDIS_URL"));
+    /* kill as soon as a cursor shows the replay midway */
+    end = wa_clock_mono_ms() + 30000;
+    while (cursor == 0 && wa_clock_mono_ms() < end) {
+        size_t len = 0;
+        unsigned char *c = (unsigned char *)wa_test_read_file(cpath, &len);
+
+        if (c != NULL && len == 24) {
+            for (int i = 7; i >= 0; i--) {
+                cursor = cursor << 8 | c[4 + i];
+            }
+        }
+        free(c);
+        if (cursor == 0) {
+            usleep(1000);
+        }
+    }
+    wa_test_stop(F->pid, SIGKILL, WA_TEST_NO_TIMEOUT);
+    F->pid = 0;
+    assert_true(cursor > 0);
+    daemon_start(F->kcfg.brokers, wa_test_env("WA_REDIS_URL"));
+    assert_true(wa_test_run_until(F->loop, spool_empty, NULL, 60000));
+    tally_await(&t);
+    for (int i = 0; i < N; i++) {
+        assert_true(t.copies[i] >= 1);
+        if (offs[i] < cursor) {
+            before++;
+            assert_int_equal(t.copies[i], 1);
+        }
+        again += t.copies[i] - 1;
+    }
+    print_message("killed at cursor %llu (%zu of %d records behind it): %zu published twice\n",
+                  (unsigned long long)cursor, before, N, again);
+    assert_true(again <= WINDOW);
+    free(t.copies);
+}
+
+/* ---- spool mode ends under load ---- */
+
+static struct {
+    atomic_bool stop;
+    atomic_int next;
+    unsigned char answered[100000];
+} L;
+
+static void *
+load_thread(void *arg)
+{
+    char body[1024];
+    int n;
+
+    (void)arg;
+    while (!atomic_load(&L.stop)) {
+        int i = atomic_fetch_add(&L.next, 1);
+
+        if (i >= (int)sizeof(L.answered)) {
+            break;
+        }
+        n = snprintf(body, sizeof(body),
+                     "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"w\","
+                     "\"changes\":[{\"field\":\"messages\",\"value\":{\"metadata\":{"
+                     "\"phone_number_id\":\"p1\"},\"messages\":[{\"from\":\"%d\",\"id\":"
+                     "\"wamid.load-%05d-\",\"timestamp\":\"1\",\"type\":\"text\",\"text\":{"
+                     "\"body\":\"n\"}}]}}]}]}",
+                     i % 7, i);
+        L.answered[i] = post_signed(body, (size_t)n, SECRET) == 200;
+    }
+    return NULL;
+}
+
+/* A daemon that starts with a backlog (spool mode) while webhooks keep arriving: spool mode
+ * ends once Kafka acknowledges a replay window, new webhooks are published directly, and the
+ * spool empties although the load never stops. Every webhook answered 200 is on Kafka. */
+static void
+spool_mode__ends_under_continuous_load(void **state)
+{
+    enum { N = 3000, THREADS = 4 };
+    char path[512];
+    pthread_t th[THREADS];
+    struct tally backlog, load;
+    bool emptied = false, direct = false;
+    int sent;
+    uint64_t end;
+
+    (void)state;
+    daemon_stop();
+    spool_file_make("bl", N, -1, NULL, path, sizeof(path));
+    tally_start(&backlog, "bl", N);
+    daemon_start(F->kcfg.brokers, wa_test_env("WA_REDIS_URL"));
+    atomic_store(&L.stop, false);
+    atomic_store(&L.next, 0);
+    for (int i = 0; i < THREADS; i++) {
+        assert_int_equal(pthread_create(&th[i], NULL, load_thread, NULL), 0);
+    }
+    /* the load goes on until the spool has emptied and webhooks are published directly */
+    end = wa_clock_mono_ms() + 60000;
+    while (!(emptied && direct) && wa_clock_mono_ms() < end) {
+        wa_test_run_for(F->loop, 100);
+        emptied = emptied || spool_empty(NULL);
+        direct = emptied && atomic_load(&L.next) > 100 &&
+                 !metric_has("wa_ingest_requests_total{outcome=\"ok\"} 0\n");
+    }
+    wa_test_run_for(F->loop, 300); /* and a little more load after that */
+    atomic_store(&L.stop, true);
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(th[i], NULL);
+    }
+    sent = atomic_load(&L.next);
+    print_message("spool emptied under load: %s; %d webhooks sent meanwhile\n",
+                  emptied ? "yes" : "no", sent);
+    assert_true(emptied);
+    assert_true(direct);
+    assert_true(wa_test_run_until(F->loop, spool_empty, NULL, 30000));
+    tally_await(&backlog);
+    assert_int_equal(backlog.distinct, N);
+    tally_start(&load, "load", sent);
+    load.scanned = 0;
+    tally_complete(&load);
+    for (int i = 0; i < sent; i++) {
+        if (L.answered[i] && load.copies[i] == 0) {
+            fail_msg("webhook %d answered 200 is not on Kafka", i);
+        }
+    }
+    free(backlog.copies);
+    free(load.copies);
+}
+
 /* Must run last: it restarts the daemon. */
 static void
 kafka_down__requests_spooled_then_drained_in_order(void **state)
@@ -1047,6 +1390,10 @@ main(void)
         cmocka_unit_test(unparsable__signed_truncated_or_not_json__archived_and_200),
         cmocka_unit_test(redis_down__published_anyway_and_counted),
         cmocka_unit_test(spool_damaged_frame__later_records_replayed_file_quarantined),
+        cmocka_unit_test(spool_refused_record__dead_lettered_others_replayed),
+        cmocka_unit_test(spool_cursor__replay_resumes_after_it),
+        cmocka_unit_test(spool_kill9_mid_replay__resumes_at_cursor_at_most_one_window_again),
+        cmocka_unit_test(spool_mode__ends_under_continuous_load),
         cmocka_unit_test(kafka_down__requests_spooled_then_drained_in_order),
         cmocka_unit_test(kill9__mid_traffic__every_answered_or_redelivered_webhook_published),
         cmocka_unit_test(sigterm__mid_traffic__in_flight_answered_exit_0_nothing_lost),

@@ -4,8 +4,9 @@
  * Frames are read with libs/spool (wa/spool_frame.h), the format wa-ingest writes. A torn tail
  * (short frame or bad CRC at the end) is what a crash during an unacknowledged write leaves:
  * reported, not an error. A bad region with intact frames after it is damage: reported, the
- * records after it are still listed, exit 1. quarantine-spool-*.log files (records wa-ingest set aside:
- * a damaged frame, or refused by Kafka) are read the same way and listed first.
+ * records after it are still listed, exit 1. quarantine-spool-*.log files (a replayed file that had
+ * damaged frames) and dead-letter-spool-*.log files (records Kafka refused for good) are read the
+ * same way and listed first.
  */
 #include <dirent.h>
 #include <stdio.h>
@@ -129,7 +130,8 @@ wx_cmd_spool(struct wx *x)
         size_t l = strlen(de->d_name);
 
         if ((strncmp(de->d_name, "spool-", 6) == 0 ||
-             strncmp(de->d_name, "quarantine-spool-", 17) == 0) &&
+             strncmp(de->d_name, "quarantine-spool-", 17) == 0 ||
+             strncmp(de->d_name, "dead-letter-spool-", 18) == 0) &&
             l > 4 && strcmp(de->d_name + l - 4, ".log") == 0 &&
             (names[n] = strdup(de->d_name)) != NULL) {
             n++;

@@ -4,11 +4,12 @@
  * Series (Prometheus, prefix wa_ingest_): requests_total{outcome}, signature_failures_total,
  * duplicates_total{kind}, events_total{type}, malformed_items_total, dedup_failures_total,
  * spool_written_total (requests), spool_replayed_total (records), spool_bytes, spool_files,
- * spool_damaged_total{kind=corrupt|refused} (records lost to a damaged frame or refused by Kafka
- * for good; their file is quarantined),
+ * spool_damaged_total{kind=corrupt|refused} (damaged frames skipped, their file quarantined;
+ * records Kafka refused for good, moved to a dead-letter file), spool_write_failures_total,
+ * spool_writable (1 when the last write or probe succeeded),
  * inflight, ack_seconds (receive to durable, histogram). The HTTP server adds per-route status
  * counts (413s appear there: they are answered before the handler runs).
- * Readiness: the scaffolding's Kafka and Redis probes, plus "spool" (last write succeeded).
+ * Readiness: the scaffolding's Kafka and Redis probes, plus "spool" (last write or writability probe succeeded).
  */
 #include "ingest.h"
 
@@ -56,16 +57,27 @@ ig_health_start(struct ig *ig, struct wa_error *error)
                                            "records replayed from the spool into Kafka", NULL);
     s->spool_damaged[0] = wa_metrics_counter(
         m, "wa_ingest_spool_damaged_total",
-        "damaged spool frames skipped (their file is kept as quarantine-*)", "kind=\"corrupt\"");
+        "spooled records set aside: damaged frames (file kept as quarantine-*), records Kafka "
+        "refused for good (kept in dead-letter-*)",
+        "kind=\"corrupt\"");
     s->spool_damaged[1] = wa_metrics_counter(
         m, "wa_ingest_spool_damaged_total",
-        "damaged spool frames skipped (their file is kept as quarantine-*)", "kind=\"refused\"");
+        "spooled records set aside: damaged frames (file kept as quarantine-*), records Kafka "
+        "refused for good (kept in dead-letter-*)",
+        "kind=\"refused\"");
+    s->spool_write_failures =
+        wa_metrics_counter(m, "wa_ingest_spool_write_failures_total",
+                           "spool writes that failed (a full disk): those webhooks got 503", NULL);
+    s->spool_writable =
+        wa_metrics_gauge(m, "wa_ingest_spool_writable",
+                         "1 when the last spool write or probe succeeded (readiness)", NULL);
     s->spool_bytes = wa_metrics_gauge(m, "wa_ingest_spool_bytes", "spool bytes not replayed", NULL);
     s->spool_files = wa_metrics_gauge(m, "wa_ingest_spool_files", "spool files not replayed", NULL);
     s->inflight = wa_metrics_gauge(m, "wa_ingest_inflight", "webhook requests in progress", NULL);
     s->ack_seconds = wa_metrics_histogram(
         m, "wa_ingest_ack_seconds", "receive to durable (Kafka ack or spool fsync)", NULL, NULL, 0);
-    if (s->requests[0] == NULL || s->ack_seconds == NULL || s->spool_files == NULL) {
+    if (s->requests[0] == NULL || s->ack_seconds == NULL || s->spool_files == NULL ||
+        s->spool_writable == NULL || s->spool_write_failures == NULL) {
         return wa_error_set(error, WA_ENOMEM, "cannot register metrics");
     }
     return wa_service_probe(ig->svc, "spool", spool_ready, ig) == WA_OK

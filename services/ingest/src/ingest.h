@@ -59,6 +59,7 @@ struct ig_config {
     char *spool_dir;
     int64_t spool_replay_ms;
     int64_t spool_file_max;
+    int64_t spool_dead_letter_ms;
     char *kafka_compression;
 };
 
@@ -87,6 +88,8 @@ struct ig_metrics {
     struct wa_counter *spool_written;
     struct wa_counter *spool_replayed;
     struct wa_counter *spool_damaged[2]; /* corrupt frames, records Kafka refused for good */
+    struct wa_counter *spool_write_failures;
+    struct wa_gauge *spool_writable;
     struct wa_gauge *spool_bytes;
     struct wa_gauge *spool_files;
     struct wa_gauge *inflight;
@@ -224,14 +227,17 @@ enum wa_err ig_record_add(struct ig_request *r, int topic, const char *type, con
 enum wa_err ig_spool_new(struct ig *ig, struct ig_spool **out, struct wa_error *error);
 /* Stop: nothing of the spool is pending any more (the pool and producer are silenced). */
 void ig_spool_free(struct ig_spool *spool);
-/* True while the spool holds records not yet replayed: new requests then go to the spool too,
- * so records of one key stay in order. */
-bool ig_spool_backlog(const struct ig_spool *spool);
+/* True in spool mode: a request was spooled because Kafka failed or was late, the spool still
+ * holds records, and no replay window has been acknowledged since. New requests then go to the
+ * spool too, so records of one key stay in order during the outage. */
+bool ig_spool_divert(const struct ig_spool *spool);
+/* A request is being spooled because Kafka failed or did not answer in time: spool mode. */
+void ig_spool_kafka_late(struct ig_spool *spool);
 /* Appends the request's unacknowledged records and fsyncs; then calls ig_publish_spooled(r, ok)
  * on the loop thread, exactly once. */
 void ig_spool_start(struct ig_request *r);
 void ig_publish_spooled(struct ig_request *r, bool ok);
-/* True when the spool directory is usable (readiness). */
+/* True when the last write (or writability probe) succeeded (readiness). */
 bool ig_spool_ready(const struct ig_spool *spool);
 
 /* Health and metrics (health.c). */

@@ -8,8 +8,9 @@
  *     -> a failure, or no answer within WA_INGEST_ACK_TIMEOUT
  *          -> ig_spool_start (fsynced local file) -> ig_publish_spooled: 200 ("spooled")
  *                                                    or, when even that fails, 503
- * The loop never waits: the HTTP request stays suspended until the reply. While the spool
- * holds a backlog, requests go straight to it, so the replayer keeps each key's order.
+ * The loop never waits: the HTTP request stays suspended until the reply. In spool mode (Kafka
+ * failed or was late, and no replay window has been acknowledged since) requests go straight to
+ * the spool, so the replayer keeps each key's order during the outage.
  * Reports arriving after the reply (a late ack of a spooled record) only release the request.
  */
 #include <string.h>
@@ -145,11 +146,16 @@ fail(struct ig_request *r, const char *why)
     ig_dedupe_finish(r, false);
 }
 
+/* kafka_late: Kafka failed or did not answer in time (spool mode), rather than a request sent
+ * to the spool because spool mode is on. */
 static void
-to_spool(struct ig_request *r)
+to_spool(struct ig_request *r, bool kafka_late)
 {
     if (r->spooling || r->replied) {
         return;
+    }
+    if (kafka_late) {
+        ig_spool_kafka_late(r->ig->spool);
     }
     r->spooling = true;
     stop_deadline(r);
@@ -183,7 +189,7 @@ on_delivery(enum wa_err err, int32_t partition, int64_t offset, void *arg)
     }
     if (!r->replied && !r->spooling) {
         if (r->kafka_failed) {
-            to_spool(r);
+            to_spool(r, true);
         } else if (r->unacked == 0) {
             succeed(r, IG_OUT_OK);
         }
@@ -200,7 +206,7 @@ on_deadline(struct wa_timer *t, void *arg)
     if (!r->replied && !r->spooling) {
         wa_log_warn(&r->log, "kafka did not acknowledge within %lld ms: spooling",
                     (long long)r->ig->cfg->ack_timeout_ms);
-        to_spool(r);
+        to_spool(r, true);
     }
 }
 
@@ -251,18 +257,18 @@ ig_publish_start(struct ig_request *r)
         }
     }
     wa_counter_inc(ig->m.events[IG_EVENTS_RAW]);
-    if (ig_spool_backlog(ig->spool)) {
-        to_spool(r);
+    if (ig_spool_divert(ig->spool)) {
+        to_spool(r, false);
         ig_request_release(r, false);
         return;
     }
     produce_all(r);
     if (r->kafka_failed) {
-        to_spool(r);
+        to_spool(r, true);
     } else if (r->unacked > 0) {
         r->deadline = wa_timer_new(ig->loop, on_deadline, r);
         if (r->deadline == NULL) {
-            to_spool(r);
+            to_spool(r, false);
         } else {
             wa_timer_start(r->deadline, (uint64_t)ig->cfg->ack_timeout_ms, 0);
         }
