@@ -3,7 +3,8 @@
  * names each invalid one by JSON pointer, checks the type's body with libs/whatsapp's Cloud API
  * rules (the rules wa-notify applies before sending, so a request accepted here is not refused
  * there for its shape), and builds the outbound.request data (wa/contract_outbound.h), which is
- * decoded once more with the consumers' own decoder before it is published. Also the
+ * decoded once more with the consumers' own decoder before it is published. not_before may lie
+ * at most WA_CONTRACT_NOT_BEFORE_MAX_MS (30 days) ahead of the wall clock. Also the
  * idempotency helpers: body fingerprints, request ids of keyed requests, decisions.
  * Thread-safe; json_t values belong to the caller.
  */
@@ -13,6 +14,7 @@
 #include <string.h>
 
 #include "gateway.h"
+#include "wa/clock.h"
 #include "wa/contract_outbound.h"
 #include "wa/whatsapp_message.h"
 
@@ -87,8 +89,9 @@ digits(const char *s, size_t max)
     return true;
 }
 
+/* A time field; max_ahead_ms > 0: at most that far in the future (wall clock). */
 static void
-check_time(const json_t *body, const char *key, struct gw_body_check *c)
+check_time(const json_t *body, const char *key, int64_t max_ahead_ms, struct gw_body_check *c)
 {
     const json_t *v = json_object_get(body, key);
     char ptr[32];
@@ -99,9 +102,12 @@ check_time(const json_t *body, const char *key, struct gw_body_check *c)
     }
     snprintf(ptr, sizeof(ptr), "/%s", key);
     if (json_is_integer(v)
-            ? json_integer_value(v) < 0
+            ? (ms = json_integer_value(v)) < 0
             : !json_is_string(v) || wa_contract_time_parse(json_string_value(v), &ms) != WA_OK) {
         field_error(c, ptr, "must be an RFC 3339 date-time or milliseconds since the epoch");
+    } else if (max_ahead_ms > 0 && ms - (int64_t)wa_clock_wall_ms() > max_ahead_ms) {
+        field_error(c, ptr, "must be at most %lld days ahead",
+                    (long long)(max_ahead_ms / (24ll * 3600 * 1000)));
     }
 }
 
@@ -207,8 +213,8 @@ gw_message_check(const json_t *body, const char *request_id, const char *default
         (pnid == NULL || !digits(pnid, 32))) {
         field_error(c, "/phone_number_id", "must be a string of digits");
     }
-    check_time(body, "not_before", c);
-    check_time(body, "expires_at", c);
+    check_time(body, "not_before", WA_CONTRACT_NOT_BEFORE_MAX_MS, c);
+    check_time(body, "expires_at", 0, c);
     if ((v = json_object_get(body, "priority")) != NULL && !json_is_null(v) &&
         (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 9)) {
         field_error(c, "/priority", "must be an integer from 0 to 9");

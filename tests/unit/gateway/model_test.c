@@ -5,10 +5,12 @@
  * the local limiter's share, POST /v1/messages bodies (every invalid field named, the
  * outbound.request built), body fingerprints and idempotency decisions.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "gateway.h"
+#include "wa/clock.h"
 #include "wa_test.h"
 
 #define ID     "0123456789abcdef"
@@ -280,6 +282,39 @@ message_check__several_invalid__every_field_named(void **state)
 }
 
 static void
+message_check__not_before_beyond_30_days__named(void **state)
+{
+    char text[256];
+    json_t *far, *near;
+    struct gw_body_check c;
+    json_t *data = NULL;
+    char contact[64];
+    unsigned long long now = (unsigned long long)wa_clock_wall_ms();
+
+    (void)state;
+    snprintf(text, sizeof(text),
+             "{\"to\":\"16505550001\",\"type\":\"text\",\"text\":{\"body\":\"hi\"},"
+             "\"not_before\":%llu}",
+             now + 31ull * 24 * 3600 * 1000);
+    far = parse(text);
+    snprintf(text, sizeof(text),
+             "{\"to\":\"16505550001\",\"type\":\"text\",\"text\":{\"body\":\"hi\"},"
+             "\"not_before\":%llu}",
+             now + 29ull * 24 * 3600 * 1000);
+    near = parse(text);
+    gw_message_check(far, "R1", "1", &c, &data, contact, sizeof(contact));
+    assert_null(data);
+    assert_int_equal(c.n, 1);
+    assert_string_equal(c.errors[0].pointer, "/not_before");
+    assert_string_equal(c.errors[0].detail, "must be at most 30 days ahead");
+    gw_message_check(near, "R1", "1", &c, &data, contact, sizeof(contact));
+    assert_int_equal(c.n, 0);
+    json_decref(data);
+    json_decref(far);
+    json_decref(near);
+}
+
+static void
 message_check__type_body_against_cloud_api_rules__named(void **state)
 {
     json_t *body = parse("{\"to\":\"16505550001\",\"type\":\"text\",\"text\":{}}");
@@ -406,6 +441,7 @@ main(void)
         cmocka_unit_test(local_limiter__share_per_replica__separate_keys),
         cmocka_unit_test(message_check__valid_text__outbound_request_built),
         cmocka_unit_test(message_check__several_invalid__every_field_named),
+        cmocka_unit_test(message_check__not_before_beyond_30_days__named),
         cmocka_unit_test(message_check__type_body_against_cloud_api_rules__named),
         cmocka_unit_test(fingerprint__key_order_and_spacing__same),
         cmocka_unit_test(idempotency__keys_ids_decisions),
