@@ -234,6 +234,20 @@ status(const char *rid, const char *wamid, const char *to, const char *st, int64
                       "contact", to, "biz_opaque_callback_data", rid, "status_object", so));
 }
 
+/* An inbound message from contact at ts (seconds). */
+static void
+inbound(const char *wamid, const char *contact, int64_t ts)
+{
+    char key[64];
+
+    snprintf(key, sizeof(key), "100000000000001:%s", contact);
+    produce(WA_TOPIC_INBOUND_MESSAGE, WA_CE_TYPE_INBOUND_MESSAGE, key,
+            json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:{s:s, s:s, s:{s:s}}}", "wamid", wamid,
+                      "type", "text", "contact", contact, "timestamp", (json_int_t)ts,
+                      "phone_number_id", "100000000000001", "from", contact, "message", "from",
+                      contact, "type", "text", "text", "body", "thanks"));
+}
+
 /* ---- reading ---- */
 
 static json_t *
@@ -278,6 +292,28 @@ wait_total_for(const char *query, const char *state, int64_t want, uint64_t wait
         usleep(200000);
     }
     fail_msg("summary %s = %lld, want %lld", state, (long long)total(s, state), (long long)want);
+    return NULL;
+}
+
+/* Polls the summary until the integer at path == want. */
+static json_t *
+wait_path(const char *query, const char *path_in_summary, int64_t want)
+{
+    uint64_t deadline = wa_clock_mono_ms() + WAIT_MS;
+    json_t *s = NULL;
+    char path[256];
+
+    snprintf(path, sizeof(path), "/v1/analytics/summary%s", query);
+    while (wa_clock_mono_ms() < deadline) {
+        json_decref(s);
+        s = get_json(path, 200);
+        if (json_integer_value(wa_json_path(s, path_in_summary)) == want) {
+            return s;
+        }
+        usleep(200000);
+    }
+    fail_msg("summary %s = %lld, want %lld", path_in_summary,
+             (long long)json_integer_value(wa_json_path(s, path_in_summary)), (long long)want);
     return NULL;
 }
 
@@ -416,6 +452,9 @@ events__out_of_order_and_twice__same_timeline_and_totals(void **state)
     result("r3", "wamid.R3");
     status("r3", "wamid.R3", "919800000003", "sent", now, 0);
     status("r3", "wamid.R3", "919800000003", "failed", now + 2, 131026);
+    /* r1's contact answers a minute later (twice: redelivered): one of three templates replied */
+    inbound("wamid.IN1", "919800000001", now + 60);
+    inbound("wamid.IN1", "919800000001", now + 60);
     flush_produced();
 
     s = wait_total("", "read", 2);
@@ -432,6 +471,10 @@ events__out_of_order_and_twice__same_timeline_and_totals(void **state)
     /* three marketing messages to +91 priced "regular" at the card's rate since 2026-12-04 */
     assert_int_equal(json_integer_value(wa_json_path(s, "cost.total_micros")), 3 * 11800);
     assert_string_equal(wa_json_path_str(s, "cost.currency"), "USD");
+    json_decref(s);
+    s = wait_path("", "reply_rate.numerator", 1);
+    assert_int_equal(json_integer_value(wa_json_path(s, "reply_rate.denominator")), 3);
+    assert_int_equal(json_integer_value(wa_json_path(s, "inbound.messages")), 1);
     json_decref(s);
 
     /* r2's timeline equals r1's shape: every state, each with its first time */
@@ -530,6 +573,7 @@ events__out_of_order_and_twice__same_timeline_and_totals(void **state)
         json_decref(v);
         s = get_json("/v1/analytics/summary", 200);
         assert_int_equal(total(s, "read"), 2);
+        assert_int_equal(json_integer_value(wa_json_path(s, "reply_rate.numerator")), 1);
         json_decref(s);
     }
     rebuild__changes_no_figure();

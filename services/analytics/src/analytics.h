@@ -277,16 +277,6 @@ void an_totals_subtract(struct an_totals *into, const struct an_totals *from);
  * "first_response_ms"}. New reference. */
 json_t *an_totals_json(const struct an_totals *t, const char *currency);
 
-/*
- * Replies and first responses of messages (documents as above, any order) and inbound
- * documents ({"contact", "phone_number_id", "at"}): a template that reached sent is replied
- * when the same contact wrote within 24 h after its sent time; an inbound's first response is
- * the first business message to the contact after it. Adds to t (business_initiated, replied,
- * inbound, first_response) for the messages whose "at" lies in [from, to).
- */
-void an_totals_add_engagement(struct an_totals *t, const json_t *messages, const json_t *inbound,
-                              int64_t from_ms, int64_t to_ms);
-
 /* ---- stored rows (rows.c) ---- */
 
 /* The row of a message document: {"b": its half-hour bucket, "phone_number_id", "template",
@@ -320,6 +310,31 @@ json_t *an_totals_inc(const struct an_totals *t);
 /* Adds the figures of a stored row (the $inc fields, nested) to t. */
 void an_totals_add_row(struct an_totals *t, const json_t *row);
 
+/*
+ * Engagement (replies, inbound messages, first responses) joins a contact's messages and
+ * inbound messages, so it is kept per contact: an engagement document {_id: contact, o: [the
+ * entries of its message documents], i: [the entries of its inbound documents]} and its
+ * contribution to the rows (an_rows_add_contact), a pure function of the entries.
+ */
+/* The entry of a message document: {id, t (sent, else at), s (sent, else delivered, else read;
+ * 0 = none), tp (a template), r (its row key)}. New reference; NULL without contact or at. */
+json_t *an_engage_out(const json_t *doc);
+/* The entry of an inbound document: {id, at, phone_number_id}. New reference; NULL without
+ * contact or at. */
+json_t *an_engage_in(const json_t *doc);
+/* Puts entry (takes ownership; NULL removes) in place of the entry with id (borrowed) in the
+ * list "o" or "i" of the engagement document doc, or appends it. WA_ENOMEM. */
+enum wa_err an_engage_set(json_t *doc, const char *list, const json_t *id, json_t *entry);
+/*
+ * Adds (sign > 0) or takes away the engagement figures of one contact's document: each
+ * template that reached sent counts as business-initiated in its row, and as replied when an
+ * inbound message came within 24 h after it; each inbound message counts in the inbound row of
+ * its half hour (a row matched by every filter) and, when it is the first one since the
+ * business last wrote, its first response (time to the next business message) counts in the
+ * row of that message's dimensions at the inbound's half hour. WA_ENOMEM.
+ */
+enum wa_err an_rows_add_contact(struct an_rows *r, const json_t *doc, int sign);
+
 /* The go-live checks: delivery > 98%, average latency < 2 s, reply rate in [12%, 18%]. */
 struct an_kpi {
     const char *name; /* "delivery_rate", "average_latency_seconds", "reply_rate" */
@@ -352,8 +367,9 @@ struct wa_http_req;
 
 #define AN_COLL_MESSAGES "messages"
 #define AN_COLL_INBOUND  "inbound"
-#define AN_COLL_BUCKETS  "buckets" /* the rows (rows.c) */
-#define AN_COLL_JOURNAL  "journal" /* batches being applied (consume.c) */
+#define AN_COLL_BUCKETS  "buckets"    /* the rows (rows.c) */
+#define AN_COLL_JOURNAL  "journal"    /* batches being applied (consume.c) */
+#define AN_COLL_ENGAGE   "engagement" /* per contact (rows.c) */
 
 struct an_config {
     struct wa_common_config common;
@@ -435,7 +451,7 @@ struct an_scan {
     void *arg;
 };
 /* Starts loading; done runs once, later, with WA_OK, WA_ETOOBIG (more than
- * WA_ANALYTICS_MAX_SCAN messages), WA_ECLOSED (stopping) or a MongoDB error (or an error is
+ * WA_ANALYTICS_MAX_SCAN rows), WA_ECLOSED (stopping) or a MongoDB error (or an error is
  * returned and done never runs). */
 enum wa_err an_scan_start(struct an *an, struct an_scan *scan, an_scan_fn done, void *arg);
 void an_scan_cleanup(struct an_scan *scan);

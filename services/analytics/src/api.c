@@ -179,7 +179,7 @@ on_scanned(struct an_scan *scan, enum wa_err err, void *arg)
         wa_http_req_set_data(j->req, NULL);
         if (err == WA_ETOOBIG) {
             an_problem(j->req, 422, "Unprocessable Content",
-                       "the period holds more messages than WA_ANALYTICS_MAX_SCAN: narrow it");
+                       "the period holds more rows than WA_ANALYTICS_MAX_SCAN: narrow it");
         } else if (err != WA_OK) {
             an_problem(j->req, 503, "Service Unavailable", wa_err_name(err));
         } else {
@@ -232,7 +232,6 @@ report(struct wa_http_req *req, struct an *an, enum report kind)
     j->kind = kind;
     j->scan.q = q;
     j->scan.tz = tz;
-    j->scan.engagement = kind != SERIES;
     if (an_scan_start(an, &j->scan, on_scanned, j) != WA_OK) {
         wa_http_req_set_data(req, NULL);
         an_problem(req, 500, "Internal Server Error", "out of memory");

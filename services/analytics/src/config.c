@@ -19,7 +19,7 @@ const struct wa_cfg_spec an_config_spec[] = {
     {"WA_ANALYTICS_TZ_DIR", WA_CFG_STRING, "/usr/share/zoneinfo", 0, 0, 0,
      offsetof(struct an_config, tz_dir), "IANA time zone files (tzdata)"},
     {"WA_ANALYTICS_MAX_SCAN", WA_CFG_INT, "200000", 1000, 10000000, 0,
-     offsetof(struct an_config, max_scan), "most messages one query reads (422 above)"},
+     offsetof(struct an_config, max_scan), "most rows one query reads (422 above)"},
     {"WA_ANALYTICS_KPI_INTERVAL", WA_CFG_MS, "60s", 1000, 3600000, 0,
      offsetof(struct an_config, kpi_interval_ms), "how often the KPI gauges are recomputed"},
     {"WA_ANALYTICS_KPI_PERIOD", WA_CFG_MS, "24h", 60000, 2678400000, 0,

@@ -42,15 +42,17 @@ static const char *const topics[] = {
 #define NTOPICS (sizeof(topics) / sizeof(topics[0]))
 
 /* The phases of a batch's write, in order (run_phase). */
-enum phase { P_LOAD, P_JOURNAL, P_OPS, P_ROWS, P_FORGET, P_ERASE, P_DONE };
+enum phase { P_LOAD, P_CONTACTS, P_JOURNAL, P_OPS, P_ROWS, P_FORGET, P_ERASE, P_DONE };
 
 struct an_batch {
-    struct an *an;   /* the service's state: outlives every batch */
-    json_t *ops;     /* updates, one per document (merged) */
-    json_t *index;   /* "<coll>/<_id>" -> its update in ops */
-    json_t *erase;   /* erasure operations, run after the updates */
-    json_t *olds;    /* P_LOAD: message _id -> the stored document, or null */
-    json_t *journal; /* {_id, ops, rows}, or NULL when no row changes */
+    struct an *an;    /* the service's state: outlives every batch */
+    json_t *ops;      /* updates, one per document (merged) */
+    json_t *index;    /* "<coll>/<_id>" -> its update in ops */
+    json_t *erase;    /* erasure operations, run after the updates */
+    json_t *olds;     /* "<coll>/<_id>" -> the stored document, or null (P_LOAD, P_CONTACTS) */
+    json_t *news;     /* "<coll>/<_id>" -> the document as the batch leaves it */
+    json_t *contacts; /* contact -> ["<coll>/<_id>" of its documents the batch changes] */
+    json_t *journal;  /* {_id, ops, rows}, or NULL when no row changes */
     enum phase phase;
     struct wa_kafka_msg **msgs;
     size_t nmsgs, cap;
@@ -309,6 +311,8 @@ batch_free(struct an_batch *b)
     json_decref(b->index);
     json_decref(b->erase);
     json_decref(b->olds);
+    json_decref(b->news);
+    json_decref(b->contacts);
     json_decref(b->journal);
     free(b->msgs);
     wa_timer_free(b->retry);
@@ -344,53 +348,160 @@ journal_id(struct an *an)
     return an->journal_last;
 }
 
+static bool
+loaded_coll(const char *coll)
+{
+    return strcmp(coll, AN_COLL_MESSAGES) == 0 || strcmp(coll, AN_COLL_INBOUND) == 0;
+}
+
+/* After P_LOAD: each message and inbound document as the batch's update leaves it
+ * (an_update_apply on the document read, as the server will), and the contacts they belong to. */
+static enum wa_err
+compute_news(struct an_batch *b)
+{
+    json_t *op;
+    size_t i;
+    char key[512];
+
+    json_decref(b->news);
+    json_decref(b->contacts);
+    if ((b->news = json_object()) == NULL || (b->contacts = json_object()) == NULL) {
+        return WA_ENOMEM;
+    }
+    json_array_foreach(b->ops, i, op)
+    {
+        const char *coll = wa_json_str(op, "coll"), *id = wa_json_path_str(op, "filter._id");
+        const char *contact;
+        json_t *old, *doc, *list;
+
+        if (!loaded_coll(coll) || id == NULL) {
+            continue;
+        }
+        snprintf(key, sizeof(key), "%s/%s", coll, id);
+        old = json_object_get(b->olds, key);
+        old = json_is_object(old) ? old : NULL;
+        if ((doc = old != NULL ? json_deep_copy(old) : json_pack("{s:s}", "_id", id)) == NULL) {
+            return WA_ENOMEM;
+        }
+        if (an_update_apply(doc, json_object_get(op, "update"), old == NULL) != WA_OK ||
+            json_object_set_new(b->news, key, doc) != 0) {
+            return WA_ENOMEM;
+        }
+        if ((contact = json_string_value(json_object_get(doc, "contact"))) == NULL) {
+            continue;
+        }
+        if ((list = json_object_get(b->contacts, contact)) == NULL &&
+            json_object_set_new(b->contacts, contact, list = json_array()) != 0) {
+            return WA_ENOMEM;
+        }
+        if (json_array_append_new(list, json_string(key)) != 0) {
+            return WA_ENOMEM;
+        }
+    }
+    return WA_OK;
+}
+
+/* The engagement document of contact as the batch leaves it, with its update appended to ops;
+ * both contributions in rows. Nothing when the document does not change. */
+static enum wa_err
+engage_contact(struct an_batch *b, const char *contact, const json_t *keys, struct an_rows *rows,
+               json_t *ops)
+{
+    char key[512];
+    const json_t *k;
+    json_t *old, *next;
+    size_t i;
+    enum wa_err err = WA_ENOMEM;
+
+    snprintf(key, sizeof(key), "%s/%s", AN_COLL_ENGAGE, contact);
+    old = json_object_get(b->olds, key);
+    old = json_is_object(old) ? old : NULL;
+    if ((next = old != NULL ? json_deep_copy(old) : json_object()) == NULL) {
+        return WA_ENOMEM;
+    }
+    json_array_foreach(keys, i, k)
+    {
+        const json_t *doc = json_object_get(b->news, json_string_value(k));
+        bool message =
+            strncmp(json_string_value(k), AN_COLL_MESSAGES "/", strlen(AN_COLL_MESSAGES "/")) == 0;
+
+        if (an_engage_set(next, message ? "o" : "i", json_object_get(doc, "_id"),
+                          message ? an_engage_out(doc) : an_engage_in(doc)) != WA_OK) {
+            goto out;
+        }
+    }
+    if (old != NULL && json_equal(old, next)) {
+        err = WA_OK;
+        goto out;
+    }
+    if ((!json_is_array(json_object_get(next, "o")) &&
+         json_object_set_new(next, "o", json_array()) != 0) ||
+        (!json_is_array(json_object_get(next, "i")) &&
+         json_object_set_new(next, "i", json_array()) != 0)) {
+        goto out;
+    }
+    if (an_rows_add_contact(rows, next, 1) != WA_OK ||
+        (old != NULL && an_rows_add_contact(rows, old, -1) != WA_OK) ||
+        json_array_append_new(ops, json_pack("{s:s, s:{s:s}, s:{s:{s:O?, s:O?}}}", "coll",
+                                             AN_COLL_ENGAGE, "filter", "_id", contact, "update",
+                                             "$set", "o", json_object_get(next, "o"), "i",
+                                             json_object_get(next, "i"))) != 0) {
+        goto out;
+    }
+    err = WA_OK;
+out:
+    json_decref(next);
+    return err;
+}
+
 /*
- * The rows' change of the batch: each message document as the batch's update leaves it
- * (an_update_apply on the document read in P_LOAD) contributes to its row, the document as
- * read is taken away. The journal {_id, ops, rows: [{_id, dims, inc}]} carries the updates and
- * the changes; NULL when no row changes (then the updates alone are the batch).
+ * The rows' change of the batch (after P_CONTACTS): each message document as the batch leaves
+ * it contributes to its row and the document as read is taken away; each contact's engagement
+ * document likewise. The engagement updates join the batch's updates; the journal {_id, ops,
+ * rows: [{_id, dims, inc}]} carries the updates and the changes; NULL when no row changes
+ * (then the updates alone are the batch: repeating them changes nothing).
  */
 static enum wa_err
 make_journal(struct an_batch *b)
 {
     struct an *an = b->an;
     struct an_rows rows;
-    json_t *list = NULL, *op;
-    enum wa_err err = WA_OK;
+    json_t *list = NULL, *engage = json_array(), *doc, *keys;
+    enum wa_err err = WA_ENOMEM;
+    const char *key;
     size_t i;
 
     an_rows_init(&rows);
-    json_array_foreach(b->ops, i, op)
+    if (engage == NULL) {
+        goto out;
+    }
+    json_object_foreach(b->news, key, doc)
     {
-        const char *id = wa_json_path_str(op, "filter._id");
-        json_t *old, *doc;
+        json_t *old = json_object_get(b->olds, key);
 
-        if (strcmp(wa_json_str(op, "coll"), AN_COLL_MESSAGES) != 0 || id == NULL) {
+        if (strncmp(key, AN_COLL_MESSAGES "/", strlen(AN_COLL_MESSAGES "/")) != 0) {
             continue;
         }
-        old = json_object_get(b->olds, id);
-        old = json_is_object(old) ? old : NULL;
-        if ((doc = old != NULL ? json_deep_copy(old) : json_object()) == NULL) {
-            err = WA_ENOMEM;
+        if ((err = an_rows_add_message(&rows, doc, &an->ratecard, 1)) != WA_OK ||
+            (err = an_rows_add_message(&rows, json_is_object(old) ? old : NULL, &an->ratecard,
+                                       -1)) != WA_OK) {
             goto out;
         }
-        if ((err = an_update_apply(doc, json_object_get(op, "update"), old == NULL)) != WA_OK ||
-            (err = an_rows_add_message(&rows, doc, &an->ratecard, 1)) != WA_OK ||
-            (err = an_rows_add_message(&rows, old, &an->ratecard, -1)) != WA_OK) {
-            json_decref(doc);
-            goto out;
-        }
-        json_decref(doc);
     }
+    json_object_foreach(b->contacts, key, keys)
+    {
+        if ((err = engage_contact(b, key, keys, &rows, engage)) != WA_OK) {
+            goto out;
+        }
+    }
+    err = WA_ENOMEM;
     if ((list = json_array()) == NULL) {
-        err = WA_ENOMEM;
         goto out;
     }
     for (i = 0; i < rows.n; i++) {
         json_t *inc = an_totals_inc(&rows.v[i].t);
 
         if (inc == NULL) {
-            err = WA_ENOMEM;
             goto out;
         }
         if (json_object_size(inc) == 0) { /* changes that cancel out */
@@ -399,18 +510,22 @@ make_journal(struct an_batch *b)
         }
         if (json_array_append_new(list, json_pack("{s:s, s:O, s:o}", "_id", rows.v[i].id, "dims",
                                                   rows.v[i].dims, "inc", inc)) != 0) {
-            err = WA_ENOMEM;
             goto out;
         }
+    }
+    if (json_array_extend(b->ops, engage) != 0) {
+        goto out;
     }
     json_decref(b->journal);
     b->journal = NULL;
     if (json_array_size(list) > 0 &&
         (b->journal = json_pack("{s:I, s:O, s:O}", "_id", (json_int_t)journal_id(an), "ops", b->ops,
                                 "rows", list)) == NULL) {
-        err = WA_ENOMEM;
+        goto out;
     }
+    err = WA_OK;
 out:
+    json_decref(engage);
     json_decref(list);
     an_rows_clear(&rows);
     return err;
@@ -449,7 +564,7 @@ phase_done(struct an_batch *b)
     if (b->failed) {
         wa_counter_inc(an->m.write_errors);
         wa_log_warn(NULL, "batch of %zu events not written; retrying in %d ms", b->nmsgs, RETRY_MS);
-        b->phase = b->phase == P_LOAD ? P_LOAD : b->journal != NULL ? P_JOURNAL : P_OPS;
+        b->phase = b->phase <= P_CONTACTS ? P_LOAD : b->journal != NULL ? P_JOURNAL : P_OPS;
         if (b->retry == NULL) {
             b->retry = wa_timer_new(an->loop, on_retry, b);
         }
@@ -461,7 +576,8 @@ phase_done(struct an_batch *b)
         run_phase(b);
         return;
     }
-    if (b->phase == P_LOAD && make_journal(b) != WA_OK) {
+    if ((b->phase == P_LOAD && compute_news(b) != WA_OK) ||
+        (b->phase == P_CONTACTS && make_journal(b) != WA_OK)) {
         b->failed = true;
         phase_done(b);
         return;
@@ -491,6 +607,70 @@ struct write_op {
 
 static void op_finish(struct write_op *w, enum wa_err err);
 static void start_op(struct write_op *w);
+static void rename_engagement(struct write_op *w);
+
+/*
+ * Erasure, last step: the contact's engagement document moves to the pseudonym its messages now
+ * carry (copied under the pseudonym, then the original deleted; figures unchanged). A crash in
+ * between leaves the copy and the original; the redelivered erasure moves the original again.
+ */
+static void
+on_engagement_moved(void *arg, enum wa_err err, int64_t count)
+{
+    (void)count;
+    op_finish(arg, err);
+}
+
+static void
+on_engagement_copied(void *arg, enum wa_err err)
+{
+    struct write_op *w = arg;
+    json_t *f = json_pack("{s:s}", "_id", wa_json_str(w->op, "erase"));
+
+    if (err == WA_OK || err == WA_EEXIST) {
+        err = f != NULL
+                  ? wa_mongo_delete_many(w->b->an->mongo, AN_COLL_ENGAGE, f, on_engagement_moved, w)
+                  : WA_ENOMEM;
+    }
+    json_decref(f);
+    if (err != WA_OK) {
+        op_finish(w, err);
+    }
+}
+
+static void
+on_engagement_found(void *arg, enum wa_err err, json_t *doc)
+{
+    struct write_op *w = arg;
+
+    if (err == WA_OK) {
+        json_t *copy = json_deep_copy(doc);
+
+        err = copy != NULL && json_object_set_new(copy, "_id", json_string(w->pseudonym)) == 0
+                  ? wa_mongo_insert_one(w->b->an->mongo, AN_COLL_ENGAGE, copy, on_engagement_copied,
+                                        w)
+                  : WA_ENOMEM;
+        json_decref(copy);
+        if (err == WA_OK) {
+            return;
+        }
+    }
+    op_finish(w, err == WA_ENOTFOUND ? WA_OK : err);
+}
+
+static void
+rename_engagement(struct write_op *w)
+{
+    json_t *f = json_pack("{s:s}", "_id", wa_json_str(w->op, "erase"));
+    enum wa_err err = f != NULL ? wa_mongo_find_one(w->b->an->mongo, AN_COLL_ENGAGE, f, NULL,
+                                                    on_engagement_found, w)
+                                : WA_ENOMEM;
+
+    json_decref(f);
+    if (err != WA_OK) {
+        op_finish(w, err);
+    }
+}
 
 static void
 on_updated(void *arg, enum wa_err err, int64_t matched, int64_t modified, bool upserted)
@@ -513,6 +693,10 @@ on_updated(void *arg, enum wa_err err, int64_t matched, int64_t modified, bool u
     if (err == WA_OK && w->coll != NULL && strcmp(w->coll, AN_COLL_MESSAGES) == 0) {
         w->coll = AN_COLL_INBOUND;
         start_op(w);
+        return;
+    }
+    if (err == WA_OK && w->coll != NULL) {
+        rename_engagement(w);
         return;
     }
     op_finish(w, err);
@@ -619,7 +803,7 @@ write_ops(struct an_batch *b, const json_t *ops)
 
 struct load {
     struct an_batch *b;
-    char id[];
+    char key[]; /* "<coll>/<_id>" */
 };
 
 static void
@@ -629,15 +813,40 @@ on_loaded(void *arg, enum wa_err err, json_t *doc)
     struct an_batch *b = l->b;
 
     if (err == WA_OK || err == WA_ENOTFOUND) {
-        err = json_object_set(b->olds, l->id, err == WA_OK ? doc : json_null()) == 0 ? WA_OK
-                                                                                     : WA_ENOMEM;
+        err = json_object_set(b->olds, l->key, err == WA_OK ? doc : json_null()) == 0 ? WA_OK
+                                                                                      : WA_ENOMEM;
     }
     free(l);
     batch_op_done(b, err);
 }
 
-/* P_LOAD: the stored documents of the batch's messages, read by _id (MongoDB-wire servers
- * without an index on "$in", such as FerretDB, answer an _id equality alone from the index). */
+/* Reads the document _id of coll into b->olds (MongoDB-wire servers without an index on
+ * "$in", such as FerretDB, answer an _id equality alone from the index). */
+static void
+load_doc(struct an_batch *b, const char *coll, const char *id)
+{
+    size_t len = strlen(coll) + 1 + strlen(id);
+    struct load *l = malloc(sizeof(*l) + len + 1);
+    json_t *f = json_pack("{s:s}", "_id", id);
+    enum wa_err err;
+
+    if (l == NULL || f == NULL) {
+        free(l);
+        json_decref(f);
+        b->failed = true;
+        return;
+    }
+    l->b = b;
+    snprintf(l->key, len + 1, "%s/%s", coll, id);
+    b->pending++;
+    if ((err = wa_mongo_find_one(b->an->mongo, coll, f, NULL, on_loaded, l)) != WA_OK) {
+        free(l);
+        batch_op_done(b, err);
+    }
+    json_decref(f);
+}
+
+/* P_LOAD: the stored message and inbound documents the batch changes. */
 static void
 load_docs(struct an_batch *b)
 {
@@ -651,27 +860,24 @@ load_docs(struct an_batch *b)
     }
     json_array_foreach(b->ops, i, op)
     {
-        const char *id = wa_json_path_str(op, "filter._id");
-        size_t len = id != NULL ? strlen(id) : 0;
-        struct load *l;
-        enum wa_err err;
+        const char *coll = wa_json_str(op, "coll"), *id = wa_json_path_str(op, "filter._id");
 
-        if (strcmp(wa_json_str(op, "coll"), AN_COLL_MESSAGES) != 0 || id == NULL) {
-            continue;
+        if (loaded_coll(coll) && id != NULL) {
+            load_doc(b, coll, id);
         }
-        if ((l = malloc(sizeof(*l) + len + 1)) == NULL) {
-            b->failed = true;
-            continue;
-        }
-        l->b = b;
-        memcpy(l->id, id, len + 1);
-        b->pending++;
-        err = wa_mongo_find_one(b->an->mongo, AN_COLL_MESSAGES, json_object_get(op, "filter"), NULL,
-                                on_loaded, l);
-        if (err != WA_OK) {
-            free(l);
-            batch_op_done(b, err);
-        }
+    }
+}
+
+/* P_CONTACTS: the engagement documents of their contacts. */
+static void
+load_contacts(struct an_batch *b)
+{
+    const char *contact;
+    json_t *v;
+
+    json_object_foreach(b->contacts, contact, v)
+    {
+        load_doc(b, AN_COLL_ENGAGE, contact);
     }
 }
 
@@ -711,8 +917,8 @@ on_journal_forgotten(void *arg, enum wa_err err, int64_t count)
 }
 
 /*
- * A batch, in phases (README.md "Guarantees"): P_LOAD reads the documents it changes and
- * computes the rows' change; P_JOURNAL stores it with the updates; P_OPS writes the updates;
+ * A batch, in phases (README.md "Guarantees"): P_LOAD reads the documents it changes,
+ * P_CONTACTS their contacts' engagement documents, and the rows' change is computed; P_JOURNAL stores it with the updates; P_OPS writes the updates;
  * P_ROWS applies each row's change once; P_FORGET deletes the journal; P_ERASE runs the
  * erasures; then the events are handed back. A crash after P_JOURNAL leaves the journal, which
  * the next start applies again (an_consume_start) before any new batch.
@@ -728,6 +934,9 @@ run_phase(struct an_batch *b)
     switch (b->phase) {
     case P_LOAD:
         load_docs(b);
+        break;
+    case P_CONTACTS:
+        load_contacts(b);
         break;
     case P_JOURNAL:
         b->pending++;

@@ -69,7 +69,6 @@ on_kpi_timer(struct wa_timer *timer, void *arg)
     job->scan.q.to_ms = (int64_t)wa_clock_wall_ms();
     job->scan.q.from_ms = job->scan.q.to_ms - an->cfg->kpi_period_ms;
     job->scan.tz = utc;
-    job->scan.engagement = true;
     if (an_scan_start(an, &job->scan, on_kpi_scan, job) != WA_OK) {
         free(job);
         return;

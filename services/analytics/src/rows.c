@@ -19,18 +19,21 @@
 
 #include "analytics.h"
 
-static const char *const hist_keys[4] = {"s", "d", "r", "a"};
+#define NHIST  5
+#define DAY_MS 86400000LL
+
+static const char *const hist_keys[NHIST] = {"s", "d", "r", "a", "f"};
 
 static struct an_hist *
 hist_of(struct an_totals *t, size_t i)
 {
-    return i < 3 ? &t->lat[i] : &t->delivery;
+    return i < 3 ? &t->lat[i] : i == 3 ? &t->delivery : &t->first_response;
 }
 
 static const struct an_hist *
 hist_of_const(const struct an_totals *t, size_t i)
 {
-    return i < 3 ? &t->lat[i] : &t->delivery;
+    return hist_of((struct an_totals *)t, i);
 }
 
 json_t *
@@ -52,13 +55,47 @@ an_row_dims(const json_t *doc)
                      "country", json_string_value(json_object_get(doc, "country")));
 }
 
-char *
-an_row_id(const json_t *dims)
+/* [b, phone_number_id, template, category, country] (null for an absent one), then "inbound"
+ * for an inbound row. New reference. */
+static json_t *
+row_key(const json_t *dims)
 {
     json_t *key =
         json_pack("[O, O?, O?, O?, O?]", json_object_get(dims, "b"),
                   json_object_get(dims, "phone_number_id"), json_object_get(dims, "template"),
                   json_object_get(dims, "category"), json_object_get(dims, "country"));
+
+    if (key != NULL && json_object_get(dims, "kind") != NULL &&
+        json_array_append(key, json_object_get(dims, "kind")) != 0) {
+        json_decref(key);
+        return NULL;
+    }
+    return key;
+}
+
+/* The dimensions of a row key (row_key's array). New reference. */
+static json_t *
+key_dims(const json_t *key)
+{
+    static const char *const names[] = {"b",        "phone_number_id", "template",
+                                        "category", "country",         "kind"};
+    json_t *dims = json_object();
+
+    for (size_t i = 0; dims != NULL && i < sizeof(names) / sizeof(names[0]); i++) {
+        json_t *v = json_array_get(key, i);
+
+        if (v != NULL && !json_is_null(v) && json_object_set(dims, names[i], v) != 0) {
+            json_decref(dims);
+            return NULL;
+        }
+    }
+    return dims;
+}
+
+char *
+an_row_id(const json_t *dims)
+{
+    json_t *key = row_key(dims);
     char *id = key != NULL ? json_dumps(key, JSON_COMPACT) : NULL;
 
     json_decref(key);
@@ -174,6 +211,9 @@ an_totals_inc(const struct an_totals *t)
     bad |= inc(o, "attempted", (int64_t)t->attempted);
     bad |= inc(o, "late_failures", (int64_t)t->late_failures);
     bad |= inc(o, "unpriced", (int64_t)t->unpriced);
+    bad |= inc(o, "bi", (int64_t)t->business_initiated);
+    bad |= inc(o, "replied", (int64_t)t->replied);
+    bad |= inc(o, "inbound", (int64_t)t->inbound);
     for (size_t c = 0; c < AN_NCATEGORIES; c++) {
         snprintf(key, sizeof(key), "cost.%s", an_category_name((enum an_category)c));
         bad |= inc(o, key, t->cost_micros[c]);
@@ -183,7 +223,7 @@ an_totals_inc(const struct an_totals *t)
         snprintf(key, sizeof(key), "fail.%.40s", code);
         bad |= inc(o, key, json_integer_value(v));
     }
-    for (size_t i = 0; i < 4; i++) {
+    for (size_t i = 0; i < NHIST; i++) {
         const struct an_hist *h = hist_of_const(t, i);
 
         snprintf(key, sizeof(key), "h.%s.c", hist_keys[i]);
@@ -227,6 +267,9 @@ an_totals_add_row(struct an_totals *t, const json_t *row)
     one.attempted = (uint64_t)int_of(row, "attempted");
     one.late_failures = (uint64_t)int_of(row, "late_failures");
     one.unpriced = (uint64_t)int_of(row, "unpriced");
+    one.business_initiated = (uint64_t)int_of(row, "bi");
+    one.replied = (uint64_t)int_of(row, "replied");
+    one.inbound = (uint64_t)int_of(row, "inbound");
     for (size_t c = 0; c < AN_NCATEGORIES; c++) {
         one.cost_micros[c] = int_of(cost, an_category_name((enum an_category)c));
     }
@@ -236,7 +279,7 @@ an_totals_add_row(struct an_totals *t, const json_t *row)
             (void)json_object_set_new(one.failures, key, json_integer(json_integer_value(v)));
         }
     }
-    for (size_t i = 0; i < 4; i++) {
+    for (size_t i = 0; i < NHIST; i++) {
         const json_t *h = json_object_get(json_object_get(row, "h"), hist_keys[i]);
         struct an_hist *into = hist_of(&one, i);
 
@@ -254,4 +297,221 @@ an_totals_add_row(struct an_totals *t, const json_t *row)
     }
     an_totals_merge(t, &one);
     an_totals_clear(&one);
+}
+
+/* ---- engagement: replies within 24 h, inbound messages, first responses ---- */
+
+json_t *
+an_engage_out(const json_t *doc)
+{
+    const json_t *t = json_object_get(doc, "t");
+    const char *type = json_string_value(json_object_get(doc, "type"));
+    const char *contact = json_string_value(json_object_get(doc, "contact"));
+    int64_t at = int_of(doc, "at"), sent = int_of(t, "sent"), since = sent;
+    json_t *dims, *key;
+
+    if (contact == NULL || at <= 0 || (dims = an_row_dims(doc)) == NULL) {
+        return NULL;
+    }
+    if (since == 0) {
+        since = int_of(t, "delivered") ? int_of(t, "delivered") : int_of(t, "read");
+    }
+    key = row_key(dims);
+    json_decref(dims);
+    return key != NULL ? json_pack("{s:O, s:I, s:I, s:b, s:o}", "id", json_object_get(doc, "_id"),
+                                   "t", (json_int_t)(sent ? sent : at), "s", (json_int_t)since,
+                                   "tp", type != NULL && strcmp(type, "template") == 0, "r", key)
+                       : NULL;
+}
+
+json_t *
+an_engage_in(const json_t *doc)
+{
+    const char *contact = json_string_value(json_object_get(doc, "contact"));
+    int64_t at = int_of(doc, "at");
+    const json_t *pnid = json_object_get(doc, "phone_number_id");
+
+    if (contact == NULL || at <= 0) {
+        return NULL;
+    }
+    return json_pack("{s:O, s:I, s:O?}", "id", json_object_get(doc, "_id"), "at", (json_int_t)at,
+                     "phone_number_id", json_is_string(pnid) ? pnid : NULL);
+}
+
+enum wa_err
+an_engage_set(json_t *doc, const char *list, const json_t *id, json_t *entry)
+{
+    json_t *a = json_object_get(doc, list), *e;
+    size_t i;
+
+    if (!json_is_array(a)) {
+        if (json_object_set_new(doc, list, a = json_array()) != 0) {
+            json_decref(entry);
+            return WA_ENOMEM;
+        }
+    }
+    json_array_foreach(a, i, e)
+    {
+        if (json_equal(json_object_get(e, "id"), id)) {
+            if (entry == NULL) {
+                return json_array_remove(a, i) == 0 ? WA_OK : WA_ENOMEM;
+            }
+            return json_array_set_new(a, i, entry) == 0 ? WA_OK : WA_ENOMEM;
+        }
+    }
+    if (entry == NULL) {
+        return WA_OK;
+    }
+    return json_array_append_new(a, entry) == 0 ? WA_OK : WA_ENOMEM;
+}
+
+struct point {
+    int64_t at;
+    const json_t *e;
+};
+
+static int
+point_cmp(const void *a, const void *b)
+{
+    const struct point *x = a, *y = b;
+
+    return (x->at > y->at) - (x->at < y->at);
+}
+
+/* The points of a list sorted by time (key "t" or "at"). */
+static struct point *
+points_of(const json_t *list, const char *key, size_t *n)
+{
+    struct point *p = calloc(json_array_size(list) + 1, sizeof(*p));
+    const json_t *e;
+    size_t i;
+
+    *n = 0;
+    if (p == NULL) {
+        return NULL;
+    }
+    json_array_foreach(list, i, e)
+    {
+        p[*n].at = int_of(e, key);
+        p[(*n)++].e = e;
+    }
+    qsort(p, *n, sizeof(*p), point_cmp);
+    return p;
+}
+
+/* Index of the first point with at > t, or n. */
+static size_t
+after(const struct point *p, size_t n, int64_t t)
+{
+    size_t lo = 0, hi = n;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+
+        if (p[mid].at <= t) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+/* The row of a row key (an_engage_out's "r"), or of an inbound row at bucket b. */
+static struct an_row *
+row_of_key(struct an_rows *r, const json_t *key)
+{
+    json_t *dims = key_dims(key);
+    struct an_row *row = dims != NULL ? row_get(r, dims) : NULL;
+
+    json_decref(dims);
+    return row;
+}
+
+static void
+add_sign(uint64_t *v, int sign)
+{
+    *v += sign > 0 ? 1 : (uint64_t)-1;
+}
+
+static void
+hist_sign(struct an_hist *h, int64_t ms, int sign)
+{
+    struct an_hist one;
+
+    if (sign > 0) {
+        an_hist_add(h, ms);
+        return;
+    }
+    memset(&one, 0, sizeof(one));
+    an_hist_add(&one, ms);
+    for (size_t i = 0; i < AN_HIST_BUCKETS; i++) {
+        h->n[i] -= one.n[i];
+    }
+    h->count -= one.count;
+    h->sum_ms -= one.sum_ms;
+}
+
+enum wa_err
+an_rows_add_contact(struct an_rows *r, const json_t *doc, int sign)
+{
+    size_t nout, nin, i;
+    struct point *out = points_of(json_object_get(doc, "o"), "t", &nout);
+    struct point *in = points_of(json_object_get(doc, "i"), "at", &nin);
+    enum wa_err err = WA_ENOMEM;
+
+    if (out == NULL || in == NULL) {
+        goto out;
+    }
+    /* a template that reached sent is replied when the contact wrote within 24 h after */
+    for (i = 0; i < nout; i++) {
+        const json_t *e = out[i].e;
+        int64_t since = int_of(e, "s");
+        struct an_row *row;
+        size_t j;
+
+        if (!json_is_true(json_object_get(e, "tp")) || since == 0) {
+            continue;
+        }
+        if ((row = row_of_key(r, json_object_get(e, "r"))) == NULL) {
+            goto out;
+        }
+        add_sign(&row->t.business_initiated, sign);
+        j = after(in, nin, since);
+        if (j < nin && in[j].at <= since + DAY_MS) {
+            add_sign(&row->t.replied, sign);
+        }
+    }
+    /* every inbound message in its half hour; its first response (the first business message
+     * after it, when no earlier inbound waits for the same one) in the row of that message at
+     * the inbound's half hour */
+    for (i = 0; i < nin; i++) {
+        json_t *key =
+            json_pack("[I, n, n, n, n, s]", (json_int_t)an_bucket_half_hour(in[i].at), "inbound");
+        struct an_row *row = key != NULL ? row_of_key(r, key) : NULL;
+        size_t j = after(out, nout, in[i].at);
+
+        json_decref(key);
+        if (row == NULL) {
+            goto out;
+        }
+        add_sign(&row->t.inbound, sign);
+        if (j < nout && (i == 0 || after(out, nout, in[i - 1].at) != j)) {
+            json_t *rk = json_deep_copy(json_object_get(out[j].e, "r"));
+
+            if (rk == NULL ||
+                json_array_set_new(rk, 0, json_integer(an_bucket_half_hour(in[i].at))) != 0 ||
+                (row = row_of_key(r, rk)) == NULL) {
+                json_decref(rk);
+                goto out;
+            }
+            json_decref(rk);
+            hist_sign(&row->t.first_response, out[j].at - in[i].at, sign);
+        }
+    }
+    err = WA_OK;
+out:
+    free(out);
+    free(in);
+    return err;
 }

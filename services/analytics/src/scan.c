@@ -1,8 +1,7 @@
 /*
- * scan.c: loads what a report needs from MongoDB and turns it into the summary and the series
- * (report.c): the stored rows of the half hours the period overlaps (rows.c; one pass of a
- * cursor), then, for the engagement figures of a summary, the message documents of the period
- * and the inbound messages of the period plus the 24 h a reply may take (a page at a time).
+ * scan.c: loads the stored rows of the half hours a period overlaps (rows.c; one pass of a
+ * cursor, filtered by the query's dimensions) and turns them into the summary and the series
+ * (report.c).
  *
  * Threading: loop thread; MongoDB calls run on the worker pool (libs/mongo).
  */
@@ -15,78 +14,10 @@
 #include "wa/log.h"
 #include "wa/mongo.h"
 
-#define PAGE   5000
-#define DAY_MS 86400000LL
-
-static void next_page(struct an_scan *s);
-
 static void
 finish(struct an_scan *s, enum wa_err err)
 {
     s->done(s, err, s->arg);
-}
-
-static void
-on_page(void *arg, enum wa_err err, json_t *docs)
-{
-    struct an_scan *s = arg;
-    size_t i, n;
-    json_t *d;
-
-    if (s->an == NULL) {
-        finish(s, WA_ECLOSED);
-        return;
-    }
-    if (err != WA_OK) {
-        finish(s, err);
-        return;
-    }
-    n = json_array_size(docs);
-    json_array_foreach(docs, i, d)
-    {
-        const char *id = json_string_value(json_object_get(d, "_id"));
-
-        if (id != NULL) {
-            snprintf(s->last_id, sizeof(s->last_id), "%s", id);
-        }
-        if (s->phase == 1 && !an_query_match(&s->q, d)) {
-            continue;
-        }
-        (void)json_array_append(s->phase == 1 ? s->messages : s->inbound, d);
-    }
-    if (json_array_size(s->messages) + json_array_size(s->inbound) > (size_t)s->an->cfg->max_scan) {
-        finish(s, WA_ETOOBIG);
-        return;
-    }
-    if (n < PAGE) {
-        if (s->phase == 2) {
-            finish(s, WA_OK);
-            return;
-        }
-        s->phase = 2;
-        s->last_id[0] = '\0';
-    }
-    next_page(s);
-}
-
-static void
-next_page(struct an_scan *s)
-{
-    int64_t to = s->phase == 1 ? s->q.to_ms : s->q.to_ms + DAY_MS;
-    json_t *filter = json_pack("{s:{s:I, s:I}, s:{s:s}}", "at", "$gte", (json_int_t)s->q.from_ms,
-                               "$lt", (json_int_t)to, "_id", "$gt", s->last_id);
-    json_t *opts = json_pack("{s:{s:i}, s:i}", "sort", "_id", 1, "limit", PAGE);
-    enum wa_err err =
-        filter != NULL && opts != NULL
-            ? wa_mongo_find(s->an->mongo, s->phase == 1 ? AN_COLL_MESSAGES : AN_COLL_INBOUND,
-                            filter, opts, on_page, s)
-            : WA_ENOMEM;
-
-    json_decref(filter);
-    json_decref(opts);
-    if (err != WA_OK) {
-        finish(s, err);
-    }
 }
 
 json_t *
@@ -119,10 +50,15 @@ on_rows(void *arg, enum wa_err err, const bson_t *docs, size_t n, bool more)
             finish(s, WA_ENOMEM);
             return;
         }
-        if (an_query_match(&s->q, row)) {
+        /* inbound rows count whatever the filters, as inbound messages have no template */
+        if (json_object_get(row, "kind") != NULL || an_query_match(&s->q, row)) {
             (void)json_array_append(s->rows, row);
         }
         json_decref(row);
+    }
+    if (json_array_size(s->rows) > (size_t)s->an->cfg->max_scan) {
+        finish(s, WA_ETOOBIG);
+        return;
     }
     if (more) {
         if ((err = wa_mongo_cursor_next(s->cursor, on_rows, s)) != WA_OK) {
@@ -130,15 +66,10 @@ on_rows(void *arg, enum wa_err err, const bson_t *docs, size_t n, bool more)
         }
         return;
     }
-    if (!s->engagement) {
-        finish(s, WA_OK);
-        return;
-    }
-    s->phase = 1;
-    next_page(s);
+    finish(s, WA_OK);
 }
 
-/* Phase 0: the rows whose half hour overlaps [from, to), in one pass. */
+/* The rows whose half hour overlaps [from, to), in one pass. */
 static enum wa_err
 rows_start(struct an_scan *s)
 {
@@ -165,13 +96,9 @@ an_scan_start(struct an *an, struct an_scan *s, an_scan_fn done, void *arg)
     s->an = an;
     s->done = done;
     s->arg = arg;
-    s->phase = 0;
-    s->last_id[0] = '\0';
     s->cursor = NULL;
     s->rows = json_array();
-    s->messages = json_array();
-    s->inbound = json_array();
-    if (s->rows == NULL || s->messages == NULL || s->inbound == NULL) {
+    if (s->rows == NULL) {
         an_scan_cleanup(s);
         return WA_ENOMEM;
     }
@@ -187,9 +114,7 @@ an_scan_cleanup(struct an_scan *s)
     wa_mongo_cursor_free(s->cursor);
     s->cursor = NULL;
     json_decref(s->rows);
-    json_decref(s->messages);
-    json_decref(s->inbound);
-    s->rows = s->messages = s->inbound = NULL;
+    s->rows = NULL;
 }
 
 static json_t *
@@ -291,7 +216,6 @@ an_scan_summary(const struct an_scan *s, struct an_totals *out)
     {
         an_totals_add_row(&t, d);
     }
-    an_totals_add_engagement(&t, s->messages, s->inbound, s->q.from_ms, s->q.to_ms);
     o = an_totals_json(&t, s->an->ratecard.currency);
     if (o != NULL) {
         (void)json_object_set_new(o, "period", period_json(s));

@@ -563,29 +563,83 @@ rows__changes_as_deltas__equal_rows_of_final_documents(void **state)
     json_decref(store);
 }
 
+/* Contact documents built one entry at a time (inbound first), the rows moved by each change:
+ * a template answered after 5 min is replied, one answered after 25 h is not; the text message
+ * 95 s after the answer is its first response; every inbound message counts. */
 static void
-engagement__reply_within_24h_and_first_response(void **state)
+engagement__contact_documents__replies_inbound_and_first_response(void **state)
 {
-    json_t *msgs = json_pack(
-        "[{s:s, s:s, s:I, s:{s:I}}, {s:s, s:s, s:I, s:{s:I}}, {s:s, s:s, s:I, s:{s:I}}]", "type",
-        "template", "contact", "1", "at", (json_int_t)1000, "t", "sent", (json_int_t)1000, "type",
-        "template", "contact", "2", "at", (json_int_t)1000, "t", "sent", (json_int_t)1000, "type",
-        "text", "contact", "1", "at", (json_int_t)400000, "t", "sent", (json_int_t)400000);
-    /* contact 1 answers after 5 min (a reply; the text message answers it 95 s later),
-     * contact 2 after 25 h (no reply) */
-    json_t *in = json_pack("[{s:s, s:I}, {s:s, s:I}]", "contact", "1", "at", (json_int_t)305000,
-                           "contact", "2", "at", (json_int_t)(1000 + 25 * 3600000LL));
-    struct an_totals t;
+    json_t *msgs =
+        json_pack("[{s:s, s:s, s:s, s:I, s:{s:I}}, {s:s, s:s, s:s, s:I, s:{s:I}},"
+                  " {s:s, s:s, s:s, s:I, s:{s:I}}]",
+                  "_id", "a", "type", "template", "contact", "1", "at", (json_int_t)1000, "t",
+                  "sent", (json_int_t)1000, "_id", "b", "type", "template", "contact", "2", "at",
+                  (json_int_t)1000, "t", "sent", (json_int_t)1000, "_id", "c", "type", "text",
+                  "contact", "1", "at", (json_int_t)400000, "t", "sent", (json_int_t)400000);
+    json_t *in = json_pack("[{s:s, s:s, s:I}, {s:s, s:s, s:I}]", "_id", "w1", "contact", "1", "at",
+                           (json_int_t)305000, "_id", "w2", "contact", "2", "at",
+                           (json_int_t)(1000 + 25 * 3600000LL));
+    json_t *contacts = json_object(), *store = json_object(), *d, *c, *row;
+    struct an_totals t, direct;
+    struct an_rows all;
+    const char *key;
+    size_t i;
 
     (void)state;
+    for (int pass = 0; pass < 2; pass++) {
+        json_array_foreach(pass == 0 ? in : msgs, i, d)
+        {
+            const char *who = json_string_value(json_object_get(d, "contact"));
+            json_t *old = json_object_get(contacts, who), *next;
+            struct an_rows delta;
+
+            next = old != NULL ? json_deep_copy(old) : json_object();
+            assert_int_equal(an_engage_set(next, pass == 0 ? "i" : "o", json_object_get(d, "_id"),
+                                           pass == 0 ? an_engage_in(d) : an_engage_out(d)),
+                             WA_OK);
+            an_rows_init(&delta);
+            assert_int_equal(an_rows_add_contact(&delta, next, 1), WA_OK);
+            if (old != NULL) {
+                assert_int_equal(an_rows_add_contact(&delta, old, -1), WA_OK);
+            }
+            for (size_t k = 0; k < delta.n; k++) {
+                json_t *up = json_pack("{s:o}", "$inc", an_totals_inc(&delta.v[k].t));
+
+                if ((row = json_object_get(store, delta.v[k].id)) == NULL) {
+                    json_object_set_new(store, delta.v[k].id, row = json_object());
+                }
+                assert_int_equal(an_update_apply(row, up, false), WA_OK);
+                json_decref(up);
+            }
+            an_rows_clear(&delta);
+            json_object_set_new(contacts, who, next);
+        }
+    }
     an_totals_init(&t);
-    an_totals_add_engagement(&t, msgs, in, 0, 200000000);
+    json_object_foreach(store, key, row)
+    {
+        an_totals_add_row(&t, row);
+    }
     assert_int_equal(t.business_initiated, 2);
     assert_int_equal(t.replied, 1);
     assert_int_equal(t.inbound, 2);
     assert_int_equal(t.first_response.count, 1);
     assert_int_equal(t.first_response.sum_ms, 95000);
+    an_totals_init(&direct); /* the same as the final documents' contribution */
+    an_rows_init(&all);
+    json_object_foreach(contacts, key, c)
+    {
+        assert_int_equal(an_rows_add_contact(&all, c, 1), WA_OK);
+    }
+    for (i = 0; i < all.n; i++) {
+        an_totals_merge(&direct, &all.v[i].t);
+    }
+    assert_same_totals(&t, &direct);
+    an_rows_clear(&all);
     an_totals_clear(&t);
+    an_totals_clear(&direct);
+    json_decref(contacts);
+    json_decref(store);
     json_decref(msgs);
     json_decref(in);
 }
@@ -693,7 +747,7 @@ main(void)
         cmocka_unit_test(cost__fixture_day__equals_hand_computed_and_buckets_merge),
         cmocka_unit_test(rows__contributions_merged__equal_totals_of_documents),
         cmocka_unit_test(rows__changes_as_deltas__equal_rows_of_final_documents),
-        cmocka_unit_test(engagement__reply_within_24h_and_first_response),
+        cmocka_unit_test(engagement__contact_documents__replies_inbound_and_first_response),
         cmocka_unit_test(kpis__thresholds),
         cmocka_unit_test(query__parameters__parsed_and_rejected_with_names),
     };
