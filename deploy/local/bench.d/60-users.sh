@@ -3,9 +3,11 @@
 #   1. import: BENCH_USERS_N contacts (default 2000) in one POST /v1/contacts/import (lines/s)
 #   2. contact reads/s, GET /v1/contacts/{id} by wa-loadgen -g (closed loop, 32 connections,
 #      BENCH_USERS_SECONDS each, default 10): "spread" reads a different contact each time
-#      (every one of the N in turn), "hot" the same contact again and again. With
-#      BENCH_USERS_UNCACHED_ENV (e.g. "WA_USERS_CACHE_TTL=0", the variable of wa-users' read
-#      cache) the spread run is made with that setting too, as the uncached figure.
+#      (every one of the N in turn), "hot" the same contact again and again. First cached
+#      (wa-users' default read cache, WA_USERS_CACHE_TTL 60s), after every contact was read
+#      once (the warm-up, itself timed: N cache misses), so "spread" measures hits; then
+#      uncached: wa-users restarted with BENCH_USERS_UNCACHED_ENV (default
+#      "WA_USERS_CACHE_TTL=0": every read is a MongoDB find; empty: no uncached runs).
 #   3. event consumption: wa-ingest turns signed webhooks, sent at saturation for
 #      BENCH_USERS_BACKLOG seconds (default 5; half inbound messages from distinct customers,
 #      half delivered statuses), into events
@@ -22,7 +24,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 n=${BENCH_USERS_N:-2000}
 seconds=${BENCH_USERS_SECONDS:-10}
 backlog=${BENCH_USERS_BACKLOG:-5}
-uncached_env=${BENCH_USERS_UNCACHED_ENV:-}
+uncached_env=${BENCH_USERS_UNCACHED_ENV-WA_USERS_CACHE_TTL=0}
 parts=" ${BENCH_USERS_PARTS:-import reads events} " # a subset runs only those
 port=${BENCH_USERS_PORT:-18185}
 ingest_port=${BENCH_USERS_INGEST_PORT:-18186}
@@ -78,19 +80,27 @@ if [[ "$parts" == *" reads "* ]]; then
 read_run() { # name count path
     local name=$1 count=$2 path=$3 out
     out=$("$WA_BIN_DIR/wa-loadgen" -c 32 -d "$seconds" -g "$count" -p "$path" "127.0.0.1:$port")
-    printf 'reads %-13s %s\n' "$name:" "$(echo "$out" | head -1)"
+    printf 'reads %-16s %s\n' "$name:" "$(echo "$out" | head -1)"
     echo "$out" | tail -n +2 | grep -v 'HTTP 200' || true
 }
 if [ "$n" -gt 10000 ]; then
     n=10000 # the path pattern holds four digits
 fi
-read_run spread "$n" '/v1/contacts/+1555200{n}'
-read_run hot 1 /v1/contacts/+15552000000
+# the warm-up: every contact once (8 at a time), each a cache miss
+t0=$(date +%s.%N)
+curl -fsS --no-progress-meter --parallel --parallel-max 8 \
+    "$url/v1/contacts/+1555200[0000-$(printf %04d $((n - 1)))]" >/dev/null
+t1=$(date +%s.%N)
+awk -v n="$n" -v t0="$t0" -v t1="$t1" \
+    'BEGIN { printf "reads warm-up:     %d contacts read once (misses) in %.2f s: %.0f reads/s\n", n, t1 - t0, n / (t1 - t0) }'
+read_run "cached spread" "$n" '/v1/contacts/+1555200{n}'
+read_run "cached hot" 1 /v1/contacts/+15552000000
 if [ -n "$uncached_env" ]; then
     wa_daemons_stop 10 "$users_pid"
     # shellcheck disable=SC2086
     start_users "$dir/wa-users-uncached.log" $uncached_env
-    read_run uncached "$n" '/v1/contacts/+1555200{n}'
+    read_run "uncached spread" "$n" '/v1/contacts/+1555200{n}'
+    read_run "uncached hot" 1 /v1/contacts/+15552000000
 fi
 fi
 wa_daemons_stop 10 "$users_pid"
