@@ -4,12 +4,13 @@
 #
 # Profiles (--ports, or WA_INFRA_PROFILE):
 #   default  Kafka 127.0.0.1:9092 (controller 9093), Redis 6379, Mongo 27017, data <repo>/var/run
-#   test     Kafka 127.0.0.1:19092 (controller 19093), Redis 16379, Mongo 17017, data <repo>/var/test
+#   test     Kafka 127.0.0.1:19092 (controller 19093, SASL_SSL 19094), Redis 16379, Mongo 17017, data <repo>/var/test
 # KAFKA_PORT, KAFKA_CONTROLLER_PORT, REDIS_PORT, MONGO_PORT, WA_INFRA_DIR, WA_TOPIC_PREFIX and
 # WA_CACHE_DIR in the environment override the profile.
 #
 # `start` writes <data dir>/env with WA_KAFKA_BROKERS, WA_TOPIC_PREFIX, WA_REDIS_URL and
-# WA_MONGO_URI, for `set -a; . var/test/env; set +a`.
+# WA_MONGO_URI (and, test profile, the WA_TEST_KAFKA_* of Kafka's SASL_SSL listener), for
+# `set -a; . var/test/env; set +a`.
 set -euo pipefail
 # shellcheck source=deploy/local/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -55,6 +56,11 @@ WA_TOPIC_PREFIX=$WA_TOPIC_PREFIX
 WA_REDIS_URL=redis://$WA_HOST:$REDIS_PORT/0
 WA_MONGO_URI=mongodb://$WA_HOST:$MONGO_PORT/wabridge
 EOF
+  # the SASL_SSL listener's client settings (kafka.sh), when it runs
+  if [[ -f "$WA_INFRA_DIR/kafka/sasl_ssl.env" ]]; then
+    cat "$WA_INFRA_DIR/kafka/sasl_ssl.env" >>"$ENV_FILE.tmp"
+  fi
+  chmod 600 "$ENV_FILE.tmp"
   mv "$ENV_FILE.tmp" "$ENV_FILE"
 }
 

@@ -8,7 +8,14 @@
 # Reads: KAFKA_PORT, KAFKA_CONTROLLER_PORT, WA_TOPIC_PREFIX, WA_INFRA_DIR, WA_INFRA_PROFILE,
 #        WA_CACHE_DIR, WA_JAVA (java binary, default Debian's Java 17), KAFKA_HEAP_OPTS,
 #        KAFKA_JVM_PERFORMANCE_OPTS (GC options),
-#        KAFKA_START_TIMEOUT (default 90 s), WA_TOPIC_PARTITIONS (default 4).
+#        KAFKA_START_TIMEOUT (default 90 s), WA_TOPIC_PARTITIONS (default 4),
+#        KAFKA_SASL_SSL_PORT (a second listener, SASL_SSL; test profile: KAFKA_PORT + 2, default
+#        profile: none; empty or 0 turns it off).
+# The SASL_SSL listener (for tests of the clients' TLS and SASL settings) sits beside PLAINTEXT,
+# which stays the brokers' own listener, so PLAINTEXT clients see no difference. Its CA, broker
+# and client certificates (openssl) and the password of the user "wabridge" (PLAIN, SCRAM-SHA-256,
+# SCRAM-SHA-512) are made once per data dir in $WA_INFRA_DIR/kafka/tls; `start` writes what a
+# client needs to $WA_INFRA_DIR/kafka/sasl_ssl.env (WA_TEST_KAFKA_* names, which daemons ignore).
 set -euo pipefail
 # shellcheck source=deploy/local/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -45,6 +52,16 @@ KAFKA_START_TIMEOUT=${KAFKA_START_TIMEOUT:-90}
 KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xmx1g -Xms1g -XX:+AlwaysPreTouch}
 KAFKA_JVM_PERFORMANCE_OPTS=${KAFKA_JVM_PERFORMANCE_OPTS:--XX:+UseZGC}
 WA_TOPIC_PARTITIONS=${WA_TOPIC_PARTITIONS:-4}
+if [[ "$WA_INFRA_PROFILE" == test ]]; then
+  KAFKA_SASL_SSL_PORT=${KAFKA_SASL_SSL_PORT-$((KAFKA_PORT + 2))}
+else
+  KAFKA_SASL_SSL_PORT=${KAFKA_SASL_SSL_PORT:-}
+fi
+[[ "$KAFKA_SASL_SSL_PORT" == 0 ]] && KAFKA_SASL_SSL_PORT=
+[[ -z "$KAFKA_SASL_SSL_PORT" ]] || wa_check_port KAFKA_SASL_SSL_PORT "$KAFKA_SASL_SSL_PORT"
+KAFKA_TLS=$KAFKA_DIR/tls
+KAFKA_SASL_USER=wabridge
+KAFKA_SASL_ENV=$KAFKA_DIR/sasl_ssl.env
 
 # The topics are libs/contract's (WA_CONTRACT_TOPICS): wa-infra creates them.
 
@@ -99,20 +116,131 @@ kafka_install() {
   wa_log "kafka: $(find "$KAFKA_LIBS" -name '*.jar' | wc -l) jars in $KAFKA_LIBS"
 }
 
+# ------------------------------------------------------------------ the SASL_SSL listener
+
+# make_tls: a CA, the broker's certificate (127.0.0.1 and localhost) as a PEM keystore, a client
+# certificate with an encrypted key (for mutual TLS tests) and the SASL password; once per data
+# dir, all private to the owner.
+make_tls() {
+  local t=$KAFKA_TLS
+  [[ -s "$t/broker.pem" && -s "$t/client.key" && -s "$t/sasl-password" ]] && return 0
+  wa_require_cmd openssl
+  rm -rf "$t.tmp"
+  mkdir -p "$t.tmp"
+  chmod 700 "$t.tmp"
+  (
+    set -e
+    cd "$t.tmp"
+    openssl rand -hex 16 >sasl-password
+    openssl rand -hex 16 >client-key-password
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 3650 \
+      -subj "/CN=wabridge local test CA"
+    openssl req -newkey rsa:2048 -nodes -keyout broker.key -out broker.csr -subj "/CN=$WA_HOST"
+    printf 'subjectAltName=IP:%s,DNS:localhost\n' "$WA_HOST" >broker.ext
+    openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 \
+      -extfile broker.ext -out broker.crt
+    cat broker.key broker.crt >broker.pem # Kafka's PEM keystore: PKCS#8 key, then the chain
+    openssl req -newkey rsa:2048 -keyout client.key -out client.csr -subj "/CN=wabridge-client" \
+      -passout file:client-key-password
+    openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 \
+      -out client.crt
+    rm -f ./*.csr ./*.ext ca.srl
+  ) >>"$KAFKA_OUT" 2>&1 || wa_die "kafka: generating the SASL_SSL certificates failed" "$KAFKA_OUT"
+  rm -rf "$t"
+  mv "$t.tmp" "$t"
+  wa_log "kafka: SASL_SSL certificates and password in $t"
+}
+
+sasl_ssl_config() {
+  local pw
+  pw=$(cat "$KAFKA_TLS/sasl-password")
+  cat <<EOF
+listener.name.sasl_ssl.sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$KAFKA_SASL_USER="$pw";
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.ssl.keystore.type=PEM
+listener.name.sasl_ssl.ssl.keystore.location=$KAFKA_TLS/broker.pem
+listener.name.sasl_ssl.ssl.truststore.type=PEM
+listener.name.sasl_ssl.ssl.truststore.location=$KAFKA_TLS/ca.pem
+# a client certificate is checked when one is sent (WA_KAFKA_SSL_CERT_PATH), not required
+listener.name.sasl_ssl.ssl.client.auth=requested
+EOF
+}
+
+# scram_args: the StorageTool options that create the SCRAM credentials while formatting.
+scram_args() {
+  local pw m
+  SCRAM_ARGS=()
+  [[ -n "$KAFKA_SASL_SSL_PORT" ]] || return 0
+  pw=$(cat "$KAFKA_TLS/sasl-password")
+  for m in SCRAM-SHA-256 SCRAM-SHA-512; do
+    SCRAM_ARGS+=(--add-scram "$m=[name=$KAFKA_SASL_USER,password=$pw]")
+  done
+}
+
+# ensure_scram JAVA: a data dir formatted before the listener existed gets the SCRAM users
+# through the admin API (once: a marker remembers it).
+ensure_scram() {
+  local java=$1 pw m
+  [[ -n "$KAFKA_SASL_SSL_PORT" && ! -f "$KAFKA_TLS/.scram-added" ]] || return 0
+  pw=$(cat "$KAFKA_TLS/sasl-password")
+  for m in SCRAM-SHA-256 SCRAM-SHA-512; do
+    "$java" "${JVM_TOOL_ARGS[@]}" kafka.admin.ConfigCommand --bootstrap-server "$KAFKA_ADDR" \
+      --alter --entity-type users --entity-name "$KAFKA_SASL_USER" \
+      --add-config "$m=[password=$pw]" </dev/null >>"$KAFKA_OUT" 2>&1 ||
+      wa_die "kafka: adding the SCRAM user $KAFKA_SASL_USER ($m) failed" "$KAFKA_OUT"
+  done
+  : >"$KAFKA_TLS/.scram-added"
+}
+
+# write_sasl_env: what a client of the SASL_SSL listener needs (or nothing when it is off or the
+# running broker, reused, was started without it).
+write_sasl_env() {
+  rm -f "$KAFKA_SASL_ENV"
+  [[ -n "$KAFKA_SASL_SSL_PORT" ]] || return 0
+  if ! wa_port_open "$WA_HOST" "$KAFKA_SASL_SSL_PORT"; then
+    wa_warn "kafka: nothing listens on the SASL_SSL port $KAFKA_SASL_SSL_PORT (a broker started without it?); its tests will be skipped"
+    return 0
+  fi
+  cat >"$KAFKA_SASL_ENV.tmp" <<EOF
+WA_TEST_KAFKA_SASL_SSL_BROKERS=$WA_HOST:$KAFKA_SASL_SSL_PORT
+WA_TEST_KAFKA_SASL_USERNAME=$KAFKA_SASL_USER
+WA_TEST_KAFKA_SASL_PASSWORD=$(cat "$KAFKA_TLS/sasl-password")
+WA_TEST_KAFKA_CA_PATH=$KAFKA_TLS/ca.pem
+WA_TEST_KAFKA_CLIENT_CERT_PATH=$KAFKA_TLS/client.crt
+WA_TEST_KAFKA_CLIENT_KEY_PATH=$KAFKA_TLS/client.key
+WA_TEST_KAFKA_CLIENT_KEY_PASSWORD=$(cat "$KAFKA_TLS/client-key-password")
+EOF
+  chmod 600 "$KAFKA_SASL_ENV.tmp"
+  mv "$KAFKA_SASL_ENV.tmp" "$KAFKA_SASL_ENV"
+}
+
 # ------------------------------------------------------------------ configuration
 
 write_config() {
+  local listeners advertised map
+  listeners=PLAINTEXT://$WA_HOST:$KAFKA_PORT,CONTROLLER://$WA_HOST:$KAFKA_CONTROLLER_PORT
+  advertised=PLAINTEXT://$WA_HOST:$KAFKA_PORT
+  map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+  if [[ -n "$KAFKA_SASL_SSL_PORT" ]]; then
+    listeners+=,SASL_SSL://$WA_HOST:$KAFKA_SASL_SSL_PORT
+    advertised+=,SASL_SSL://$WA_HOST:$KAFKA_SASL_SSL_PORT
+    map+=,SASL_SSL:SASL_SSL
+  fi
   mkdir -p "$KAFKA_DIR" "$KAFKA_DATA"
-  cat >"$KAFKA_CONF.tmp" <<EOF
+  (
+    umask 077 # the file holds the SASL password when the listener is on
+    cat >"$KAFKA_CONF.tmp" <<EOF
 # generated by deploy/local/kafka.sh; rewritten on every start
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@$WA_HOST:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://$WA_HOST:$KAFKA_PORT,CONTROLLER://$WA_HOST:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://$WA_HOST:$KAFKA_PORT
+listeners=$listeners
+advertised.listeners=$advertised
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=$map
 log.dirs=$KAFKA_DATA
 num.partitions=4
 default.replication.factor=1
@@ -131,6 +259,10 @@ log.retention.hours=24
 # wa-ingest's tail latency (services/ingest/README.md, "Performance notes")
 log.segment.bytes=1073741824
 EOF
+    if [[ -n "$KAFKA_SASL_SSL_PORT" ]]; then
+      sasl_ssl_config >>"$KAFKA_CONF.tmp"
+    fi
+  )
   mv "$KAFKA_CONF.tmp" "$KAFKA_CONF"
   cat >"$KAFKA_LOG4J.tmp" <<'EOF'
 # generated by deploy/local/kafka.sh
@@ -161,6 +293,9 @@ jvm_args() {
     "-Dlog4j.configuration=file:$KAFKA_LOG4J"
     -cp "$KAFKA_LIBS/*"
   )
+  # a command-line tool beside the broker: small heap, no GC log, the broker's log4j setup
+  JVM_TOOL_ARGS=(-Xmx256m -XX:+UseSerialGC -Djava.awt.headless=true
+    "-Dlog4j.configuration=file:$KAFKA_LOG4J" "-Dkafka.logs.dir=$WA_LOG_DIR" -cp "$KAFKA_LIBS/*")
 }
 
 format_storage() {
@@ -182,9 +317,14 @@ while True:
     printf '%s\n' "$cluster_id" >"$KAFKA_DIR/cluster.id"
   fi
   wa_log "kafka: formatting $KAFKA_DATA (cluster id $cluster_id)"
+  scram_args
   if ! "$java" "${JVM_ARGS[@]}" kafka.tools.StorageTool format \
-    -t "$cluster_id" -c "$KAFKA_CONF" --ignore-formatted </dev/null >>"$KAFKA_OUT" 2>&1; then
+    -t "$cluster_id" -c "$KAFKA_CONF" --ignore-formatted "${SCRAM_ARGS[@]}" \
+    </dev/null >>"$KAFKA_OUT" 2>&1; then
     wa_die "kafka.tools.StorageTool format failed for $KAFKA_DATA" "$KAFKA_OUT"
+  fi
+  if ((${#SCRAM_ARGS[@]})); then
+    : >"$KAFKA_TLS/.scram-added"
   fi
 }
 
@@ -214,9 +354,14 @@ kafka_start() {
   if wa_reuse_running kafka "$KAFKA_PID" "$KAFKA_PATTERN" "$KAFKA_OUT:$KAFKA_LOG" \
     "$KAFKA_START_TIMEOUT" "$KAFKA_PORT" kafka_ping; then
     create_topics "$deadline"
+    write_sasl_env
     return 0
   fi
   wa_ensure_port_free "kafka controller" "$KAFKA_CONTROLLER_PORT"
+  if [[ -n "$KAFKA_SASL_SSL_PORT" ]]; then
+    wa_ensure_port_free "kafka SASL_SSL" "$KAFKA_SASL_SSL_PORT"
+    make_tls
+  fi
   java=$(find_java)
   write_config
   jvm_args
@@ -225,7 +370,9 @@ kafka_start() {
   wa_spawn "$KAFKA_PID" "$KAFKA_OUT" "$java" "${JVM_ARGS[@]}" kafka.Kafka "$KAFKA_CONF"
   wa_wait_ready kafka "$KAFKA_START_TIMEOUT" "$KAFKA_PID" "$KAFKA_PATTERN" "$KAFKA_OUT:$KAFKA_LOG" kafka_ping
   create_topics "$deadline"
-  wa_log "kafka: $KAFKA_VERSION (KRaft) ready on $KAFKA_ADDR, controller $WA_HOST:$KAFKA_CONTROLLER_PORT (pid $(cat "$KAFKA_PID"), log $KAFKA_LOG)"
+  ensure_scram "$java"
+  write_sasl_env
+  wa_log "kafka: $KAFKA_VERSION (KRaft) ready on $KAFKA_ADDR${KAFKA_SASL_SSL_PORT:+ (SASL_SSL on $WA_HOST:$KAFKA_SASL_SSL_PORT)}, controller $WA_HOST:$KAFKA_CONTROLLER_PORT (pid $(cat "$KAFKA_PID"), log $KAFKA_LOG)"
 }
 
 kafka_run() {

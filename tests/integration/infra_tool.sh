@@ -23,6 +23,31 @@ done
 # a second run keeps the existing topics
 "$bin" kafka-topics "$WA_KAFKA_BROKERS" "$prefix" 2 30000 >/dev/null || fail "kafka-topics again"
 
+# the same over the SASL_SSL listener (test profile), settings from the daemons' WA_KAFKA_*
+# variables with the password from a file, as the Kubernetes topics Job runs it
+if [[ -n "${WA_TEST_KAFKA_SASL_SSL_BROKERS:-}" ]]; then
+  pwfile=$(mktemp)
+  trap 'rm -f "$pwfile"' EXIT
+  printf '%s\n' "$WA_TEST_KAFKA_SASL_PASSWORD" >"$pwfile"
+  out=$(WA_KAFKA_SECURITY_PROTOCOL=SASL_SSL WA_KAFKA_SASL_MECHANISM=SCRAM-SHA-512 \
+    WA_KAFKA_SASL_USERNAME="$WA_TEST_KAFKA_SASL_USERNAME" WA_KAFKA_SASL_PASSWORD_FILE="$pwfile" \
+    WA_KAFKA_SSL_CA_PATH="$WA_TEST_KAFKA_CA_PATH" \
+    "$bin" kafka-topics "$WA_TEST_KAFKA_SASL_SSL_BROKERS" "${prefix}tls." 1 30000 2>&1) ||
+    fail "kafka-topics over SASL_SSL: $out"
+  grep -qx "${prefix}tls.inbound.message 1" < <("$bin" kafka-list "$WA_KAFKA_BROKERS" 5000) ||
+    fail "topics made over SASL_SSL not seen over PLAINTEXT"
+  if out=$(WA_KAFKA_SECURITY_PROTOCOL=SASL_SSL WA_KAFKA_SASL_MECHANISM=SCRAM-SHA-512 \
+    WA_KAFKA_SASL_USERNAME="$WA_TEST_KAFKA_SASL_USERNAME" WA_KAFKA_SASL_PASSWORD=wrong-pw-x \
+    WA_KAFKA_SSL_CA_PATH="$WA_TEST_KAFKA_CA_PATH" \
+    "$bin" kafka-ping "$WA_TEST_KAFKA_SASL_SSL_BROKERS" 3000 2>&1); then
+    fail "kafka-ping over SASL_SSL with a wrong password succeeded"
+  fi
+  grep -q "SASL authentication error" <<<"$out" || fail "wrong password, unclear message: $out"
+  if grep -q wrong-pw-x <<<"$out"; then fail "the password was printed: $out"; fi
+else
+  echo "infra_tool: no SASL_SSL listener (WA_TEST_KAFKA_SASL_SSL_BROKERS unset): its checks skipped"
+fi
+
 "$bin" mongo-ping "$WA_MONGO_URI" 5000 || fail "mongo-ping on $WA_MONGO_URI"
 if "$bin" mongo-ping mongodb://127.0.0.1:1/ 500 2>/dev/null; then fail "mongo-ping on a closed port succeeded"; fi
 

@@ -12,6 +12,9 @@
  *   wa-infra kafka-list BROKERS [TIMEOUT_MS]          prints "name partitions" per topic
  *   wa-infra mongo-ping URI [TIMEOUT_MS]              the server answers {ping: 1}
  *   wa-infra contract-topics                          prints the contract's topics, one a line
+ *
+ * The Kafka commands take the daemons' TLS and SASL settings from the environment
+ * (WA_KAFKA_SECURITY_PROTOCOL & co, *_FILE included; docs/configuration.md).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +29,13 @@
 #define DEFAULT_TIMEOUT_MS 2000
 
 static const char *const topics[] = {WA_CONTRACT_TOPICS};
+
+struct infra_cfg {
+    struct wa_kafka_security_cfg ks;
+};
+static const struct wa_cfg_spec spec[] = {WA_CFG_KAFKA_SECURITY(struct infra_cfg, ks)};
+static struct infra_cfg cfg;
+static struct wa_kafka_security security;
 
 static int
 usage(void)
@@ -69,7 +79,7 @@ print_topic(void *arg, const char *name, int partitions)
 static int
 kafka_topics(const char *brokers, const char *prefix, int partitions, int timeout_ms)
 {
-    struct wa_kafka_config kc = {.brokers = brokers, .client_id = "wa-infra"};
+    struct wa_kafka_config kc = {.brokers = brokers, .client_id = "wa-infra", .security = security};
     char names[WA_ARRAY_LEN(topics)][256];
     const char *list[WA_ARRAY_LEN(topics)];
     struct wa_error error = {0};
@@ -109,9 +119,18 @@ main(int argc, char **argv)
         }
         return 0;
     }
+    if (strncmp(cmd, "kafka-", 6) == 0) {
+        if (wa_cfg_load(spec, WA_ARRAY_LEN(spec), &cfg, wa_cfg_getenv, NULL, &error) != WA_OK) {
+            fprintf(stderr, "wa-infra: configuration error: %s\n", error.message);
+            wa_cfg_cleanup(spec, WA_ARRAY_LEN(spec), &cfg);
+            return 2;
+        }
+        wa_kafka_security_from_cfg(&cfg.ks, &security);
+    }
     if ((strcmp(cmd, "kafka-ping") == 0 || strcmp(cmd, "kafka-list") == 0) &&
         (argc == 3 || argc == 4)) {
-        struct wa_kafka_config kc = {.brokers = argv[2], .client_id = "wa-infra"};
+        struct wa_kafka_config kc = {
+            .brokers = argv[2], .client_id = "wa-infra", .security = security};
         bool list = strcmp(cmd, "kafka-list") == 0;
 
         if (argc == 4 && !parse_pos(argv[3], 600000, &timeout_ms)) {

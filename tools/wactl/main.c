@@ -307,9 +307,16 @@ env_or(const char *name, const char *def)
     return v != NULL && v[0] != '\0' ? v : def;
 }
 
+struct security_cfg {
+    struct wa_kafka_security_cfg ks;
+};
+static const struct wa_cfg_spec security_spec[] = {WA_CFG_KAFKA_SECURITY(struct security_cfg, ks)};
+static struct security_cfg security_cfg; /* lives as long as the process: x.security borrows */
+
 int
 main(int argc, char **argv)
 {
+    struct wa_error error = {0};
     struct wx x = {0};
     int rc;
 
@@ -322,6 +329,16 @@ main(int argc, char **argv)
     }
     x.brokers = env_or("WA_KAFKA_BROKERS", "127.0.0.1:9092");
     x.prefix = env_or("WA_TOPIC_PREFIX", "wa.");
+    if (wa_cfg_load(security_spec, WA_ARRAY_LEN(security_spec), &security_cfg, wa_cfg_getenv, NULL,
+                    &error) != WA_OK) {
+        fprintf(stderr, "wactl: configuration error: %s\n", error.message);
+        return WX_USAGE;
+    }
+    wa_kafka_security_from_cfg(&security_cfg.ks, &x.security);
+    if (wa_kafka_security_check(&x.security, &error) != WA_OK) {
+        fprintf(stderr, "wactl: configuration error: %s\n", error.message);
+        return WX_USAGE;
+    }
     x.idle_ms = 2000;
     for (size_t i = 0; i < WA_ARRAY_LEN(commands); i++) {
         if (strcmp(argv[1], commands[i].name) != 0) {

@@ -108,6 +108,7 @@ wx_read(struct wx *x, const char *const *topics, size_t n, bool from_beginning, 
     };
     struct wa_kafka_config kc = {.brokers = x->brokers,
                                  .client_id = "wactl",
+                                 .security = x->security,
                                  .topic_prefix = x->prefix,
                                  .props = props,
                                  .nprops = WA_ARRAY_LEN(props)};
@@ -191,6 +192,7 @@ wx_produce(struct wx *x, const char *topic, const char *key, const struct wa_clo
 {
     struct wa_kafka_config kc = {.brokers = x->brokers,
                                  .client_id = "wactl",
+                                 .security = x->security,
                                  .topic_prefix = x->prefix,
                                  .message_timeout_ms = 10000};
     struct wa_kafka_producer *p = NULL;

@@ -30,8 +30,10 @@ print_topic(void *arg, const char *name, int partitions)
 int
 wx_cmd_topics(struct wx *x)
 {
-    struct wa_kafka_config kc = {
-        .brokers = x->brokers, .client_id = "wactl", .topic_prefix = x->prefix};
+    struct wa_kafka_config kc = {.brokers = x->brokers,
+                                 .client_id = "wactl",
+                                 .topic_prefix = x->prefix,
+                                 .security = x->security};
     char full[WA_ARRAY_LEN(contract_topics)][256];
     const char *names[WA_ARRAY_LEN(contract_topics)];
     int timeout = x->timeout_ms > 0 ? (int)x->timeout_ms : 15000;

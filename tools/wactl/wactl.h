@@ -30,9 +30,10 @@ enum {
 #define WX_MAX_URLS 16
 
 struct wx {
-    const char *brokers;           /* --brokers, WA_KAFKA_BROKERS, default 127.0.0.1:9092 */
-    const char *prefix;            /* --prefix, WA_TOPIC_PREFIX, default "wa." */
-    const char *urls[WX_MAX_URLS]; /* health --url */
+    const char *brokers;               /* --brokers, WA_KAFKA_BROKERS, default 127.0.0.1:9092 */
+    const char *prefix;                /* --prefix, WA_TOPIC_PREFIX, default "wa." */
+    struct wa_kafka_security security; /* WA_KAFKA_SECURITY_PROTOCOL & co (environment) */
+    const char *urls[WX_MAX_URLS];     /* health --url */
     size_t nurls;
     const char *gateway; /* health --gateway */
     int64_t timeout_ms;  /* --timeout: the whole command; default per command */

@@ -6,6 +6,7 @@
  * exists is success), then metadata requests until every topic has partitions with leaders,
  * so a consumer subscribing right after sees them. Never call this on a running loop.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +15,37 @@
 #include "wa/log.h"
 
 #define METADATA_STEP_MS 500
+
+/* The last authentication or TLS failure of an admin handle (its error_cb's opaque), so a call
+ * that timed out can say why instead of only "timed out". */
+struct admin_state {
+    int err;
+    char reason[256];
+};
+
+static void
+on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    struct admin_state *st = opaque;
+
+    (void)rk;
+    if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION || err == RD_KAFKA_RESP_ERR__SSL) {
+        st->err = err;
+        snprintf(st->reason, sizeof(st->reason), "%s", reason);
+    }
+}
+
+/* Turns a failed admin call into WA_EAUTH naming the broker's reason when a handshake failed. */
+static enum wa_err
+admin_fail(rd_kafka_t *rk, struct admin_state *st, enum wa_err err, const char *what,
+           struct wa_error *error)
+{
+    rd_kafka_poll(rk, 0); /* serves the error events queued meanwhile */
+    if (st->err != 0) {
+        return wa_error_set(error, WA_EAUTH, "%s: %s", what, st->reason);
+    }
+    return err;
+}
 
 static enum wa_err
 create(rd_kafka_t *rk, const char *const *names, size_t n, int partitions, int timeout_ms,
@@ -117,7 +149,8 @@ visible(rd_kafka_t *rk, const char *const *names, size_t n, int timeout_ms)
 
 /* A short-lived handle for the admin calls, without statistics. */
 static enum wa_err
-admin_new(const struct wa_kafka_config *cfg, rd_kafka_t **out, struct wa_error *error)
+admin_new(const struct wa_kafka_config *cfg, struct admin_state *st, rd_kafka_t **out,
+          struct wa_error *error)
 {
     rd_kafka_conf_t *conf = NULL;
     char errstr[512];
@@ -132,6 +165,9 @@ admin_new(const struct wa_kafka_config *cfg, rd_kafka_t **out, struct wa_error *
         }
         return err;
     }
+    memset(st, 0, sizeof(*st));
+    rd_kafka_conf_set_error_cb(conf, on_error);
+    rd_kafka_conf_set_opaque(conf, st);
     if ((*out = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr))) == NULL) {
         rd_kafka_conf_destroy(conf);
         return wa_error_set(error, WA_ECONFIG, "kafka admin: %s", errstr);
@@ -144,6 +180,7 @@ wa_kafka_topics_list(const struct wa_kafka_config *cfg, int timeout_ms, wa_kafka
                      void *arg, struct wa_error *error)
 {
     const struct rd_kafka_metadata *md = NULL;
+    struct admin_state st;
     rd_kafka_resp_err_t rerr;
     rd_kafka_t *rk = NULL;
     enum wa_err err;
@@ -151,13 +188,14 @@ wa_kafka_topics_list(const struct wa_kafka_config *cfg, int timeout_ms, wa_kafka
     if (timeout_ms <= 0) {
         return wa_error_set(error, WA_EINVAL, "topics_list needs a timeout");
     }
-    if ((err = admin_new(cfg, &rk, error)) != WA_OK) {
+    if ((err = admin_new(cfg, &st, &rk, error)) != WA_OK) {
         return err;
     }
     rerr = rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms);
     if (rerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
         err = wa_error_set(error, kafka_err(rerr), "kafka metadata from %s: %s", cfg->brokers,
                            rd_kafka_err2str(rerr));
+        err = admin_fail(rk, &st, err, "kafka metadata", error);
     } else {
         for (int t = 0; fn != NULL && t < md->topic_cnt; t++) {
             fn(arg, md->topics[t].topic, md->topics[t].partition_cnt);
@@ -172,6 +210,7 @@ enum wa_err
 wa_kafka_topics_ensure(const struct wa_kafka_config *cfg, const char *const *names, size_t n,
                        int partitions, int timeout_ms, struct wa_error *error)
 {
+    struct admin_state st;
     rd_kafka_t *rk = NULL;
     uint64_t deadline;
     enum wa_err err;
@@ -185,15 +224,17 @@ wa_kafka_topics_ensure(const struct wa_kafka_config *cfg, const char *const *nam
         }
     }
     deadline = wa_clock_mono_ms() + (uint64_t)timeout_ms;
-    if ((err = admin_new(cfg, &rk, error)) != WA_OK) {
+    if ((err = admin_new(cfg, &st, &rk, error)) != WA_OK) {
         goto out;
     }
     if ((err = create(rk, names, n, partitions, timeout_ms, error)) != WA_OK) {
+        err = admin_fail(rk, &st, err, "creating topics", error);
         goto out;
     }
     while (!visible(rk, names, n, METADATA_STEP_MS)) {
         if (wa_clock_mono_ms() >= deadline) {
             err = wa_error_set(error, WA_ETIMEDOUT, "topics created but not visible in time");
+            err = admin_fail(rk, &st, err, "topic metadata", error);
             goto out;
         }
     }

@@ -102,7 +102,8 @@ kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, struc
     char errstr[256];
 
     if (rd_kafka_conf_set(conf, name, value, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK) {
-        return wa_error_set(error, WA_ECONFIG, "kafka property %s=%s: %s", name, value, errstr);
+        return wa_error_set(error, WA_ECONFIG, "kafka property %s=%s: %s", name,
+                            kafka_conf_secret(name) ? "<redacted>" : value, errstr);
     }
     return WA_OK;
 }
@@ -142,7 +143,8 @@ kafka_conf_new(const struct wa_kafka_config *cfg, rd_kafka_conf_t **out, struct 
         (err = kafka_conf_set(conf, "client.id",
                               cfg->client_id != NULL ? cfg->client_id : "wabridge", error)) !=
             WA_OK ||
-        (err = kafka_conf_set(conf, "statistics.interval.ms", num, error)) != WA_OK) {
+        (err = kafka_conf_set(conf, "statistics.interval.ms", num, error)) != WA_OK ||
+        (err = kafka_conf_security(conf, &cfg->security, error)) != WA_OK) {
         rd_kafka_conf_destroy(conf);
         return err;
     }
@@ -165,6 +167,11 @@ kafka_on_error(rd_kafka_t *rk, int err, const char *reason, bool ready, const ch
         if (ready) {
             wa_log_warn(NULL, "kafka %s: all brokers are down: %s", what, reason);
         }
+        return false;
+    }
+    if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION || err == RD_KAFKA_RESP_ERR__SSL) {
+        /* wrong credentials or certificates: retried by librdkafka, but never healed by it */
+        wa_log_error(NULL, "kafka %s: %s", what, reason);
         return false;
     }
     wa_log_debug(NULL, "kafka %s: %s: %s", what, rd_kafka_err2name(err), reason);

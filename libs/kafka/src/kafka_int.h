@@ -47,6 +47,12 @@ enum wa_err kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *
 enum wa_err kafka_conf_props(rd_kafka_conf_t *conf, const struct wa_kafka_config *cfg,
                              struct wa_error *error);
 
+/* Checks s (wa_kafka_security_check) and sets security.protocol, sasl.* and ssl.* from it. */
+enum wa_err kafka_conf_security(rd_kafka_conf_t *conf, const struct wa_kafka_security *s,
+                                struct wa_error *error);
+/* True for a property whose value is a secret (passwords, JAAS): never put in a message. */
+bool kafka_conf_secret(const char *name);
+
 /* Translates a librdkafka error code into the wabridge vocabulary. */
 enum wa_err kafka_err(rd_kafka_resp_err_t err);
 
@@ -58,7 +64,8 @@ bool kafka_stats_broker_up(const char *json, size_t len);
  * before the group's first commit, the next offset handed to the application). */
 void kafka_stats_consumer_lag(const char *json, size_t len, struct wa_metrics *m);
 
-/* Logs an error_cb report; returns the new readiness given the old one. */
+/* Logs an error_cb report (authentication and TLS failures at error level: they do not heal
+ * by themselves); returns the new readiness given the old one. */
 bool kafka_on_error(rd_kafka_t *rk, int err, const char *reason, bool ready, const char *what);
 
 #endif

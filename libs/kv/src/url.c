@@ -40,6 +40,12 @@ wa_kv_url_parse(const char *url, struct wa_kv_url *out, struct wa_error *error)
 
     memset(out, 0, sizeof(*out));
     out->port = 6379;
+    if (url != NULL && strncmp(url, "rediss://", 9) == 0) {
+        return wa_error_set(error, WA_ECONFIG,
+                            "rediss:// (TLS) is not supported (hiredis 0.14 has no TLS): run a TLS "
+                            "tunnel beside the daemon and give its redis:// address "
+                            "(docs/operations.md, \"Redis over TLS\")");
+    }
     if (url == NULL || strncmp(url, scheme, sizeof(scheme) - 1) != 0) {
         return wa_error_set(error, WA_ECONFIG, "redis url must start with redis://");
     }

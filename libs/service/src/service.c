@@ -481,6 +481,26 @@ out:
     return rc;
 }
 
+/* Settings of the shared clients that cannot work, refused before anything starts (exit 2). */
+static enum wa_err
+check_clients(struct wa_service *svc, struct wa_error *error)
+{
+    struct wa_kafka_security ks;
+
+    wa_kafka_security_from_cfg(&svc->common->kafka_security, &ks);
+    if (wa_kafka_security_check(&ks, error) != WA_OK) {
+        return WA_ECONFIG;
+    }
+    if (strncmp(svc->common->redis_url, "rediss://", 9) == 0) {
+        /* hiredis 0.14 has no TLS: a tunnel beside the daemon carries it */
+        return wa_error_set(error, WA_ECONFIG,
+                            "WA_REDIS_URL: rediss:// (TLS) is not supported by this build; run a "
+                            "TLS tunnel beside the daemon and give its redis:// address "
+                            "(docs/operations.md, \"Redis over TLS\")");
+    }
+    return WA_OK;
+}
+
 int
 wa_service_main(int argc, char **argv, const struct wa_service_def *def)
 {
@@ -534,6 +554,10 @@ wa_service_main(int argc, char **argv, const struct wa_service_def *def)
                 "%s: configuration error: WA_ADMIN_LISTEN: expected host:port or empty, got "
                 "\"%s\"\n",
                 def->name, svc.common->admin_listen);
+        goto out;
+    }
+    if (check_clients(&svc, &error) != WA_OK) {
+        fprintf(stderr, "%s: configuration error: %s\n", def->name, error.message);
         goto out;
     }
     if (print) {

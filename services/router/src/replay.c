@@ -297,6 +297,7 @@ rt_replay_main(int argc, char **argv)
     kc.brokers = cfg.common.kafka_brokers;
     kc.topic_prefix = cfg.common.topic_prefix;
     kc.client_id = "wa-router-replay";
+    wa_kafka_security_from_cfg(&cfg.common.kafka_security, &kc.security);
     wa_ulid_new(ulid);
     snprintf(group, sizeof(group), "wa-router-replay-%s", ulid);
     if (wa_kafka_topic(&kc, WA_TOPIC_WEBHOOK_RAW, topic, sizeof(topic)) != WA_OK ||

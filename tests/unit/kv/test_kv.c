@@ -166,6 +166,19 @@ url_parse__malformed__rejected_without_echoing_password(void **state)
     assert_null(strstr(error.message, "topsecret"));
 }
 
+/* No TLS in hiredis 0.14: rediss:// is refused with a pointer to the tunnel (operations.md). */
+static void
+url_parse__rediss__refused_pointing_to_the_tunnel(void **state)
+{
+    struct wa_kv_url u;
+    struct wa_error error;
+
+    (void)state;
+    assert_int_equal(wa_kv_url_parse("rediss://:topsecret@h:6380/0", &u, &error), WA_ECONFIG);
+    assert_non_null(strstr(error.message, "Redis over TLS"));
+    assert_null(strstr(error.message, "topsecret"));
+}
+
 /* ---- script names ---- */
 
 static void
@@ -356,6 +369,7 @@ main(void)
         cmocka_unit_test(url_parse__full_url__fills_every_field),
         cmocka_unit_test(url_parse__password_only_and_defaults__parsed),
         cmocka_unit_test(url_parse__malformed__rejected_without_echoing_password),
+        cmocka_unit_test(url_parse__rediss__refused_pointing_to_the_tunnel),
         cmocka_unit_test(script_sha1__known_vectors__match),
         cmocka_unit_test(command__nothing_listening__fails_fast_unavailable),
         cmocka_unit_test(command__server_silent__times_out_once_and_never_ready),

@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "wa/config.h"
 #include "wa/err.h"
 #include "wa/loop.h"
 #include "wa/metrics.h"
@@ -38,22 +39,96 @@ struct wa_kafka_property {
 };
 
 /*
+ * Transport security of every connection to the brokers (docs/configuration.md, WA_KAFKA_*).
+ * All zero: PLAINTEXT. Strings borrowed like struct wa_kafka_config's; the two passwords are
+ * secrets and never appear in a log line or an error message.
+ */
+struct wa_kafka_security {
+    const char *protocol;       /* "PLAINTEXT" (NULL or ""), "SSL", "SASL_PLAINTEXT", "SASL_SSL" */
+    const char *sasl_mechanism; /* SASL_*: "PLAIN", "SCRAM-SHA-256" or "SCRAM-SHA-512" */
+    const char *sasl_username;  /* SASL_*: required */
+    const char *sasl_password;  /* SASL_*: required; secret */
+    const char *ca_path;        /* SSL, SASL_SSL: PEM CA bundle; NULL or "": the system's CAs */
+    const char *cert_path;      /* SSL, SASL_SSL: client certificate (PEM), only with key_path */
+    const char *key_path;       /* client private key (PEM), only with cert_path */
+    const char *key_password;   /* the key's password when it is encrypted; secret */
+    bool no_hostname_check;     /* SSL, SASL_SSL: skip matching the broker's certificate to its
+                                   host name (the chain is still verified); false: checked */
+};
+
+/*
+ * Checks s for a combination the clients would refuse or that would leak the password: an
+ * unknown protocol or mechanism, SASL without mechanism, user name or password, a SASL or TLS
+ * setting with a protocol that does not use it, PLAIN over SASL_PLAINTEXT (the password in
+ * clear text), a certificate without its key (or the reverse), a file that cannot be read.
+ * WA_OK or WA_ECONFIG with a message naming the WA_KAFKA_* variable. wa_kafka_producer_new(),
+ * wa_kafka_consumer_new() and the admin calls run it too; daemons call it at start.
+ */
+enum wa_err wa_kafka_security_check(const struct wa_kafka_security *s, struct wa_error *error);
+
+/*
+ * The WA_KAFKA_* variables of struct wa_kafka_security, as loaded by wa/config.h (strings owned
+ * by the configuration; "" = unset). WA_CFG_KAFKA_SECURITY(T, m) gives the spec rows for member
+ * m (a struct wa_kafka_security_cfg) of struct T: the daemons' common configuration
+ * (WA_CFG_COMMON) and the command-line tools load the same names, *_FILE included.
+ */
+struct wa_kafka_security_cfg {
+    char *protocol;
+    char *sasl_mechanism;
+    char *sasl_username;
+    char *sasl_password;
+    char *ca_path;
+    char *cert_path;
+    char *key_path;
+    char *key_password;
+    bool verify_hostname;
+};
+/* clang-format off */
+#define WA_CFG_KAFKA_SECURITY(T, m)                                                                \
+    {"WA_KAFKA_SECURITY_PROTOCOL", WA_CFG_STRING, "PLAINTEXT", 0, 0, 0,                            \
+     offsetof(T, m.protocol),                                                       \
+     "Kafka transport: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"},                               \
+    {"WA_KAFKA_SASL_MECHANISM", WA_CFG_STRING, "", 0, 0, 0, offsetof(T, m.sasl_mechanism),  \
+     "SASL_*: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"},                                             \
+    {"WA_KAFKA_SASL_USERNAME", WA_CFG_STRING, "", 0, 0, 0, offsetof(T, m.sasl_username),    \
+     "SASL_*: user name"},                                                                         \
+    {"WA_KAFKA_SASL_PASSWORD", WA_CFG_STRING, "", 0, 0, WA_CFG_SECRET,                             \
+     offsetof(T, m.sasl_password), "SASL_*: password"},                                      \
+    {"WA_KAFKA_SSL_CA_PATH", WA_CFG_STRING, "", 0, 0, 0, offsetof(T, m.ca_path),        \
+     "SSL, SASL_SSL: PEM file of the CAs that sign the brokers (empty: the system's)"},            \
+    {"WA_KAFKA_SSL_CERT_PATH", WA_CFG_STRING, "", 0, 0, 0, offsetof(T, m.cert_path),    \
+     "SSL, SASL_SSL: client certificate (PEM) for mutual TLS, with WA_KAFKA_SSL_KEY_PATH"},        \
+    {"WA_KAFKA_SSL_KEY_PATH", WA_CFG_STRING, "", 0, 0, 0, offsetof(T, m.key_path),      \
+     "SSL, SASL_SSL: the client certificate's private key (PEM)"},                                 \
+    {"WA_KAFKA_SSL_KEY_PASSWORD", WA_CFG_STRING, "", 0, 0, WA_CFG_SECRET,                          \
+     offsetof(T, m.key_password), "password of an encrypted WA_KAFKA_SSL_KEY_PATH"},     \
+    {"WA_KAFKA_SSL_VERIFY_HOSTNAME", WA_CFG_BOOL, "true", 0, 0, 0,                                 \
+     offsetof(T, m.verify_hostname),                                                     \
+     "SSL, SASL_SSL: match the broker certificate to its host name (the chain is always checked)"}
+/* clang-format on */
+
+/* Fills out from c (strings borrowed from c). */
+void wa_kafka_security_from_cfg(const struct wa_kafka_security_cfg *c,
+                                struct wa_kafka_security *out);
+
+/*
  * Connection and tuning settings shared by producer, consumer and admin. Every pointer is
  * borrowed for the duration of the call that takes the struct (the library copies what it
  * keeps). A numeric field left 0 selects the default given beside it.
  */
 struct wa_kafka_config {
-    const char *brokers;      /* required: "host:port[,host:port...]" */
-    const char *client_id;    /* default "wabridge" */
-    const char *topic_prefix; /* default "" (services pass WA_TOPIC_PREFIX, "wa.") */
-    int message_timeout_ms;   /* producer: give up on a message after this; default 30000 */
-    int linger_us;            /* producer: batching delay in µs; 0 = send at once; < 0: 5 ms */
-    int queue_max_messages;   /* producer: local queue bound; default 100000 */
-    int queue_max_kbytes;     /* producer: local queue bound; default 65536 (64 MiB) */
-    int max_in_flight;        /* consumer: pause fetching above this many not-done messages;
+    const char *brokers;               /* required: "host:port[,host:port...]" */
+    const char *client_id;             /* default "wabridge" */
+    const char *topic_prefix;          /* default "" (services pass WA_TOPIC_PREFIX, "wa.") */
+    struct wa_kafka_security security; /* zero: PLAINTEXT */
+    int message_timeout_ms; /* producer: give up on a message after this; default 30000 */
+    int linger_us;          /* producer: batching delay in µs; 0 = send at once; < 0: 5 ms */
+    int queue_max_messages; /* producer: local queue bound; default 100000 */
+    int queue_max_kbytes;   /* producer: local queue bound; default 65536 (64 MiB) */
+    int max_in_flight;      /* consumer: pause fetching above this many not-done messages;
                                  default 1000 */
-    int commit_interval_ms;   /* consumer: asynchronous commit period; default 200 */
-    int probe_interval_ms;    /* readiness probe (librdkafka statistics) period; default 1000 */
+    int commit_interval_ms; /* consumer: asynchronous commit period; default 200 */
+    int probe_interval_ms;  /* readiness probe (librdkafka statistics) period; default 1000 */
     const struct wa_kafka_property *props; /* applied last, override everything above */
     size_t nprops;
     /* Optional registry (borrowed: must outlive the client) for wa_kafka_produced_total{topic,

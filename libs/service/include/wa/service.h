@@ -64,7 +64,8 @@ struct wa_common_config {
     int64_t http_max_per_ip;
     char *otlp_endpoint;
     int64_t trace_sample;
-    char *admin_listen; /* "" : the probes share listen */
+    char *admin_listen;                          /* "" : the probes share listen */
+    struct wa_kafka_security_cfg kafka_security; /* WA_KAFKA_SECURITY_PROTOCOL & co */
 };
 
 /* Spec rows for struct wa_common_config embedded as member m of struct type T. */
@@ -110,7 +111,8 @@ struct wa_common_config {
     {"WA_OTLP_ENDPOINT", WA_CFG_STRING, "", 0, 0, 0, offsetof(T, m.otlp_endpoint),                 \
      "OTLP/HTTP collector base URL for spans, e.g. http://127.0.0.1:4318 (empty: no tracing)"},    \
     {"WA_TRACE_SAMPLE", WA_CFG_INT, "100", 0, 100, 0, offsetof(T, m.trace_sample),                \
-     "percent of traces recorded (decided by trace id, the same in every daemon)"}
+     "percent of traces recorded (decided by trace id, the same in every daemon)"},               \
+    WA_CFG_KAFKA_SECURITY(T, m.kafka_security)
 /* clang-format on */
 
 /* Shared clients the scaffolding creates before start (see wa_service_kafka_producer & co). */
@@ -220,7 +222,7 @@ enum wa_err wa_service_kv(struct wa_service *svc, struct wa_kv **out, struct wa_
 enum wa_err wa_service_mongo(struct wa_service *svc, struct wa_mongo **out, struct wa_error *error);
 
 /* The Kafka settings of the common configuration (brokers, prefix, client id = daemon name,
- * linger, no Nagle). Strings borrowed from the configuration. */
+ * linger, no Nagle, TLS and SASL). Strings borrowed from the configuration. */
 void wa_service_kafka_config(struct wa_service *svc, struct wa_kafka_config *out);
 
 /*
