@@ -377,6 +377,7 @@ kafka_start() {
 
 kafka_run() {
   local java
+  KAFKA_SASL_SSL_PORT= # the chaos scenarios' brokers: PLAINTEXT only
   kafka_install
   wa_ensure_port_free kafka "$KAFKA_PORT"
   wa_ensure_port_free "kafka controller" "$KAFKA_CONTROLLER_PORT"
