@@ -221,9 +221,12 @@ uint64_t
 chaos_redis_start(struct chaos_redis *r)
 {
     char port[16];
+    /* WA_CHAOS_REDIS_AOF=no: no persistence, as deploy/local/redis.sh runs it (what a restart
+     * then forgets shows what production's AOF is for) */
+    const char *aof = strcmp(wa_test_env_or("WA_CHAOS_REDIS_AOF", "yes"), "no") == 0 ? "no" : "yes";
     const char *argv[] = {
         "redis-server", "--bind",      "127.0.0.1", "--port",           port,  "--dir",
-        r->dir,         "--save",      "",          "--appendonly",     "yes", "--appendfsync",
+        r->dir,         "--save",      "",          "--appendonly",     aof,   "--appendfsync",
         "always",       "--daemonize", "no",        "--protected-mode", "yes", NULL};
     uint64_t t0 = wa_clock_mono_ms();
 

@@ -45,7 +45,8 @@ struct chaos_redis {
 };
 
 void chaos_redis_init(struct chaos_redis *r, const char *name);
-/* Starts redis-server on the same data (appendonly, appendfsync always) and waits for PONG. */
+/* Starts redis-server on the same data (appendonly, appendfsync always; no persistence with
+ * WA_CHAOS_REDIS_AOF=no) and waits for PONG. */
 uint64_t chaos_redis_start(struct chaos_redis *r);
 void chaos_redis_stop(struct chaos_redis *r, int sig);
 void chaos_redis_cleanup(struct chaos_redis *r);
