@@ -829,12 +829,18 @@ stored_anywhere(const char *s)
     }
     json_decref(keys);
     keys = NULL;
-    /* the values of the run's string keys too (the read cache holds rendered contacts) */
+    /* the values of the run's keys too (the read cache holds rendered contacts; wa-router's
+     * window sets hold conversations) */
     {
         static const char script[] =
             "local out = {} for _, k in ipairs(redis.call('KEYS', ARGV[1])) do "
-            "if redis.call('TYPE', k).ok == 'string' then "
-            "table.insert(out, redis.call('GET', k)) end end return out";
+            "local t = redis.call('TYPE', k).ok local v "
+            "if t == 'string' then v = {redis.call('GET', k)} "
+            "elseif t == 'hash' then v = redis.call('HGETALL', k) "
+            "elseif t == 'set' then v = redis.call('SMEMBERS', k) "
+            "elseif t == 'zset' then v = redis.call('ZRANGE', k, 0, -1) "
+            "elseif t == 'list' then v = redis.call('LRANGE', k, 0, -1) else v = {} end "
+            "for _, x in ipairs(v) do table.insert(out, x) end end return out";
         const char *args[1] = {pattern};
         char *text;
 
@@ -846,6 +852,22 @@ stored_anywhere(const char *s)
         json_decref(keys);
     }
     return found;
+}
+
+/* Waits until no collection and no Redis key of the run holds s (other daemons forget a
+ * contact on its contact.event "erased", after wa-users answered). */
+static void
+await_forgotten(const char *s)
+{
+    uint64_t deadline = wa_clock_mono_ms() + WAIT_MS;
+
+    while (wa_clock_mono_ms() < deadline) {
+        if (!stored_anywhere(s)) {
+            return;
+        }
+        wa_test_run_for(T.loop, 200);
+    }
+    fail_msg("\"%s\" still stored %d s after the erasure", s, WAIT_MS / 1000);
 }
 
 /* The suppressions document of wa_id's opt-out hash, or NULL. New reference. */
@@ -868,13 +890,14 @@ suppression(const char *wa_id)
 /* After the erasure of wa_id, who had opted out of marketing: only the hash is left (the key
  * and the suppressions document); a marketing template is still refused, a utility one sent;
  * the key comes back from MongoDB after it was lost; the customer's START (a new contact)
- * clears both, and marketing goes out again. */
+ * clears both, and marketing goes out again; erased once more, wa-router forgets its keys of
+ * the conversation too. */
 static void
 erased__opted_out__still_refused_rebuilt_and_start_clears(const char *wa_id)
 {
     const json_t *r;
     json_t *doc;
-    char v[64];
+    char v[64], path[64];
 
     optout_value(wa_id, v, sizeof(v));
     assert_string_equal(v, "1");
@@ -898,6 +921,13 @@ erased__opted_out__still_refused_rebuilt_and_start_clears(const char *wa_id)
     request("er-marketing-2", wa_id, "users_promo", "en", "marketing");
     r = wait_result("er-marketing-2");
     assert_string_equal(wa_json_str(r, "status"), "accepted");
+
+    /* erased again, after the customer wrote: wa-router's keys of the conversation (its window,
+     * tags, attributes) go too, on the contact.event "erased" */
+    assert_true(stored_anywhere(wa_id));
+    snprintf(path, sizeof(path), "/v1/contacts/%s", wa_id);
+    assert_int_equal(api("DELETE", path, NULL, NULL), 204);
+    await_forgotten(wa_id);
 }
 
 static void

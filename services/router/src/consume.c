@@ -2,7 +2,8 @@
  * consume.c: stage 1 of 5 (consume) and the per-message pipeline.
  *
  * Input: <p>inbound.message (and <p>outbound.result, for business replies that cancel
- * reminders), one consumer in group WA_ROUTER_GROUP. For each inbound message:
+ * reminders, and <p>contact.event, whose erasures forget.c applies), one consumer in group
+ * WA_ROUTER_GROUP. For each inbound message:
  *   decode -> conversation queue -> state (window.c: idempotency, window, attributes)
  *   -> evaluate (match.c) -> act, rule after rule (act.c) -> mark done -> Kafka offset done.
  * Per-conversation order: the Kafka key is the conversation, so one conversation's messages
@@ -436,6 +437,9 @@ on_message(struct wa_kafka_consumer *c, struct wa_kafka_msg *msg, void *arg)
     if (strncmp(msg->topic, rt->prefix, n) == 0 &&
         strcmp(msg->topic + n, WA_TOPIC_OUTBOUND_RESULT) == 0) {
         on_result(rt, msg);
+    } else if (strncmp(msg->topic, rt->prefix, n) == 0 &&
+               strcmp(msg->topic + n, WA_TOPIC_CONTACT_EVENT) == 0) {
+        rt_forget_start(rt, msg);
     } else {
         on_inbound(rt, msg);
     }
@@ -445,22 +449,24 @@ enum wa_err
 rt_consume_start(struct rt *rt, struct wa_error *error)
 {
     struct wa_kafka_config kc;
-    char t_in[192], t_res[192];
-    const char *topics[2] = {t_in, t_res};
+    char t_in[192], t_res[192], t_contact[192];
+    const char *topics[3] = {t_in, t_res, t_contact};
     struct wa_service_consumer sc = {.group = rt->cfg->group,
                                      .topics = topics,
-                                     .ntopics = 2,
+                                     .ntopics = 3,
                                      .on_message = on_message,
                                      .arg = rt};
     enum wa_err err;
 
     wa_service_kafka_config(rt->svc, &kc);
     if ((err = wa_kafka_topic(&kc, WA_TOPIC_INBOUND_MESSAGE, t_in, sizeof(t_in))) != WA_OK ||
-        (err = wa_kafka_topic(&kc, WA_TOPIC_OUTBOUND_RESULT, t_res, sizeof(t_res))) != WA_OK) {
+        (err = wa_kafka_topic(&kc, WA_TOPIC_OUTBOUND_RESULT, t_res, sizeof(t_res))) != WA_OK ||
+        (err = wa_kafka_topic(&kc, WA_TOPIC_CONTACT_EVENT, t_contact, sizeof(t_contact))) !=
+            WA_OK) {
         return wa_error_set(error, err, "topic names too long");
     }
-    /* both topics exist before the group joins, so a fresh group starts at their beginning */
-    if ((err = wa_kafka_topics_ensure(&kc, topics, 2, 4, 10000, error)) != WA_OK) {
+    /* the topics exist before the group joins, so a fresh group starts at their beginning */
+    if ((err = wa_kafka_topics_ensure(&kc, topics, 3, 4, 10000, error)) != WA_OK) {
         return err;
     }
     return wa_service_consumer(rt->svc, &sc, &rt->consumer, error);

@@ -35,6 +35,8 @@ rt_health_start(struct rt *rt, struct wa_error *error)
     C(reminders_scheduled, "wa_router_reminders_total", "reminders", "outcome=\"scheduled\"");
     C(reminders_fired, "wa_router_reminders_total", "reminders", "outcome=\"fired\"");
     C(reminders_cancelled, "wa_router_reminders_total", "reminders", "outcome=\"cancel_checked\"");
+    C(erasures, "wa_router_erasures_total", "erased contacts whose conversation keys were deleted",
+      NULL);
 #undef C
     x->latency = wa_metrics_histogram(m, "wa_router_message_seconds",
                                       "consume to every action acknowledged", NULL, NULL, 0);

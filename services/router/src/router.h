@@ -253,6 +253,7 @@ struct rt_metrics {
     struct wa_counter *reloads, *reload_failures, *window_events;
     struct wa_counter *crm_sent, *crm_failed, *crm_dlq, *crm_retried, *crm_limited;
     struct wa_counter *reminders_scheduled, *reminders_fired, *reminders_cancelled;
+    struct wa_counter *erasures;  /* forget.c */
     struct wa_histogram *latency; /* consume -> actions acknowledged, seconds */
     struct wa_gauge *rules;
 };
@@ -293,6 +294,10 @@ enum wa_err rt_health_start(struct rt *rt, struct wa_error *error);
 void rt_health_rules(struct rt *rt, struct rt_ruleset *rs);
 /* Per rule and action outcome counter ("ok" / "failed"). */
 void rt_health_action(struct rt *rt, const char *rule, enum rt_action_kind kind, bool ok);
+
+/* forget.c: a contact.event; kind "erased": the contact's conversation keys deleted, then the
+ * message handed back (counted in rt->inflight meanwhile). Takes the message. */
+void rt_forget_start(struct rt *rt, struct wa_kafka_msg *kmsg);
 
 /* consume.c */
 enum wa_err rt_consume_start(struct rt *rt, struct wa_error *error);
