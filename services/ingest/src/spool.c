@@ -1013,7 +1013,11 @@ scan(struct ig_spool *s)
         char path[600];
         struct stat st;
 
-        snprintf(path, sizeof(path), "%s/%s", s->dir, de->d_name);
+        int len = snprintf(path, sizeof(path), "%s/%s", s->dir, de->d_name);
+
+        if (len < 0 || (size_t)len >= sizeof(path)) {
+            continue; /* not a name this spool writes (the directory is bounded at start) */
+        }
         if (strncmp(de->d_name, "spool-", 6) == 0 && n > 11 &&
             strcmp(de->d_name + n - 11, ".log" CURSOR_SUFFIX) == 0) {
             /* a cursor whose file was removed by a run that died before removing it too */
