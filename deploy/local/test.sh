@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # test.sh: what `make test` does, from a fresh clone:
-#   1. install what is missing (deps.sh, ops-tools.sh) and build with ASan+UBSan (build/test)
+#   1. install what is missing (deps.sh, ops-tools.sh) and build with ASan+UBSan (build/test),
+#      and the release tree `make run` uses (build/run: -O2's warnings, errors here, see code
+#      the sanitizer build's flow analysis does not)
 #   2. start Kafka, Redis and FerretDB on the test ports (infra.sh --ports test), never the
 #      ones `make run` uses
 #   3. run every ctest test (unit, data, integration, fuzz-regression, style) with the
@@ -13,6 +15,7 @@ cd "$root"
 start=$(date +%s)
 
 deploy/local/build.sh test
+deploy/local/build.sh run
 deploy/local/ops-tools.sh
 
 export WA_INFRA_PROFILE=test
