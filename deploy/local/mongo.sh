@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Local MongoDB wire-protocol server: FerretDB v1 with its SQLite backend, built from the Go
 # module proxy into $WA_CACHE_DIR (once per machine) and run on 127.0.0.1:$MONGO_PORT.
-#   mongo.sh install|start|stop|status [--ports test|default]
+#   mongo.sh install|start|stop|status|bin [--ports test|default]
+#   bin: installs when needed, then prints the FerretDB binary's path (tests start their own)
 # Reads: MONGO_PORT, WA_INFRA_DIR, WA_INFRA_PROFILE, WA_CACHE_DIR, MONGO_START_TIMEOUT (30 s).
 # FerretDB itself also reads FERRETDB_* variables (e.g. FERRETDB_LOG_LEVEL=WARN).
 set -euo pipefail
@@ -130,5 +131,9 @@ case "$1" in
   start) mongo_start ;;
   stop) mongo_stop ;;
   status) wa_status mongo "$MONGO_PID" "$MONGO_PATTERN" "$MONGO_ADDR" ;;
+  bin)
+    mongo_install
+    printf '%s\n' "$FERRETDB_BIN"
+    ;;
   *) wa_usage_exit "$0" ;;
 esac
