@@ -52,6 +52,7 @@ static struct {
     struct wa_mongo *mongo;
     json_t *results[MAX_RES];
     size_t nres;
+    json_t *events; /* contact.event data, in order */
     int sim, ingest, router, users, notify;
     pid_t p_sim, p_ingest, p_router, p_users, p_notify;
 } T;
@@ -64,8 +65,14 @@ on_result(struct wa_kafka_consumer *c, struct wa_kafka_msg *msg, void *arg)
     struct wa_cloudevent_doc *doc = NULL;
 
     (void)arg;
-    if (T.nres < MAX_RES && wa_cloudevent_decode(msg->value, msg->len, &doc, NULL) == WA_OK) {
-        T.results[T.nres++] = json_incref(doc->ev.data);
+    if (wa_cloudevent_decode(msg->value, msg->len, &doc, NULL) == WA_OK) {
+        size_t n = strlen(msg->topic), e = strlen(WA_TOPIC_CONTACT_EVENT);
+
+        if (n >= e && strcmp(msg->topic + n - e, WA_TOPIC_CONTACT_EVENT) == 0) {
+            json_array_append(T.events, doc->ev.data);
+        } else if (T.nres < MAX_RES) {
+            T.results[T.nres++] = json_incref(doc->ev.data);
+        }
     }
     wa_cloudevent_doc_free(doc);
     wa_kafka_consumer_done(c, msg);
@@ -133,6 +140,48 @@ wait_result(const char *id)
                  WAIT_MS / 1000);
     }
     return w.found;
+}
+
+struct want_event {
+    const char *kind, *contact, *field; /* field: one of its "fields" (NULL: any) */
+};
+
+static bool
+has_event(void *arg)
+{
+    struct want_event *w = arg;
+    size_t i, j;
+    const json_t *e, *f;
+
+    json_array_foreach(T.events, i, e)
+    {
+        if (strcmp(wa_json_str(e, "kind"), w->kind) != 0 ||
+            strcmp(wa_json_str(e, "contact"), w->contact) != 0) {
+            continue;
+        }
+        if (w->field == NULL) {
+            return true;
+        }
+        json_array_foreach(json_object_get(e, "fields"), j, f)
+        {
+            if (strcmp(json_string_value(f), w->field) == 0) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+/* Waits for a contact.event of kind about contact (naming field among its "fields"). */
+static void
+await_event(const char *kind, const char *contact, const char *field)
+{
+    struct want_event w = {kind, contact, field};
+
+    if (!wa_test_run_until(T.loop, has_event, &w, WAIT_MS)) {
+        fail_msg("no contact.event %s of %s (%s) within %d s", kind, contact,
+                 field != NULL ? field : "any", WAIT_MS / 1000);
+    }
 }
 
 /* ---- Redis ---- */
@@ -377,8 +426,8 @@ setup(void **state)
                *notify_env[] = {graph, NULL}, *router_env[] = {rules, NULL};
     const char *base = wa_test_env("WA_MONGO_URI"), *slash = strrchr(base, '/');
     char *db = T.db, *uri = T.uri;
-    char resultt[128];
-    const char *rt[1] = {resultt};
+    char resultt[128], eventt[128];
+    const char *rt[2] = {resultt, eventt};
     struct wa_buf b;
 
     (void)state;
@@ -399,8 +448,10 @@ setup(void **state)
     assert_int_equal(wa_kafka_topics_ensure(&kc, tp, 7, 2, 20000, NULL), WA_OK);
     assert_int_equal(wa_kafka_producer_new(T.loop, &kc, &T.producer, NULL), WA_OK);
     wa_kafka_topic(&kc, WA_TOPIC_OUTBOUND_RESULT, resultt, sizeof(resultt));
+    wa_kafka_topic(&kc, WA_TOPIC_CONTACT_EVENT, eventt, sizeof(eventt));
+    T.events = json_array();
     assert_int_equal(
-        wa_kafka_consumer_new(T.loop, &kc, "users-test", rt, 1, on_result, NULL, &T.consumer, NULL),
+        wa_kafka_consumer_new(T.loop, &kc, "users-test", rt, 2, on_result, NULL, &T.consumer, NULL),
         WA_OK);
     kvc.url = wa_test_env("WA_REDIS_URL");
     assert_int_equal(wa_kv_new(T.loop, &kvc, &T.kv, NULL), WA_OK);
@@ -473,6 +524,7 @@ teardown(void **state)
     for (size_t i = 0; i < T.nres; i++) {
         json_decref(T.results[i]);
     }
+    json_decref(T.events);
     wa_kafka_consumer_close(T.consumer, NULL);
     wa_kafka_consumer_free(T.consumer);
     wa_kafka_producer_free(T.producer);
@@ -955,6 +1007,8 @@ rest__write_read_list_patch_consent_export_erase(void **state)
     assert_string_equal(wa_json_str(v, "name"), "Ana Lima");
     assert_null(json_object_get(v, "priority")); /* PUT replaced the whole set of fields */
     json_decref(v);
+    await_event("created", "+15551230001", "priority");
+    await_event("changed", "+15551230001", "tags");
     assert_int_equal(api("GET", "/v1/contacts/00966500000001", NULL, &v), 404);
     assert_int_equal(json_integer_value(json_object_get(v, "status")), 404);
     json_decref(v);
@@ -991,6 +1045,7 @@ rest__write_read_list_patch_consent_export_erase(void **state)
     assert_int_equal(json_array_size(json_object_get(v, "tags")), 1);
     json_decref(v);
     assert_int_equal(api("PATCH", "/v1/contacts/+15551239999", "{\"name\":\"x\"}", NULL), 404);
+    await_event("changed", "+15551230001", "name"); /* the patch's */
 
     /* list by tag, two pages */
     for (int i = 2; i <= 4; i++) {
@@ -1050,6 +1105,7 @@ rest__write_read_list_patch_consent_export_erase(void **state)
     assert_true(stored_anywhere("15551230001"));
     assert_true(stored_anywhere("Ana Erased"));
     assert_int_equal(api("DELETE", "/v1/contacts/+15551230001", NULL, NULL), 204);
+    await_event("erased", "+15551230001", NULL);
     assert_int_equal(api("GET", "/v1/contacts/+15551230001", NULL, NULL), 404);
     assert_int_equal(api("DELETE", "/v1/contacts/+15551230001", NULL, NULL), 404);
     assert_false(stored_anywhere("15551230001"));
@@ -1145,6 +1201,8 @@ import_export__ndjson_with_bad_lines__rest_applied_and_exported_by_filter(void *
     assert_string_equal(wa_json_str(v, "name"), "Imp One"); /* kept by the later line */
     assert_string_equal(wa_json_str(v, "language"), "ar");
     json_decref(v);
+    await_event("created", "+15551240001", "name");
+    await_event("changed", "+15551240001", "language"); /* the later line's */
     await_optout("15551240003", true);
     assert_int_equal(api("GET", "/v1/contacts/+15551240003/consent", NULL, &v), 200);
     assert_string_equal(wa_json_path_str(v, "data.0.source"), "import");

@@ -52,3 +52,36 @@ us_event_produce(struct us *us, const char *id, const char *kind, const char *co
     json_decref(data);
     return err;
 }
+
+enum wa_err
+us_event_written(struct us *us, const char *cause, const char *contact_id, bool created,
+                 const json_t *body, wa_kafka_delivery_fn cb, void *arg)
+{
+    static const char *const skip[] = {"id", "phone", "bsuid", "consent"};
+    json_t *names = json_array(), *data;
+    char id[US_ID_MAX + 16];
+    const char *name;
+    json_t *v;
+
+    if (names == NULL) {
+        return WA_ENOMEM;
+    }
+    json_object_foreach((json_t *)body, name, v)
+    {
+        bool skipped = false;
+
+        (void)v;
+        for (size_t i = 0; i < sizeof(skip) / sizeof(skip[0]); i++) {
+            skipped = skipped || strcmp(name, skip[i]) == 0;
+        }
+        if (!skipped) {
+            json_array_append_new(names, json_string(name));
+        }
+    }
+    if ((data = json_pack("{s:o}", "fields", names)) == NULL) {
+        return WA_ENOMEM;
+    }
+    snprintf(id, sizeof(id), "api:%s", cause);
+    return us_event_produce(us, id, created ? "created" : "changed", contact_id, NULL, data, cb,
+                            arg);
+}

@@ -166,9 +166,27 @@ next_consent(struct im *m)
 
 /* ---- the contact's fields ---- */
 
+/* The line is applied whatever happened to its event: on to its consent statuses. */
+static void
+on_written_event(enum wa_err err, int32_t partition, int64_t offset, void *arg)
+{
+    struct im *m = arg;
+
+    (void)partition;
+    (void)offset;
+    if (err != WA_OK) {
+        wa_log_warn(NULL, "import %s line %zu: contact.event: %s", wa_http_req_id(m->req), m->line,
+                    wa_err_name(err));
+    }
+    m->cat = 0;
+    next_consent(m);
+}
+
 static void
 on_written(void *arg, enum wa_err err, int64_t matched, int64_t modified, bool upserted)
 {
+    char cause[160];
+
     struct im *m = arg;
 
     (void)matched;
@@ -184,8 +202,11 @@ on_written(void *arg, enum wa_err err, int64_t matched, int64_t modified, bool u
         m->updated++;
     }
     (void)us_cache_invalidate(m->us, m->cid, NULL, NULL);
-    m->cat = 0;
-    next_consent(m);
+    snprintf(cause, sizeof(cause), "%s:%zu", wa_http_req_id(m->req), m->line);
+    if ((err = us_event_written(m->us, cause, m->cid, upserted, m->doc, on_written_event, m)) !=
+        WA_OK) {
+        on_written_event(err, -1, -1, m);
+    }
 }
 
 static const char *const identity_keys[] = {"id", "phone", "bsuid"};

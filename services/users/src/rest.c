@@ -266,6 +266,21 @@ read_cached(struct rq *r)
 
 /* ---- PUT / PATCH ---- */
 
+/* The write is durable whatever happened to its event: answer from MongoDB. */
+static void
+on_written_event(enum wa_err err, int32_t partition, int64_t offset, void *arg)
+{
+    struct rq *r = arg;
+
+    (void)partition;
+    (void)offset;
+    if (err != WA_OK) {
+        wa_log_warn(NULL, "contact.event of request %s: %s", wa_http_req_id(r->req),
+                    wa_err_name(err));
+    }
+    read_contact(r);
+}
+
 static void
 on_written(void *arg, enum wa_err err, int64_t matched, int64_t modified, bool upserted)
 {
@@ -283,7 +298,10 @@ on_written(void *arg, enum wa_err err, int64_t matched, int64_t modified, bool u
     (void)us_cache_invalidate(r->us, r->cid, NULL, NULL);
     r->status = upserted ? 201 : 200;
     r->op = OP_GET;
-    read_contact(r);
+    if ((err = us_event_written(r->us, wa_http_req_id(r->req), r->cid, upserted, r->body,
+                                on_written_event, r)) != WA_OK) {
+        on_written_event(err, -1, -1, r);
+    }
 }
 
 static void

@@ -246,6 +246,14 @@ enum wa_err us_suppress_apply(struct us *us, const json_t *contact, bool opted_o
  * reference, taken; NULL: none) plus event_id, kind, contact and identity. Same contract as
  * wa_kafka_produce_event (cb once on success; an error returned: cb never called).
  */
+/*
+ * events.c: contact.event "created" (upserted) or "changed" for a contact written through the
+ * API (PUT, PATCH, an import line): {"fields": [the names written, identities and consent
+ * left out]} from body (borrowed). Event id "api:<cause>", cause = the request id (and the
+ * import line), so a retried request gives the same id. Contract of us_event_produce.
+ */
+enum wa_err us_event_written(struct us *us, const char *cause, const char *contact_id, bool created,
+                             const json_t *body, wa_kafka_delivery_fn cb, void *arg);
 enum wa_err us_event_produce(struct us *us, const char *id, const char *kind,
                              const char *contact_id, const char *phone_number_id, json_t *fields,
                              wa_kafka_delivery_fn cb, void *arg);
