@@ -989,7 +989,7 @@ park_request(const char *id, const char *to, uint64_t not_before)
             extra);
 }
 
-/* 3,000 requests due in 30 s (beyond WA_NOTIFY_PARK_AFTER=1s) ahead of 100 immediate ones, with
+/* 3,000 requests due in 40 s (beyond WA_NOTIFY_PARK_AFTER=1s) ahead of 100 immediate ones, with
  * WA_NOTIFY_MAX_IN_FLIGHT=200: held in memory they would stall the consumer; parked, the
  * immediate ones go out at once. A duplicate of a parked request parks nothing more; kill -9
  * while they are parked; the next instance sends each exactly once, not before not_before.
@@ -997,7 +997,7 @@ park_request(const char *id, const char *to, uint64_t not_before)
 static void
 park__thousands_future_dated__immediate_not_stalled_kill9_none_lost_none_twice(void **state)
 {
-    uint64_t due = wa_clock_wall_ms() + 30000;
+    uint64_t due = wa_clock_wall_ms() + 40000;
     char id[32], to[32];
     struct metric_at_least parked = {"wa_notify_parked_total", PARK_N};
     struct metric_at_least released = {"wa_notify_released_total", 1};
