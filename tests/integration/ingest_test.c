@@ -113,6 +113,8 @@ post_signed(const char *body, size_t len, const char *secret)
     return http("POST", "/webhook", "application/json", body, len, sig, NULL);
 }
 
+static const char *const *daemon_extra; /* one more setting for the next daemon_start */
+
 static void
 daemon_start(const char *brokers, const char *redis_url)
 {
@@ -129,6 +131,7 @@ daemon_start(const char *brokers, const char *redis_url)
                          "WA_INGEST_ACK_TIMEOUT=1s",
                          "WA_SPOOL_REPLAY_INTERVAL=200ms",
                          "WA_LOG_LEVEL=info",
+                         daemon_extra != NULL ? daemon_extra[0] : NULL,
                          NULL};
 
     F->port = wa_test_free_port();
@@ -802,9 +805,12 @@ spool_damaged_frame__later_records_replayed_file_quarantined(void **state)
 /* Writes F->spool/spool-<ULID>.log with n inbound.message records whose values hold
  * "wamid.<tag>-<i>-" (i = 0..n-1, 5 digits); record big (-1: none) is made too large for
  * Kafka. offs (may be NULL) gets each record's offset in the file. */
+static int spool_bad_topic = -1; /* a record of spool_file_make with a topic name Kafka refuses */
+
 static void
 spool_file_make(const char *tag, int n, int big, size_t *offs, char *path, size_t size)
 {
+    char bad[160];
     char id[WA_ULID_LEN], key[32];
     struct wa_buf b, v;
     FILE *f;
@@ -825,7 +831,8 @@ spool_file_make(const char *tag, int n, int big, size_t *offs, char *path, size_
                           64);
         }
         wa_buf_append(&v, "\"}", 2);
-        fl[0] = F->topics[T_MESSAGE];
+        snprintf(bad, sizeof(bad), "%sno such topic!", F->prefix);
+        fl[0] = i == spool_bad_topic ? bad : F->topics[T_MESSAGE];
         fl[1] = key;
         fl[2] = id;
         fl[3] = WA_CE_TYPE_INBOUND_MESSAGE;
@@ -988,6 +995,42 @@ spool_cursor__replay_resumes_after_it(void **state)
         assert_int_equal(t.copies[i], i < AT ? 0 : 1);
     }
     free(t.copies);
+}
+
+/* A record Kafka keeps failing in the middle of a file (an invalid topic name) stops the
+ * cursor before it; later passes produce only what was not acknowledged (no record twice), and
+ * once WA_SPOOL_DEAD_LETTER_AFTER has passed the record is dead-lettered and the file finishes. */
+static void
+spool_partial_failure__later_passes_produce_only_unacknowledged_records(void **state)
+{
+    enum { N = 1500, BAD = 700 };
+    const char *extra[] = {"WA_SPOOL_DEAD_LETTER_AFTER=3s", NULL};
+    char path[512], dead[512];
+    size_t again = 0;
+    struct tally t;
+
+    (void)state;
+    daemon_stop();
+    spool_bad_topic = BAD;
+    spool_file_make("pf", N, -1, NULL, path, sizeof(path));
+    spool_bad_topic = -1;
+    tally_start(&t, "pf", N);
+    t.distinct = 1; /* all but the bad one */
+    daemon_extra = extra;
+    daemon_start(F->kcfg.brokers, wa_test_env("WA_REDIS_URL"));
+    daemon_extra = NULL;
+    assert_true(wa_test_run_until(F->loop, spool_empty, NULL, 120000));
+    tally_await(&t);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(t.copies[i], i == BAD ? 0 : 1);
+        again += t.copies[i] > 1;
+    }
+    assert_int_equal(again, 0);
+    assert_true(first_spool_file("dead-letter-spool-", dead, sizeof(dead)));
+    unlink(dead);
+    free(t.copies);
+    daemon_stop();
+    daemon_start(F->kcfg.brokers, wa_test_env("WA_REDIS_URL"));
 }
 
 /* A daemon killed -9 in the middle of a replay: the restarted one resumes at the cursor, so
@@ -1392,6 +1435,7 @@ main(void)
         cmocka_unit_test(spool_damaged_frame__later_records_replayed_file_quarantined),
         cmocka_unit_test(spool_refused_record__dead_lettered_others_replayed),
         cmocka_unit_test(spool_cursor__replay_resumes_after_it),
+        cmocka_unit_test(spool_partial_failure__later_passes_produce_only_unacknowledged_records),
         cmocka_unit_test(spool_kill9_mid_replay__resumes_at_cursor_at_most_one_window_again),
         cmocka_unit_test(spool_mode__ends_under_continuous_load),
         cmocka_unit_test(kafka_down__requests_spooled_then_drained_in_order),

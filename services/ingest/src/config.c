@@ -33,8 +33,8 @@ const struct wa_cfg_spec ig_config_spec[] = {
      offsetof(struct ig_config, spool_file_max), "spool file size before a new file is started"},
     {"WA_SPOOL_DEAD_LETTER_AFTER", WA_CFG_MS, "1h", 0, 7LL * 24 * 3600 * 1000, 0,
      offsetof(struct ig_config, spool_dead_letter_ms),
-     "a spooled record Kafka keeps refusing as an unknown topic or unauthorised for this long is "
-     "moved to a dead-letter file (too large or invalid: at once)"},
+     "a spooled record Kafka keeps refusing (unknown topic, unauthorised, unclassified error) "
+     "for this long is moved to a dead-letter file (too large or invalid: at once)"},
     {"WA_INGEST_KAFKA_COMPRESSION", WA_CFG_STRING, "none", 0, 0, 0,
      offsetof(struct ig_config, kafka_compression),
      "compression.type of the producer (none, lz4, zstd, gzip, snappy): none spares the "

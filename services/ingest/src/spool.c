@@ -9,7 +9,8 @@
  *   spool-<ULID>.log.cursor       the replay cursor: every record before its offset is on Kafka
  *                                 or dead-lettered ("WASC", u64 offset, u32 flags, u64 ~offset)
  *   dead-letter-spool-<ULID>.log  records Kafka refused for good (too large, invalid; unknown
- *                                 topic or not authorised for WA_SPOOL_DEAD_LETTER_AFTER), same
+ *                                 topic, not authorised or an unclassified error for
+ *                                 WA_SPOOL_DEAD_LETTER_AFTER), same
  *                                 frames; renamed spool-<ULID>.log they are replayed again
  *   quarantine-spool-<ULID>.log   a replayed file that had damaged frames, kept for an operator
  *   .probe                        the writability probe of a spool whose last write failed
@@ -35,9 +36,10 @@
  * at start and replayed the same way.
  *
  * Spool mode: after a request was spooled because Kafka failed or was late, new requests go to
- * the spool too while it holds a backlog (each key's order kept). The first replay window that
- * Kafka acknowledges in full ends spool mode: new requests are produced directly again while the
- * rest of the backlog replays beside them, so a sustained load cannot keep the daemon spooling.
+ * the spool too while it holds a backlog (each key's order kept). The first replay window in
+ * which Kafka acknowledges records and none fails for want of a broker ends spool mode: new
+ * requests are produced directly again while the rest of the backlog replays beside them, so a
+ * sustained load cannot keep the daemon spooling.
  *
  * Lifetime: owned by ig (made by the spool stage's start, freed by its stop). By the stop the
  * scaffolding has silenced the pool and the producer: every job's completion and every replay
@@ -120,8 +122,10 @@ struct replay {
     bool at_end;        /* the window reaches the end of the file (or its torn tail) */
     struct wa_buf dead; /* the window's dead letters (frames), written before the cursor moves */
     size_t ndead;
-    size_t refusals;     /* reports "unknown topic" / "not authorised" in the window */
-    uint64_t new_cursor; /* the commit in flight */
+    size_t refusals;      /* reports "unknown topic" / "not authorised" / EIO in the window */
+    enum wa_err fail_err; /* the window's last failure, for the log */
+    bool outage;          /* a record of the window failed for want of a broker */
+    uint64_t new_cursor;  /* the commit in flight */
     uint32_t new_flags;
     bool finish;      /* the commit removes the file */
     size_t committed; /* window entries covered by new_cursor */
@@ -692,16 +696,6 @@ commit_done(void *arg)
         }
     }
     rp->nacked = keep;
-    if (rp->refusals == 0) {
-        s->refused_ms = 0;
-    }
-    if (failed == 0 && replayed > 0) {
-        if (s->kafka_down) {
-            wa_log_info(NULL, "spool mode ends: Kafka acknowledged a replay window; new webhooks "
-                              "are published directly while the backlog replays");
-        }
-        s->kafka_down = false;
-    }
     if (rp->finish) {
         if (rp->flags & CURSOR_DAMAGED) {
             wa_log_error(NULL, "spool: replayed %s; it had damaged frames and is kept as %s",
@@ -732,8 +726,22 @@ static void
 window_done(struct replay *rp)
 {
     struct ig_spool *s = rp->spool;
-    size_t i, failed = 0;
+    size_t i, failed = 0, acked = 0;
 
+    /* Kafka acknowledged records and nothing failed for want of a broker: spool mode ends (a
+     * record refused on its own, e.g. an unknown topic in its grace period, does not hold new
+     * webhooks back) */
+    for (i = 0; i < rp->nwin; i++) {
+        acked += rp->win[i].state == E_OK;
+    }
+    if (acked > 0 && !rp->outage && s->kafka_down) {
+        wa_log_info(NULL, "spool mode ends: Kafka acknowledged a replay window; new webhooks are "
+                          "published directly while the backlog replays");
+        s->kafka_down = false;
+    }
+    if (rp->refusals == 0) {
+        s->refused_ms = 0;
+    }
     /* the acknowledged prefix; its dead letters are written with the cursor */
     rp->new_cursor = rp->cursor;
     rp->dead.len = 0;
@@ -769,9 +777,10 @@ window_done(struct replay *rp)
     }
     if (failed > 0) {
         wa_log_warn(NULL,
-                    "spool replay: %zu of %zu records of %s not acknowledged; resuming "
+                    "spool replay: %zu of %zu records of %s not acknowledged (%s); resuming "
                     "from offset %llu later",
-                    failed, rp->nwin, rp->name, (unsigned long long)rp->new_cursor);
+                    failed, rp->nwin, rp->name, wa_err_name(rp->fail_err),
+                    (unsigned long long)rp->new_cursor);
     }
     if (rp->new_cursor == rp->cursor && rp->dead.len == 0 && !rp->finish) {
         pass_end(rp);
@@ -784,8 +793,9 @@ window_done(struct replay *rp)
     }
 }
 
-/* Refused for good: too large or invalid at once; unknown topic or not authorised once that has
- * lasted WA_SPOOL_DEAD_LETTER_AFTER (a topic being created or an ACL being fixed recovers). */
+/* Refused for good: too large or invalid at once; unknown topic, not authorised or another
+ * unclassified error once that has lasted WA_SPOOL_DEAD_LETTER_AFTER (a topic being created or
+ * an ACL being fixed recovers). Timeouts and unavailable brokers are outages, never refusals. */
 static bool
 refused_for_good(struct replay *rp, enum wa_err err)
 {
@@ -795,7 +805,9 @@ refused_for_good(struct replay *rp, enum wa_err err)
     if (err == WA_ETOOBIG || err == WA_EINVAL) {
         return true;
     }
-    if (err != WA_ENOTFOUND && err != WA_EAUTH) {
+    /* EIO: an error without a class (an invalid topic name, a record the broker rejects);
+     * replay runs only while the producer is connected, so it is not an outage either */
+    if (err != WA_ENOTFOUND && err != WA_EAUTH && err != WA_EIO) {
         return false;
     }
     rp->refusals++;
@@ -824,6 +836,8 @@ on_replayed(enum wa_err err, int32_t partition, int64_t offset, void *arg)
         e->state = E_DEAD;
     } else {
         e->state = E_FAILED;
+        rp->fail_err = err;
+        rp->outage |= err == WA_ETIMEDOUT || err == WA_EUNAVAIL || err == WA_ECLOSED;
     }
     if (--rp->pending == 0) {
         window_done(rp);
@@ -839,6 +853,8 @@ replay_window(struct replay *rp)
     size_t off = rp->cursor, len = rp->data.len;
 
     rp->nwin = rp->pending = rp->ndead = rp->refusals = 0;
+    rp->outage = false;
+    rp->fail_err = WA_OK;
     rp->dead.len = 0;
     rp->at_end = false;
     rp->new_flags = rp->flags;
@@ -892,7 +908,8 @@ replay_window(struct replay *rp)
             } else if (refused_for_good(rp, err)) {
                 e->state = E_DEAD;
             } else {
-                break; /* queue full or producer gone: the window ends before this record */
+                rp->outage = true; /* queue full or producer gone: the window ends before it */
+                break;
             }
         }
         rp->nwin++;
