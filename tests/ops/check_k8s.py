@@ -28,8 +28,10 @@ DAEMONS = {"wa-gateway": 8080, "wa-ingest": 8081, "wa-router": 8082, "wa-notify"
            "wa-analytics": 8084, "wa-users": 8085}
 OUTSIDE = {"wa-gateway", "wa-ingest"}
 SECRET_VARS = {"WA_APP_SECRET", "WA_APP_SECRET_PREVIOUS", "WA_VERIFY_TOKEN", "WA_ACCESS_TOKEN",
-               "WA_REDIS_URL", "WA_MONGO_URI", "WA_OPTOUT_KEY"}
-CUSTOM = {("keda.sh/v1alpha1", "ScaledObject"), ("external-secrets.io/v1", "ExternalSecret")}
+               "WA_REDIS_URL", "WA_MONGO_URI", "WA_OPTOUT_KEY", "WA_KAFKA_SASL_PASSWORD",
+               "WA_KAFKA_SSL_KEY_PASSWORD"}
+CUSTOM = {("keda.sh/v1alpha1", "ScaledObject"), ("keda.sh/v1alpha1", "TriggerAuthentication"),
+          ("external-secrets.io/v1", "ExternalSecret")}
 INTERNAL_NAMESPACES = {"monitoring"}
 NAME = "app.kubernetes.io/name"
 
@@ -54,6 +56,9 @@ def check_schema(docs, out):
             if key[1] == "ScaledObject":
                 if not spec.get("scaleTargetRef", {}).get("name") or not spec.get("triggers"):
                     out.append(f"{name}: needs spec.scaleTargetRef.name and spec.triggers")
+            elif key[1] == "TriggerAuthentication":
+                if not spec.get("secretTargetRef"):
+                    out.append(f"{name}: needs spec.secretTargetRef")
             elif not spec.get("secretStoreRef") or not spec.get("target", {}).get("name"):
                 out.append(f"{name}: needs spec.secretStoreRef and spec.target.name")
             continue
