@@ -18,7 +18,7 @@ PACKAGES=(
   libcjose-dev
   clang clang-format-14 libclang-rt-14-dev
   redis-server stunnel4 openjdk-17-jre-headless maven prometheus
-  curl python3
+  curl python3 openssl
   chromium
   nodejs
 )

@@ -185,6 +185,12 @@ cli__every_daemon__refuses_unusable_kafka_security_and_rediss(void **state)
         {{"WA_SANDBOX=1", "WA_REDIS_URL=rediss://:hunter2@127.0.0.1:6380/0", NULL},
          "Redis over TLS"},
     };
+    const char *sasl[] = {"WA_SANDBOX=1",
+                          "WA_KAFKA_SECURITY_PROTOCOL=SASL_SSL",
+                          "WA_KAFKA_SASL_MECHANISM=SCRAM-SHA-512",
+                          "WA_KAFKA_SASL_USERNAME=u",
+                          "WA_KAFKA_SASL_PASSWORD=hunter2",
+                          NULL};
     struct wa_buf out;
     char path[512];
 
@@ -192,8 +198,15 @@ cli__every_daemon__refuses_unusable_kafka_security_and_rediss(void **state)
     wa_buf_init(&out, 1 << 16);
     for (size_t i = 0; i < WA_ARRAY_LEN(daemons); i++) {
         const char *check[] = {path, "--check-config", NULL};
+        const char *print[] = {path, "--print-config", NULL};
 
         wa_test_bin_path(daemons[i], path, sizeof(path));
+        /* a valid SASL_SSL set: accepted, the password redacted */
+        wa_buf_reset(&out);
+        assert_int_equal(run_capture(print, sasl, &out), 0);
+        if (strstr(out.data, "hunter2") != NULL || strstr(out.data, "SCRAM-SHA-512") == NULL) {
+            fail_msg("%s --print-config: %s", daemons[i], out.data);
+        }
         for (size_t k = 0; k < WA_ARRAY_LEN(cases); k++) {
             wa_buf_reset(&out);
             assert_int_equal(run_capture(check, cases[k].env, &out), 2);
