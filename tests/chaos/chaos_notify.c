@@ -58,7 +58,8 @@ static struct {
     int sim_port;
     struct chaos_redis redis; /* a scenario's own Redis (zeroed: none) */
     char redis_env[96];       /* "WA_REDIS_URL=<redis.url>", or empty: the suite's Redis */
-    unsigned char *accepted;  /* per request number: an accepted result arrived */
+    char sim_log[160];
+    unsigned char *accepted; /* per request number: an accepted result arrived */
     size_t naccepted, nrequests;
 } C;
 
@@ -261,7 +262,6 @@ http_in_flight(int port)
 static int
 setup(void **state)
 {
-    char log[160];
     const char *topics[3];
     const char *sim_env[] = {"WA_SIM_LIMITS=off", "WA_WEBHOOK_URL=", "WA_LOG_LEVEL=warn", NULL};
 
@@ -296,8 +296,8 @@ setup(void **state)
                      WA_OK);
     C.sim_port = wa_test_free_port();
     snprintf(C.sim_url, sizeof(C.sim_url), "http://127.0.0.1:%d", C.sim_port);
-    snprintf(log, sizeof(log), "/tmp/wa-chaos-notify-%s-sim.log", C.run);
-    C.sim = wa_test_spawn_daemon("wa-cloudsim", C.sim_port, C.prefix, sim_env, log);
+    snprintf(C.sim_log, sizeof(C.sim_log), "/tmp/wa-chaos-notify-%s-sim.log", C.run);
+    C.sim = wa_test_spawn_daemon("wa-cloudsim", C.sim_port, C.prefix, sim_env, C.sim_log);
     assert_true(wa_test_poll_status(C.sim_port, "/readyz", 200, 30000, NULL));
     return 0;
 }
@@ -307,6 +307,7 @@ teardown(void **state)
 {
     (void)state;
     wa_test_stop(C.sim, SIGTERM, 10000);
+    unlink(C.sim_log);
     chaos_redis_cleanup(&C.redis);
     wa_kafka_consumer_free(C.results);
     (void)wa_kafka_producer_flush(C.producer, 5000);
