@@ -1189,6 +1189,16 @@ kafka_down__requests_spooled_then_drained_in_order(void **state)
     (void)state;
     daemon_stop();
     daemon_start("127.0.0.1:1", wa_test_env("WA_REDIS_URL"));
+    /* Kafka away is the spool's job: the pod stays ready (kafka reported down) */
+    {
+        struct wa_buf ready;
+
+        wa_buf_init(&ready, 0);
+        assert_true(wa_test_poll_status(F->port, "/readyz", 200, 20000, &ready)); /* after 10 s */
+        assert_non_null(strstr(ready.data, "\"kafka\":\"down\""));
+        assert_non_null(strstr(ready.data, "\"durable\":\"up\""));
+        wa_buf_cleanup(&ready);
+    }
     for (int i = 0; i < N; i++) {
         n = snprintf(body, sizeof(body),
                      "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"w\","

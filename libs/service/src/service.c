@@ -130,10 +130,24 @@ wa_service_probe(struct wa_service *svc, const char *name, wa_service_ready_fn f
     snprintf(p->name, sizeof(p->name), "%s", name);
     p->fn = fn;
     p->arg = arg;
+    p->advisory = false;
     return WA_OK;
 }
 
-/* /readyz: every probe must answer; the detail names each check. Not ready while stopping. */
+enum wa_err
+wa_service_probe_advisory(struct wa_service *svc, const char *name)
+{
+    for (size_t i = 0; i < svc->nprobes; i++) {
+        if (strcmp(svc->probes[i].name, name) == 0) {
+            svc->probes[i].advisory = true;
+            return WA_OK;
+        }
+    }
+    return WA_ENOTFOUND;
+}
+
+/* /readyz: every probe must answer (advisory ones are only reported); the detail names each
+ * check. Not ready while stopping. */
 static bool
 on_ready(void *arg, struct wa_buf *detail)
 {
@@ -146,7 +160,7 @@ on_ready(void *arg, struct wa_buf *detail)
     wa_buf_append_str(detail, ",\"checks\":{");
     for (i = 0; i < svc->nprobes; i++) {
         bool up = svc->probes[i].fn(svc->probes[i].arg);
-        all = all && up;
+        all = all && (up || svc->probes[i].advisory);
         wa_buf_printf(detail, "%s\"%s\":\"%s\"", i ? "," : "", svc->probes[i].name,
                       up ? "up" : "down");
     }

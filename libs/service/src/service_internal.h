@@ -10,6 +10,7 @@ struct probe {
     char name[32];
     wa_service_ready_fn fn;
     void *arg;
+    bool advisory; /* reported, does not make the daemon unready */
 };
 
 struct wa_service {

@@ -9,8 +9,13 @@
  * spool_writable (1 when the last write or probe succeeded),
  * inflight, ack_seconds (receive to durable, histogram). The HTTP server adds per-route status
  * counts (413s appear there: they are answered before the handler runs).
- * Readiness: the scaffolding's Kafka and Redis probes, plus "spool" (last write or writability probe succeeded).
+ * Readiness: "durable" (Kafka connected or the spool writable; the spool alone once Kafka was
+ * seen or 10 s after start) decides; "kafka", "redis" and "spool" (last write or writability
+ * probe succeeded) are reported, advisory.
  */
+#include "wa/clock.h"
+#include "wa/kafka.h"
+
 #include "ingest.h"
 
 static bool
@@ -19,6 +24,24 @@ spool_ready(void *arg)
     struct ig *ig = arg;
 
     return ig->spool == NULL || ig_spool_ready(ig->spool);
+}
+
+/* A webhook can be made durable: Kafka is connected, or the spool takes writes. At start the
+ * spool alone counts only after DURABLE_GRACE_MS without Kafka, so a pod that is starting waits
+ * for its broker as before instead of spooling its first webhooks. */
+#define DURABLE_GRACE_MS 10000
+
+static bool
+durable_ready(void *arg)
+{
+    struct ig *ig = arg;
+
+    if (wa_kafka_producer_ready(ig->producer)) {
+        ig->kafka_seen = true;
+        return true;
+    }
+    return spool_ready(ig) &&
+           (ig->kafka_seen || wa_clock_mono_ms() - ig->started_ms >= DURABLE_GRACE_MS);
 }
 
 enum wa_err
@@ -31,6 +54,8 @@ ig_health_start(struct ig *ig, struct wa_error *error)
                                          "type=\"raw\""};
     struct wa_metrics *m = wa_service_metrics(ig->svc);
     struct ig_metrics *s = &ig->m;
+
+    ig->started_ms = wa_clock_mono_ms();
 
     for (int i = 0; i < IG_OUT__COUNT; i++) {
         s->requests[i] = wa_metrics_counter(m, "wa_ingest_requests_total",
@@ -80,7 +105,15 @@ ig_health_start(struct ig *ig, struct wa_error *error)
         s->spool_writable == NULL || s->spool_write_failures == NULL) {
         return wa_error_set(error, WA_ENOMEM, "cannot register metrics");
     }
-    return wa_service_probe(ig->svc, "spool", spool_ready, ig) == WA_OK
-               ? WA_OK
-               : wa_error_set(error, WA_ENOMEM, "cannot register the spool probe");
+    /* Ready while a webhook can be made durable: Kafka away is the spool's job and Redis away
+     * only costs dedup, so both are reported but do not take the pod out of its Service. */
+    if (wa_service_probe(ig->svc, "spool", spool_ready, ig) != WA_OK ||
+        wa_service_probe(ig->svc, "durable", durable_ready, ig) != WA_OK) {
+        return wa_error_set(error, WA_ENOMEM, "cannot register the readiness checks");
+    }
+    /* WA_ENOTFOUND only, when a client was not made: then there is nothing to relax */
+    (void)wa_service_probe_advisory(ig->svc, "kafka");
+    (void)wa_service_probe_advisory(ig->svc, "redis");
+    (void)wa_service_probe_advisory(ig->svc, "spool");
+    return WA_OK;
 }

@@ -129,6 +129,8 @@ struct ig {
     char done_ttl[24];              /* WA_DEDUP_TTL, ms */
     size_t inflight;                /* requests not yet released (the inflight gauge) */
     size_t unreplied;               /* requests not yet answered (what SIGTERM waits for) */
+    uint64_t started_ms;            /* monotonic, health.c: the readiness grace at start */
+    bool kafka_seen;                /* the producer was connected once (readiness) */
 };
 
 /* Claim results per dedup key (the claim script's answers). */

@@ -528,12 +528,23 @@ on_go(struct wa_timer *t, void *arg)
     }
 }
 
+static bool
+probe_down(void *arg)
+{
+    (void)arg;
+    return false;
+}
+
 static enum wa_err
 admin_start(struct wa_service *svc, void *state, struct wa_error *error)
 {
     struct wa_httpc_config hc = {.timeout_ms = 5000};
 
     (void)state;
+    /* a check that is down but advisory leaves the daemon ready */
+    assert_int_equal(wa_service_probe(svc, "optional", probe_down, NULL), WA_OK);
+    assert_int_equal(wa_service_probe_advisory(svc, "optional"), WA_OK);
+    assert_int_equal(wa_service_probe_advisory(svc, "no-such-check"), WA_ENOTFOUND);
     assert_true(wa_service_admin_httpd(svc) != wa_service_httpd(svc));
     assert_int_equal(wa_httpd_route(wa_service_httpd(svc), "GET", "/v1/x", 0, on_public, NULL),
                      WA_OK);
@@ -553,7 +564,7 @@ admin_stop(struct wa_service *svc, void *state)
 }
 
 static void
-admin_listen__set__probes_there_not_on_the_public_port(void **state)
+admin_listen__set__probes_there_not_on_the_public_port_advisory_check_down_still_ready(void **state)
 {
     static const struct wa_service_stage stages[] = {
         {"admin", admin_start, NULL, NULL, admin_stop},
@@ -575,7 +586,8 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(admin_listen__set__probes_there_not_on_the_public_port),
+        cmocka_unit_test(
+            admin_listen__set__probes_there_not_on_the_public_port_advisory_check_down_still_ready),
         cmocka_unit_test(stages__sigterm__drain_reverse_wait_busy_then_stop_reverse),
         cmocka_unit_test(stages__one_start_fails__started_ones_stopped_in_reverse_exit_1),
         cmocka_unit_test(silence__pending_redis_and_kafka__eclosed_before_stop_then_calls_fail),

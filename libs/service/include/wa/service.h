@@ -209,6 +209,11 @@ const void *wa_service_config(struct wa_service *svc);
 typedef bool (*wa_service_ready_fn)(void *arg);
 enum wa_err wa_service_probe(struct wa_service *svc, const char *name, wa_service_ready_fn fn,
                              void *arg);
+/* Makes the check named name (a shared client's or one added with wa_service_probe) advisory:
+ * /readyz still reports it, but it does not make the daemon unready (a daemon that copes without
+ * that dependency, e.g. wa-ingest, whose spool takes the webhooks while Kafka is away).
+ * WA_ENOTFOUND when no check has that name. */
+enum wa_err wa_service_probe_advisory(struct wa_service *svc, const char *name);
 
 /*
  * Shared clients built from the common configuration and def->clients, each with its
