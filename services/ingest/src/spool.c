@@ -131,6 +131,7 @@ struct replay {
     size_t committed; /* window entries covered by new_cursor */
     bool ok;
     int err;
+    bool cursor_failing; /* the last cursor write failed (logged once) */
 };
 
 struct ig_spool {
@@ -599,8 +600,10 @@ commit_work(void *arg)
         close(fd);
     }
     if (rp->finish) {
-        if ((rp->new_flags & CURSOR_DAMAGED) ? rename(rp->path, rp->quarantine) != 0
-                                             : unlink(rp->path) != 0 && errno != ENOENT) {
+        int rc =
+            (rp->new_flags & CURSOR_DAMAGED) ? rename(rp->path, rp->quarantine) : unlink(rp->path);
+
+        if (rc != 0 && errno != ENOENT) { /* ENOENT: an operator took it away */
             rp->err = errno;
             return;
         }
@@ -612,15 +615,16 @@ commit_work(void *arg)
     put_u64(c + 4, rp->new_cursor);
     put_u32(c + 12, rp->new_flags);
     put_u64(c + 16, ~rp->new_cursor);
+    /* A lost or torn cursor replays from an earlier point after a crash: duplicates, never a
+     * loss. So a cursor that cannot be written (a full disk) does not stop the replay, whose
+     * end frees the space; the dead letters above had to be durable. */
+    rp->ok = true;
     if ((fd = open(rp->cursor_path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600)) < 0) {
         rp->err = errno;
         return;
     }
-    /* A lost or torn cursor replays from an earlier point: duplicates, never a loss. */
     if (pwrite(fd, c, sizeof(c), 0) != (ssize_t)sizeof(c) || fdatasync(fd) != 0) {
         rp->err = errno;
-    } else {
-        rp->ok = true;
     }
     close(fd);
 }
@@ -660,6 +664,27 @@ was_acked(const struct replay *rp, size_t off)
     return false;
 }
 
+/* off was acknowledged past the cursor: later passes skip it (out of memory: produced again, a
+ * duplicate). */
+static void
+remember_acked(struct replay *rp, size_t off)
+{
+    if (was_acked(rp, off)) {
+        return;
+    }
+    if (rp->nacked == rp->capacked) {
+        size_t cap = rp->capacked ? rp->capacked * 2 : 64;
+        size_t *grown = realloc(rp->acked, cap * sizeof(*grown));
+
+        if (grown == NULL) {
+            return;
+        }
+        rp->acked = grown;
+        rp->capacked = cap;
+    }
+    rp->acked[rp->nacked++] = off;
+}
+
 static void
 commit_done(void *arg)
 {
@@ -668,12 +693,25 @@ commit_done(void *arg)
     size_t replayed = 0, corrupt = 0, failed = 0, i, keep = 0;
 
     if (!rp->ok) {
-        wa_log_error(NULL, "spool replay: cannot %s for %s: %s; retrying later",
-                     rp->dead.len > 0 ? "write dead letters or the cursor" : "write the cursor",
+        wa_log_error(NULL, "spool replay: cannot %s %s: %s; retrying later",
+                     rp->finish ? "write dead letters for or remove" : "write dead letters for",
                      rp->path, strerror(rp->err));
+        /* what Kafka acknowledged is not produced again by the retry */
+        for (i = 0; i < rp->nwin; i++) {
+            if (rp->win[i].state == E_OK) {
+                remember_acked(rp, rp->win[i].off);
+            }
+        }
         pass_end(rp);
         return;
     }
+    if (rp->err != 0 && !rp->cursor_failing) {
+        wa_log_warn(NULL,
+                    "spool replay: cursor of %s not written (%s); replaying on, a crash would "
+                    "repeat records from an earlier point",
+                    rp->name, strerror(rp->err));
+    }
+    rp->cursor_failing = rp->err != 0;
     for (i = 0; i < rp->committed; i++) {
         replayed += rp->win[i].state == E_OK;
         corrupt += rp->win[i].state == E_SKIP;
@@ -761,18 +799,8 @@ window_done(struct replay *rp)
     rp->finish = i == rp->nwin && rp->at_end;
     for (; i < rp->nwin; i++) {
         failed += rp->win[i].state != E_OK && rp->win[i].state != E_SKIP;
-        if (rp->win[i].state == E_OK && !was_acked(rp, rp->win[i].off)) {
-            if (rp->nacked == rp->capacked) {
-                size_t cap = rp->capacked ? rp->capacked * 2 : 64;
-                size_t *grown = realloc(rp->acked, cap * sizeof(*grown));
-
-                if (grown == NULL) {
-                    continue; /* produced again next pass: a duplicate */
-                }
-                rp->acked = grown;
-                rp->capacked = cap;
-            }
-            rp->acked[rp->nacked++] = rp->win[i].off;
+        if (rp->win[i].state == E_OK) {
+            remember_acked(rp, rp->win[i].off);
         }
     }
     if (failed > 0) {
