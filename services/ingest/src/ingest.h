@@ -230,7 +230,8 @@ enum wa_err ig_spool_new(struct ig *ig, struct ig_spool **out, struct wa_error *
 /* Stop: nothing of the spool is pending any more (the pool and producer are silenced). */
 void ig_spool_free(struct ig_spool *spool);
 /* True in spool mode: a request was spooled because Kafka failed or was late, the spool still
- * holds records, and no replay window has been acknowledged since (without an outage error). New requests then go to the
+ * holds records, no replay window has been acknowledged since (without an outage error), and
+ * the spool's last write did not fail. New requests then go to the
  * spool too, so records of one key stay in order during the outage. */
 bool ig_spool_divert(const struct ig_spool *spool);
 /* A request is being spooled because Kafka failed or did not answer in time: spool mode. */

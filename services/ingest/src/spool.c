@@ -417,10 +417,11 @@ backlog(const struct ig_spool *s)
     return s->nfiles > 0 || s->active_size > 0 || s->writing || s->nqueue > 0;
 }
 
+/* A broken spool (full disk) diverts nothing: Kafka may take what the spool cannot. */
 bool
 ig_spool_divert(const struct ig_spool *s)
 {
-    return s->kafka_down && backlog(s);
+    return s->kafka_down && !s->broken && backlog(s);
 }
 
 void
