@@ -358,7 +358,7 @@ teardown(void **state)
     wa_test_stop(C.notify, SIGTERM, 30000);
     wa_test_stop(C.sim, SIGTERM, 10000);
     chaos_kafka_cleanup(&C.kafka);
-    if (C.passed) {
+    if (C.passed && getenv("WA_CHAOS_KEEP_LOGS") == NULL) {
         chaos_rmtree(C.dir);
     } else {
         printf("logs kept in %s\n", C.dir);

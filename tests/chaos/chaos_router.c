@@ -2,7 +2,9 @@
  * chaos_router.c: wa-router killed with SIGKILL in a loop under load.
  *
  *   router-kill9: inbound.message events keep arriving (each a new customer writing a text)
- *     while wa-router gets SIGKILL every 1.5 s and is started again at once. One rule acts on
+ *     while wa-router gets SIGKILL once it is consuming (at least 1.5 s after its start, at
+ *     most 20 s: a restarted instance gets partitions only when the group has rebalanced) and
+ *     is started again at once. One rule acts on
  *     every text: reply (outbound.request), forward to a CRM (a receiver in this test, on the
  *     test's loop: 400 for every tenth customer, so those are dead-lettered; 500 to the first
  *     attempt of another tenth, so those are retried) and a reminder 2 s later (a tag on
@@ -34,7 +36,8 @@
 
 #define PNID     "100000000000001"
 #define MAX_MSGS 100000
-#define KILL_MS  1500
+#define KILL_MS  1500  /* the shortest life of an instance */
+#define KILL_MAX 20000 /* the longest */
 
 /* per inbound message */
 struct outcome {
@@ -198,11 +201,32 @@ inbound(size_t n)
 static pid_t
 router_start(void)
 {
-    const char *extra[] = {C.env_rules,          "WA_ROUTER_RETRY=200ms", "WA_ROUTER_TICK=50ms",
-                           "WA_ROUTER_LEASE=2s", "WA_LOG_LEVEL=warn",     NULL};
+    /* a lease well above a delivery's or firing's time, so only a kill repeats a job */
+    const char *extra[] = {C.env_rules,           "WA_ROUTER_RETRY=200ms", "WA_ROUTER_TICK=50ms",
+                           "WA_ROUTER_LEASE=10s", "WA_LOG_LEVEL=warn",     NULL};
 
     /* not waited for: the loop must keep serving the CRM receiver */
     return wa_test_spawn_daemon("wa-router", C.port, C.prefix, extra, C.log);
+}
+
+/* Inbound messages the router on C.port has consumed (its wa_router_messages_total), 0 when
+ * unreadable. */
+static size_t
+consumed(void)
+{
+    struct wa_test_http_req req = {.port = C.port, .path = "/metrics", .timeout_ms = 2000};
+    static const char name[] = "\nwa_router_messages_total{outcome=\"consumed\"} ";
+    struct wa_buf b;
+    size_t n = 0;
+
+    wa_buf_init(&b, 0);
+    if (wa_test_http(&req, &b) == 200 && wa_buf_append(&b, "", 1) == WA_OK) {
+        const char *p = strstr(b.data, name);
+
+        n = p != NULL ? (size_t)strtoul(p + sizeof(name) - 1, NULL, 10) : 0;
+    }
+    wa_buf_cleanup(&b);
+    return n;
 }
 
 static void
@@ -313,7 +337,7 @@ teardown(void **state)
     wa_httpd_free(C.crm);
     wa_loop_free(C.loop);
     wa_kafka_wait_destroyed(5000);
-    if (C.passed) {
+    if (C.passed && getenv("WA_CHAOS_KEEP_LOGS") == NULL) {
         chaos_rmtree(C.dir);
     } else {
         printf("logs kept in %s\n", C.dir);
@@ -328,9 +352,9 @@ static void
 chaos__router_killed_in_a_loop__replies_crm_reminders_complete(void **state)
 {
     long secs = chaos_seconds("WA_CHAOS_SECONDS", 6);
-    uint64_t end, next_kill, t_last;
+    uint64_t end, started, t_last;
     struct tally t;
-    int kills = 0, rc;
+    int kills = 0, busy = 0, rc;
     bool pass;
 
     (void)state;
@@ -345,17 +369,22 @@ chaos__router_killed_in_a_loop__replies_crm_reminders_complete(void **state)
                  C.log);
     }
     end = wa_clock_mono_ms() + (uint64_t)secs * 1000;
-    next_kill = wa_clock_mono_ms() + KILL_MS;
-    while (wa_clock_mono_ms() < end) {
+    started = wa_clock_mono_ms();
+    while (wa_clock_mono_ms() < end || kills == 0) {
         for (int i = 0; i < 5 && C.nmsgs < MAX_MSGS; i++) {
             inbound(C.nmsgs);
         }
         wa_test_run_for(C.loop, 100);
-        if (wa_clock_mono_ms() >= next_kill) {
-            wa_test_stop(C.router, SIGKILL, 5000);
-            kills++;
-            C.router = router_start();
-            next_kill = wa_clock_mono_ms() + KILL_MS;
+        if (wa_clock_mono_ms() - started >= KILL_MS) {
+            size_t n = consumed();
+
+            if (n > 0 || wa_clock_mono_ms() - started >= KILL_MAX) {
+                wa_test_stop(C.router, SIGKILL, 5000);
+                kills++;
+                busy += n > 0;
+                C.router = router_start();
+                started = wa_clock_mono_ms();
+            }
         }
     }
     t_last = wa_clock_mono_ms();
@@ -364,14 +393,15 @@ chaos__router_killed_in_a_loop__replies_crm_reminders_complete(void **state)
     wa_test_run_for(C.loop, 1000);
     tally(&t);
     pass = t.no_reply == 0 && t.crm_open == 0 && t.no_reminder == 0;
-    printf("chaos router-kill9: invariant: with wa-router killed (SIGKILL) every %.1fs, every "
+    printf("chaos router-kill9: invariant: with wa-router killed (SIGKILL) again and again, every "
            "inbound message gets its reply, every CRM record is delivered or dead-lettered, no "
            "reminder is lost\n"
            "chaos router-kill9: result: messages=%zu replies_lost=%zu crm_unresolved=%zu "
            "reminders_lost=%zu dead_lettered=%zu crm_requests=%zu (400: %zu, 500: %zu) "
-           "republished: replies=%zu crm=%zu reminders=%zu kills=%d recovery=%.1fs -> %s\n",
-           KILL_MS / 1000.0, C.nmsgs, t.no_reply, t.crm_open, t.no_reminder, t.dead, C.crm_requests,
-           C.crm_400, C.crm_500, t.reply_copies, t.crm_copies, t.reminder_copies, kills,
+           "republished: replies=%zu crm=%zu reminders=%zu kills=%d (consuming %d) recovery=%.1fs "
+           "-> %s\n",
+           C.nmsgs, t.no_reply, t.crm_open, t.no_reminder, t.dead, C.crm_requests, C.crm_400,
+           C.crm_500, t.reply_copies, t.crm_copies, t.reminder_copies, kills, busy,
            (double)t_last / 1000.0, pass ? "PASS" : "FAIL");
     fflush(stdout);
     rc = wa_test_stop(C.router, SIGTERM, 20000);
