@@ -4,7 +4,8 @@
 #   deps.sh --check    check only; exit 1 (listing them) when packages are missing
 # Reads: WA_CACHE_DIR (apt log lands in $WA_CACHE_DIR/logs/apt.log),
 #        WA_APT_LOCK_TIMEOUT (seconds to wait for another apt/dpkg to finish, default 900).
-# prometheus brings promtool (tests/ops) and the server `make run` starts on 9090; stunnel4 the
+# prometheus brings promtool (tests/ops) and the server `make run` starts on 9090; valgrind the
+# instruction counts of deploy/local/bench.d/15-ingest-cost.sh; stunnel4 the
 # TLS tunnel of tests/integration/redis_tls.sh (Redis over TLS, docs/operations.md).
 # Go is not installed from Debian (bookworm's is too old): a Go >= 1.22 must already be in PATH.
 set -euo pipefail
@@ -18,7 +19,7 @@ PACKAGES=(
   libcjose-dev
   clang clang-format-14 libclang-rt-14-dev
   redis-server stunnel4 openjdk-17-jre-headless maven prometheus
-  curl python3 openssl
+  curl python3 openssl valgrind
   chromium
   nodejs
 )

@@ -142,19 +142,37 @@ utf8_seq(const unsigned char *p, size_t n)
     return p[0] < 0x80 ? 1 : wa_utf8_next(p, n, NULL);
 }
 
+/* Bytes from p that are copied as they are: ASCII that needs no escape (most of any JSON text,
+ * so both passes below move over it in runs, not a byte and a table lookup at a time). */
+static size_t
+plain_run(const unsigned char *p, size_t n)
+{
+    size_t i = 0;
+
+    while (i < n && p[i] < 0x80 && json_escape[p[i]] == 0) {
+        i++;
+    }
+    return i;
+}
+
 enum wa_err
 wa_buf_append_json_string(struct wa_buf *b, const char *s, size_t len)
 {
     static const char hex[] = "0123456789ABCDEF";
     const unsigned char *p = (const unsigned char *)s;
-    size_t out = len + 2, i, seq;
+    size_t out = len + 2, i, seq, run;
     enum wa_err err;
     char *o;
 
     /* Two passes: the exact size (so b is unchanged on failure), then the bytes in place. */
     for (i = 0; i < len; i += seq) {
-        char e = json_escape[p[i]];
+        char e;
 
+        i += plain_run(p + i, len - i);
+        if (i == len) {
+            break;
+        }
+        e = json_escape[p[i]];
         seq = utf8_seq(p + i, len - i);
         if (seq == 0) {
             out += 2; /* one byte becomes the 3 bytes of U+FFFD */
@@ -169,8 +187,16 @@ wa_buf_append_json_string(struct wa_buf *b, const char *s, size_t len)
     o = b->data + b->len;
     *o++ = '"';
     for (i = 0; i < len; i += seq) {
-        char e = json_escape[p[i]];
+        char e;
 
+        run = plain_run(p + i, len - i);
+        memcpy(o, p + i, run);
+        o += run;
+        i += run;
+        if (i == len) {
+            break;
+        }
+        e = json_escape[p[i]];
         seq = utf8_seq(p + i, len - i);
         if (seq == 0) {
             memcpy(o, "\xEF\xBF\xBD", 3);

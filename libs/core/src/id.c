@@ -55,23 +55,18 @@ wa_random_hex(char *out, size_t len)
 static void
 encode(uint64_t ms, const unsigned char rnd[10], char out[WA_ULID_LEN])
 {
-    unsigned char b[16];
-    int i, bit;
+    /* 128 bits (48 of time, 80 random) as hi:lo -> 26 base32 digits from the last, 5 bits each
+     * shifted out; the first digit takes the 3 bits left. */
+    uint64_t hi = ms << 16 | (uint64_t)rnd[0] << 8 | rnd[1], lo = 0;
+    int i;
 
-    for (i = 0; i < 6; i++) {
-        b[i] = (unsigned char)(ms >> (8 * (5 - i)));
+    for (i = 2; i < 10; i++) {
+        lo = lo << 8 | rnd[i];
     }
-    memcpy(b + 6, rnd, 10);
-    /* 128 bits -> 26 base32 digits; the first digit carries only 3 bits. */
-    for (i = 0; i < 26; i++) {
-        int v = 0, k;
-        bit = i == 0 ? 0 : 3 + (i - 1) * 5;
-        int width = i == 0 ? 3 : 5;
-        for (k = 0; k < width; k++) {
-            int pos = bit + k;
-            v = (v << 1) | ((b[pos / 8] >> (7 - pos % 8)) & 1);
-        }
-        out[i] = crockford[v];
+    for (i = 25; i >= 0; i--) {
+        out[i] = crockford[lo & 31];
+        lo = lo >> 5 | hi << 59;
+        hi >>= 5;
     }
     out[26] = '\0';
 }

@@ -53,7 +53,7 @@
 #define DEFAULT_MAX_BODY     (1024u * 1024u)
 #define DEFAULT_MAX_CONNS    1024u
 #define DEFAULT_CONN_TIMEOUT 10u
-#define DEFAULT_CONN_MEMORY  (32u * 1024u)
+#define DEFAULT_CONN_MEMORY  (16u * 1024u)
 #define DEFAULT_BODY_BUDGET  ((size_t)64 * 1024 * 1024)
 #define LISTEN_BACKLOG       1024u
 #define FREE_FLUSH_ROUNDS    16

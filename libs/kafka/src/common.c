@@ -181,12 +181,24 @@ kafka_on_error(rd_kafka_t *rk, int err, const char *reason, bool ready, const ch
 bool
 kafka_stats_broker_up(const char *json, size_t len)
 {
-    json_t *root = json_loadb(json, len, 0, NULL);
-    json_t *brokers = json_object_get(root, "brokers");
+    /* Only the "brokers" object is parsed (the parse stops at its end), not the whole report
+     * with its topics and partitions: found by its key, which no other place in the report can
+     * spell (names of topics, brokers and clients hold no quote). The whole report when the
+     * key is not found. */
+    static const char key[] = "\"brokers\":";
+    const char *at = memmem(json, len, key, sizeof(key) - 1);
+    json_t *root, *brokers;
     json_t *b;
     const char *name;
     bool up = false;
 
+    if (at != NULL) {
+        at += sizeof(key) - 1;
+        brokers = root = json_loadb(at, len - (size_t)(at - json), JSON_DISABLE_EOF_CHECK, NULL);
+    } else {
+        root = json_loadb(json, len, 0, NULL);
+        brokers = json_object_get(root, "brokers");
+    }
     json_object_foreach(brokers, name, b)
     {
         const char *source = json_string_value(json_object_get(b, "source"));

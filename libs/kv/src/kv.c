@@ -85,6 +85,8 @@ struct op {
     char sha[WA_KV_SHA1_HEX_LEN];
 };
 
+#define SCRIPT_CACHE 8
+
 struct wa_kv {
     struct wa_loop *loop;
     struct wa_kv_url url;
@@ -111,6 +113,16 @@ struct wa_kv {
     bool closing;
     bool close_held; /* wa_kv_close: one enter() held until wa_kv_free */
     struct wa_log_limit warn_limit;
+
+    /* SHA-1 of the scripts wa_kv_eval ran, so a script called per request is hashed once: a
+     * hit needs the same pointer and the same text (callers pass static strings; the copy
+     * makes a reused buffer with other text a miss). Round-robin replacement. */
+    struct script_sha {
+        const char *ptr;
+        char *text;
+        char sha[WA_KV_SHA1_HEX_LEN];
+    } scripts[SCRIPT_CACHE];
+    unsigned next_script;
 };
 
 static void connect_now(struct wa_kv *kv);
@@ -128,7 +140,35 @@ static void
 destroy(struct wa_kv *kv)
 {
     wa_log_info(NULL, "redis client closed");
+    for (size_t i = 0; i < SCRIPT_CACHE; i++) {
+        free(kv->scripts[i].text);
+    }
     free(kv);
+}
+
+/* The hex SHA-1 of script, from the cache when it ran before (see struct wa_kv). */
+static void
+script_sha1(struct wa_kv *kv, const char *script, char out[WA_KV_SHA1_HEX_LEN])
+{
+    struct script_sha *e;
+    size_t i;
+
+    for (i = 0; i < SCRIPT_CACHE; i++) {
+        e = &kv->scripts[i];
+        if (e->ptr == script && strcmp(e->text, script) == 0) {
+            memcpy(out, e->sha, WA_KV_SHA1_HEX_LEN);
+            return;
+        }
+    }
+    wa_kv_script_sha1(script, out);
+    e = &kv->scripts[kv->next_script++ % SCRIPT_CACHE];
+    free(e->text);
+    if ((e->text = strdup(script)) == NULL) {
+        e->ptr = NULL;
+        return;
+    }
+    e->ptr = script;
+    memcpy(e->sha, out, WA_KV_SHA1_HEX_LEN);
 }
 
 /* Returns false when the client was freed (wa_kv_free ran inside the bracket). */
@@ -975,7 +1015,7 @@ wa_kv_eval(struct wa_kv *kv, const char *script, int nkeys, const char **keys, i
         (sha_argvlen = calloc((size_t)total, sizeof(*sha_argvlen))) == NULL) {
         goto out;
     }
-    wa_kv_script_sha1(script, sha);
+    script_sha1(kv, script, sha);
     for (i = 0; i < total; i++) {
         sha_argv[i] = argv[i];
         sha_argvlen[i] = argvlen[i];

@@ -34,7 +34,7 @@ struct wa_httpd_config {
     size_t max_body;            /* default body limit for routes that give 0; default 1 MiB */
     unsigned max_connections;   /* default 1024 */
     unsigned conn_timeout_s;    /* idle/slow connection timeout; default 10 */
-    size_t conn_memory;         /* per-connection read buffer (bounds headers); default 32 KiB */
+    size_t conn_memory;         /* per-connection read buffer (bounds headers); default 16 KiB */
     size_t body_budget;         /* request bodies held at once, all connections; default 64 MiB;
                                    a request that would pass it gets 503 with Retry-After */
     unsigned max_per_ip;        /* connections from one client address; 0: no limit */

@@ -57,6 +57,7 @@ struct wa_common_config {
     int64_t shutdown_timeout_ms;
     int64_t workers;
     int64_t kafka_linger_us;
+    int64_t kafka_probe_ms;
     int64_t http_max_connections;
     int64_t http_timeout_ms;
     int64_t http_conn_memory;
@@ -95,11 +96,13 @@ struct wa_common_config {
      "worker threads for blocking work (MongoDB, fsync)"},                                         \
     {"WA_KAFKA_LINGER", WA_CFG_US, "500us", 0, 1000000, 0, offsetof(T, m.kafka_linger_us),         \
      "producer batching delay (latency against broker CPU; 0 sends at once)"},                     \
+    {"WA_KAFKA_PROBE_INTERVAL", WA_CFG_MS, "1s", 100, 600000, 0, offsetof(T, m.kafka_probe_ms),    \
+     "how often Kafka clients report broker states (readiness) and consumer lag"},                 \
     {"WA_HTTP_MAX_CONNECTIONS", WA_CFG_INT, "1024", 1, 65536, 0,                                   \
      offsetof(T, m.http_max_connections), "HTTP connections served at once"},                      \
     {"WA_HTTP_TIMEOUT", WA_CFG_MS, "10s", 1000, 3600000, 0, offsetof(T, m.http_timeout_ms),       \
      "idle or slow HTTP connections are closed after this (defeats slow clients)"},                \
-    {"WA_HTTP_MAX_HEADER", WA_CFG_SIZE, "32KiB", 4096, 1048576, 0,                                 \
+    {"WA_HTTP_MAX_HEADER", WA_CFG_SIZE, "16KiB", 4096, 1048576, 0,                                 \
      offsetof(T, m.http_conn_memory),                                                              \
      "per-connection read buffer; bounds the request line and headers (431 above)"},              \
     {"WA_HTTP_BODY_BUDGET", WA_CFG_SIZE, "64MiB", 65536, 68719476736LL, 0,                         \
