@@ -5,41 +5,15 @@
 # reach it with "tls=true&tlsCAFile=<ca>"; without the CA, or without TLS, they do not.
 set -euo pipefail
 : "${WA_BIN_DIR:?}" "${WA_MONGO_TEST:?}" "${WA_REPO_ROOT:?}" "${WA_KAFKA_BROKERS:?}"
-fail() { echo "FAIL: $*" >&2; exit 1; }
+# shellcheck source=tests/integration/tls_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/tls_lib.sh"
 for c in openssl curl python3; do
   command -v "$c" >/dev/null || fail "$c not found (deploy/local/deps.sh installs it)"
 done
 ferretdb=$("$WA_REPO_ROOT/deploy/local/mongo.sh" bin 2>/dev/null) || fail "no FerretDB (deploy/local/mongo.sh install)"
 
-dir=$(mktemp -d /tmp/wa-mongo-tls-XXXXXX)
-pids=()
-cleanup() {
-  local p
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-wait_port() { # PORT: up to 15 s
-  local i
-  for i in $(seq 150); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  return 1
-}
-
-(
-  cd "$dir"
-  openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj "/CN=wa test CA"
-  openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=127.0.0.1"
-  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >server.ext
-  openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
-    -extfile server.ext -out server.crt
-) >"$dir/openssl.log" 2>&1 || fail "openssl: $(tail -5 "$dir/openssl.log")"
+tls_setup mongo-tls
+tls_certs server
 
 port=$(free_port)
 mkdir -p "$dir/data"

@@ -7,43 +7,15 @@
 # reaching the TLS port directly gets nothing.
 set -euo pipefail
 : "${WA_BIN_DIR:?}" "${WA_KV_TEST:?}" "${WA_KAFKA_BROKERS:?}"
-fail() { echo "FAIL: $*" >&2; exit 1; }
+# shellcheck source=tests/integration/tls_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/tls_lib.sh"
 for c in redis-server redis-cli stunnel openssl curl python3; do
   command -v "$c" >/dev/null || fail "$c not found (deploy/local/deps.sh installs it)"
 done
 
-dir=$(mktemp -d /tmp/wa-redis-tls-XXXXXX)
-pids=()
-cleanup() {
-  local p
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-wait_port() { # PORT: up to 10 s
-  local i
-  for i in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  return 1
-}
-
-# certificates: a CA, the server's (IP 127.0.0.1), the tunnel's client certificate
-(
-  cd "$dir"
-  openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj "/CN=wa test CA"
-  for name in server client; do
-    openssl req -newkey rsa:2048 -nodes -keyout "$name.key" -out "$name.csr" -subj "/CN=$name"
-    printf 'subjectAltName=IP:127.0.0.1\n' >"$name.ext"
-    openssl x509 -req -in "$name.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
-      -extfile "$name.ext" -out "$name.crt"
-  done
-) >"$dir/openssl.log" 2>&1 || fail "openssl: $(tail -5 "$dir/openssl.log")"
+tls_setup redis-tls
+# certificates: a CA, the server's, the tunnel's client certificate
+tls_certs server client
 
 tls_port=$(free_port)
 password=tls-test-$RANDOM$RANDOM
@@ -52,7 +24,7 @@ redis-server --port 0 --tls-port "$tls_port" --bind 127.0.0.1 \
   --tls-ca-cert-file "$dir/ca.pem" --tls-auth-clients yes --requirepass "$password" \
   --save "" --appendonly no --dir "$dir" --logfile "$dir/redis.log" &
 pids+=($!)
-wait_port "$tls_port" || fail "redis-server --tls-port did not listen: $(tail -5 "$dir/redis.log")"
+wait_port "$tls_port" 10 || fail "redis-server --tls-port did not listen: $(tail -5 "$dir/redis.log")"
 
 tunnel_port=$(free_port)
 cat >"$dir/stunnel.conf" <<CONF
