@@ -23,8 +23,12 @@
 #include "wa/contract_outbound.h"
 #include "wa/json.h"
 #include "wa/kafka.h"
+#include "wa/mongo.h"
+#include "wa/pool.h"
 #include "wa_test.h"
 #include "wa_test_proc.h"
+
+#include "analytics.h"
 
 #define WAIT_MS 60000
 /* After a kill -9 the dead member keeps its partitions until the group's session timeout
@@ -299,7 +303,7 @@ wait_total_for(const char *query, const char *state, int64_t want, uint64_t wait
 static json_t *
 wait_path(const char *query, const char *path_in_summary, int64_t want)
 {
-    uint64_t deadline = wa_clock_mono_ms() + WAIT_MS;
+    uint64_t deadline = wa_clock_mono_ms() + RESTART_WAIT_MS;
     json_t *s = NULL;
     char path[256];
 
@@ -576,6 +580,9 @@ events__out_of_order_and_twice__same_timeline_and_totals(void **state)
         assert_int_equal(json_integer_value(wa_json_path(s, "reply_rate.numerator")), 1);
         json_decref(s);
     }
+    /* every event consumed (each latency needs both its states) before the rows are compared */
+    json_decref(wait_path("", "latency_ms.accepted_to_sent.count", 3));
+    json_decref(wait_path("", "latency_ms.delivered_to_read.count", 2));
     rebuild__changes_no_figure();
     dashboard_in_browser();
     assert_int_equal(wa_test_stop(F->an, SIGTERM, 15000), 0);
@@ -627,9 +634,144 @@ kill9__while_consuming__exact_totals_after_restart(void **state)
     assert_int_equal(total(s, "delivered"), N);
     assert_int_equal(total(s, "failed"), 0);
     json_decref(s);
+    /* every event consumed (each latency needs both its states) before the rows are compared */
+    json_decref(wait_path("", "latency_ms.accepted_to_sent.count", N));
+    json_decref(wait_path("", "latency_ms.sent_to_delivered.count", N));
+    json_decref(wait_path("", "latency_ms.delivered_to_read.count", N));
     rebuild__changes_no_figure();
     assert_int_equal(wa_test_stop(F->an, SIGTERM, 15000), 0);
     F->an = 0;
+}
+
+/* ---- a journal left by a crash ---- */
+
+struct mongo_op {
+    bool done;
+    enum wa_err err;
+    int64_t count;
+};
+
+static void
+on_mongo_done(void *arg, enum wa_err err)
+{
+    ((struct mongo_op *)arg)->err = err;
+    ((struct mongo_op *)arg)->done = true;
+}
+
+static void
+on_mongo_count(void *arg, enum wa_err err, int64_t count)
+{
+    ((struct mongo_op *)arg)->count = count;
+    on_mongo_done(arg, err);
+}
+
+static bool
+mongo_done(void *arg)
+{
+    return ((struct mongo_op *)arg)->done;
+}
+
+/* The journal the consumer would store for the request of message id (rows.c, consume.c):
+ * the message's update and its contact's engagement document, and the rows they add. */
+static json_t *
+journal_of_request(const char *id, const char *contact, int64_t at_ms, json_int_t jid)
+{
+    struct an_event ev = {.id = id,
+                          .request_id = id,
+                          .state = AN_REQUESTED,
+                          .at_ms = at_ms,
+                          .phone_number_id = "100000000000001",
+                          .contact = contact,
+                          .country = "91",
+                          .type = "template",
+                          .template_name = "journal_t",
+                          .category = "marketing",
+                          .pricing_billable = -1};
+    struct an_rows rows;
+    json_t *update, *doc = json_pack("{s:s}", "_id", id), *engage, *list = json_array(), *body;
+    char *text;
+
+    assert_int_equal(an_timeline_update(&ev, &update), WA_OK);
+    assert_int_equal(an_update_apply(doc, update, true), WA_OK);
+    engage = json_pack("{s:[o], s:[]}", "o", an_engage_out(doc), "i");
+    an_rows_init(&rows);
+    assert_int_equal(an_rows_add_message(&rows, doc, NULL, 1), WA_OK);
+    assert_int_equal(an_rows_add_contact(&rows, engage, 1), WA_OK);
+    for (size_t i = 0; i < rows.n; i++) {
+        json_array_append_new(list, json_pack("{s:s, s:O, s:o}", "_id", rows.v[i].id, "dims",
+                                              rows.v[i].dims, "inc", an_totals_inc(&rows.v[i].t)));
+    }
+    body =
+        json_pack("{s:[{s:s, s:{s:s}, s:o}, {s:s, s:{s:s}, s:{s:o}}], s:o}", "ops", "coll",
+                  AN_COLL_MESSAGES, "filter", "_id", id, "update", update, "coll", AN_COLL_ENGAGE,
+                  "filter", "_id", contact, "update", "$set", engage, "rows", list);
+    assert_non_null(body);
+    text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    json_decref(doc);
+    an_rows_clear(&rows);
+    body = json_pack("{s:I, s:s}", "_id", jid, "batch", text);
+    free(text);
+    return body;
+}
+
+/* Stores a journal (the daemon stopped), starts the daemon, waits until it is applied. */
+static void
+replay(struct wa_mongo *m, const json_t *journal)
+{
+    struct mongo_op op = {0};
+    uint64_t deadline;
+
+    assert_int_equal(wa_mongo_insert_one(m, AN_COLL_JOURNAL, journal, on_mongo_done, &op), WA_OK);
+    assert_true(wa_test_run_until(F->loop, mongo_done, &op, WAIT_MS));
+    assert_int_equal(op.err, WA_OK);
+    F->an = spawn_analytics();
+    deadline = wa_clock_mono_ms() + WAIT_MS;
+    do { /* the journal is deleted once applied */
+        op = (struct mongo_op){0};
+        assert_int_equal(wa_mongo_count(m, AN_COLL_JOURNAL, NULL, on_mongo_count, &op), WA_OK);
+        assert_true(wa_test_run_until(F->loop, mongo_done, &op, WAIT_MS));
+        if (op.err == WA_OK && op.count == 0) {
+            break;
+        }
+        usleep(200000);
+    } while (wa_clock_mono_ms() < deadline);
+    assert_int_equal(op.count, 0);
+}
+
+/* A crash after the journal was stored: the next start applies it (the message, its contact's
+ * engagement document, the rows); a journal whose rows already hold its changes (a crash
+ * before its deletion) changes nothing when applied again. */
+static void
+journal__left_by_a_crash__applied_once_at_start(void **state)
+{
+    struct wa_pool *pool = NULL;
+    struct wa_mongo *m = NULL;
+    struct wa_mongo_config mc = {.uri = F->mongo_uri, .timeout_ms = 20000};
+    json_t *journal =
+        journal_of_request("jr1", "919811111111", (int64_t)wa_clock_wall_ms() - 60000, 5);
+    json_t *s, *v;
+
+    (void)state;
+    assert_int_equal(wa_pool_new(F->loop, 1, &pool), WA_OK);
+    assert_int_equal(wa_mongo_new(F->loop, pool, &mc, &m, NULL), WA_OK);
+    replay(m, journal);
+    s = wait_total("?template=journal_t", "requested", 1);
+    assert_int_equal(json_integer_value(wa_json_path(s, "reply_rate.denominator")), 0);
+    json_decref(s);
+    v = wait_message("jr1", "requested");
+    json_decref(v);
+    assert_int_equal(wa_test_stop(F->an, SIGTERM, 15000), 0);
+    replay(m, journal); /* again: its rows already hold it */
+    s = get_json("/v1/analytics/summary?template=journal_t", 200);
+    assert_int_equal(total(s, "requested"), 1);
+    json_decref(s);
+    rebuild__changes_no_figure();
+    assert_int_equal(wa_test_stop(F->an, SIGTERM, 15000), 0);
+    F->an = 0;
+    json_decref(journal);
+    wa_mongo_free(m);
+    wa_pool_free(pool);
 }
 
 int
@@ -639,6 +781,8 @@ main(void)
         cmocka_unit_test_setup_teardown(events__out_of_order_and_twice__same_timeline_and_totals,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(kill9__while_consuming__exact_totals_after_restart, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(journal__left_by_a_crash__applied_once_at_start, setup,
                                         teardown),
     };
 

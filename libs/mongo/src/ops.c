@@ -350,10 +350,16 @@ run_page(struct job *job)
             if (ncap > c->page_size) {
                 ncap = c->page_size;
             }
-            if ((grown = realloc(job->docs, ncap * sizeof(*grown))) == NULL) {
+            /* a bson_t cannot be moved (realloc): an allocated one points into itself */
+            if ((grown = malloc(ncap * sizeof(*grown))) == NULL) {
                 job->err = WA_ENOMEM;
                 break;
             }
+            for (size_t i = 0; i < job->ndocs; i++) {
+                bson_copy_to(&job->docs[i], &grown[i]);
+                bson_destroy(&job->docs[i]);
+            }
+            free(job->docs);
             job->docs = grown;
             cap = ncap;
         }
