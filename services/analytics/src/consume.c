@@ -337,8 +337,9 @@ on_retry(struct wa_timer *t, void *arg)
     run_phase(arg);
 }
 
-/* A fresh journal id: above every id used or found (replay), so each row's guard "j < id"
- * holds for this batch only; microseconds of the wall clock when it is ahead. */
+/* A fresh journal id: above every id used or found at start (the last applied journal stays
+ * as a marker), so each row's guard "j < id" holds for this batch only; microseconds of the
+ * wall clock when it is ahead. */
 static int64_t
 journal_id(struct an *an)
 {
@@ -916,6 +917,28 @@ on_journal_forgotten(void *arg, enum wa_err err, int64_t count)
     batch_op_done(arg, err);
 }
 
+/* The journal is kept as a marker {_id, done: true} (its id is the floor of the next ones after
+ * a restart, whatever the clock did), and older markers go. */
+static void
+on_journal_done(void *arg, enum wa_err err, int64_t matched, int64_t modified, bool upserted)
+{
+    struct an_batch *b = arg;
+    json_t *f = json_pack("{s:{s:O}}", "_id", "$lt", json_object_get(b->journal, "_id"));
+
+    (void)matched;
+    (void)modified;
+    (void)upserted;
+    if (err == WA_OK) {
+        err = f != NULL
+                  ? wa_mongo_delete_many(b->an->mongo, AN_COLL_JOURNAL, f, on_journal_forgotten, b)
+                  : WA_ENOMEM;
+    }
+    json_decref(f);
+    if (err != WA_OK) {
+        batch_op_done(b, err);
+    }
+}
+
 /*
  * A batch, in phases (README.md "Guarantees"): P_LOAD reads the documents it changes,
  * P_CONTACTS their contacts' engagement documents, and the rows' change is computed; P_JOURNAL stores it with the updates; P_OPS writes the updates;
@@ -927,7 +950,7 @@ static void
 run_phase(struct an_batch *b)
 {
     enum wa_err err = WA_OK;
-    json_t *f;
+    json_t *f, *u;
 
     b->failed = false;
     b->pending = 1; /* held while the phase starts, so none can finish it early */
@@ -950,11 +973,13 @@ run_phase(struct an_batch *b)
         break;
     case P_FORGET:
         f = json_pack("{s:O}", "_id", json_object_get(b->journal, "_id"));
+        u = json_pack("{s:{s:b, s:s}}", "$set", "done", 1, "batch", "");
         b->pending++;
-        err = f != NULL
-                  ? wa_mongo_delete_many(b->an->mongo, AN_COLL_JOURNAL, f, on_journal_forgotten, b)
-                  : WA_ENOMEM;
+        err = f != NULL && u != NULL ? wa_mongo_update_one(b->an->mongo, AN_COLL_JOURNAL, f, u,
+                                                           false, on_journal_done, b)
+                                     : WA_ENOMEM;
         json_decref(f);
+        json_decref(u);
         break;
     default:
         write_ops(b, b->erase);
@@ -1026,19 +1051,24 @@ on_journals(void *arg, enum wa_err err, json_t *docs)
         wa_timer_start(an->replay_timer, RETRY_MS, 0);
         return;
     }
+    n = 0;
     json_array_foreach(docs, i, d)
     {
         const char *text = wa_json_str(d, "batch");
         json_t *body = text != NULL ? json_loads(text, 0, NULL) : NULL;
 
+        if (json_integer_value(json_object_get(d, "_id")) > an->journal_last) {
+            an->journal_last = json_integer_value(json_object_get(d, "_id"));
+        }
+        if (json_is_true(json_object_get(d, "done"))) {
+            json_decref(body);
+            continue; /* applied: only its id counts */
+        }
         if (json_is_object(body)) {
             (void)json_object_update_missing(d, body);
         }
         json_decref(body);
-        v[i] = d;
-        if (json_integer_value(json_object_get(d, "_id")) > an->journal_last) {
-            an->journal_last = json_integer_value(json_object_get(d, "_id"));
-        }
+        v[n++] = d;
     }
     qsort(v, n, sizeof(*v), journal_cmp); /* in the order they were written */
     for (i = 0; i < n; i++) {
@@ -1053,38 +1083,15 @@ on_journals(void *arg, enum wa_err err, json_t *docs)
     }
 }
 
-static void
-on_last_row(void *arg, enum wa_err err, json_t *doc)
-{
-    struct an *an = arg;
-    json_t *opts = json_pack("{s:i}", "limit", 1000);
-
-    if (err != WA_OK && err != WA_ENOTFOUND) {
-        wa_log_warn(NULL, "rows not read: %s; retrying", wa_err_name(err));
-        json_decref(opts);
-        wa_timer_start(an->replay_timer, RETRY_MS, 0);
-        return;
-    }
-    if (err == WA_OK && json_integer_value(json_object_get(doc, "j")) > an->journal_last) {
-        an->journal_last = json_integer_value(json_object_get(doc, "j"));
-    }
-    if (opts == NULL ||
-        wa_mongo_find(an->mongo, AN_COLL_JOURNAL, NULL, opts, on_journals, an) != WA_OK) {
-        wa_timer_start(an->replay_timer, RETRY_MS, 0);
-    }
-    json_decref(opts);
-}
-
-/* Before the first batch: the newest journal id in the rows (new ids go above it, whatever the
- * clock did since), then every journal left, in order. */
+/* Before the first batch: every journal left, in order; the newest id (an applied journal's
+ * marker, or one left) is the floor of new ids. */
 static void
 replay_start(struct an *an)
 {
-    json_t *opts =
-        json_pack("{s:{s:i}, s:{s:i, s:i}}", "sort", "j", -1, "projection", "j", 1, "_id", 0);
+    json_t *opts = json_pack("{s:i}", "limit", 1000);
 
     if (opts == NULL ||
-        wa_mongo_find_one(an->mongo, AN_COLL_BUCKETS, NULL, opts, on_last_row, an) != WA_OK) {
+        wa_mongo_find(an->mongo, AN_COLL_JOURNAL, NULL, opts, on_journals, an) != WA_OK) {
         wa_timer_start(an->replay_timer, RETRY_MS, 0);
     }
     json_decref(opts);

@@ -75,7 +75,8 @@ rows_start(struct an_scan *s)
 {
     bson_t *filter = BCON_NEW("b", "{", "$gte", BCON_INT64(an_bucket_half_hour(s->q.from_ms)),
                               "$lt", BCON_INT64(s->q.to_ms), "}");
-    struct wa_mongo_find_opts opts = {.page_size = 5000};
+    /* small pages: each one a short request even where the server scans (FerretDB) */
+    struct wa_mongo_find_opts opts = {.page_size = 500};
     enum wa_err err = filter != NULL ? wa_mongo_cursor_find(s->an->mongo, AN_COLL_BUCKETS, filter,
                                                             &opts, &s->cursor)
                                      : WA_ENOMEM;
