@@ -367,6 +367,19 @@ wa_daemon_forget() {
   WA_DAEMON_PIDS=("${keep[@]}")
 }
 
+# wa_sigint_restore SCRIPT ARGS...: a script started in the background by a non-interactive
+# shell (`make run &` in a script or CI job) inherits SIGINT ignored, and bash can neither trap
+# nor reset a signal ignored at entry, while the daemons it starts still stop on SIGINT (their own
+# handlers): a SIGINT to the group would stop the daemons, the supervisor would restart them and
+# the script's trap would never run. When SIGINT is ignored, this runs `bash SCRIPT ARGS...` again
+# with SIGINT at its default (coreutils' env --default-signal); otherwise it returns.
+wa_sigint_restore() {
+  local ign
+  ign=$(awk '/^SigIgn:/ {print $2}' "/proc/$$/status" 2>/dev/null) || return 0
+  [[ "$ign" =~ ^[0-9a-fA-F]+$ ]] && ((16#$ign & 2)) || return 0
+  exec env --default-signal=INT bash "$@"
+}
+
 # Supervision, as Kubernetes restarts a container: wa_supervise_add NAME LOG CMD... starts CMD
 # with wa_daemon_start and remembers how; wa_supervise then waits, and a child that exits is
 # logged and started again after a back-off (1 s, doubling to 30 s; back to 1 s once it had

@@ -13,6 +13,8 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 # shellcheck source=deploy/local/lib.sh
 source "$root/deploy/local/lib.sh"
+# started in the background by a script: SIGINT restored, so that it stops everything
+wa_sigint_restore "$root/deploy/local/run.sh" "$@"
 
 : "${WA_SANDBOX_PHONE_NUMBER_ID:=100000000000001}"
 : "${WA_SANDBOX_DISPLAY_NUMBER:=+15550000001}"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # supervise.sh: deploy/local/lib.sh's supervisor (what `make run` uses) with real processes: a
 # child that exits is logged and restarted with growing back-off while the others keep running,
-# and SIGTERM to the supervisor stops every child, leaving no process behind.
+# and SIGTERM to the supervisor stops every child, leaving no process behind; a script started
+# in the background (SIGINT ignored) stops on SIGINT after wa_sigint_restore.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 tmp=$(mktemp -d /tmp/wa-supervise-XXXXXX)
@@ -73,4 +74,40 @@ sup=''
 sleep 0.2
 left=$(pgrep -f "$tmp/" || true)
 [[ -z "$left" ]] || fail "processes left behind: $left"
-echo "supervise: ok (flaky started 3 times in ${took}s, steady kept, nothing left after SIGTERM)"
+
+# A script started in the background by this (non-interactive) shell inherits SIGINT ignored,
+# which bash cannot trap; wa_sigint_restore (what run.sh calls first) runs it again with SIGINT
+# at its default, so its trap runs. The control, without it, ignores SIGINT.
+for mode in restore control; do
+  cat >"$tmp/intr-$mode.sh" <<SH
+#!/usr/bin/env bash
+source "$root/deploy/local/lib.sh"
+[[ $mode != restore ]] || wa_sigint_restore "\$0" "\$@"
+trap 'echo stopped >"$tmp/intr-$mode.out"; exit 0' INT
+echo up >"$tmp/intr-$mode.up"
+while :; do sleep 0.1; done
+SH
+  chmod +x "$tmp/intr-$mode.sh"
+  "$tmp/intr-$mode.sh" &
+  intr=$!
+  for _ in $(seq 100); do
+    [[ -s "$tmp/intr-$mode.up" ]] && break
+    sleep 0.1
+  done
+  [[ -s "$tmp/intr-$mode.up" ]] || fail "intr-$mode.sh did not start"
+  kill -INT "$intr"
+  for _ in $(seq 50); do
+    kill -0 "$intr" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [[ $mode == restore ]]; then
+    kill -0 "$intr" 2>/dev/null && fail "a background script with wa_sigint_restore ignored SIGINT"
+    [[ -s "$tmp/intr-$mode.out" ]] || fail "its SIGINT trap did not run"
+  else
+    kill -0 "$intr" 2>/dev/null || fail "the control stopped on SIGINT: the case is not tested"
+    kill -TERM "$intr"
+  fi
+  wait "$intr" 2>/dev/null || true
+done
+echo "supervise: ok (flaky started 3 times in ${took}s, steady kept, nothing left after SIGTERM;" \
+  "a background script stops on SIGINT)"
