@@ -129,7 +129,7 @@ static const char page[] =
     "  const fb = document.querySelector(\"#failures tbody\");\n"
     "  for (const f of s.failures_by_code) {\n"
     "    const tr = el(\"tr\", {\"data-code\": String(f.code)});\n"
-    "    tr.appendChild(el(\"td\", {}, num(f.code))); tr.appendChild(el(\"td\", {}, f.meaning)); tr.appendChild(el(\"td\", {\"class\": \"n\"}, String(f.count)));\n"
+    "    tr.appendChild(el(\"td\", {}, f.code !== null ? num(f.code) : (f.reason || \"n/a\"))); tr.appendChild(el(\"td\", {}, f.meaning)); tr.appendChild(el(\"td\", {\"class\": \"n\"}, String(f.count)));\n"
     "    fb.appendChild(tr);\n"
     "  }\n"
     "  const tb = document.querySelector(\"#templates tbody\");\n"

@@ -36,6 +36,47 @@ num(const json_t *o, const char *key)
                               : 0;
 }
 
+/* A failure without Meta's code is counted by wa-notify's reason when it is a plain word (it
+ * becomes part of a MongoDB field name in the rows). */
+static bool
+reason_key(const char *r)
+{
+    size_t n = r != NULL ? strlen(r) : 0;
+
+    if (n == 0 || n > 24 || strcmp(r, "none") == 0) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!(r[i] >= 'a' && r[i] <= 'z') && r[i] != '_') {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* What a wa-notify reason means (wa/contract_outbound.h lists them). */
+static const char *
+reason_meaning(const char *r)
+{
+    static const struct {
+        const char *reason, *meaning;
+    } m[] = {
+        {"opted_out", "not sent: the contact opted out of marketing"},
+        {"invalid", "not sent: the request was invalid"},
+        {"expired", "not sent: expired before it could be sent"},
+        {"window", "not sent: the 24-hour customer service window was closed"},
+        {"rejected", "refused by the Cloud API"},
+        {"retries_exhausted", "not sent: the Cloud API kept failing until the retries ran out"},
+    };
+
+    for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
+        if (strcmp(r, m[i].reason) == 0) {
+            return m[i].meaning;
+        }
+    }
+    return "not sent by wa-notify";
+}
+
 static void
 count_failure(json_t *failures, const char *key, uint64_t n)
 {
@@ -81,8 +122,13 @@ an_totals_add_message(struct an_totals *t, const json_t *doc, const struct an_ra
     if (reached[AN_FAILED]) {
         char key[32];
 
+        const char *reason = json_string_value(json_object_get(doc, "reason"));
+
+        /* Meta's code; else why wa-notify did not send it (opted_out, window, ...) */
         if (tl.error.has_code) {
             snprintf(key, sizeof(key), "%lld", (long long)tl.error.code);
+        } else if (reason_key(reason)) {
+            snprintf(key, sizeof(key), "%s", reason);
         } else {
             snprintf(key, sizeof(key), "none");
         }
@@ -205,12 +251,15 @@ an_totals_json(const struct an_totals *t, const char *currency)
     {
         char *end;
         long long code = strtoll(key, &end, 10);
-        bool has = *end == '\0';
+        bool has = *end == '\0' && end != key, named = !has && strcmp(key, "none") != 0;
 
-        (void)json_array_append_new(fail, json_pack("{s:o, s:I, s:s}", "code",
-                                                    has ? json_integer(code) : json_null(), "count",
-                                                    (json_int_t)json_integer_value(v), "meaning",
-                                                    has ? an_error_meaning(code) : ""));
+        (void)json_array_append_new(
+            fail, json_pack("{s:o, s:o, s:I, s:s}", "code", has ? json_integer(code) : json_null(),
+                            "reason", named ? json_string(key) : json_null(), "count",
+                            (json_int_t)json_integer_value(v), "meaning",
+                            has     ? an_error_meaning(code)
+                            : named ? reason_meaning(key)
+                                    : ""));
     }
     o = json_pack(
         "{s:o, s:{s:o, s:o, s:o}, s:{s:o, s:o, s:o, s:o}, s:o, s:{s:s, s:o, s:I, s:o, s:I},"

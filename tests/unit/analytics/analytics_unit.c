@@ -400,6 +400,53 @@ assert_same_totals(const struct an_totals *a, const struct an_totals *b)
     json_decref(y);
 }
 
+/* A message wa-notify did not send (no Meta code) counts under its reason, with a meaning, also
+ * after a trip through a stored row; an unknown shape of reason counts as "none". */
+static void
+failures__without_code__counted_by_reason(void **state)
+{
+    json_t *docs = json_pack(
+        "[{s:s, s:i, s:I, s:{s:I, s:I}, s:s}, {s:s, s:i, s:I, s:{s:I, s:I}, s:s}]", "_id", "r1",
+        "rank", AN_FAILED, "at", (json_int_t)1796342400000, "t", "requested",
+        (json_int_t)1796342400000, "failed", (json_int_t)1796342400001, "reason", "opted_out",
+        "_id", "r2", "rank", AN_FAILED, "at", (json_int_t)1796342400000, "t", "requested",
+        (json_int_t)1796342400000, "failed", (json_int_t)1796342400001, "reason", "Not.A-key");
+    struct an_totals t, back;
+    json_t *row, *j, *f, *d;
+    size_t i;
+
+    (void)state;
+    an_totals_init(&t);
+    an_totals_init(&back);
+    json_array_foreach(docs, i, d)
+    {
+        an_totals_add_message(&t, d, NULL);
+    }
+    row = row_doc(&t);
+    an_totals_add_row(&back, row);
+    assert_same_totals(&t, &back);
+    j = an_totals_json(&back, "USD");
+    f = json_object_get(j, "failures_by_code");
+    assert_int_equal(json_array_size(f), 2);
+    json_array_foreach(f, i, d)
+    {
+        assert_true(json_is_null(json_object_get(d, "code")));
+        assert_int_equal(json_integer_value(json_object_get(d, "count")), 1);
+        if (json_is_string(json_object_get(d, "reason"))) {
+            assert_string_equal(json_string_value(json_object_get(d, "reason")), "opted_out");
+            assert_string_equal(json_string_value(json_object_get(d, "meaning")),
+                                "not sent: the contact opted out of marketing");
+        } else {
+            assert_string_equal(json_string_value(json_object_get(d, "meaning")), "");
+        }
+    }
+    json_decref(j);
+    json_decref(row);
+    json_decref(docs);
+    an_totals_clear(&t);
+    an_totals_clear(&back);
+}
+
 /* The fixture's messages, per row, stored as MongoDB would and read back, merge into exactly
  * the totals of the documents; each row holds only its dimensions. */
 static void
@@ -746,6 +793,7 @@ main(void)
         cmocka_unit_test(ratecard__shipped_sample__parses),
         cmocka_unit_test(cost__fixture_day__equals_hand_computed_and_buckets_merge),
         cmocka_unit_test(rows__contributions_merged__equal_totals_of_documents),
+        cmocka_unit_test(failures__without_code__counted_by_reason),
         cmocka_unit_test(rows__changes_as_deltas__equal_rows_of_final_documents),
         cmocka_unit_test(engagement__contact_documents__replies_inbound_and_first_response),
         cmocka_unit_test(kpis__thresholds),
