@@ -24,6 +24,7 @@ export WA_KAFKA_BROKERS=${WA_KAFKA_BROKERS:-127.0.0.1:9092}
 export WA_REDIS_URL=${WA_REDIS_URL:-redis://127.0.0.1:6379/0}
 RATE=${RT_BENCH_RATE:-200}
 DURATION=${RT_BENCH_SECONDS:-15}
+SAMPLE=${RT_BENCH_TRACE_SAMPLE:-100} # percent of messages traced for the hop breakdown
 WORK=$(mktemp -d /tmp/wa-bench-router.XXXXXX)
 PREFIX="bench$(date +%s)$$."
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -32,7 +33,7 @@ python3 "$ROOT/tools/loadgen/hops.py" serve "$HOPS" "$WORK/spans.jsonl" &
 HOPS_PID=$!
 trap 'wa_daemons_stop 10 "${WA_DAEMON_PIDS[@]}"; kill $HOPS_PID 2>/dev/null || true' EXIT
 common=(WA_TOPIC_PREFIX="$PREFIX" WA_APP_SECRET=bench-secret WA_ACCESS_TOKEN=bench-token
-        WA_LOG_LEVEL=warn WA_OTLP_ENDPOINT=http://127.0.0.1:$HOPS WA_TRACE_SAMPLE=100)
+        WA_LOG_LEVEL=warn WA_OTLP_ENDPOINT=http://127.0.0.1:$HOPS WA_TRACE_SAMPLE=$SAMPLE)
 wa_daemon_start "$WORK/cloudsim.log" env "${common[@]}" WA_LISTEN=127.0.0.1:$SIM \
     WA_WEBHOOK_URL=http://127.0.0.1:$INGEST/webhook WA_SIM_LIMITS=off WA_SIM_MPS=100000 \
     "$BIN/wa-cloudsim"
