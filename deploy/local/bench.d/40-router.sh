@@ -7,7 +7,8 @@
 # resolution). The load comes from wa-ingest-loadgen (C, open loop, no coordinated omission), so
 # the figure is the system's, not a load generator's. Prints p50/p90/p99/p99.9/max, then the
 # same messages hop by hop from the spans the daemons record (tools/loadgen/hops.py receives
-# them over OTLP/HTTP, every trace sampled).
+# them over OTLP/HTTP; RT_BENCH_TRACE_SAMPLE percent of the messages, default 100, 0 for none:
+# tracing every message costs CPU at high rates).
 # Target: p99 <= 50 ms at 200/s.
 #
 # Run by deploy/local/bench.sh after the build and the infrastructure on default ports; also
