@@ -491,23 +491,7 @@ spool_check_is(const char *want)
 static double
 metric(const char *series)
 {
-    struct wa_test_http_req req = {.port = C.port, .path = "/metrics", .timeout_ms = 2000};
-    struct wa_buf b;
-    const char *p;
-    double v = -1;
-    size_t n = strlen(series);
-
-    wa_buf_init(&b, 0);
-    if (wa_test_http(&req, &b) == 200) {
-        for (p = b.data; (p = strstr(p, series)) != NULL; p += n) {
-            if ((p == b.data || p[-1] == '\n') && p[n] == ' ') {
-                v = strtod(p + n + 1, NULL);
-                break;
-            }
-        }
-    }
-    wa_buf_cleanup(&b);
-    return v;
+    return wa_test_metric(C.port, series);
 }
 
 /* Marks in on_disk[n] every webhook n whose inbound.message record is in a spool file. */

@@ -244,19 +244,9 @@ reaped(pid_t pid, int *rc)
 static size_t
 http_in_flight(int port)
 {
-    struct wa_test_http_req req = {.port = port, .path = "/metrics", .timeout_ms = 2000};
-    static const char name[] = "\nwa_notify_http_in_flight ";
-    struct wa_buf b;
-    size_t n = 0;
+    double v = wa_test_metric(port, "wa_notify_http_in_flight");
 
-    wa_buf_init(&b, 0);
-    if (wa_test_http(&req, &b) == 200 && wa_buf_append(&b, "", 1) == WA_OK) {
-        const char *p = strstr(b.data, name);
-
-        n = p != NULL ? (size_t)strtoul(p + sizeof(name) - 1, NULL, 10) : 0;
-    }
-    wa_buf_cleanup(&b);
-    return n;
+    return v > 0 ? (size_t)v : 0;
 }
 
 static int

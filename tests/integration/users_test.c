@@ -715,18 +715,7 @@ restart_or_on_demand__keys_lost__rebuilt_from_mongodb(void **state)
 static long long
 duplicates(void)
 {
-    struct wa_buf b;
-    struct wa_test_http_req req = {.port = T.users, .path = "/metrics"};
-    const char *p;
-    long long v = -1;
-
-    wa_buf_init(&b, 1 << 20);
-    if (wa_test_http(&req, &b) == 200 &&
-        (p = strstr(b.data, "\nwa_users_duplicates_total ")) != NULL) {
-        v = strtoll(p + strlen("\nwa_users_duplicates_total "), NULL, 10);
-    }
-    wa_buf_cleanup(&b);
-    return v;
+    return (long long)wa_test_metric(T.users, "wa_users_duplicates_total");
 }
 
 static void

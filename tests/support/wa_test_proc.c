@@ -215,3 +215,25 @@ wa_test_poll_status(int port, const char *path, long want, uint64_t timeout_ms, 
     }
     return false;
 }
+
+double
+wa_test_metric(int port, const char *series)
+{
+    struct wa_test_http_req req = {.port = port, .path = "/metrics", .timeout_ms = 2000};
+    struct wa_buf b;
+    const char *p;
+    double v = -1;
+    size_t n = strlen(series);
+
+    wa_buf_init(&b, 0);
+    if (wa_test_http(&req, &b) == 200 && wa_buf_append(&b, "", 1) == WA_OK) {
+        for (p = b.data; (p = strstr(p, series)) != NULL; p += n) {
+            if ((p == b.data || p[-1] == '\n') && p[n] == ' ') {
+                v = strtod(p + n + 1, NULL);
+                break;
+            }
+        }
+    }
+    wa_buf_cleanup(&b);
+    return v;
+}

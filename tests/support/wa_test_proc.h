@@ -88,4 +88,8 @@ long wa_test_http(const struct wa_test_http_req *req, struct wa_buf *out);
 bool wa_test_poll_status(int port, const char *path, long want, uint64_t timeout_ms,
                          struct wa_buf *last);
 
+/* The value of one series on http://127.0.0.1:<port>/metrics, named exactly as its line starts
+ * ("name" or "name{labels}"); -1 when the series is absent or /metrics did not answer 200. */
+double wa_test_metric(int port, const char *series);
+
 #endif
