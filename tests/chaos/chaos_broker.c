@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "chaos_infra.h"
+#include "chaos_webhook.h"
 #include "wa/buf.h"
 #include "wa/clock.h"
 #include "wa/contract.h"
@@ -75,18 +76,9 @@ struct post {
     int n;
 };
 
-static size_t
-discard(char *p, size_t size, size_t n, void *arg)
-{
-    (void)p;
-    (void)arg;
-    return size * n;
-}
-
 static void
 post_start(CURLM *multi, struct post *p, int n)
 {
-    char sig[WA_HUB_SIGNATURE_LEN], line[128], url[96];
     int len;
 
     p->n = n;
@@ -99,22 +91,8 @@ post_start(CURLM *multi, struct post *p, int n)
                    "\"id\":\"wamid.%s-%07d\",\"timestamp\":\"%lld\",\"text\":{\"body\":\"hello "
                    "%d\"},\"type\":\"text\"}]},\"field\":\"messages\"}]}]}",
                    n, n, n, C.run, n, (long long)time(NULL), n);
-    wa_hub_signature_make(SECRET, p->body, (size_t)len, sig);
-    curl_slist_free_all(p->headers);
-    snprintf(line, sizeof(line), "X-Hub-Signature-256: %s", sig);
-    p->headers = curl_slist_append(NULL, line);
-    p->headers = curl_slist_append(p->headers, "Content-Type: application/json");
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/webhook", C.port_ingest);
-    curl_easy_reset(p->easy);
-    curl_easy_setopt(p->easy, CURLOPT_URL, url);
-    curl_easy_setopt(p->easy, CURLOPT_POSTFIELDS, p->body);
-    curl_easy_setopt(p->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-    curl_easy_setopt(p->easy, CURLOPT_HTTPHEADER, p->headers);
-    curl_easy_setopt(p->easy, CURLOPT_WRITEFUNCTION, discard);
-    curl_easy_setopt(p->easy, CURLOPT_TIMEOUT_MS, 10000L);
-    curl_easy_setopt(p->easy, CURLOPT_PRIVATE, p);
-    curl_easy_setopt(p->easy, CURLOPT_FORBID_REUSE, 1L);
-    curl_multi_add_handle(multi, p->easy);
+    chaos_webhook_post(multi, p->easy, &p->headers, C.port_ingest, SECRET, p->body, (size_t)len,
+                       10000L, p);
 }
 
 /* Open loop at C.rate per second (a webhook waits only when PARALLEL are unanswered), until

@@ -43,6 +43,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "chaos_webhook.h"
 #include "wa/clock.h"
 #include "wa/contract.h"
 #include "wa/crypto.h"
@@ -146,19 +147,10 @@ struct post {
     int slot; /* post_batch: index of the webhook in the batch */
 };
 
-static size_t
-discard(char *p, size_t size, size_t n, void *arg)
-{
-    (void)p;
-    (void)arg;
-    return size * n;
-}
-
 /* Adds webhook number n (message "wamid.chaos-<n>") to multi. */
 static void
 post_prepare(CURLM *multi, struct post *p, int n)
 {
-    char sig[WA_HUB_SIGNATURE_LEN], line[128], url[96];
     int len;
 
     p->n = n;
@@ -168,24 +160,7 @@ post_prepare(CURLM *multi, struct post *p, int n)
                    "\"messages\":[{\"from\":\"%d\",\"id\":\"wamid.chaos-%07d\",\"timestamp\":"
                    "\"1\",\"type\":\"text\",\"text\":{\"body\":\"n%d\"}}]}}]}]}",
                    p->n % 50, p->n, p->n);
-    wa_hub_signature_make(SECRET, p->body, (size_t)len, sig);
-    curl_slist_free_all(p->headers);
-    snprintf(line, sizeof(line), "X-Hub-Signature-256: %s", sig);
-    p->headers = curl_slist_append(NULL, line);
-    p->headers = curl_slist_append(p->headers, "Content-Type: application/json");
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/webhook", C.port);
-    curl_easy_reset(p->easy);
-    curl_easy_setopt(p->easy, CURLOPT_URL, url);
-    curl_easy_setopt(p->easy, CURLOPT_POSTFIELDS, p->body);
-    curl_easy_setopt(p->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-    curl_easy_setopt(p->easy, CURLOPT_HTTPHEADER, p->headers);
-    curl_easy_setopt(p->easy, CURLOPT_WRITEFUNCTION, discard);
-    curl_easy_setopt(p->easy, CURLOPT_TIMEOUT_MS, 5000L);
-    curl_easy_setopt(p->easy, CURLOPT_PRIVATE, p);
-    /* a fresh connection each time: libcurl would silently resend a request whose reused
-     * connection died, hiding the requests a kill caught mid-flight */
-    curl_easy_setopt(p->easy, CURLOPT_FORBID_REUSE, 1L);
-    curl_multi_add_handle(multi, p->easy);
+    chaos_webhook_post(multi, p->easy, &p->headers, C.port, SECRET, p->body, (size_t)len, 5000L, p);
 }
 
 static void
