@@ -166,6 +166,25 @@ wa_port_owner() {
   fi
 }
 
+# wa_port_pid PORT: the pid of the process listening on PORT on this host (empty if unknown).
+wa_port_pid() {
+  ss -Hltnp "sport = :$1" 2>/dev/null | sed -nE 's/.*pid=([0-9]+).*/\1/p' | head -n 1
+}
+
+# wa_cpu_ticks PID...: CPU time (user + system, in clock ticks: getconf CLK_TCK) each PID has
+# used so far, one figure per PID, 0 for an empty or gone one.
+wa_cpu_ticks() {
+  local pid
+  for pid in "$@"; do
+    if [[ -n "$pid" && -r "/proc/$pid/stat" ]]; then
+      # the command name (field 2) may hold spaces: count fields from after its ")"
+      sed -E 's/^.*\) //' "/proc/$pid/stat" | awk '{print $12 + $13}'
+    else
+      echo 0
+    fi
+  done
+}
+
 # wa_pid_running PIDFILE PATTERN: prints the pid and returns 0 when PIDFILE names a live
 # process whose command line contains PATTERN (guards against a recycled pid).
 wa_pid_running() {

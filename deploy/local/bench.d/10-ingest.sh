@@ -43,13 +43,12 @@ rc=0
 for r in $rates; do
     $lg -c "$conns" -r "$r" -d "$seconds" "127.0.0.1:$port" || rc=1
 done
-ticks() { [ -n "$1" ] && [ -r "/proc/$1/stat" ] && awk '{print $14 + $15}' "/proc/$1/stat" || echo 0; }
+ticks() { wa_cpu_ticks "$1"; }
 # the processes listening on the ports this run uses (the test and run profiles may both be up)
-listener() { ss -Hltnp "sport = :$1" 2>/dev/null | sed -nE 's/.*pid=([0-9]+).*/\1/p' | head -1; }
 kafka_port=${WA_KAFKA_BROKERS##*:}
-kpid=$(listener "${kafka_port:-9092}")
+kpid=$(wa_port_pid "${kafka_port:-9092}")
 redis_port=$(printf '%s' "${WA_REDIS_URL:-}" | sed -E 's#^.*:([0-9]+)(/[0-9]*)?$#\1#')
-rpid=$(listener "${redis_port:-6379}")
+rpid=$(wa_port_pid "${redis_port:-6379}")
 for c in $sat_conns; do
     $lg -c "$c" -r 0 -d "$seconds" -w 1 "127.0.0.1:$port" >"$dir/saturation.out" &
     lgpid=$!
