@@ -75,6 +75,7 @@ PY
 KPID=$(wa_port_pid "${WA_KAFKA_BROKERS##*:}")
 RPID=$(wa_port_pid "$(printf '%s' "$WA_REDIS_URL" | sed -E 's#^.*:([0-9]+)(/[0-9]*)?$#\1#')")
 machine_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
+curl -fs "http://127.0.0.1:$ROUTER/metrics" >"$WORK/router-metrics.before" || true
 $LG -r "$RATE" -d "$DURATION" -w 0 -p 1888 -l "$WORK/sent.log" "127.0.0.1:$INGEST" >"$WORK/load.txt" &
 LGPID=$!
 T0=$(date +%s%N) M0=$(machine_ticks)
@@ -137,19 +138,24 @@ PY
 # Hop by hop, the same messages (the tracers flush at least once a second).
 sleep 2
 python3 "$ROOT/tools/loadgen/hops.py" report "$WORK/spans.jsonl" "$(wc -l <"$WORK/sent.log")" || true
-# The router's own share: consume -> every action acknowledged (its histogram).
-curl -fs "http://127.0.0.1:$ROUTER/metrics" | python3 -c '
+# The router's own share: consume -> every action acknowledged (its histogram, the measured
+# run's messages only: the snapshot taken before it is subtracted).
+curl -fs "http://127.0.0.1:$ROUTER/metrics" >"$WORK/router-metrics.after" || true
+python3 - "$WORK/router-metrics.before" "$WORK/router-metrics.after" <<'PY' || true
 import sys
-b = []
-for line in sys.stdin:
-    if line.startswith("wa_router_message_seconds_bucket"):
-        le = line.split("le=\"")[1].split("\"")[0]
-        b.append((float("inf") if le == "+Inf" else float(le), float(line.split()[-1])))
+def buckets(path):
+    b = []
+    for line in open(path):
+        if line.startswith("wa_router_message_seconds_bucket"):
+            le = line.split("le=\"")[1].split("\"")[0]
+            b.append((float("inf") if le == "+Inf" else float(le), float(line.split()[-1])))
+    return b
+before, after = buckets(sys.argv[1]), buckets(sys.argv[2])
+b = [(le, c - (before[i][1] if i < len(before) else 0)) for i, (le, c) in enumerate(after)]
 if b and b[-1][1] > 0:
     total = b[-1][1]
     def q(p):
         return next(le for le, c in b if c >= p * total)
     print("  inside wa-router (consume -> actions acked, histogram bounds): p50 <= %g ms  p99 <= %g ms"
           % (q(0.5) * 1000, q(0.99) * 1000))
-' || true
-
+PY
