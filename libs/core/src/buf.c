@@ -142,29 +142,83 @@ utf8_seq(const unsigned char *p, size_t n)
     return p[0] < 0x80 ? 1 : wa_utf8_next(p, n, NULL);
 }
 
+#define ONES  0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+
+/* The high bit of each byte of w that is below n (n <= 0x80), and possibly of bytes above the
+ * lowest such byte (a borrow): only the lowest flag is exact, which is all plain_run reads. */
+static inline uint64_t
+bytes_below(uint64_t w, unsigned n)
+{
+    return (w - ONES * n) & ~w & HIGHS;
+}
+
 /* Bytes from p that are copied as they are: ASCII that needs no escape (most of any JSON text,
- * so both passes below move over it in runs, not a byte and a table lookup at a time). */
+ * so the escaper moves over it in runs). Eight bytes per step: a byte needs attention when
+ * it is not ASCII, a control, '"' or '\\'; the lowest flagged byte ends the run. */
 static size_t
 plain_run(const unsigned char *p, size_t n)
 {
     size_t i = 0;
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w, m;
+
+        memcpy(&w, p + i, 8);
+        m = (w & HIGHS) | bytes_below(w, 0x20) | bytes_below(w ^ (ONES * '"'), 1) |
+            bytes_below(w ^ (ONES * '\\'), 1);
+        if (m != 0) {
+            return i + ((size_t)__builtin_ctzll(m) >> 3);
+        }
+    }
+#endif
     while (i < n && p[i] < 0x80 && json_escape[p[i]] == 0) {
         i++;
     }
     return i;
 }
 
-enum wa_err
-wa_buf_append_json_string(struct wa_buf *b, const char *s, size_t len)
+/* Writes the sequence at p (not a plain byte: an escape, a UTF-8 sequence, or U+FFFD for a byte
+ * that starts none) to o; returns the bytes written (at most 6), *seq the bytes read. */
+static size_t
+put_special(char *o, const unsigned char *p, size_t n, size_t *seq)
 {
     static const char hex[] = "0123456789ABCDEF";
+    char e = json_escape[p[0]];
+
+    *seq = utf8_seq(p, n);
+    if (*seq == 0) {
+        memcpy(o, "\xEF\xBF\xBD", 3);
+        *seq = 1;
+        return 3;
+    }
+    if (e == 0) {
+        memcpy(o, p, *seq);
+        return *seq;
+    }
+    o[0] = '\\';
+    o[1] = e;
+    if (e != 'u') {
+        return 2;
+    }
+    o[2] = '0';
+    o[3] = '0';
+    o[4] = hex[p[0] >> 4];
+    o[5] = hex[p[0] & 15];
+    return 6;
+}
+
+/* Two passes: the exact size (so b is unchanged on failure), then the bytes in place. Used
+ * when the one-pass path below would ask b for more than its maximum allows. */
+static enum wa_err
+append_exact(struct wa_buf *b, const char *s, size_t len)
+{
     const unsigned char *p = (const unsigned char *)s;
     size_t out = len + 2, i, seq, run;
     enum wa_err err;
     char *o;
 
-    /* Two passes: the exact size (so b is unchanged on failure), then the bytes in place. */
     for (i = 0; i < len; i += seq) {
         char e;
 
@@ -187,8 +241,6 @@ wa_buf_append_json_string(struct wa_buf *b, const char *s, size_t len)
     o = b->data + b->len;
     *o++ = '"';
     for (i = 0; i < len; i += seq) {
-        char e;
-
         run = plain_run(p + i, len - i);
         memcpy(o, p + i, run);
         o += run;
@@ -196,29 +248,50 @@ wa_buf_append_json_string(struct wa_buf *b, const char *s, size_t len)
         if (i == len) {
             break;
         }
-        e = json_escape[p[i]];
-        seq = utf8_seq(p + i, len - i);
-        if (seq == 0) {
-            memcpy(o, "\xEF\xBF\xBD", 3);
-            o += 3;
-            seq = 1;
-        } else if (e == 0) {
-            memcpy(o, p + i, seq);
-            o += seq;
-        } else {
-            *o++ = '\\';
-            *o++ = e;
-            if (e == 'u') {
-                *o++ = '0';
-                *o++ = '0';
-                *o++ = hex[p[i] >> 4];
-                *o++ = hex[p[i] & 15];
-            }
-        }
+        o += put_special(o, p + i, len - i, &seq);
     }
     *o++ = '"';
     b->len += out;
     b->data[b->len] = '\0';
+    return WA_OK;
+}
+
+enum wa_err
+wa_buf_append_json_string(struct wa_buf *b, const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t o, i = 0, seq, run, room;
+    enum wa_err err;
+
+    /* One pass: room for the string as it is, grown when an escape is due to what the rest
+     * could need at most. b->len moves only at the end, so b is unchanged on failure; where
+     * that bound is over b's maximum though the exact size may not be, append_exact decides. */
+    if ((err = wa_buf_reserve(b, len + 2)) != WA_OK) {
+        return err;
+    }
+    o = b->len;
+    b->data[o++] = '"';
+    for (;;) {
+        run = plain_run(p + i, len - i);
+        memcpy(b->data + o, p + i, run);
+        o += run;
+        i += run;
+        if (i == len) {
+            break;
+        }
+        room = 6 + (len - i) + 1; /* this sequence, the rest unescaped, the closing quote */
+        if ((b->cap - 1 < b->max ? b->cap - 1 : b->max) - o < room) {
+            if ((err = wa_buf_reserve(b, o - b->len + room)) != WA_OK) {
+                b->data[b->len] = '\0'; /* the opening quote went there */
+                return err == WA_ETOOBIG ? append_exact(b, s, len) : err;
+            }
+        }
+        o += put_special(b->data + o, p + i, len - i, &seq);
+        i += seq;
+    }
+    b->data[o++] = '"';
+    b->data[o] = '\0';
+    b->len = o;
     return WA_OK;
 }
 

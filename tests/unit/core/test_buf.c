@@ -192,6 +192,54 @@ json_string__empty__two_quotes(void **state)
 }
 
 static void
+json_string__exact_size_at_max__ok_and_past_it__etoobig_unchanged(void **state)
+{
+    /* 5 bytes in, 16 out: the quotes, 2 + 2 + 6 + 3 + 1 for '"', '\n', 0x01, 0xFF, 'a' */
+    static const char in[] = "\"\n\x01\xFF"
+                             "a";
+    static const char want[] = "\"\\\"\\n\\u0001\xEF\xBF\xBD"
+                               "a\"";
+    struct wa_buf b;
+
+    (void)state;
+    wa_buf_init(&b, 2 + 16);
+    assert_int_equal(wa_buf_append(&b, "[=", 2), WA_OK);
+    assert_int_equal(wa_buf_append_json_string(&b, in, 5), WA_OK);
+    assert_int_equal(b.len, 2 + 16);
+    assert_string_equal(b.data + 2, want);
+    wa_buf_cleanup(&b);
+
+    wa_buf_init(&b, 2 + 15);
+    assert_int_equal(wa_buf_append(&b, "[=", 2), WA_OK);
+    assert_int_equal(wa_buf_append_json_string(&b, in, 5), WA_ETOOBIG);
+    assert_int_equal(b.len, 2);
+    assert_string_equal(b.data, "[=");
+    wa_buf_cleanup(&b);
+}
+
+static void
+json_string__long_and_mostly_escapes__grows_and_round_trips(void **state)
+{
+    enum { N = 5000 };
+    char *in = malloc(N), *out;
+    json_t *v;
+
+    (void)state;
+    assert_non_null(in);
+    for (size_t i = 0; i < N; i++) { /* runs of every length between escapes */
+        in[i] = i % 7 == 0 ? '\x02' : i % 5 == 0 ? '"' : (char)('a' + i % 26);
+    }
+    out = escape(in, N);
+    v = json_loads(out, JSON_DECODE_ANY, NULL);
+    assert_non_null(v);
+    assert_int_equal(json_string_length(v), N);
+    assert_memory_equal(json_string_value(v), in, N);
+    json_decref(v);
+    free(out);
+    free(in);
+}
+
+static void
 rollback__on_error_only__cuts_back_to_start(void **state)
 {
     struct wa_buf b;
@@ -222,6 +270,8 @@ main(void)
         cmocka_unit_test(json_string__invalid_utf8__replaced_by_fffd),
         cmocka_unit_test(json_string__arabic_and_emoji__unchanged),
         cmocka_unit_test(json_string__empty__two_quotes),
+        cmocka_unit_test(json_string__exact_size_at_max__ok_and_past_it__etoobig_unchanged),
+        cmocka_unit_test(json_string__long_and_mostly_escapes__grows_and_round_trips),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
