@@ -41,6 +41,14 @@ struct wa_kafka_producer {
     struct wa_list pending; /* struct delivery, not yet reported */
     size_t outq;
     struct wa_metrics *metrics; /* borrowed, may be NULL */
+    /* wa_kafka_produced_total's series met so far (loop thread), so a delivery report costs a
+     * few string compares instead of formatting labels and a registry lookup */
+    struct {
+        char topic[256];
+        bool ok;
+        struct wa_counter *counter; /* borrowed from metrics */
+    } series[8];
+    size_t nseries;
     bool ready;
     bool fatal;
     bool closed; /* wa_kafka_producer_close: no callback runs any more */
@@ -58,14 +66,27 @@ static void
 count_delivery(struct wa_kafka_producer *p, const char *topic, bool ok)
 {
     char labels[320];
+    struct wa_counter *c;
 
     if (p->metrics == NULL || topic == NULL) {
         return;
     }
+    for (size_t i = 0; i < p->nseries; i++) {
+        if (p->series[i].ok == ok && strcmp(p->series[i].topic, topic) == 0) {
+            wa_counter_inc(p->series[i].counter);
+            return;
+        }
+    }
     snprintf(labels, sizeof(labels), "topic=\"%s\",outcome=\"%s\"", topic, ok ? "ok" : "error");
-    wa_counter_inc(wa_metrics_counter(p->metrics, "wa_kafka_produced_total",
-                                      "records acknowledged (ok) or given up (error), by topic",
-                                      labels));
+    c = wa_metrics_counter(p->metrics, "wa_kafka_produced_total",
+                           "records acknowledged (ok) or given up (error), by topic", labels);
+    if (c != NULL && p->nseries < sizeof(p->series) / sizeof(p->series[0]) &&
+        strlen(topic) < sizeof(p->series[0].topic)) {
+        memcpy(p->series[p->nseries].topic, topic, strlen(topic) + 1);
+        p->series[p->nseries].ok = ok;
+        p->series[p->nseries++].counter = c;
+    }
+    wa_counter_inc(c);
 }
 
 /* ---- callbacks, in the order they fire ---- */

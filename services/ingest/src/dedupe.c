@@ -233,17 +233,19 @@ collect_keys(struct ig_request *r)
         return WA_ENOMEM;
     }
     for (size_t i = 0; i < n; i++) {
-        int len;
+        size_t plen, len;
 
         r->ev_dedup[i] = -1;
         if (wa_contract_event_dedup_id(&r->batch.events[i], id, sizeof(id)) != WA_OK) {
             continue; /* account events; absurdly long ids are published undeduplicated */
         }
-        len = snprintf(NULL, 0, "%s%s", ig->dedup_prefix, id);
-        if ((r->dedup_keys[r->ndedup] = malloc((size_t)len + 1)) == NULL) {
+        plen = strlen(ig->dedup_prefix);
+        len = strlen(id);
+        if ((r->dedup_keys[r->ndedup] = malloc(plen + len + 1)) == NULL) {
             return WA_ENOMEM;
         }
-        snprintf(r->dedup_keys[r->ndedup], (size_t)len + 1, "%s%s", ig->dedup_prefix, id);
+        memcpy(r->dedup_keys[r->ndedup], ig->dedup_prefix, plen);
+        memcpy(r->dedup_keys[r->ndedup] + plen, id, len + 1);
         r->dedup_state[r->ndedup] = IG_DEDUP_UNKNOWN;
         r->ev_dedup[i] = (int)r->ndedup++;
     }

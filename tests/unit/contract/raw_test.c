@@ -131,6 +131,12 @@ utf8__invalid_sequences__are_not_text(void **state)
     assert_false(wa_contract_utf8_text("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
     assert_false(wa_contract_utf8_text("\xe2\x82", 2));         /* truncated */
     assert_false(wa_contract_utf8_text("a\0b", 3));             /* NUL */
+    /* past the first eight bytes, which are checked a word at a time */
+    assert_true(wa_contract_utf8_text("0123456789abcdef", 16));
+    assert_true(wa_contract_utf8_text("01234567caf\xc3\xa9 0123456789", 24));
+    assert_false(wa_contract_utf8_text("0123456789\0bcdef", 16));
+    assert_false(wa_contract_utf8_text("01234567\xff", 9));
+    assert_false(wa_contract_utf8_text("0123456789ab\xe2\x82", 14));
 }
 
 static void
@@ -148,6 +154,8 @@ keys__conversation_and_account__follow_the_contract(void **state)
     assert_string_equal(key, "106540352242922:16505551234");
     assert_int_equal(wa_contract_event_dedup_id(&ev, key, sizeof(key)), WA_OK);
     assert_string_equal(key, "m:wamid.X");
+    assert_int_equal(wa_contract_event_dedup_id(&ev, key, 10), WA_OK); /* exactly fits */
+    assert_int_equal(wa_contract_event_dedup_id(&ev, key, 9), WA_ETOOBIG);
     assert_int_equal(wa_contract_event_key(&ev, small, sizeof(small)), WA_ETOOBIG);
     assert_string_equal(small, "");
     ev.kind = WA_WEBHOOK_STATUS;
