@@ -3,7 +3,7 @@
 #   1. build the release tree (build/run, no sanitizers: figures are for the real binaries)
 #   2. start Kafka, Redis and FerretDB on the default ports (infra.sh start) unless they are
 #      already running; stop them again at the end only if this script started them
-#   3. run every deploy/local/bench.d/*.sh in name order (10-ingest.sh, ...), each printing its
+#   3. run every deploy/local/bench.d/*.sh in name order (10-ingest.sh, 11-ingest-plain.sh, ...), each printing its
 #      figures; a benchmark that fails is reported and the others still run
 # Environment given to the benchmarks: the infra's env file (WA_KAFKA_BROKERS, WA_REDIS_URL,
 # WA_MONGO_URI, WA_TOPIC_PREFIX), WA_BIN_DIR=build/run/bin, WA_BENCH_DIR=var/bench (scratch).
