@@ -186,9 +186,11 @@ producer_conf(const struct wa_kafka_config *cfg, struct wa_kafka_producer *p, rd
         (err = kafka_conf_set(conf, "queue.buffering.max.kbytes", num[3], error)) != WA_OK) {
         goto out;
     }
-    /* lz4 is built into librdkafka; fall back to no compression on a build without it */
-    if (kafka_conf_set(conf, "compression.type", "lz4", NULL) != WA_OK) {
-        wa_log_warn(NULL, "kafka producer: lz4 is not available, producing uncompressed");
+    /* Small batches (the common case at interactive rates) pay a codec's per-batch set-up, here
+     * and in every consumer: lz4 zeroes a 64 KiB state per batch (docs/internals/kafka.md). */
+    if (cfg->compression != NULL && *cfg->compression != '\0' &&
+        (err = kafka_conf_set(conf, "compression.type", cfg->compression, error)) != WA_OK) {
+        goto out;
     }
     if ((err = kafka_conf_props(conf, cfg, error)) != WA_OK) {
         goto out;

@@ -55,6 +55,7 @@ wa_service_kafka_config(struct wa_service *svc, struct wa_kafka_config *out)
     out->topic_prefix = svc->common->topic_prefix;
     out->linger_us = (int)svc->common->kafka_linger_us;        /* bounded to [0, 1 s] by the spec */
     out->probe_interval_ms = (int)svc->common->kafka_probe_ms; /* [100 ms, 10 min] */
+    out->compression = svc->common->kafka_compression;
     out->metrics = svc->metrics;
     wa_kafka_security_from_cfg(&svc->common->kafka_security, &out->security);
 }

@@ -35,10 +35,6 @@ const struct wa_cfg_spec ig_config_spec[] = {
      offsetof(struct ig_config, spool_dead_letter_ms),
      "a spooled record Kafka keeps refusing (unknown topic, unauthorised, unclassified error) "
      "for this long is moved to a dead-letter file (too large or invalid: at once)"},
-    {"WA_INGEST_KAFKA_COMPRESSION", WA_CFG_STRING, "none", 0, 0, 0,
-     offsetof(struct ig_config, kafka_compression),
-     "compression.type of the producer (none, lz4, zstd, gzip, snappy): none spares the "
-     "per-batch compressor set-up that dominated at small batches"},
 };
 
 const size_t ig_config_nspec = sizeof(ig_config_spec) / sizeof(ig_config_spec[0]);

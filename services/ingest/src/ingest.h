@@ -60,7 +60,6 @@ struct ig_config {
     int64_t spool_replay_ms;
     int64_t spool_file_max;
     int64_t spool_dead_letter_ms;
-    char *kafka_compression;
 };
 
 extern const struct wa_cfg_spec ig_config_spec[];
@@ -104,7 +103,7 @@ struct ig {
     const struct ig_config *cfg;        /* borrowed from the scaffolding */
     struct wa_service *svc;             /* borrowed */
     struct wa_loop *loop;               /* borrowed */
-    struct wa_kafka_producer *producer; /* borrowed: the scaffolding's (compression: main.c) */
+    struct wa_kafka_producer *producer; /* borrowed: the scaffolding's */
     struct wa_kv *kv;                   /* borrowed: owned by the scaffolding */
     struct ig_spool *spool;             /* owned */
     const char *secrets[2];             /* borrowed from cfg */

@@ -11,8 +11,7 @@
  * scaffolding waits for every webhook to be answered, flushes the producer and silences the
  * clients before any stop (docs/internals/service.md):
  *   1. verify    struct ig, topic names, the HMAC verifier keyed with the app secrets
- *   2. clients   the scaffolding's Kafka producer (idempotent, acks=all; the clients hook adds
- *                WA_INGEST_KAFKA_COMPRESSION) and Redis
+ *   2. clients   the scaffolding's Kafka producer (idempotent, acks=all) and Redis
  *   3. health    metrics series and readiness probes
  *   4. dedupe    claim and confirmation batches
  *   5. spool     directory scan, replayer timer (files left by an earlier run replay)
@@ -25,17 +24,6 @@
 #include "wa/kafka.h"
 
 #include "ingest.h"
-
-/* Records are small JSON on a fast network: lz4's per-batch set-up (a zeroed 64 KiB state)
- * cost more CPU here and in the broker than it saved, hence a configurable compression. */
-static void
-clients(const void *config, struct wa_service_clients *c)
-{
-    const struct ig_config *cfg = config;
-
-    c->producer_props[c->nproducer_props++] =
-        (struct wa_kafka_property){"compression.type", cfg->kafka_compression};
-}
 
 static enum wa_err
 verify_start(struct wa_service *svc, void *state, struct wa_error *error)
@@ -157,7 +145,6 @@ static const struct wa_service_def def = {
     .spec = ig_config_spec,
     .cfg_size = sizeof(struct ig_config),
     .common_offset = offsetof(struct ig_config, common),
-    .clients = clients,
     .state_size = sizeof(struct ig),
     .stages = stages,
     .nstages = WA_ARRAY_LEN(stages),

@@ -121,14 +121,15 @@ struct wa_kafka_config {
     const char *client_id;             /* default "wabridge" */
     const char *topic_prefix;          /* default "" (services pass WA_TOPIC_PREFIX, "wa.") */
     struct wa_kafka_security security; /* zero: PLAINTEXT */
-    int message_timeout_ms; /* producer: give up on a message after this; default 30000 */
-    int linger_us;          /* producer: batching delay in µs; 0 = send at once; < 0: 5 ms */
-    int queue_max_messages; /* producer: local queue bound; default 100000 */
-    int queue_max_kbytes;   /* producer: local queue bound; default 65536 (64 MiB) */
-    int max_in_flight;      /* consumer: pause fetching above this many not-done messages;
+    int message_timeout_ms;  /* producer: give up on a message after this; default 30000 */
+    int linger_us;           /* producer: batching delay in µs; 0 = send at once; < 0: 5 ms */
+    const char *compression; /* producer compression.type; NULL or "": none */
+    int queue_max_messages;  /* producer: local queue bound; default 100000 */
+    int queue_max_kbytes;    /* producer: local queue bound; default 65536 (64 MiB) */
+    int max_in_flight;       /* consumer: pause fetching above this many not-done messages;
                                  default 1000 */
-    int commit_interval_ms; /* consumer: asynchronous commit period; default 200 */
-    int probe_interval_ms;  /* readiness probe (librdkafka statistics) period; default 1000 */
+    int commit_interval_ms;  /* consumer: asynchronous commit period; default 200 */
+    int probe_interval_ms;   /* readiness probe (librdkafka statistics) period; default 1000 */
     const struct wa_kafka_property *props; /* applied last, override everything above */
     size_t nprops;
     /* Optional registry (borrowed: must outlive the client) for wa_kafka_produced_total{topic,

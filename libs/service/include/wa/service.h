@@ -58,6 +58,7 @@ struct wa_common_config {
     int64_t workers;
     int64_t kafka_linger_us;
     int64_t kafka_probe_ms;
+    char *kafka_compression;
     int64_t http_max_connections;
     int64_t http_timeout_ms;
     int64_t http_conn_memory;
@@ -96,6 +97,8 @@ struct wa_common_config {
      "worker threads for blocking work (MongoDB, fsync)"},                                         \
     {"WA_KAFKA_LINGER", WA_CFG_US, "500us", 0, 1000000, 0, offsetof(T, m.kafka_linger_us),         \
      "producer batching delay (latency against broker CPU; 0 sends at once)"},                     \
+    {"WA_KAFKA_COMPRESSION", WA_CFG_STRING, "none", 0, 0, 0, offsetof(T, m.kafka_compression),    \
+     "producer compression.type: none, lz4, snappy, zstd or gzip (CPU against bytes)"},          \
     {"WA_KAFKA_PROBE_INTERVAL", WA_CFG_MS, "1s", 100, 600000, 0, offsetof(T, m.kafka_probe_ms),    \
      "how often Kafka clients report broker states (readiness) and consumer lag"},                 \
     {"WA_HTTP_MAX_CONNECTIONS", WA_CFG_INT, "1024", 1, 65536, 0,                                   \
