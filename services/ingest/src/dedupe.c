@@ -224,7 +224,7 @@ collect_keys(struct ig_request *r)
 {
     struct ig *ig = r->ig;
     char id[WA_CONTRACT_KEY_MAX * 2];
-    size_t n = r->batch.count;
+    size_t n = r->batch.count, plen = strlen(ig->dedup_prefix);
 
     r->ev_dedup = malloc((n > 0 ? n : 1) * sizeof(*r->ev_dedup));
     r->dedup_keys = calloc(n > 0 ? n : 1, sizeof(*r->dedup_keys));
@@ -233,13 +233,12 @@ collect_keys(struct ig_request *r)
         return WA_ENOMEM;
     }
     for (size_t i = 0; i < n; i++) {
-        size_t plen, len;
+        size_t len;
 
         r->ev_dedup[i] = -1;
         if (wa_contract_event_dedup_id(&r->batch.events[i], id, sizeof(id)) != WA_OK) {
             continue; /* account events; absurdly long ids are published undeduplicated */
         }
-        plen = strlen(ig->dedup_prefix);
         len = strlen(id);
         if ((r->dedup_keys[r->ndedup] = malloc(plen + len + 1)) == NULL) {
             return WA_ENOMEM;
