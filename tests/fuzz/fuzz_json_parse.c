@@ -4,7 +4,9 @@
  * an error leaves *out NULL; an accepted document is an object or array no deeper than the
  * limit, and the pre-scan never counts less than its real depth; a tighter limit never accepts
  * what a looser one rejects; dump and re-parse give an equal document; a failed bounded dump
- * leaves the buffer unchanged; the typed getters and wa_json_path() never crash on a member.
+ * leaves the buffer unchanged; the typed getters and wa_json_path() never crash on a member;
+ * and the reader agrees with jansson's json_loadb: the same verdict and, when accepted, the same
+ * document and dump (a NUL byte, which jansson sometimes skips, is always refused).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -114,6 +116,37 @@ check_dump(const json_t *root)
     free(text);
 }
 
+/* The verdict and document of wa_json_parse (loose limit) against json_loadb's. */
+static void
+check_against_jansson(const char *text, size_t size, enum wa_err err, const json_t *ours)
+{
+    json_t *theirs;
+
+    if (memchr(text, '\0', size) != NULL) {
+        if (err == WA_OK) {
+            abort();
+        }
+        return;
+    }
+    if (err == WA_ELIMIT) {
+        return;
+    }
+    theirs = json_loadb(text, size, 0, NULL);
+    if ((err == WA_OK) != (theirs != NULL)) {
+        abort();
+    }
+    if (theirs != NULL) {
+        char *a = wa_json_dump(ours), *b = wa_json_dump(theirs);
+
+        if (!json_equal((json_t *)ours, theirs) || a == NULL || b == NULL || strcmp(a, b) != 0) {
+            abort();
+        }
+        free(a);
+        free(b);
+        json_decref(theirs);
+    }
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -124,6 +157,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     err = wa_json_parse(text, size, FUZZ_DEPTH, &root, &error);
     err_loose = wa_json_parse(text, size, 0, &loose, NULL);
+    check_against_jansson(text, size, err_loose, loose);
     if (err != WA_OK) {
         if (root != NULL || error.code != err || error.message[0] == '\0') {
             abort();

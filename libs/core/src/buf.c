@@ -146,7 +146,8 @@ utf8_seq(const unsigned char *p, size_t n)
 #define HIGHS 0x8080808080808080ull
 
 /* The high bit of each byte of w that is below n (n <= 0x80), and possibly of bytes above the
- * lowest such byte (a borrow): only the lowest flag is exact, which is all plain_run reads. */
+ * lowest such byte (a borrow): only the lowest flag is exact, which is all that
+ * wa_json_plain_run reads. */
 static inline uint64_t
 bytes_below(uint64_t w, unsigned n)
 {
@@ -156,9 +157,10 @@ bytes_below(uint64_t w, unsigned n)
 /* Bytes from p that are copied as they are: ASCII that needs no escape (most of any JSON text,
  * so the escaper moves over it in runs). Eight bytes per step: a byte needs attention when
  * it is not ASCII, a control, '"' or '\\'; the lowest flagged byte ends the run. */
-static size_t
-plain_run(const unsigned char *p, size_t n)
+size_t
+wa_json_plain_run(const char *s, size_t n)
 {
+    const unsigned char *p = (const unsigned char *)s;
     size_t i = 0;
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
@@ -222,7 +224,7 @@ append_exact(struct wa_buf *b, const char *s, size_t len)
     for (i = 0; i < len; i += seq) {
         char e;
 
-        i += plain_run(p + i, len - i);
+        i += wa_json_plain_run((const char *)p + i, len - i);
         if (i == len) {
             break;
         }
@@ -241,7 +243,7 @@ append_exact(struct wa_buf *b, const char *s, size_t len)
     o = b->data + b->len;
     *o++ = '"';
     for (i = 0; i < len; i += seq) {
-        run = plain_run(p + i, len - i);
+        run = wa_json_plain_run((const char *)p + i, len - i);
         memcpy(o, p + i, run);
         o += run;
         i += run;
@@ -272,7 +274,7 @@ wa_buf_append_json_string(struct wa_buf *b, const char *s, size_t len)
     o = b->len;
     b->data[o++] = '"';
     for (;;) {
-        run = plain_run(p + i, len - i);
+        run = wa_json_plain_run((const char *)p + i, len - i);
         memcpy(b->data + o, p + i, run);
         o += run;
         i += run;

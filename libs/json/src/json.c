@@ -1,5 +1,5 @@
 /*
- * json.c: nesting-limited parsing, typed getters, dotted paths and compact dumps over jansson.
+ * json.c: the nesting pre-scan, typed getters, dotted paths and compact dumps over jansson.
  *
  * No state of its own: every function works on the values it is given, so it is thread-safe
  * as long as one json_t is not used by two threads at once (jansson's rule).
@@ -40,32 +40,6 @@ wa_json_depth(const char *data, size_t len, size_t limit)
         }
     }
     return max;
-}
-
-enum wa_err
-wa_json_parse(const char *data, size_t len, size_t max_depth, json_t **out, struct wa_error *error)
-{
-    json_error_t jerr;
-    json_t *v;
-
-    *out = NULL;
-    if (data == NULL) {
-        return wa_error_set(error, WA_EINVAL, "no JSON input");
-    }
-    if (max_depth == 0) {
-        max_depth = WA_JSON_DEPTH_DEFAULT;
-    }
-    /* Checked before jansson so hostile nesting costs one linear scan and no allocation. */
-    if (wa_json_depth(data, len, max_depth) > max_depth) {
-        return wa_error_set(error, WA_ELIMIT, "JSON nested deeper than %zu levels", max_depth);
-    }
-    v = json_loadb(data, len, 0, &jerr);
-    if (v == NULL) {
-        return wa_error_set(error, WA_EPARSE, "invalid JSON at line %d column %d: %s", jerr.line,
-                            jerr.column, jerr.text);
-    }
-    *out = v;
-    return WA_OK;
 }
 
 /* Returns obj[key] or NULL; also NULL when obj is not an object. */

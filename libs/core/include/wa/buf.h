@@ -37,6 +37,10 @@ enum wa_err wa_buf_vprintf(struct wa_buf *b, const char *fmt, va_list ap)
 /* Appends s (len bytes) as a JSON string literal with quotes, escaping as RFC 8259 requires.
  * Invalid UTF-8 bytes are replaced by U+FFFD so the output is always valid JSON. */
 enum wa_err wa_buf_append_json_string(struct wa_buf *b, const char *s, size_t len);
+/* The number of bytes from s (at most n) that stand for themselves inside a JSON string: ASCII
+ * that is not a control, '"' or '\\'. The first byte past them needs attention (an escape, a
+ * quote, UTF-8); shared by the escaper and the parser (wa/json.h), eight bytes per step. */
+size_t wa_json_plain_run(const char *s, size_t n);
 /* For writers that leave b unchanged on failure: when err is not WA_OK, cuts b back to its
  * first start bytes (start <= b->len). Returns err. */
 enum wa_err wa_buf_rollback(struct wa_buf *b, size_t start, enum wa_err err);
