@@ -5,6 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "wa/utf8.h"
 
@@ -155,14 +158,32 @@ bytes_below(uint64_t w, unsigned n)
 }
 
 /* Bytes from p that are copied as they are: ASCII that needs no escape (most of any JSON text,
- * so the escaper moves over it in runs). Eight bytes per step: a byte needs attention when
- * it is not ASCII, a control, '"' or '\\'; the lowest flagged byte ends the run. */
+ * so the escaper moves over it in runs). Sixteen (SSE2, every x86-64) or eight bytes per step:
+ * a byte needs attention when it is not ASCII, a control, '"' or '\\'; the lowest flagged
+ * byte ends the run. */
 size_t
 wa_json_plain_run(const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0;
 
+#if defined(__SSE2__)
+    /* Sixteen bytes per step: a signed compare with 0x20 flags the controls and every byte
+     * from 0x80 (negative as a signed char) at once. */
+    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'),
+                  space = _mm_set1_epi8(0x20);
+
+    for (; i + 16 <= n; i += 16) {
+        __m128i w = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+        unsigned m = (unsigned)_mm_movemask_epi8(
+            _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(w, quote), _mm_cmpeq_epi8(w, backslash)),
+                         _mm_cmplt_epi8(w, space)));
+
+        if (m != 0) {
+            return i + (size_t)__builtin_ctz(m);
+        }
+    }
+#endif
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     for (; i + 8 <= n; i += 8) {
         uint64_t w, m;
