@@ -74,8 +74,12 @@ struct wa_common_config {
 #define WA_CFG_COMMON(T, m, listen_default) WA_CFG_COMMON_DRAIN(T, m, listen_default, "4s")
 /* The same with another WA_SHUTDOWN_TIMEOUT default, for a daemon whose in-flight work may take
  * longer to finish (e.g. wa-notify's Cloud API calls). */
+#define WA_CFG_COMMON_DRAIN(T, m, listen_default, shutdown_default) \
+    WA_CFG_COMMON_DEFAULTS(T, m, listen_default, shutdown_default, "16KiB")
+/* The same with another WA_HTTP_MAX_HEADER default too, for a daemon whose clients send small
+ * headers (wa-ingest: libmicrohttpd zeroes that buffer after every request). */
 /* clang-format off */
-#define WA_CFG_COMMON_DRAIN(T, m, listen_default, shutdown_default)                                \
+#define WA_CFG_COMMON_DEFAULTS(T, m, listen_default, shutdown_default, max_header_default)         \
     {"WA_LISTEN", WA_CFG_STRING, listen_default, 0, 0, 0, offsetof(T, m.listen),                   \
      "host:port of the HTTP listener"},                                                            \
     {"WA_ADMIN_LISTEN", WA_CFG_STRING, "", 0, 0, 0, offsetof(T, m.admin_listen),                   \
@@ -105,7 +109,7 @@ struct wa_common_config {
      offsetof(T, m.http_max_connections), "HTTP connections served at once"},                      \
     {"WA_HTTP_TIMEOUT", WA_CFG_MS, "10s", 1000, 3600000, 0, offsetof(T, m.http_timeout_ms),       \
      "idle or slow HTTP connections are closed after this (defeats slow clients)"},                \
-    {"WA_HTTP_MAX_HEADER", WA_CFG_SIZE, "16KiB", 4096, 1048576, 0,                                 \
+    {"WA_HTTP_MAX_HEADER", WA_CFG_SIZE, max_header_default, 4096, 1048576, 0,                      \
      offsetof(T, m.http_conn_memory),                                                              \
      "per-connection read buffer; bounds the request line and headers (431 above)"},              \
     {"WA_HTTP_BODY_BUDGET", WA_CFG_SIZE, "64MiB", 65536, 68719476736LL, 0,                         \
