@@ -78,10 +78,12 @@ struct op {
         wa_kv_int_fn integer;
     } cb;
     void *arg;
-    /* OP_EVAL: the EVAL command (owned copies) for the NOSCRIPT fallback */
-    int eval_argc;
-    char **eval_argv;
-    size_t *eval_argvlen;
+    /* OP_EVAL, for the NOSCRIPT fallback: the script (borrowed) and the command in RESP,
+     * "EVALSHA sha" followed by the tail (numkeys, keys, args) from eval_tail on (owned) */
+    const char *eval_script;
+    int eval_total;
+    char *eval_cmd;
+    size_t eval_cmd_len, eval_tail;
     char sha[WA_KV_SHA1_HEX_LEN];
 };
 
@@ -401,15 +403,9 @@ op_unlink(struct op *op)
 static void
 op_free(struct op *op)
 {
-    int i;
-
     op_unlink(op);
     wa_timer_free(op->timer);
-    for (i = 0; i < op->eval_argc; i++) {
-        free(op->eval_argv[i]);
-    }
-    free(op->eval_argv);
-    free(op->eval_argvlen);
+    free(op->eval_cmd);
     free(op);
 }
 
@@ -440,10 +436,89 @@ op_send(struct wa_kv *kv, struct op *op, int argc, const char **argv, const size
     return WA_OK;
 }
 
-/* Creates, sends and arms an op; on error nothing is left behind and no callback will run. */
+/* ---- RESP written directly: hiredis's formatter costs thousands of instructions a command
+ * (a format string per argument), a hot cost for wa-ingest's claims ---- */
+
+static size_t
+resp_digits(size_t v)
+{
+    size_t d = 1;
+
+    while (v >= 10) {
+        v /= 10;
+        d++;
+    }
+    return d;
+}
+
+/* Writes v in decimal at o; returns the digits written. */
+static size_t
+resp_uint(char *o, size_t v)
+{
+    size_t d = resp_digits(v);
+
+    for (size_t k = d; k > 0; k--) {
+        o[k - 1] = (char)('0' + v % 10);
+        v /= 10;
+    }
+    return d;
+}
+
+static size_t
+resp_array_len(size_t n)
+{
+    return 1 + resp_digits(n) + 2;
+}
+
+static size_t
+resp_bulk_len(size_t n)
+{
+    return 1 + resp_digits(n) + 2 + n + 2;
+}
+
+static char *
+resp_array(char *o, size_t n)
+{
+    *o++ = '*';
+    o += resp_uint(o, n);
+    *o++ = '\r';
+    *o++ = '\n';
+    return o;
+}
+
+static char *
+resp_bulk(char *o, const char *s, size_t n)
+{
+    *o++ = '$';
+    o += resp_uint(o, n);
+    *o++ = '\r';
+    *o++ = '\n';
+    memcpy(o, s, n);
+    o += n;
+    *o++ = '\r';
+    *o++ = '\n';
+    return o;
+}
+
+/* op_send for a command already in RESP (cmd, len bytes; hiredis copies it). */
 static enum wa_err
-op_start(struct wa_kv *kv, enum op_kind kind, void *arg, int argc, const char **argv,
-         const size_t *argvlen, struct op **out)
+op_send_resp(struct wa_kv *kv, struct op *op, const char *cmd, size_t len)
+{
+    if (kv->ac == NULL) {
+        return WA_EUNAVAIL;
+    }
+    if (redisAsyncFormattedCommand(kv->ac, on_reply, op, cmd, len) != REDIS_OK) {
+        return WA_EUNAVAIL;
+    }
+    op->refs++;
+    return WA_OK;
+}
+
+/* Creates, sends and arms an op; on error nothing is left behind and no callback will run.
+ * The command is argv (argc words) or, when argv is NULL, resp (resp_len bytes of RESP). */
+static enum wa_err
+op_start_cmd(struct wa_kv *kv, enum op_kind kind, void *arg, int argc, const char **argv,
+             const size_t *argvlen, const char *resp, size_t resp_len, struct op **out)
 {
     struct op *op;
     enum wa_err err;
@@ -466,7 +541,9 @@ op_start(struct wa_kv *kv, enum op_kind kind, void *arg, int argc, const char **
         err = WA_ENOMEM;
         goto out;
     }
-    if ((err = op_send(kv, op, argc, argv, argvlen)) != WA_OK) {
+    err =
+        argv != NULL ? op_send(kv, op, argc, argv, argvlen) : op_send_resp(kv, op, resp, resp_len);
+    if (err != WA_OK) {
         goto out;
     }
     wa_timer_start(op->timer, kv->command_timeout_ms, 0);
@@ -476,6 +553,35 @@ op_start(struct wa_kv *kv, enum op_kind kind, void *arg, int argc, const char **
     return WA_OK;
 out:
     op_free(op);
+    return err;
+}
+
+static enum wa_err
+op_start(struct wa_kv *kv, enum op_kind kind, void *arg, int argc, const char **argv,
+         const size_t *argvlen, struct op **out)
+{
+    return op_start_cmd(kv, kind, arg, argc, argv, argvlen, NULL, 0, out);
+}
+
+/* The NOSCRIPT fallback: "EVAL script" and the tail of the EVALSHA command. */
+static enum wa_err
+eval_send_script(struct op *op)
+{
+    size_t slen = strlen(op->eval_script), tail = op->eval_cmd_len - op->eval_tail;
+    size_t size =
+        resp_array_len((size_t)op->eval_total) + resp_bulk_len(4) + resp_bulk_len(slen) + tail;
+    char *cmd = malloc(size), *o;
+    enum wa_err err;
+
+    if (cmd == NULL) {
+        return WA_ENOMEM;
+    }
+    o = resp_array(cmd, (size_t)op->eval_total);
+    o = resp_bulk(o, "EVAL", 4);
+    o = resp_bulk(o, op->eval_script, slen);
+    memcpy(o, op->eval_cmd + op->eval_tail, tail);
+    err = op_send_resp(op->kv, op, cmd, size);
+    free(cmd);
     return err;
 }
 
@@ -568,8 +674,7 @@ on_reply(redisAsyncContext *ac, void *r, void *privdata)
     if (op->kind == OP_EVAL && !op->eval_retried && reply->type == REDIS_REPLY_ERROR &&
         strncmp(reply->str, "NOSCRIPT", 8) == 0) {
         op->eval_retried = true;
-        if (op_send(op->kv, op, op->eval_argc, (const char **)op->eval_argv, op->eval_argvlen) ==
-            WA_OK) {
+        if (eval_send_script(op) == WA_OK) {
             return;
         }
         op_complete(op, WA_EUNAVAIL, NULL);
@@ -973,15 +1078,12 @@ enum wa_err
 wa_kv_eval(struct wa_kv *kv, const char *script, int nkeys, const char **keys, int nargs,
            const char **args, wa_kv_reply_fn cb, void *arg)
 {
-    char **argv = NULL;
-    size_t *argvlen = NULL;
-    char n[16];
-    int argc = 0, total, i;
-    const char **sha_argv = NULL;
-    size_t *sha_argvlen = NULL;
-    char sha[WA_KV_SHA1_HEX_LEN];
+    char sha[WA_KV_SHA1_HEX_LEN], n[24];
+    size_t lens[2 * MAX_SCRIPT_ARGS], size, head, tail;
     struct op *op = NULL;
-    enum wa_err err = WA_ENOMEM;
+    enum wa_err err;
+    int total, i;
+    char *cmd, *o;
 
     if (kv == NULL || script == NULL || cb == NULL || nkeys < 0 || nargs < 0 ||
         nkeys > MAX_SCRIPT_ARGS || nargs > MAX_SCRIPT_ARGS || (nkeys > 0 && keys == NULL) ||
@@ -989,61 +1091,45 @@ wa_kv_eval(struct wa_kv *kv, const char *script, int nkeys, const char **keys, i
         return WA_EINVAL;
     }
     total = 3 + nkeys + nargs;
-    snprintf(n, sizeof(n), "%d", nkeys);
-    /* The EVAL form is kept (owned) for the NOSCRIPT fallback; EVALSHA borrows from it. */
-    if ((argv = calloc((size_t)total, sizeof(*argv))) == NULL ||
-        (argvlen = calloc((size_t)total, sizeof(*argvlen))) == NULL) {
-        goto out;
-    }
-    for (argc = 0; argc < total; argc++) {
-        const char *s = argc == 0          ? "EVAL"
-                        : argc == 1        ? script
-                        : argc == 2        ? n
-                        : argc < 3 + nkeys ? keys[argc - 3]
-                                           : args[argc - 3 - nkeys];
+    /* One RESP buffer: "EVALSHA sha" then the tail (numkeys, keys, args), which the NOSCRIPT
+     * fallback sends again behind "EVAL script". */
+    n[resp_uint(n, (size_t)nkeys)] = '\0';
+    head = resp_array_len((size_t)total) + resp_bulk_len(7) + resp_bulk_len(40);
+    tail = resp_bulk_len(strlen(n));
+    for (i = 0; i < nkeys + nargs; i++) {
+        const char *s = i < nkeys ? keys[i] : args[i - nkeys];
+
         if (s == NULL) {
-            err = WA_EINVAL;
-            goto out;
+            return WA_EINVAL;
         }
-        if ((argv[argc] = strdup(s)) == NULL) {
-            goto out;
-        }
-        argvlen[argc] = strlen(s);
+        lens[i] = strlen(s);
+        tail += resp_bulk_len(lens[i]);
     }
-    /* EVALSHA borrows every argument but the first two from the EVAL form */
-    if ((sha_argv = calloc((size_t)total, sizeof(*sha_argv))) == NULL ||
-        (sha_argvlen = calloc((size_t)total, sizeof(*sha_argvlen))) == NULL) {
-        goto out;
+    size = head + tail;
+    if ((cmd = malloc(size)) == NULL) {
+        return WA_ENOMEM;
     }
     script_sha1(kv, script, sha);
-    for (i = 0; i < total; i++) {
-        sha_argv[i] = argv[i];
-        sha_argvlen[i] = argvlen[i];
+    o = resp_array(cmd, (size_t)total);
+    o = resp_bulk(o, "EVALSHA", 7);
+    o = resp_bulk(o, sha, 40);
+    o = resp_bulk(o, n, strlen(n));
+    for (i = 0; i < nkeys + nargs; i++) {
+        o = resp_bulk(o, i < nkeys ? keys[i] : args[i - nkeys], lens[i]);
     }
-    sha_argv[0] = "EVALSHA";
-    sha_argvlen[0] = 7;
-    sha_argv[1] = sha;
-    sha_argvlen[1] = 40;
-    err = op_start(kv, OP_EVAL, arg, total, sha_argv, sha_argvlen, &op);
+    WA_ASSERT((size_t)(o - cmd) == size);
+    err = op_start_cmd(kv, OP_EVAL, arg, 0, NULL, NULL, cmd, size, &op);
     if (err != WA_OK) {
-        goto out;
+        free(cmd);
+        return err;
     }
     op->cb.reply = cb;
-    op->eval_argc = total;
-    op->eval_argv = argv;
-    op->eval_argvlen = argvlen;
-    free(sha_argv);
-    free(sha_argvlen);
+    op->eval_script = script;
+    op->eval_total = total;
+    op->eval_cmd = cmd;
+    op->eval_cmd_len = size;
+    op->eval_tail = head;
     return WA_OK;
-out:
-    free(sha_argv);
-    free(sha_argvlen);
-    for (i = 0; i < argc; i++) {
-        free(argv[i]);
-    }
-    free(argv);
-    free(argvlen);
-    return err;
 }
 
 /* ---- replies: struct wa_kv_reply is never defined; it is a redisReply seen from outside ---- */

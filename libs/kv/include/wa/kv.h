@@ -150,8 +150,8 @@ enum wa_err wa_kv_del(struct wa_kv *kv, const char *key, wa_kv_int_fn cb, void *
 
 /*
  * Runs a Lua script: EVALSHA first, EVAL when Redis answers NOSCRIPT (which also loads it, so
- * later calls use the cached script). script, keys and args are copied. The timeout covers
- * both attempts.
+ * later calls use the cached script). keys and args are copied; script is borrowed until cb
+ * has run (every caller's is a static string). The timeout covers both attempts.
  */
 enum wa_err wa_kv_eval(struct wa_kv *kv, const char *script, int nkeys, const char **keys,
                        int nargs, const char **args, wa_kv_reply_fn cb, void *arg);
