@@ -135,6 +135,17 @@ check_against_jansson(const char *text, size_t size, enum wa_err err, const json
     if ((err == WA_OK) != (theirs != NULL)) {
         abort();
     }
+    {
+        /* the unique-keys reader against JSON_REJECT_DUPLICATES: the same verdict */
+        json_t *u = NULL, *ju = json_loadb(text, size, JSON_REJECT_DUPLICATES, NULL);
+
+        if ((wa_json_parse_unique(text, size, 0, &u, NULL) == WA_OK) != (ju != NULL) ||
+            (u != NULL && !json_equal(u, ju))) {
+            abort();
+        }
+        json_decref(u);
+        json_decref(ju);
+    }
     if (theirs != NULL) {
         char *a = wa_json_dump(ours), *b = wa_json_dump(theirs);
 

@@ -13,7 +13,8 @@
  * the top, nothing but whitespace after it; RFC 8259 numbers (a leading zero only alone), an
  * integer past int64 or a real past the double range refused; strings of valid UTF-8 (no
  * surrogates, no overlong forms), no control characters, the escapes of RFC 8259, "\u0000" and
- * lone surrogates refused; duplicate keys allowed, the last one wins, at the first one's place.
+ * lone surrogates refused; duplicate keys allowed, the last one wins, at the first one's place
+ * (refused by wa_json_parse_unique, as with JSON_REJECT_DUPLICATES).
  * One difference, on purpose: jansson skips a NUL byte right after a number or a literal
  * ("[1\0]" passes its lexer's push-back); no JSON text holds a NUL byte, and this reader refuses
  * one wherever it stands.
@@ -40,6 +41,7 @@ struct parser {
     const char *end; /* one past the last byte */
     size_t depth;    /* containers open around p */
     size_t max_depth;
+    bool unique;      /* a key twice in one object is an error (JSON_REJECT_DUPLICATES) */
     enum wa_err code; /* WA_OK until the first error */
     const char *why;  /* the first error, a static string */
     const char *at;   /* where it was found */
@@ -386,6 +388,10 @@ parse_object(struct parser *ps)
         if (!parse_string(ps, &key, &key_len)) {
             goto error;
         }
+        if (ps->unique && json_object_getn(obj, key, key_len) != NULL) {
+            fail(ps, WA_EPARSE, ps->p, "duplicate object key");
+            goto error;
+        }
         if (skip_ws(ps) != ':') {
             fail(ps, WA_EPARSE, ps->p, "':' expected");
             goto error;
@@ -496,8 +502,9 @@ parse_value(struct parser *ps)
         if (!parse_string(ps, &s, &n)) {
             return NULL;
         }
-        return (v = json_stringn_nocheck(s, n)) != NULL ? v
-                                                        : fail(ps, WA_ENOMEM, s, "out of memory");
+        return (v = json_stringn_nocheck(s, n)) != NULL
+                   ? v
+                   : fail(ps, WA_ENOMEM, ps->p, "out of memory");
     case 't':
         return parse_literal(ps, "true", 4, json_true());
     case 'f':
@@ -510,7 +517,8 @@ parse_value(struct parser *ps)
 }
 
 static enum wa_err
-read_document(const char *data, size_t len, size_t max_depth, json_t **out, struct wa_error *error)
+read_document(const char *data, size_t len, size_t max_depth, bool unique, json_t **out,
+              struct wa_error *error)
 {
     struct parser ps;
     json_t *v = NULL;
@@ -520,6 +528,7 @@ read_document(const char *data, size_t len, size_t max_depth, json_t **out, stru
     ps.end = data + len;
     ps.depth = 0;
     ps.max_depth = max_depth;
+    ps.unique = unique;
     ps.code = WA_OK;
     ps.why = NULL;
     ps.at = data;
@@ -546,6 +555,9 @@ read_document(const char *data, size_t len, size_t max_depth, json_t **out, stru
     if (v == NULL) {
         size_t line = 1, column = 1;
 
+        if (ps.at < data || ps.at > data + len) {
+            ps.at = data + len; /* defensive: every error is placed in the input */
+        }
         for (const char *q = data; q < ps.at; q++) {
             column = *q == '\n' ? 1 : column + 1;
             line += *q == '\n';
@@ -558,8 +570,9 @@ read_document(const char *data, size_t len, size_t max_depth, json_t **out, stru
     return WA_OK;
 }
 
-enum wa_err
-wa_json_parse(const char *data, size_t len, size_t max_depth, json_t **out, struct wa_error *error)
+static enum wa_err
+parse(const char *data, size_t len, size_t max_depth, bool unique, json_t **out,
+      struct wa_error *error)
 {
     enum wa_err err;
 
@@ -573,10 +586,23 @@ wa_json_parse(const char *data, size_t len, size_t max_depth, json_t **out, stru
     if (max_depth > WA_JSON_DEPTH_MAX) {
         max_depth = WA_JSON_DEPTH_MAX;
     }
-    err = read_document(data, len, max_depth, out, error);
+    err = read_document(data, len, max_depth, unique, out, error);
     /* Too deep is reported whatever else is wrong with the text, as wa_json_depth() sees it. */
     if (err == WA_ELIMIT || (err == WA_EPARSE && wa_json_depth(data, len, max_depth) > max_depth)) {
         return wa_error_set(error, WA_ELIMIT, "JSON nested deeper than %zu levels", max_depth);
     }
     return err;
+}
+
+enum wa_err
+wa_json_parse(const char *data, size_t len, size_t max_depth, json_t **out, struct wa_error *error)
+{
+    return parse(data, len, max_depth, false, out, error);
+}
+
+enum wa_err
+wa_json_parse_unique(const char *data, size_t len, size_t max_depth, json_t **out,
+                     struct wa_error *error)
+{
+    return parse(data, len, max_depth, true, out, error);
 }

@@ -245,7 +245,7 @@ wa_cloudevent_decode(const char *json, size_t len, struct wa_cloudevent_doc **ou
 {
     struct wa_cloudevent_doc *doc = NULL;
     struct wa_cloudevent *ev;
-    json_error_t jerr;
+    struct wa_error perr = {0};
     const char *specversion, *id, *time;
     enum wa_err err;
 
@@ -254,19 +254,18 @@ wa_cloudevent_decode(const char *json, size_t len, struct wa_cloudevent_doc **ou
         return wa_error_set(error, WA_ETOOBIG, "cloudevent of %zu bytes exceeds %d", len,
                             WA_CLOUDEVENT_MAX);
     }
-    /* jansson's own cap is 2048 levels of recursion: bound it well below, before parsing */
-    if (wa_json_depth(json, len, WA_CLOUDEVENT_MAX_DEPTH) > WA_CLOUDEVENT_MAX_DEPTH) {
-        return wa_error_set(error, WA_ELIMIT, "cloudevent nested deeper than %d levels",
-                            WA_CLOUDEVENT_MAX_DEPTH);
-    }
     if ((doc = calloc(1, sizeof(*doc))) == NULL) {
         return wa_error_set(error, WA_ENOMEM, "out of memory");
     }
     ev = &doc->ev;
-    doc->root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (doc->root == NULL) {
-        err = wa_error_set(error, WA_EPARSE, "not JSON: %s at line %d column %d", jerr.text,
-                           jerr.line, jerr.column);
+    err = wa_json_parse_unique(json, len, WA_CLOUDEVENT_MAX_DEPTH, &doc->root, &perr);
+    if (err == WA_ELIMIT) {
+        err = wa_error_set(error, WA_ELIMIT, "cloudevent nested deeper than %d levels",
+                           WA_CLOUDEVENT_MAX_DEPTH);
+        goto out;
+    }
+    if (err != WA_OK) {
+        err = wa_error_set(error, err, "not JSON: %s", perr.message);
         goto out;
     }
     if (!json_is_object(doc->root)) {

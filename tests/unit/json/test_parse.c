@@ -17,13 +17,15 @@
 
 static size_t compared, accepted;
 
-/* Fails the test when the two readers disagree on data. */
+/* Fails the test when the two readers disagree on data (unique: wa_json_parse_unique against
+ * JSON_REJECT_DUPLICATES). */
 static void
-same_as_jansson(const char *data, size_t len, const char *what)
+same_as_jansson_mode(const char *data, size_t len, const char *what, bool unique)
 {
     struct wa_error error = {0};
-    json_t *ours = NULL, *theirs = json_loadb(data, len, 0, NULL);
-    enum wa_err err = wa_json_parse(data, len, WA_JSON_DEPTH_MAX, &ours, &error);
+    json_t *ours = NULL, *theirs = json_loadb(data, len, unique ? JSON_REJECT_DUPLICATES : 0, NULL);
+    enum wa_err err = unique ? wa_json_parse_unique(data, len, WA_JSON_DEPTH_MAX, &ours, &error)
+                             : wa_json_parse(data, len, WA_JSON_DEPTH_MAX, &ours, &error);
 
     compared++;
     if (memchr(data, '\0', len) != NULL) {
@@ -60,6 +62,13 @@ same_as_jansson(const char *data, size_t len, const char *what)
     }
     json_decref(ours);
     json_decref(theirs);
+}
+
+static void
+same_as_jansson(const char *data, size_t len, const char *what)
+{
+    same_as_jansson_mode(data, len, what, false);
+    same_as_jansson_mode(data, len, what, true);
 }
 
 static void

@@ -79,6 +79,11 @@ void wa_json_arena_free(struct wa_json_arena *a);
  */
 enum wa_err wa_json_parse(const char *data, size_t len, size_t max_depth, json_t **out,
                           struct wa_error *error);
+/* wa_json_parse() that refuses a key given twice in one object (WA_EPARSE, "duplicate object
+ * key"), as json_loadb(data, len, JSON_REJECT_DUPLICATES) does: for events and API bodies,
+ * where a repeated field is an error rather than Meta's quirk. */
+enum wa_err wa_json_parse_unique(const char *data, size_t len, size_t max_depth, json_t **out,
+                                 struct wa_error *error);
 
 /* Returns the nesting depth of data ({} and [] count one each; brackets inside strings do not)
  * and stops counting once it exceeds limit. Exposed for tests and for callers that want to
