@@ -8,7 +8,7 @@
  * files see no difference (tests/unit/contract/write_test.c compares them over every webhook
  * fixture and the splitter's fuzz corpus); the JSON itself is written by wa_json_write*
  * (libs/json). Every string written is valid UTF-8 by construction: the splitter's document
- * was validated by jansson's parser, the raw body by wa_contract_utf8_text, and header values
+ * was validated by wa_json_parse's reader, the raw body by wa_contract_utf8_text, and header values
  * are checked the way json_string() checks them. Bodies that are not UTF-8 text, or need more
  * than one webhook.raw part, are not handled here (WA_ENOTFOUND): the caller uses
  * wa_contract_raw_data for them.
