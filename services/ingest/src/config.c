@@ -8,7 +8,7 @@
 #include "ingest.h"
 
 const struct wa_cfg_spec ig_config_spec[] = {
-    WA_CFG_COMMON_DEFAULTS(struct ig_config, common, "127.0.0.1:8081", "4s", "8KiB"),
+    WA_CFG_COMMON_DEFAULTS(struct ig_config, common, "127.0.0.1:8081", "4s", "8KiB", "0"),
     {"WA_APP_SECRET", WA_CFG_STRING, "sandbox-secret", 0, 0, WA_CFG_SECRET | WA_CFG_SANDBOX,
      offsetof(struct ig_config, app_secret), "app secret: HMAC key of X-Hub-Signature-256"},
     {"WA_APP_SECRET_PREVIOUS", WA_CFG_STRING, NULL, 0, 0, WA_CFG_SECRET,

@@ -75,11 +75,13 @@ struct wa_common_config {
 /* The same with another WA_SHUTDOWN_TIMEOUT default, for a daemon whose in-flight work may take
  * longer to finish (e.g. wa-notify's Cloud API calls). */
 #define WA_CFG_COMMON_DRAIN(T, m, listen_default, shutdown_default) \
-    WA_CFG_COMMON_DEFAULTS(T, m, listen_default, shutdown_default, "16KiB")
-/* The same with another WA_HTTP_MAX_HEADER default too, for a daemon whose clients send small
- * headers (wa-ingest: libmicrohttpd zeroes that buffer after every request). */
+    WA_CFG_COMMON_DEFAULTS(T, m, listen_default, shutdown_default, "16KiB", "500us")
+/* The same with other WA_HTTP_MAX_HEADER and WA_KAFKA_LINGER defaults too (wa-ingest: small
+ * headers, which libmicrohttpd zeroes after every request, and no linger, because Meta waits
+ * for the answer). */
 /* clang-format off */
-#define WA_CFG_COMMON_DEFAULTS(T, m, listen_default, shutdown_default, max_header_default)         \
+#define WA_CFG_COMMON_DEFAULTS(T, m, listen_default, shutdown_default, max_header_default,         \
+                               linger_default)                                                     \
     {"WA_LISTEN", WA_CFG_STRING, listen_default, 0, 0, 0, offsetof(T, m.listen),                   \
      "host:port of the HTTP listener"},                                                            \
     {"WA_ADMIN_LISTEN", WA_CFG_STRING, "", 0, 0, 0, offsetof(T, m.admin_listen),                   \
@@ -99,7 +101,7 @@ struct wa_common_config {
      "how long SIGTERM waits for in-flight work"},                                                 \
     {"WA_WORKERS", WA_CFG_INT, "2", 1, 64, 0, offsetof(T, m.workers),                             \
      "worker threads for blocking work (MongoDB, fsync)"},                                         \
-    {"WA_KAFKA_LINGER", WA_CFG_US, "500us", 0, 1000000, 0, offsetof(T, m.kafka_linger_us),         \
+    {"WA_KAFKA_LINGER", WA_CFG_US, linger_default, 0, 1000000, 0, offsetof(T, m.kafka_linger_us),  \
      "producer batching delay (latency against broker CPU; 0 sends at once)"},                     \
     {"WA_KAFKA_COMPRESSION", WA_CFG_STRING, "none", 0, 0, 0, offsetof(T, m.kafka_compression),    \
      "producer compression.type: none, lz4, snappy, zstd or gzip (CPU against bytes)"},          \
