@@ -116,20 +116,7 @@ scratch_put(struct parser *ps, const char *s, size_t n)
 static long
 hex4(const char *p, const char *end)
 {
-    long v = 0;
-
-    if (end - p < 4) {
-        return -1;
-    }
-    for (int k = 0; k < 4; k++) {
-        int d = wa_hex_value(p[k]);
-
-        if (d < 0) {
-            return -1;
-        }
-        v = v * 16 + d;
-    }
-    return v;
+    return end - p < 4 ? -1 : wa_hex4_value(p);
 }
 
 /* Decodes the escape at p (a backslash) into the scratch buffer; returns the byte after it,

@@ -502,23 +502,6 @@ split_change(struct wa_webhook_batch *batch, struct change_ctx *c, const json_t 
 
 /* ---- repair: values jansson refuses (see the header comment) ---- */
 
-/* The code unit of the four hex digits at p, or -1. */
-static long
-hex4(const char *p)
-{
-    long v = 0;
-
-    for (int k = 0; k < 4; k++) {
-        int d = wa_hex_value(p[k]);
-
-        if (d < 0) {
-            return -1;
-        }
-        v = v * 16 + d;
-    }
-    return v;
-}
-
 /* True when the number token t (n bytes) is one jansson cannot hold: an integer past int64
  * or a real past the double range. */
 static bool
@@ -579,10 +562,12 @@ repair(const char *body, size_t len, struct wa_buf *out, size_t *repairs)
         } else if (ch == '"') {
             in_str = false;
             err = wa_buf_append(out, body + i++, 1);
-        } else if (ch == '\\' && i + 6 <= len && p[i + 1] == 'u' && hex4(body + i + 2) >= 0) {
-            long cu = hex4(body + i + 2);
-            long lo =
-                i + 12 <= len && p[i + 6] == '\\' && p[i + 7] == 'u' ? hex4(body + i + 8) : -1;
+        } else if (ch == '\\' && i + 6 <= len && p[i + 1] == 'u' &&
+                   wa_hex4_value(body + i + 2) >= 0) {
+            long cu = wa_hex4_value(body + i + 2);
+            long lo = i + 12 <= len && p[i + 6] == '\\' && p[i + 7] == 'u'
+                          ? wa_hex4_value(body + i + 8)
+                          : -1;
 
             if (cu >= 0xd800 && cu <= 0xdbff && lo >= 0xdc00 && lo <= 0xdfff) {
                 err = wa_buf_append(out, body + i, 12); /* a valid pair */

@@ -1,7 +1,7 @@
 /*
  * wa/hex.h: lowercase hex encoding and the value of one hex digit, for every encoder and
  * decoder of hex text (ids, digests, traceparents, libs/crypto's wa_hex_decode, libs/httpd's
- * percent-decoding). Pure.
+ * percent-decoding, JSON's \u escapes). Pure.
  */
 #ifndef WA_HEX_H
 #define WA_HEX_H
@@ -36,6 +36,24 @@ wa_hex_value(char c)
         return c - 'A' + 10;
     }
     return -1;
+}
+
+/* The value of the four hex digits at p (a JSON "\uXXXX" code unit), or -1 when one is not
+ * a hex digit. p must hold four bytes. */
+static inline long
+wa_hex4_value(const char *p)
+{
+    long v = 0;
+
+    for (int k = 0; k < 4; k++) {
+        int d = wa_hex_value(p[k]);
+
+        if (d < 0) {
+            return -1;
+        }
+        v = v * 16 + d;
+    }
+    return v;
 }
 
 #endif
