@@ -84,7 +84,6 @@ struct op {
     int eval_total;
     char *eval_cmd;
     size_t eval_cmd_len, eval_tail;
-    char sha[WA_KV_SHA1_HEX_LEN];
 };
 
 #define SCRIPT_CACHE 8
@@ -1079,7 +1078,7 @@ wa_kv_eval(struct wa_kv *kv, const char *script, int nkeys, const char **keys, i
            const char **args, wa_kv_reply_fn cb, void *arg)
 {
     char sha[WA_KV_SHA1_HEX_LEN], n[24];
-    size_t lens[2 * MAX_SCRIPT_ARGS], size, head, tail;
+    size_t lens[2 * MAX_SCRIPT_ARGS], size, head, tail, nlen;
     struct op *op = NULL;
     enum wa_err err;
     int total, i;
@@ -1093,9 +1092,9 @@ wa_kv_eval(struct wa_kv *kv, const char *script, int nkeys, const char **keys, i
     total = 3 + nkeys + nargs;
     /* One RESP buffer: "EVALSHA sha" then the tail (numkeys, keys, args), which the NOSCRIPT
      * fallback sends again behind "EVAL script". */
-    n[resp_uint(n, (size_t)nkeys)] = '\0';
+    nlen = resp_uint(n, (size_t)nkeys);
     head = resp_array_len((size_t)total) + resp_bulk_len(7) + resp_bulk_len(40);
-    tail = resp_bulk_len(strlen(n));
+    tail = resp_bulk_len(nlen);
     for (i = 0; i < nkeys + nargs; i++) {
         const char *s = i < nkeys ? keys[i] : args[i - nkeys];
 
@@ -1113,7 +1112,7 @@ wa_kv_eval(struct wa_kv *kv, const char *script, int nkeys, const char **keys, i
     o = resp_array(cmd, (size_t)total);
     o = resp_bulk(o, "EVALSHA", 7);
     o = resp_bulk(o, sha, 40);
-    o = resp_bulk(o, n, strlen(n));
+    o = resp_bulk(o, n, nlen);
     for (i = 0; i < nkeys + nargs; i++) {
         o = resp_bulk(o, i < nkeys ? keys[i] : args[i - nkeys], lens[i]);
     }
