@@ -263,13 +263,37 @@ to_int64(const char *s, const char *end, int64_t *out)
     return true;
 }
 
+enum real_result { REAL_OK, REAL_OVERFLOW, REAL_NOMEM };
+
+/* The double of the real token t (n bytes), by strtod on a terminated copy (the C locale is
+ * assumed: daemons never call setlocale); REAL_OVERFLOW past the double range (an underflow
+ * reads as 0, as in jansson). */
+static enum real_result
+real_value(const char *t, size_t n, double *out)
+{
+    char tmp[64], *text = tmp;
+    bool overflow;
+
+    if (n >= sizeof(tmp) && (text = malloc(n + 1)) == NULL) {
+        return REAL_NOMEM;
+    }
+    memcpy(text, t, n);
+    text[n] = '\0';
+    errno = 0;
+    *out = strtod(text, NULL);
+    overflow = errno == ERANGE && isinf(*out);
+    if (text != tmp) {
+        free(text);
+    }
+    return overflow ? REAL_OVERFLOW : REAL_OK;
+}
+
 /* A number token at ps->p: RFC 8259's grammar, as jansson reads it. */
 static json_t *
 parse_number(struct parser *ps)
 {
     const char *start = ps->p, *p = start, *end = ps->end;
     bool real = false;
-    char tmp[64], *text = tmp;
     double d;
     json_t *v;
 
@@ -315,21 +339,35 @@ parse_number(struct parser *ps)
         }
         return (v = json_integer(i)) != NULL ? v : fail(ps, WA_ENOMEM, start, "out of memory");
     }
-    /* strtod needs a terminated copy; the C locale is assumed (daemons never call setlocale) */
-    if ((size_t)(p - start) >= sizeof(tmp) && (text = malloc((size_t)(p - start) + 1)) == NULL) {
+    switch (real_value(start, (size_t)(p - start), &d)) {
+    case REAL_OK:
+        return (v = json_real(d)) != NULL ? v : fail(ps, WA_ENOMEM, start, "out of memory");
+    case REAL_OVERFLOW:
+        return fail(ps, WA_EPARSE, start, "real number overflow");
+    default:
         return fail(ps, WA_ENOMEM, start, "out of memory");
     }
-    memcpy(text, start, (size_t)(p - start));
-    text[p - start] = '\0';
-    errno = 0;
-    d = strtod(text, NULL);
-    if (text != tmp) {
-        free(text);
+}
+
+bool
+wa_json_number_too_big(const char *t, size_t n)
+{
+    size_t k = n > 0 && t[0] == '-';
+    int64_t i;
+    double d;
+
+    if (memchr(t, '.', n) != NULL || memchr(t, 'e', n) != NULL || memchr(t, 'E', n) != NULL) {
+        return real_value(t, n, &d) == REAL_OVERFLOW;
     }
-    if (errno == ERANGE && isinf(d)) {
-        return fail(ps, WA_EPARSE, start, "real number overflow");
+    if (k == n) {
+        return false;
     }
-    return (v = json_real(d)) != NULL ? v : fail(ps, WA_ENOMEM, start, "out of memory");
+    for (; k < n; k++) {
+        if (!is_digit(t[k])) {
+            return false; /* not an integer token: refused, but not for its size */
+        }
+    }
+    return !to_int64(t, t + n, &i);
 }
 
 /* true, false or null at ps->p. */

@@ -502,34 +502,6 @@ split_change(struct wa_webhook_batch *batch, struct change_ctx *c, const json_t 
 
 /* ---- repair: values jansson refuses (see the header comment) ---- */
 
-/* True when the number token t (n bytes) is one jansson cannot hold: an integer past int64
- * or a real past the double range. */
-static bool
-number_too_big(const char *t, size_t n)
-{
-    char tmp[64];
-    bool integer = true;
-    double d;
-
-    for (size_t k = 0; k < n; k++) {
-        if (t[k] == '.' || t[k] == 'e' || t[k] == 'E') {
-            integer = false;
-        }
-    }
-    if (n >= sizeof(tmp)) {
-        return integer; /* 64 digits: past int64; a real that long still fits a double */
-    }
-    memcpy(tmp, t, n);
-    tmp[n] = '\0';
-    errno = 0;
-    if (integer) {
-        (void)strtoll(tmp, NULL, 10);
-        return errno == ERANGE;
-    }
-    d = strtod(tmp, NULL);
-    return errno == ERANGE && (d > 1.0 || d < -1.0); /* overflow; underflow parses as 0 */
-}
-
 /* Appends to out a copy of body (len bytes) with the repairs of the header comment; counts
  * them in *repairs. WA_ENOMEM, WA_ETOOBIG. */
 static enum wa_err
@@ -552,7 +524,7 @@ repair(const char *body, size_t len, struct wa_buf *out, size_t *repairs)
             }
             for (n = 1; i + n < len && strchr("0123456789+-.eE", body[i + n]) != NULL; n++) {
             }
-            if (number_too_big(body + i, n)) {
+            if (wa_json_number_too_big(body + i, n)) {
                 (*repairs)++;
                 err = wa_buf_printf(out, "\"%.*s\"", (int)n, body + i);
             } else {

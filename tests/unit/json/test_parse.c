@@ -237,6 +237,50 @@ parse__grammar_corners__same_verdict_and_document_as_jansson(void **state)
     same_as_jansson("{\"a\":\"b\0c\"}", 11, "NUL inside a string");
 }
 
+/* wa_json_number_too_big says "too big" exactly where the reader refuses a number for its
+ * size, and never for a token that is not a number. */
+static void
+number_too_big__matches_the_reader(void **state)
+{
+    static const struct {
+        const char *token;
+        bool too_big;
+    } cases[] = {
+        {"9223372036854775807", false},
+        {"9223372036854775808", true},
+        {"-9223372036854775808", false},
+        {"-9223372036854775809", true},
+        {"1e308", false},
+        {"1e309", true},
+        {"-1e309", true},
+        {"1e-400", false},
+        {"37.483307", false},
+        {"0", false},
+        {"1-2", false},
+        {"-", false},
+        {"", false},
+        {"12a", false},
+        {"1234567890123456789012345678901234567890123456789012345678901234567890", true},
+        {"1.0000000000000000000000000000000000000000000000000000000000000000000e400", true},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < WA_ARRAY_LEN(cases); i++) {
+        const char *t = cases[i].token;
+        char doc[128];
+        json_t *v = NULL;
+        enum wa_err err;
+
+        assert_int_equal(wa_json_number_too_big(t, strlen(t)), cases[i].too_big);
+        snprintf(doc, sizeof(doc), "[%s]", t);
+        err = wa_json_parse(doc, strlen(doc), 0, &v, NULL);
+        if (cases[i].too_big) {
+            assert_int_equal(err, WA_EPARSE);
+        }
+        json_decref(v);
+    }
+}
+
 /* Every file under tests/data, prefixes of it (a spread, and each of the last 16) and one-byte
  * mutations at a spread of places: the readers agree on all of them. */
 static int
@@ -301,6 +345,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(parse__grammar_corners__same_verdict_and_document_as_jansson),
         cmocka_unit_test(parse__every_fixture_prefix_and_mutation__same_as_jansson),
+        cmocka_unit_test(number_too_big__matches_the_reader),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

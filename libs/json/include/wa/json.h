@@ -85,6 +85,11 @@ enum wa_err wa_json_parse(const char *data, size_t len, size_t max_depth, json_t
 enum wa_err wa_json_parse_unique(const char *data, size_t len, size_t max_depth, json_t **out,
                                  struct wa_error *error);
 
+/* True when the number token t (n bytes) is one wa_json_parse refuses for its size: an
+ * integer (no '.', 'e' or 'E') past int64, or a real past the double range. A token that is
+ * not a number at all is not "too big" (false). For repairs of refused input (libs/whatsapp). */
+bool wa_json_number_too_big(const char *t, size_t n);
+
 /* Returns the nesting depth of data ({} and [] count one each; brackets inside strings do not)
  * and stops counting once it exceeds limit. Exposed for tests and for callers that want to
  * pre-screen input without parsing it. */
