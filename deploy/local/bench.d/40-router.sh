@@ -9,7 +9,7 @@
 # same messages hop by hop from the spans the daemons record (tools/loadgen/hops.py receives
 # them over OTLP/HTTP; RT_BENCH_TRACE_SAMPLE percent of the messages, default 100, 0 for none:
 # tracing every message costs CPU at high rates).
-# Target: p99 <= 50 ms at 200/s.
+# Targets: p99.9 <= 50 ms at 200/s, p99 <= 50 ms at 1,000/s (printed with the verdict).
 #
 # Run by deploy/local/bench.sh after the build and the infrastructure on default ports; also
 # runnable alone: WA_BIN_DIR (default build/run/bin), WA_KAFKA_BROKERS, WA_REDIS_URL.
@@ -101,9 +101,9 @@ awk -v hz="$(getconf CLK_TCK)" -v ns=$((T1 - T0)) -v m=$((M1 - M0)) -v cores="$(
         line, 100 * m / hz / w, cores
     printf "  CPU per inbound message (these processes): %.0f us\n", 1e4 * total / rate
 }'
-python3 - "$SIM" 1888 "$WORK/sent.log" 30 <<'PY'
+python3 - "$SIM" 1888 "$WORK/sent.log" 30 "$RATE" <<'PY'
 import datetime, json, sys, time, urllib.request
-sim, prefix, log, wait = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+sim, prefix, log, wait, rate = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), float(sys.argv[5])
 sent = {}
 for line in open(log):
     wa_id, us = line.split()
@@ -132,8 +132,11 @@ with open(log + ".latency", "w") as f: # per message: scheduled send (s), latenc
 def pct(p): return lat[min(len(lat) - 1, max(0, int(round(p / 100 * len(lat))) - 1))] if lat else float("nan")
 print("router bench: %d inbound webhooks, %d auto-replies seen, %d missing"
       % (len(sent), len(lat), len(sent) - len(lat)))
-print("  webhook -> reply accepted at wa-cloudsim: p50 %.1f ms  p90 %.1f ms  p99 %.1f ms  p99.9 %.1f ms  max %.1f ms  (target p99 <= 50 ms)"
-      % (pct(50), pct(90), pct(99), pct(99.9), lat[-1] if lat else float("nan")))
+# The targets: p99.9 <= 50 ms at 200/s (and below), p99 <= 50 ms at 1,000/s (and above 200/s).
+goal = (99.9, "p99.9") if rate <= 200 else (99, "p99")
+print("  webhook -> reply accepted at wa-cloudsim: p50 %.1f ms  p90 %.1f ms  p99 %.1f ms  p99.9 %.1f ms  max %.1f ms  (target %s <= 50 ms at %.0f/s: %s)"
+      % (pct(50), pct(90), pct(99), pct(99.9), lat[-1] if lat else float("nan"), goal[1], rate,
+         "met" if lat and len(lat) == len(sent) and pct(goal[0]) <= 50 else "missed"))
 PY
 # Hop by hop, the same messages (the tracers flush at least once a second).
 sleep 2
