@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # infra_tool.sh: wa-infra (tools/infra, used by deploy/local's kafka.sh and mongo.sh) against
 # the real Kafka and FerretDB of make test: probes succeed on the servers and fail on a closed
-# port, and kafka-topics creates exactly libs/contract's topics, which kafka-list then shows.
+# port, kafka-topics creates exactly libs/contract's topics, which kafka-list then shows, and
+# kafka-delete removes the named ones and no other.
 set -euo pipefail
 bin=${WA_BIN_DIR:?}/wa-infra
 : "${WA_KAFKA_BROKERS:?}" "${WA_MONGO_URI:?}"
@@ -22,6 +23,21 @@ for t in "${topics[@]}"; do
 done
 # a second run keeps the existing topics
 "$bin" kafka-topics "$WA_KAFKA_BROKERS" "$prefix" 2 30000 >/dev/null || fail "kafka-topics again"
+
+# kafka-delete removes exactly the named topics; a name that does not exist is no error
+doomed=("$prefix${topics[0]}" "$prefix${topics[1]}" "${prefix}never-made")
+"$bin" kafka-delete "$WA_KAFKA_BROKERS" "${doomed[@]}" >/dev/null || fail "kafka-delete"
+for _ in $(seq 1 50); do
+  listing=$("$bin" kafka-list "$WA_KAFKA_BROKERS" 5000) || fail "kafka-list after kafka-delete"
+  grep -qx "$prefix${topics[0]} 2" <<<"$listing" || grep -qx "$prefix${topics[1]} 2" <<<"$listing" || break
+  sleep 0.2
+done
+if grep -qx "$prefix${topics[0]} 2" <<<"$listing"; then fail "$prefix${topics[0]} still listed after kafka-delete"; fi
+if grep -qx "$prefix${topics[1]} 2" <<<"$listing"; then fail "$prefix${topics[1]} still listed after kafka-delete"; fi
+grep -qx "$prefix${topics[2]} 2" <<<"$listing" || fail "kafka-delete took $prefix${topics[2]} too"
+rc=0
+"$bin" kafka-delete "$WA_KAFKA_BROKERS" 2>/dev/null || rc=$?
+((rc == 2)) || fail "kafka-delete without a topic exited $rc, not 2"
 
 # the same over the SASL_SSL listener (test profile), settings from the daemons' WA_KAFKA_*
 # variables with the password from a file, as the Kubernetes topics Job runs it

@@ -10,6 +10,8 @@
  *                                                     creates the contract's topics (existing
  *                                                     ones are kept) and waits for their leaders
  *   wa-infra kafka-list BROKERS [TIMEOUT_MS]          prints "name partitions" per topic
+ *   wa-infra kafka-delete BROKERS TOPIC...            deletes the named topics (absent ones
+ *                                                     are no error; waits up to 30 s)
  *   wa-infra mongo-ping URI [TIMEOUT_MS]              the server answers {ping: 1}
  *   wa-infra contract-topics                          prints the contract's topics, one a line
  *
@@ -27,6 +29,7 @@
 #include "wa/mongo.h"
 
 #define DEFAULT_TIMEOUT_MS 2000
+#define DELETE_TIMEOUT_MS  30000
 
 static const char *const topics[] = {WA_CONTRACT_TOPICS};
 
@@ -43,6 +46,7 @@ usage(void)
     fprintf(stderr, "usage: wa-infra kafka-ping BROKERS [TIMEOUT_MS]\n"
                     "       wa-infra kafka-topics BROKERS PREFIX PARTITIONS [TIMEOUT_MS]\n"
                     "       wa-infra kafka-list BROKERS [TIMEOUT_MS]\n"
+                    "       wa-infra kafka-delete BROKERS TOPIC...\n"
                     "       wa-infra mongo-ping URI [TIMEOUT_MS]\n"
                     "       wa-infra contract-topics\n");
     return 2;
@@ -149,6 +153,21 @@ main(int argc, char **argv)
         }
         rc = kafka_topics(argv[2], argv[3], partitions, timeout_ms);
         wa_kafka_wait_destroyed(timeout_ms);
+        return rc;
+    }
+    if (strcmp(cmd, "kafka-delete") == 0 && argc >= 4) {
+        struct wa_kafka_config kc = {
+            .brokers = argv[2], .client_id = "wa-infra", .security = security};
+        size_t n = (size_t)argc - 3;
+
+        rc = wa_kafka_topics_delete(&kc, (const char *const *)&argv[3], n, DELETE_TIMEOUT_MS,
+                                    &error) == WA_OK
+                 ? 0
+                 : fail(&error);
+        if (rc == 0) {
+            printf("%zu topic(s) deleted\n", n);
+        }
+        wa_kafka_wait_destroyed(DELETE_TIMEOUT_MS);
         return rc;
     }
     if (strcmp(cmd, "mongo-ping") == 0 && (argc == 3 || argc == 4)) {

@@ -1,6 +1,6 @@
 /*
- * admin.c: creating and listing topics at startup, in tests and in deploy/local's wa-infra
- * (blocking by design).
+ * admin.c: creating, listing and deleting topics at startup, in tests and in deploy/local's
+ * wa-infra (blocking by design).
  *
  * Uses a short-lived producer handle: CreateTopics through the admin API (a topic that already
  * exists is success), then metadata requests until every topic has partitions with leaders,
@@ -243,5 +243,93 @@ out:
     if (rk != NULL) {
         rd_kafka_destroy(rk);
     }
+    return err;
+}
+
+enum wa_err
+wa_kafka_topics_delete(const struct wa_kafka_config *cfg, const char *const *names, size_t n,
+                       int timeout_ms, struct wa_error *error)
+{
+    rd_kafka_DeleteTopic_t **topics = NULL;
+    rd_kafka_AdminOptions_t *options = NULL;
+    rd_kafka_queue_t *queue = NULL;
+    rd_kafka_event_t *ev = NULL;
+    const rd_kafka_topic_result_t **results;
+    struct admin_state st;
+    rd_kafka_t *rk = NULL;
+    size_t nresults = 0;
+    char errstr[256];
+    enum wa_err err;
+
+    if (names == NULL || n == 0 || timeout_ms <= 0) {
+        return wa_error_set(error, WA_EINVAL, "topics_delete needs names and a timeout");
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (names[i] == NULL || *names[i] == '\0') {
+            return wa_error_set(error, WA_EINVAL, "topic name %zu is empty", i);
+        }
+    }
+    if ((err = admin_new(cfg, &st, &rk, error)) != WA_OK) {
+        return err;
+    }
+    if ((topics = calloc(n, sizeof(*topics))) == NULL || (queue = rd_kafka_queue_new(rk)) == NULL ||
+        (options = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_DELETETOPICS)) == NULL) {
+        err = wa_error_set(error, WA_ENOMEM, "out of memory");
+        goto out;
+    }
+    rd_kafka_AdminOptions_set_operation_timeout(options, timeout_ms, errstr, sizeof(errstr));
+    rd_kafka_AdminOptions_set_request_timeout(options, timeout_ms, errstr, sizeof(errstr));
+    for (size_t i = 0; i < n; i++) {
+        if ((topics[i] = rd_kafka_DeleteTopic_new(names[i])) == NULL) {
+            err = wa_error_set(error, WA_ENOMEM, "out of memory");
+            goto out;
+        }
+    }
+    rd_kafka_DeleteTopics(rk, topics, n, options, queue);
+    if ((ev = rd_kafka_queue_poll(queue, timeout_ms + 1000)) == NULL) {
+        err = wa_error_set(error, WA_ETIMEDOUT, "deleting topics timed out");
+        err = admin_fail(rk, &st, err, "deleting topics", error);
+        goto out;
+    }
+    if (rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        err = wa_error_set(error, kafka_err(rd_kafka_event_error(ev)), "deleting topics: %s",
+                           rd_kafka_event_error_string(ev));
+        err = admin_fail(rk, &st, err, "deleting topics", error);
+        goto out;
+    }
+    results =
+        rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(ev), &nresults);
+    for (size_t i = 0; i < nresults; i++) {
+        rd_kafka_resp_err_t rerr = rd_kafka_topic_result_error(results[i]);
+
+        /* a topic already gone is what the caller wanted */
+        if (rerr != RD_KAFKA_RESP_ERR_NO_ERROR && rerr != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+            const char *msg = rd_kafka_topic_result_error_string(results[i]);
+
+            err = wa_error_set(error, kafka_err(rerr), "topic %s: %s",
+                               rd_kafka_topic_result_name(results[i]),
+                               msg != NULL ? msg : rd_kafka_err2str(rerr));
+            goto out;
+        }
+    }
+out:
+    if (ev != NULL) {
+        rd_kafka_event_destroy(ev);
+    }
+    if (topics != NULL) {
+        for (size_t i = 0; i < n; i++) {
+            if (topics[i] != NULL) {
+                rd_kafka_DeleteTopic_destroy(topics[i]);
+            }
+        }
+        free(topics);
+    }
+    if (options != NULL) {
+        rd_kafka_AdminOptions_destroy(options);
+    }
+    if (queue != NULL) {
+        rd_kafka_queue_destroy(queue);
+    }
+    rd_kafka_destroy(rk);
     return err;
 }

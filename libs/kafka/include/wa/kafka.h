@@ -320,6 +320,15 @@ enum wa_err wa_kafka_topics_list(const struct wa_kafka_config *cfg, int timeout_
                                  wa_kafka_topic_fn fn, void *arg, struct wa_error *error);
 
 /*
+ * Deletes the topics (full names) and their data; a topic that does not exist is no error.
+ * Blocks up to about timeout_ms: for scripts and tests only, never on a running loop. WA_OK
+ * when the broker accepted every deletion (it completes them in the background); WA_ETIMEDOUT,
+ * WA_EUNAVAIL, WA_EAUTH or WA_EINVAL otherwise, with the topic in the message.
+ */
+enum wa_err wa_kafka_topics_delete(const struct wa_kafka_config *cfg, const char *const *names,
+                                   size_t n, int timeout_ms, struct wa_error *error);
+
+/*
  * Waits up to timeout_ms for librdkafka's background threads to end after every handle was
  * freed (for leak-checked tests and orderly exit). Returns true when they did.
  */
