@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,10 +39,50 @@ wa_test_bin_path(const char *name, char *out, size_t size)
     snprintf(out, size, "%s/%s", wa_test_env("WA_BIN_DIR"), name);
 }
 
+extern char **environ;
+
+/* The child's environment: the caller's, less the names env sets, then env. Built before fork:
+ * the child of a threaded process may only call async-signal-safe functions until exec (a
+ * putenv there reallocates environ and can wait forever on a lock another thread held at fork
+ * time). Pointers are borrowed; free only the array. */
+static char **
+child_environ(const char *const *env)
+{
+    size_t n = 0, k = 0, m = 0;
+    char **out;
+
+    while (environ != NULL && environ[n] != NULL) {
+        n++;
+    }
+    while (env != NULL && env[m] != NULL) {
+        m++;
+    }
+    out = calloc(n + m + 1, sizeof(*out));
+    assert_non_null(out);
+    for (size_t i = 0; i < n; i++) {
+        const char *eq = strchr(environ[i], '=');
+        size_t len = eq != NULL ? (size_t)(eq - environ[i]) + 1 : strlen(environ[i]);
+        bool replaced = false;
+
+        for (size_t j = 0; j < m && !replaced; j++) {
+            replaced = strncmp(env[j], environ[i], len) == 0;
+        }
+        if (!replaced) {
+            out[k++] = environ[i];
+        }
+    }
+    for (size_t j = 0; j < m; j++) {
+        out[k++] = (char *)env[j];
+    }
+    out[k] = NULL;
+    return out;
+}
+
 pid_t
 wa_test_spawn(const char *const *argv, const char *const *env, const char *logfile, int flags)
 {
     pid_t parent = getpid();
+    char **envp = child_environ(env);
     pid_t pid = fork();
 
     assert_true(pid >= 0);
@@ -68,12 +109,10 @@ wa_test_spawn(const char *const *argv, const char *const *env, const char *logfi
                 close(fd);
             }
         }
-        for (size_t i = 0; env != NULL && env[i] != NULL; i++) {
-            putenv((char *)env[i]); /* the child's copy of the caller's string */
-        }
-        execvp(argv[0], (char *const *)argv);
+        execvpe(argv[0], (char *const *)argv, envp);
         _exit(127);
     }
+    free(envp);
     return pid;
 }
 
