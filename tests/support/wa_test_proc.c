@@ -41,10 +41,19 @@ wa_test_bin_path(const char *name, char *out, size_t size)
 
 extern char **environ;
 
-/* The child's environment: the caller's, less the names env sets, then env. Built before fork:
- * the child of a threaded process may only call async-signal-safe functions until exec (a
- * putenv there reallocates environ and can wait forever on a lock another thread held at fork
- * time). Pointers are borrowed; free only the array. */
+static bool
+same_name(const char *a, const char *b)
+{
+    size_t n = strcspn(a, "=");
+
+    return n == strcspn(b, "=") && strncmp(a, b, n) == 0;
+}
+
+/* The child's environment as putenv(3) of each entry of env over the caller's would leave it: a
+ * later entry replaces an earlier one of the same name, and a bare NAME removes it. Built
+ * before fork: the child of a threaded process may only call async-signal-safe functions until
+ * exec (a putenv there reallocates environ and can wait forever on a lock another thread held at
+ * fork time). Pointers are borrowed; free only the array. */
 static char **
 child_environ(const char *const *env)
 {
@@ -60,19 +69,24 @@ child_environ(const char *const *env)
     out = calloc(n + m + 1, sizeof(*out));
     assert_non_null(out);
     for (size_t i = 0; i < n; i++) {
-        const char *eq = strchr(environ[i], '=');
-        size_t len = eq != NULL ? (size_t)(eq - environ[i]) + 1 : strlen(environ[i]);
         bool replaced = false;
 
         for (size_t j = 0; j < m && !replaced; j++) {
-            replaced = strncmp(env[j], environ[i], len) == 0;
+            replaced = same_name(env[j], environ[i]);
         }
         if (!replaced) {
             out[k++] = environ[i];
         }
     }
     for (size_t j = 0; j < m; j++) {
-        out[k++] = (char *)env[j];
+        bool later = strchr(env[j], '=') == NULL; /* a bare name only removes */
+
+        for (size_t l = j + 1; l < m && !later; l++) {
+            later = same_name(env[l], env[j]);
+        }
+        if (!later) {
+            out[k++] = (char *)env[j];
+        }
     }
     out[k] = NULL;
     return out;
