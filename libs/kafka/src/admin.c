@@ -47,6 +47,26 @@ admin_fail(rd_kafka_t *rk, struct admin_state *st, enum wa_err err, const char *
     return err;
 }
 
+/* The first topic of an admin result that failed with anything but done (what the call wanted
+ * anyway: "already exists" for a create, "unknown topic" for a delete), as an error. */
+static enum wa_err
+results_check(const rd_kafka_topic_result_t **results, size_t n, rd_kafka_resp_err_t done,
+              struct wa_error *error)
+{
+    for (size_t i = 0; i < n; i++) {
+        rd_kafka_resp_err_t rerr = rd_kafka_topic_result_error(results[i]);
+
+        if (rerr != RD_KAFKA_RESP_ERR_NO_ERROR && rerr != done) {
+            const char *msg = rd_kafka_topic_result_error_string(results[i]);
+
+            return wa_error_set(error, kafka_err(rerr), "topic %s: %s",
+                                rd_kafka_topic_result_name(results[i]),
+                                msg != NULL ? msg : rd_kafka_err2str(rerr));
+        }
+    }
+    return WA_OK;
+}
+
 static enum wa_err
 create(rd_kafka_t *rk, const char *const *names, size_t n, int partitions, int timeout_ms,
        struct wa_error *error)
@@ -89,18 +109,7 @@ create(rd_kafka_t *rk, const char *const *names, size_t n, int partitions, int t
     }
     result = rd_kafka_event_CreateTopics_result(ev);
     results = rd_kafka_CreateTopics_result_topics(result, &nresults);
-    for (size_t i = 0; i < nresults; i++) {
-        rd_kafka_resp_err_t rerr = rd_kafka_topic_result_error(results[i]);
-
-        if (rerr != RD_KAFKA_RESP_ERR_NO_ERROR && rerr != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
-            const char *msg = rd_kafka_topic_result_error_string(results[i]);
-
-            err = wa_error_set(error, kafka_err(rerr), "topic %s: %s",
-                               rd_kafka_topic_result_name(results[i]),
-                               msg != NULL ? msg : rd_kafka_err2str(rerr));
-            goto out;
-        }
-    }
+    err = results_check(results, nresults, RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS, error);
 out:
     if (ev != NULL) {
         rd_kafka_event_destroy(ev);
@@ -299,19 +308,7 @@ wa_kafka_topics_delete(const struct wa_kafka_config *cfg, const char *const *nam
     }
     results =
         rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(ev), &nresults);
-    for (size_t i = 0; i < nresults; i++) {
-        rd_kafka_resp_err_t rerr = rd_kafka_topic_result_error(results[i]);
-
-        /* a topic already gone is what the caller wanted */
-        if (rerr != RD_KAFKA_RESP_ERR_NO_ERROR && rerr != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
-            const char *msg = rd_kafka_topic_result_error_string(results[i]);
-
-            err = wa_error_set(error, kafka_err(rerr), "topic %s: %s",
-                               rd_kafka_topic_result_name(results[i]),
-                               msg != NULL ? msg : rd_kafka_err2str(rerr));
-            goto out;
-        }
-    }
+    err = results_check(results, nresults, RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART, error);
 out:
     if (ev != NULL) {
         rd_kafka_event_destroy(ev);
