@@ -67,6 +67,38 @@ results_check(const rd_kafka_topic_result_t **results, size_t n, rd_kafka_resp_e
     return WA_OK;
 }
 
+/* Waits for the result event of an admin request sent to queue ("what": "creating topics");
+ * the request has its own timeout, so wait a little longer. *ev is the caller's on WA_OK. */
+static enum wa_err
+admin_wait(rd_kafka_queue_t *queue, int timeout_ms, const char *what, rd_kafka_event_t **ev,
+           struct wa_error *error)
+{
+    if ((*ev = rd_kafka_queue_poll(queue, timeout_ms + 1000)) == NULL) {
+        return wa_error_set(error, WA_ETIMEDOUT, "%s timed out", what);
+    }
+    if (rd_kafka_event_error(*ev) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        return wa_error_set(error, kafka_err(rd_kafka_event_error(*ev)), "%s: %s", what,
+                            rd_kafka_event_error_string(*ev));
+    }
+    return WA_OK;
+}
+
+/* Names, a count and a timeout given, and no name empty. */
+static enum wa_err
+names_check(const char *const *names, size_t n, int timeout_ms, const char *what,
+            struct wa_error *error)
+{
+    if (names == NULL || n == 0 || timeout_ms <= 0) {
+        return wa_error_set(error, WA_EINVAL, "%s needs names and a timeout", what);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (names[i] == NULL || *names[i] == '\0') {
+            return wa_error_set(error, WA_EINVAL, "topic name %zu is empty", i);
+        }
+    }
+    return WA_OK;
+}
+
 static enum wa_err
 create(rd_kafka_t *rk, const char *const *names, size_t n, int partitions, int timeout_ms,
        struct wa_error *error)
@@ -96,15 +128,7 @@ create(rd_kafka_t *rk, const char *const *names, size_t n, int partitions, int t
         }
     }
     rd_kafka_CreateTopics(rk, topics, n, options, queue);
-    /* the admin request has its own timeout; wait a little longer for its result event */
-    ev = rd_kafka_queue_poll(queue, timeout_ms + 1000);
-    if (ev == NULL) {
-        err = wa_error_set(error, WA_ETIMEDOUT, "creating topics timed out");
-        goto out;
-    }
-    if (rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        err = wa_error_set(error, kafka_err(rd_kafka_event_error(ev)), "creating topics: %s",
-                           rd_kafka_event_error_string(ev));
+    if ((err = admin_wait(queue, timeout_ms, "creating topics", &ev, error)) != WA_OK) {
         goto out;
     }
     result = rd_kafka_event_CreateTopics_result(ev);
@@ -224,13 +248,11 @@ wa_kafka_topics_ensure(const struct wa_kafka_config *cfg, const char *const *nam
     uint64_t deadline;
     enum wa_err err;
 
-    if (names == NULL || n == 0 || partitions <= 0 || timeout_ms <= 0) {
-        return wa_error_set(error, WA_EINVAL, "topics_ensure needs names, partitions, timeout");
+    if (partitions <= 0) {
+        return wa_error_set(error, WA_EINVAL, "topics_ensure needs partitions");
     }
-    for (size_t i = 0; i < n; i++) {
-        if (names[i] == NULL || *names[i] == '\0') {
-            return wa_error_set(error, WA_EINVAL, "topic name %zu is empty", i);
-        }
+    if ((err = names_check(names, n, timeout_ms, "topics_ensure", error)) != WA_OK) {
+        return err;
     }
     deadline = wa_clock_mono_ms() + (uint64_t)timeout_ms;
     if ((err = admin_new(cfg, &st, &rk, error)) != WA_OK) {
@@ -270,15 +292,8 @@ wa_kafka_topics_delete(const struct wa_kafka_config *cfg, const char *const *nam
     char errstr[256];
     enum wa_err err;
 
-    if (names == NULL || n == 0 || timeout_ms <= 0) {
-        return wa_error_set(error, WA_EINVAL, "topics_delete needs names and a timeout");
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (names[i] == NULL || *names[i] == '\0') {
-            return wa_error_set(error, WA_EINVAL, "topic name %zu is empty", i);
-        }
-    }
-    if ((err = admin_new(cfg, &st, &rk, error)) != WA_OK) {
+    if ((err = names_check(names, n, timeout_ms, "topics_delete", error)) != WA_OK ||
+        (err = admin_new(cfg, &st, &rk, error)) != WA_OK) {
         return err;
     }
     if ((topics = calloc(n, sizeof(*topics))) == NULL || (queue = rd_kafka_queue_new(rk)) == NULL ||
@@ -295,14 +310,7 @@ wa_kafka_topics_delete(const struct wa_kafka_config *cfg, const char *const *nam
         }
     }
     rd_kafka_DeleteTopics(rk, topics, n, options, queue);
-    if ((ev = rd_kafka_queue_poll(queue, timeout_ms + 1000)) == NULL) {
-        err = wa_error_set(error, WA_ETIMEDOUT, "deleting topics timed out");
-        err = admin_fail(rk, &st, err, "deleting topics", error);
-        goto out;
-    }
-    if (rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        err = wa_error_set(error, kafka_err(rd_kafka_event_error(ev)), "deleting topics: %s",
-                           rd_kafka_event_error_string(ev));
+    if ((err = admin_wait(queue, timeout_ms, "deleting topics", &ev, error)) != WA_OK) {
         err = admin_fail(rk, &st, err, "deleting topics", error);
         goto out;
     }
